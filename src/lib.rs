@@ -1,7 +1,45 @@
+//! edgefault: a sidecar proxy that rehearses edge-provider outages. HTTP traffic flows through untouched
+//! until a gRPC call starts an experiment; from the next request on, the matching share of requests gets
+//! the experiment's faults (aborts, delays); when the experiment ends, traffic is untouched again.
+//!
+//! Layout:
+//!
+//! ```text
+//! main.rs         command line only (clap), calls into this library
+//! app.rs          binds every port, wires the parts, drains on shutdown
+//! config.rs       config file + flags → checked Config and the route Topology
+//! document.rs     experiment YAML (protobuf JSON mapping) → ExperimentSpec
+//! fault/          pure fault model: Matcher, Percentage, Fault (abort, delay)
+//! experiment/     Registry (lifecycle, timers) → RuleSet (immutable, indexed by route)
+//! proxy/          data plane: listener, per-request service, upstream clients, responses it writes
+//! control/        gRPC FaultControl service; convert.rs validates proto into domain values
+//! admin.rs        /healthz, /readyz, /metrics
+//! telemetry/      logs and Prometheus metrics
+//! ctl.rs          the `edgefault ctl` client
+//! demo.rs         `edgefault demo`: upstream, proxy and traffic in one process
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod app;
+pub mod config;
+pub mod control;
+pub mod ctl;
+pub mod demo;
+pub mod document;
+pub mod experiment;
+pub mod fault;
+pub mod proxy;
+pub mod telemetry;
+
+/// Code generated from `proto/edgefault/v1/*.proto`.
 pub mod pb {
+    #[allow(clippy::all, missing_docs)]
     pub mod v1 {
         tonic::include_proto!("edgefault.v1");
         include!(concat!(env!("OUT_DIR"), "/edgefault.v1.serde.rs"));
     }
+    /// The compiled descriptors, for server reflection and for reading experiment files.
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("edgefault_descriptor");
 }

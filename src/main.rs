@@ -1,1 +1,211 @@
-fn main(){}
+//! The `edgefault` command line. Parsing only: the work is done by the library.
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+use edgefault::{
+    app::{self, Server},
+    config::{Config, Overrides},
+    ctl::{self, Ctl, CtlError, Output},
+    telemetry::{self, LogFormat},
+};
+
+/// A sidecar proxy that rehearses edge-provider outages: HTTP faults injected into live traffic, started
+/// and stopped over gRPC.
+#[derive(Parser)]
+#[command(name = "edgefault", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy and its control service.
+    Serve(ServeArgs),
+    /// Talk to a running edgefault's control service.
+    Ctl(CtlArgs),
+    /// Check a config file or an experiment file without starting anything.
+    Validate {
+        /// A config file (it has `listeners:`) or an experiment file (one or more `---` separated specs).
+        file: PathBuf,
+        /// Check an experiment file against this config's routes, listeners and limits.
+        #[arg(long, value_name = "CONFIG")]
+        config: Option<PathBuf>,
+        /// Treat FILE as a config file even if it does not look like one.
+        #[arg(long, conflicts_with = "config")]
+        as_config: bool,
+    },
+    /// Start a sample upstream and the proxy, inject faults through the gRPC service, and show what
+    /// clients saw. Exits when done (about 6 seconds).
+    Demo {
+        /// Length of each of the three phases.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        phase: Duration,
+    },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Config file (YAML). Flags override it.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address of the first listener [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Upstream URL of the first listener's default route (http://host:port).
+    #[arg(long, value_name = "URL")]
+    upstream: Option<String>,
+    /// Address of the gRPC control service [default: 127.0.0.1:7070].
+    #[arg(long, value_name = "ADDR")]
+    control: Option<String>,
+    /// Address of the admin endpoint (/healthz, /readyz, /metrics); off unless given.
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<String>,
+    /// Duration of experiments that give none [default: 5m].
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    default_duration: Option<Duration>,
+    /// Longest duration an experiment may ask for [default: 1h].
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    max_duration: Option<Duration>,
+    /// How long shutdown waits for in-flight requests [default: 10s].
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    drain_grace: Option<Duration>,
+    /// Worker threads [default: one per core].
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Log format; the level comes from RUST_LOG (default info).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Args)]
+struct CtlArgs {
+    /// Control service URL.
+    #[arg(long, env = "EDGEFAULT_CONTROL", default_value = ctl::DEFAULT_CONTROL_URL, global = true)]
+    control: String,
+    #[command(subcommand)]
+    command: CtlCommand,
+}
+
+#[derive(Subcommand)]
+enum CtlCommand {
+    /// Start the experiments of a file; prints one id per line.
+    Start {
+        #[arg(long, short = 'f', value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Stop an experiment.
+    Stop {
+        id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Show one experiment.
+    Get {
+        id: String,
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// List experiments: active ones, then recently ended ones.
+    List {
+        /// Only these states (pending, running, completed, stopped, aborted); repeatable.
+        #[arg(long, value_parser = ctl::parse_state)]
+        state: Vec<edgefault::pb::v1::ExperimentState>,
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// The kill switch: end every pending and running experiment now.
+    AbortAll {
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Ctl(args) => current_thread(run_ctl(args)),
+        Command::Validate { file, config, as_config } => {
+            ctl::validate_file(&file, config.as_deref(), as_config).map(|summary| println!("{summary}")).map_err(|e| e.to_string())
+        }
+        Command::Demo { phase } => current_thread(async move {
+            let mut out = std::io::stdout();
+            edgefault::demo::run(&mut out, phase).await.map_err(|e| e.to_string())
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("edgefault: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn current_thread<F: std::future::Future<Output = Result<(), String>>>(f: F) -> Result<(), String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?
+        .block_on(f)
+}
+
+fn serve(args: ServeArgs) -> Result<(), String> {
+    telemetry::init_logs(args.log_format);
+    let overrides = Overrides {
+        listen: args.listen,
+        upstream: args.upstream,
+        control: args.control,
+        admin: args.admin,
+        workers: args.workers,
+        default_duration: args.default_duration,
+        max_duration: args.max_duration,
+        drain_grace: args.drain_grace,
+    };
+    let config = match &args.config {
+        Some(path) => Config::load(path, &overrides),
+        None => Config::from_overrides(&overrides),
+    }
+    .map_err(|e| e.to_string())?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = config.workers {
+        runtime.worker_threads(n);
+    }
+    let runtime = runtime.enable_all().build().map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async move {
+        let server = Server::start(config).await.map_err(|e| e.to_string())?;
+        server.run_until(app::termination_signal()).await;
+        Ok(())
+    })
+}
+
+async fn run_ctl(args: CtlArgs) -> Result<(), String> {
+    let fail = |e: CtlError| e.to_string();
+    let mut ctl = Ctl::connect(&args.control).await.map_err(fail)?;
+    match args.command {
+        CtlCommand::Start { file } => {
+            for e in ctl.start_file(&file).await.map_err(fail)? {
+                println!("{}", e.id);
+            }
+        }
+        CtlCommand::Stop { id, reason } => {
+            let e = ctl.stop(&id, &reason).await.map_err(fail)?;
+            print!("{}", ctl::render(&[e], Output::Text));
+        }
+        CtlCommand::Get { id, output } => {
+            let e = ctl.get(&id).await.map_err(fail)?;
+            println!("{}", ctl::render(&[e], output).trim_end());
+        }
+        CtlCommand::List { state, output } => {
+            let list = ctl.list(state).await.map_err(fail)?;
+            println!("{}", ctl::render(&list, output).trim_end());
+        }
+        CtlCommand::AbortAll { reason } => {
+            let r = ctl.abort_all(&reason).await.map_err(fail)?;
+            println!("aborted {} experiment(s){}", r.count, if r.ids.is_empty() { String::new() } else { format!(": {}", r.ids.join(" ")) });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,165 @@
+//! Wires everything: binds every port (all or nothing), starts the boot experiments, serves, and drains
+//! on shutdown.
+
+use std::{
+    future::Future,
+    io,
+    net::SocketAddr,
+    sync::{atomic::Ordering, Arc},
+    time::Duration,
+};
+
+use tokio::{net::TcpListener, sync::watch, task::JoinSet};
+
+use crate::{
+    admin::{self, Admin},
+    config::Config,
+    control::{self, convert},
+    experiment::Registry,
+    proxy::{listener, ReverseProxy},
+    telemetry::metrics::Metrics,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("cannot listen on {addr} for {what}: {source}")]
+    Bind { what: String, addr: SocketAddr, source: io::Error },
+    #[error("boot experiment {index} ({name}): {message}")]
+    BootExperiment { index: usize, name: String, message: String },
+}
+
+/// A running edgefault: every listener, the control service and the admin port.
+pub struct Server {
+    listeners: Vec<(String, SocketAddr)>,
+    control: SocketAddr,
+    admin: Option<SocketAddr>,
+    registry: Arc<Registry>,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+    drain_grace: Duration,
+}
+
+async fn bind(what: String, addr: SocketAddr) -> Result<TcpListener, AppError> {
+    TcpListener::bind(addr).await.map_err(|source| AppError::Bind { what, addr, source })
+}
+
+impl Server {
+    /// Binds every port, then starts serving. Nothing is served unless everything could be bound.
+    pub async fn start(config: Config) -> Result<Server, AppError> {
+        let mut bound = Vec::new();
+        for l in &config.listeners {
+            bound.push(bind(format!("listener {:?}", l.name), l.bind).await?);
+        }
+        let control_listener = bind("the control service".into(), config.control).await?;
+        let admin_listener = match config.admin {
+            Some(a) => Some(bind("the admin endpoint".into(), a).await?),
+            None => None,
+        };
+
+        let registry = Registry::new(Arc::new(config.topology()), config.limits.clone());
+        for (index, spec) in config.experiments.iter().enumerate() {
+            let ctx = convert::Context { topology: Some(registry.topology()), limits: registry.limits() };
+            let boot_err = |message: String| AppError::BootExperiment { index, name: spec.name.clone(), message };
+            let def = convert::validate_spec(spec, &ctx).map_err(|v| boot_err(v.to_string()))?;
+            registry.start(spec.clone(), def).map_err(|e| boot_err(e.to_string()))?;
+        }
+
+        let metrics = Arc::new(Metrics::default());
+        let (stop, _) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        let mut listeners = Vec::new();
+        for (l, tcp) in config.listeners.iter().zip(bound) {
+            let addr = tcp.local_addr().map_err(|source| AppError::Bind { what: l.name.clone(), addr: l.bind, source })?;
+            tracing::info!(listener = %l.name, %addr, routes = l.routes.len(), "listening");
+            listeners.push((l.name.clone(), addr));
+            let proxy = Arc::new(ReverseProxy::new(l, registry.rules(), &metrics));
+            tasks.spawn(listener::serve(tcp, proxy, stopped(stop.subscribe()), config.drain_grace));
+        }
+        let control = control_listener.local_addr().map_err(|source| AppError::Bind { what: "control".into(), addr: config.control, source })?;
+        let control_registry = Arc::clone(&registry);
+        let control_stop = stopped(stop.subscribe());
+        tasks.spawn(async move {
+            if let Err(e) = control::serve(control_listener, control_registry, control_stop).await {
+                tracing::error!(error = %e, "control service failed");
+            }
+        });
+        let admin_state = Arc::new(Admin { ready: false.into(), metrics, registry: Arc::clone(&registry) });
+        let admin = match admin_listener {
+            Some(l) => {
+                let addr = l.local_addr().ok();
+                tracing::info!(?addr, "admin endpoint listening");
+                tasks.spawn(admin::serve(l, Arc::clone(&admin_state), stopped(stop.subscribe())));
+                addr
+            }
+            None => None,
+        };
+        admin_state.ready.store(true, Ordering::Release);
+        Ok(Server { listeners, control, admin, registry, stop, tasks, drain_grace: config.drain_grace })
+    }
+
+    /// Bound address of a listener by name.
+    pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.listeners.iter().find(|(n, _)| n == name).map(|(_, a)| *a)
+    }
+
+    /// Bound address of every listener, in config order.
+    pub fn listener_addrs(&self) -> &[(String, SocketAddr)] {
+        &self.listeners
+    }
+
+    pub fn control_addr(&self) -> SocketAddr {
+        self.control
+    }
+
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Stops accepting, ends every experiment, and lets in-flight requests finish within the drain grace.
+    pub async fn shutdown(mut self) {
+        self.registry.abort_all("edgefault is shutting down");
+        let _ = self.stop.send(true);
+        let grace = self.drain_grace + Duration::from_secs(1);
+        if tokio::time::timeout(grace, async { while self.tasks.join_next().await.is_some() {} }).await.is_err() {
+            self.tasks.abort_all();
+        }
+    }
+
+    /// Serves until `signal` resolves, then shuts down.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) {
+        signal.await;
+        tracing::info!("shutting down");
+        self.shutdown().await;
+    }
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// Resolves on SIGTERM (orchestrators) or SIGINT (Ctrl-C).
+pub async fn termination_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM received"),
+                    _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

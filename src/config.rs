@@ -1,0 +1,544 @@
+//! Configuration: the YAML file and the command-line flags, checked into a [`Config`] before any port is
+//! bound. Every problem is reported with where it is (`listeners[0].routes[1].upstream`).
+
+use std::{fmt, net::SocketAddr, path::Path, time::Duration};
+
+use http::uri::{Authority, Scheme};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::{
+    control::convert::{self, validate_spec},
+    document::{self, DocumentError},
+    experiment::Limits,
+    fault::HostPattern,
+    pb::v1::ExperimentSpec,
+};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_CONTROL: &str = "127.0.0.1:7070";
+
+/// A route's place in the [`Topology`]: an index over every route of every listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RouteId(u32);
+
+impl RouteId {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// The names of listeners and their routes, in order: what experiments may target.
+#[derive(Debug, Clone, Default)]
+pub struct Topology {
+    listeners: Vec<(String, Vec<String>)>,
+}
+
+impl Topology {
+    pub fn new(listeners: Vec<(String, Vec<String>)>) -> Self {
+        Topology { listeners }
+    }
+
+    /// Every (listener, route) pair, in [`RouteId`] order.
+    pub fn routes(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.listeners.iter().flat_map(|(l, routes)| routes.iter().map(move |r| (l.as_str(), r.as_str())))
+    }
+
+    pub fn has_listener(&self, name: &str) -> bool {
+        self.listeners.iter().any(|(l, _)| l == name)
+    }
+
+    pub fn has_route(&self, name: &str) -> bool {
+        self.routes().any(|(_, r)| r == name)
+    }
+
+    pub fn listener_has_route(&self, listener: &str, route: &str) -> bool {
+        self.listeners.iter().any(|(l, routes)| l == listener && routes.iter().any(|r| r == route))
+    }
+
+    pub fn listener_names(&self) -> Vec<&str> {
+        self.listeners.iter().map(|(l, _)| l.as_str()).collect()
+    }
+
+    pub fn route_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.routes().map(|(_, r)| r).collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+}
+
+/// Which HTTP version the proxy speaks to an upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// Follow the client: HTTP/2 in, cleartext HTTP/2 out (so gRPC works); HTTP/1.x in, HTTP/1.1 out.
+    #[default]
+    Auto,
+    Http1,
+    Http2,
+}
+
+/// Where a route sends its requests.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub scheme: Scheme,
+    pub authority: Authority,
+}
+
+impl fmt::Display for Upstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}", self.scheme, self.authority)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    pub id: RouteId,
+    pub name: String,
+    pub hosts: Vec<HostPattern>,
+    pub path_prefix: Option<String>,
+    pub upstream: Upstream,
+    pub protocol: Protocol,
+    /// Longest wait for the upstream's TCP connection.
+    pub connect_timeout: Duration,
+    /// Longest wait for the upstream's response head, once the request is sent.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListenerConfig {
+    pub name: String,
+    pub bind: SocketAddr,
+    /// First match wins.
+    pub routes: Vec<RouteConfig>,
+}
+
+/// Everything the server needs, checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listeners: Vec<ListenerConfig>,
+    pub control: SocketAddr,
+    pub admin: Option<SocketAddr>,
+    pub limits: Limits,
+    /// Tokio worker threads; `None`: one per core.
+    pub workers: Option<usize>,
+    /// How long a shutdown waits for in-flight requests.
+    pub drain_grace: Duration,
+    /// Started at boot, in order.
+    pub experiments: Vec<ExperimentSpec>,
+}
+
+/// Command-line values that override the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// Bind address of the first listener.
+    pub listen: Option<String>,
+    /// Upstream of the first listener's default route (added, named "default", when it has none).
+    pub upstream: Option<String>,
+    pub control: Option<String>,
+    pub admin: Option<String>,
+    pub workers: Option<usize>,
+    pub default_duration: Option<Duration>,
+    pub max_duration: Option<Duration>,
+    pub drain_grace: Option<Duration>,
+}
+
+/// A configuration that was refused: where it came from and every problem in it.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub origin: String,
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration ({}):", self.origin)?;
+        for p in &self.problems {
+            write!(f, "\n  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+// === the file, as written ===
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    listeners: Vec<FileListener>,
+    control: Option<FileBind>,
+    admin: Option<FileBind>,
+    #[serde(default)]
+    limits: FileLimits,
+    workers: Option<usize>,
+    drain_grace: Option<String>,
+    #[serde(default)]
+    experiments: Vec<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileListener {
+    name: String,
+    bind: String,
+    #[serde(default)]
+    mode: Mode,
+    #[serde(default)]
+    routes: Vec<FileRoute>,
+}
+
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum Mode {
+    #[default]
+    Reverse,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRoute {
+    name: String,
+    #[serde(default)]
+    hosts: Vec<String>,
+    path_prefix: Option<String>,
+    upstream: String,
+    #[serde(default)]
+    protocol: Protocol,
+    connect_timeout: Option<String>,
+    timeout: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileBind {
+    bind: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    default_duration: Option<String>,
+    max_duration: Option<String>,
+    max_start_delay: Option<String>,
+    history: Option<usize>,
+    max_active: Option<usize>,
+}
+
+/// Whether a YAML value looks like a config file rather than an experiment.
+pub fn looks_like_config(v: &Value) -> bool {
+    ["listeners", "control", "admin", "limits", "experiments", "workers"].iter().any(|k| v.get(k).is_some())
+}
+
+impl Config {
+    /// Reads a config file, then applies the overrides.
+    pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError { origin: origin.clone(), problems: vec![format!("cannot read the file: {e}")] })?;
+        Self::from_yaml(&text, &origin, overrides)
+    }
+
+    /// Parses config YAML; `origin` names it in errors.
+    pub fn from_yaml(text: &str, origin: &str, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let fail = |problems| ConfigError { origin: origin.to_owned(), problems };
+        let mut docs = document::parse_yaml_documents(text).map_err(|e| fail(vec![e.to_string()]))?;
+        if docs.len() > 1 {
+            return Err(fail(vec!["holds several YAML documents; a config file is one".into()]));
+        }
+        let value = docs.pop().unwrap_or(Value::Object(Default::default()));
+        let file: FileConfig = serde_path_to_error::deserialize(&value)
+            .map_err(|e| fail(vec![format!("{}: {}", e.path(), e.inner())]))?;
+        Self::build(file, overrides).map_err(fail)
+    }
+
+    /// A config from flags alone.
+    pub fn from_overrides(overrides: &Overrides) -> Result<Config, ConfigError> {
+        Self::build(FileConfig::default(), overrides)
+            .map_err(|problems| ConfigError { origin: "command line".into(), problems })
+    }
+
+    fn build(mut file: FileConfig, o: &Overrides) -> Result<Config, Vec<String>> {
+        let mut problems = Vec::new();
+
+        // Flags first: they shape the listeners that the rest checks.
+        if file.listeners.is_empty() {
+            file.listeners.push(FileListener {
+                name: "web".into(),
+                bind: DEFAULT_LISTEN.into(),
+                mode: Mode::Reverse,
+                routes: Vec::new(),
+            });
+        }
+        if let Some(first) = file.listeners.first_mut() {
+            if let Some(listen) = &o.listen {
+                first.bind = listen.clone();
+            }
+            if let Some(upstream) = &o.upstream {
+                match first.routes.iter_mut().find(|r| r.hosts.is_empty() && r.path_prefix.is_none()) {
+                    Some(default) => default.upstream = upstream.clone(),
+                    None => first.routes.push(FileRoute {
+                        name: "default".into(),
+                        hosts: Vec::new(),
+                        path_prefix: None,
+                        upstream: upstream.clone(),
+                        protocol: Protocol::Auto,
+                        connect_timeout: None,
+                        timeout: None,
+                    }),
+                }
+            }
+        }
+
+        let mut listeners = Vec::new();
+        let mut next_route = 0u32;
+        for (li, l) in file.listeners.iter().enumerate() {
+            let at = format!("listeners[{li}]");
+            check_name(&l.name, &format!("{at}.name"), &mut problems);
+            if file.listeners[..li].iter().any(|o| o.name == l.name) {
+                problems.push(format!("{at}.name: another listener is already named {:?}", l.name));
+            }
+            // Only reverse listeners exist; the field is kept so files name their mode explicitly.
+            let Mode::Reverse = l.mode;
+            let bind = socket_addr(&l.bind, &format!("{at}.bind"), &mut problems);
+            if l.routes.is_empty() {
+                problems.push(format!(
+                    "{at}.routes: the listener has no route; add one (or pass --upstream URL for a default route)"
+                ));
+            }
+            let mut routes = Vec::new();
+            for (ri, r) in l.routes.iter().enumerate() {
+                let at = format!("{at}.routes[{ri}]");
+                check_name(&r.name, &format!("{at}.name"), &mut problems);
+                if l.routes[..ri].iter().any(|o| o.name == r.name) {
+                    problems.push(format!("{at}.name: another route of this listener is already named {:?}", r.name));
+                }
+                if let Some(p) = &r.path_prefix {
+                    if !p.starts_with('/') {
+                        problems.push(format!("{at}.path_prefix: must start with '/', got {p:?}"));
+                    }
+                }
+                let upstream = parse_upstream(&r.upstream, &format!("{at}.upstream"), &mut problems);
+                let connect_timeout =
+                    opt_duration(&r.connect_timeout, &format!("{at}.connect_timeout"), &mut problems).unwrap_or(Duration::from_secs(5));
+                let timeout = opt_duration(&r.timeout, &format!("{at}.timeout"), &mut problems).unwrap_or(Duration::from_secs(30));
+                if let (Some(_), Some(upstream)) = (bind, upstream) {
+                    routes.push(RouteConfig {
+                        id: RouteId(next_route),
+                        name: r.name.clone(),
+                        hosts: r.hosts.iter().map(|h| HostPattern::parse(h)).collect(),
+                        path_prefix: r.path_prefix.clone(),
+                        upstream,
+                        protocol: r.protocol,
+                        connect_timeout,
+                        timeout,
+                    });
+                    next_route += 1;
+                }
+            }
+            if let Some(bind) = bind {
+                listeners.push(ListenerConfig { name: l.name.clone(), bind, routes });
+            }
+        }
+
+        let control = socket_addr(
+            o.control.as_deref().or(file.control.as_ref().map(|c| c.bind.as_str())).unwrap_or(DEFAULT_CONTROL),
+            if o.control.is_some() { "--control" } else { "control.bind" },
+            &mut problems,
+        );
+        let admin = match o.admin.as_deref().or(file.admin.as_ref().map(|a| a.bind.as_str())) {
+            Some(a) => socket_addr(a, if o.admin.is_some() { "--admin" } else { "admin.bind" }, &mut problems),
+            None => None,
+        };
+
+        let mut limits = Limits::default();
+        let fl = &file.limits;
+        if let Some(d) = o.default_duration.or_else(|| opt_duration(&fl.default_duration, "limits.default_duration", &mut problems)) {
+            limits.default_duration = d;
+        }
+        if let Some(d) = o.max_duration.or_else(|| opt_duration(&fl.max_duration, "limits.max_duration", &mut problems)) {
+            limits.max_duration = d;
+        }
+        if let Some(d) = opt_duration(&fl.max_start_delay, "limits.max_start_delay", &mut problems) {
+            limits.max_start_delay = d;
+        }
+        if let Some(h) = fl.history {
+            limits.history = h;
+        }
+        if let Some(m) = fl.max_active {
+            limits.max_active = m;
+        }
+        if limits.default_duration.is_zero() || limits.max_duration.is_zero() {
+            problems.push("limits: default_duration and max_duration must be longer than zero".into());
+        }
+        if limits.default_duration > limits.max_duration {
+            problems.push(format!(
+                "limits.default_duration ({}) is longer than limits.max_duration ({})",
+                convert::human(limits.default_duration),
+                convert::human(limits.max_duration)
+            ));
+        }
+        let workers = o.workers.or(file.workers);
+        if workers == Some(0) {
+            problems.push("workers: must be at least 1".into());
+        }
+        let drain_grace = o
+            .drain_grace
+            .or_else(|| opt_duration(&file.drain_grace, "drain_grace", &mut problems))
+            .unwrap_or(Duration::from_secs(10));
+
+        let topology = topology_of(&listeners);
+        let mut experiments = Vec::new();
+        for (i, v) in file.experiments.into_iter().enumerate() {
+            match document::spec_from_value(v, format!("experiments[{i}].")) {
+                Ok(spec) => {
+                    let ctx = convert::Context { topology: Some(&topology), limits: &limits };
+                    match validate_spec(&spec, &ctx) {
+                        Ok(_) => experiments.push(spec),
+                        Err(v) => problems.extend(v.0.into_iter().map(|v| format!("experiments[{i}].{}: {}", v.field, v.description))),
+                    }
+                }
+                Err(DocumentError::Field { path, message }) => problems.push(format!("{path}: {message}")),
+                Err(e) => problems.push(format!("experiments[{i}]: {e}")),
+            }
+        }
+
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Config {
+            listeners,
+            control: control.ok_or_else(Vec::new)?,
+            admin,
+            limits,
+            workers,
+            drain_grace,
+            experiments,
+        })
+    }
+
+    pub fn topology(&self) -> Topology {
+        topology_of(&self.listeners)
+    }
+}
+
+fn topology_of(listeners: &[ListenerConfig]) -> Topology {
+    Topology::new(listeners.iter().map(|l| (l.name.clone(), l.routes.iter().map(|r| r.name.clone()).collect())).collect())
+}
+
+fn check_name(name: &str, at: &str, problems: &mut Vec<String>) {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+    if !ok {
+        problems.push(format!("{at}: {name:?} is not a valid name (1–63 of letters, digits, '-', '_', '.')"));
+    }
+}
+
+fn socket_addr(s: &str, at: &str, problems: &mut Vec<String>) -> Option<SocketAddr> {
+    match s.parse() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            problems.push(format!("{at}: {s:?} is not an address with a port (\"127.0.0.1:8080\", \"[::]:8080\")"));
+            None
+        }
+    }
+}
+
+fn opt_duration(s: &Option<String>, at: &str, problems: &mut Vec<String>) -> Option<Duration> {
+    let s = s.as_deref()?;
+    match humantime::parse_duration(s) {
+        Ok(d) => Some(d),
+        Err(_) => {
+            problems.push(format!("{at}: {s:?} is not a duration (\"30s\", \"250ms\", \"1h\")"));
+            None
+        }
+    }
+}
+
+/// An upstream URL: `http://host:port`, no path.
+pub fn parse_upstream(s: &str, at: &str, problems: &mut Vec<String>) -> Option<Upstream> {
+    let uri: http::Uri = match s.parse() {
+        Ok(u) => u,
+        Err(e) => {
+            problems.push(format!("{at}: {s:?} is not a URL ({e}); expected http://host:port"));
+            return None;
+        }
+    };
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            problems.push(format!("{at}: {s:?}: HTTPS upstreams are not supported; use an http:// upstream"));
+            return None;
+        }
+        _ => {
+            problems.push(format!("{at}: {s:?} needs the http:// scheme (http://host:port)"));
+            return None;
+        }
+    }
+    let Some(authority) = uri.authority().cloned() else {
+        problems.push(format!("{at}: {s:?} has no host"));
+        return None;
+    };
+    if uri.path_and_query().is_some_and(|pq| pq.as_str() != "/") {
+        problems.push(format!("{at}: {s:?} has a path; an upstream is scheme://host:port only (request paths pass through unchanged)"));
+        return None;
+    }
+    Some(Upstream { scheme: Scheme::HTTP, authority })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn design_shape_loads() {
+        let c = Config::from_yaml(
+            "listeners:\n  - name: web\n    bind: 127.0.0.1:0\n    routes:\n      - { name: dashboard, hosts: [dash.example.com], upstream: \"http://127.0.0.1:3001\" }\n      - { name: api, path_prefix: /api/, upstream: \"http://127.0.0.1:3000\", protocol: http2 }\n      - { name: default, upstream: \"http://127.0.0.1:3000\" }\ncontrol: { bind: \"127.0.0.1:7070\" }\nlimits: { max_duration: 1h }\nexperiments:\n  - { name: boot, match: { routes: [api] }, faults: [{ abort: { http_status: 503 } }] }\n",
+            "test",
+            &Overrides::default(),
+        )
+        .expect("valid");
+        assert_eq!(c.listeners[0].routes.len(), 3);
+        assert_eq!(c.listeners[0].routes[2].id.index(), 2);
+        assert_eq!(c.experiments.len(), 1);
+        assert!(c.topology().has_route("dashboard"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_place() {
+        let e = Config::from_yaml(
+            "listeners:\n  - name: web\n    bind: nowhere\n    routes:\n      - { name: a, upstream: \"ftp://x\" }\n      - { name: a, upstream: \"http://x:1/base\" }\nlimits: { max_duration: forever }\nexperiments:\n  - { name: x, match: { routes: [nope] }, faults: [] }\n",
+            "test.yaml",
+            &Overrides::default(),
+        )
+        .expect_err("invalid");
+        let text = e.to_string();
+        for needle in [
+            "listeners[0].bind",
+            "listeners[0].routes[0].upstream",
+            "listeners[0].routes[1].name",
+            "listeners[0].routes[1].upstream",
+            "limits.max_duration",
+            "experiments[0].faults",
+        ] {
+            assert!(text.contains(needle), "{needle} missing in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let e = Config::from_yaml("listeners:\n  - name: web\n    bnid: x\n", "t", &Overrides::default()).expect_err("bad");
+        assert!(e.to_string().contains("listeners[0]") && e.to_string().contains("bnid"), "{e}");
+    }
+
+    #[test]
+    fn flags_make_a_default_route() {
+        let o = Overrides { upstream: Some("http://127.0.0.1:9".into()), ..Overrides::default() };
+        let c = Config::from_overrides(&o).expect("valid");
+        assert_eq!(c.listeners[0].name, "web");
+        assert_eq!(c.listeners[0].routes[0].name, "default");
+        assert!(Config::from_overrides(&Overrides::default()).is_err());
+    }
+}

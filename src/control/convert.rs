@@ -1,0 +1,425 @@
+//! Proto → domain, checked once at the boundary. A spec either becomes an [`ExperimentDef`] that is valid
+//! by construction, or every problem in it is reported with its field path.
+
+use std::{fmt, time::Duration};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use ipnet::IpNet;
+use rand_distr::{LogNormal, Normal};
+use regex::{Regex, RegexBuilder};
+
+use crate::{
+    config::Topology,
+    experiment::{ExperimentDef, Limits},
+    fault::{Abort, Delay, DelayDistribution, Fault, GrpcCode, HostPattern, Matcher, Percentage, Predicate, ValueMatch},
+    pb::v1 as pb,
+};
+
+/// Regexes are compiled with this size limit, so a hostile pattern cannot take the server's memory.
+const REGEX_SIZE_LIMIT: usize = 256 * 1024;
+/// At most this many entries in any one matcher list or header map.
+const MAX_LIST: usize = 256;
+const MAX_NAME: usize = 128;
+const MAX_BODY: usize = 1024 * 1024;
+
+/// One problem in a spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// protobuf field path: `faults[0].abort.http_status`.
+    pub field: String,
+    pub description: String,
+}
+
+/// Every problem found in a spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violations(pub Vec<Violation>);
+
+impl fmt::Display for Violations {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid experiment: ")?;
+        for (i, v) in self.0.iter().enumerate() {
+            if i > 0 {
+                write!(f, "; ")?;
+            }
+            write!(f, "{}: {}", v.field, v.description)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Violations {}
+
+/// What validation checks a spec against: the routes that exist and the server's limits.
+pub struct Context<'a> {
+    /// `None`: listener and route names are not checked (a file validated without its server's config).
+    pub topology: Option<&'a Topology>,
+    pub limits: &'a Limits,
+}
+
+struct Collector(Vec<Violation>);
+
+impl Collector {
+    fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push(Violation { field: field.into(), description: description.into() });
+    }
+}
+
+/// Checks a spec and builds the domain value.
+pub fn validate_spec(spec: &pb::ExperimentSpec, ctx: &Context<'_>) -> Result<ExperimentDef, Violations> {
+    let mut c = Collector(Vec::new());
+
+    let name = spec.name.trim();
+    if name.is_empty() {
+        c.add("name", "required: give the experiment a name (shown in lists, logs and metrics)");
+    } else if name.chars().count() > MAX_NAME {
+        c.add("name", format!("at most {MAX_NAME} characters"));
+    }
+
+    let percentage = match spec.percentage {
+        None => Percentage::ALL,
+        Some(p) => Percentage::new(p).unwrap_or_else(|| {
+            c.add("percentage", format!("must be between 0 and 100, got {p}"));
+            Percentage::ALL
+        }),
+    };
+
+    let duration = match &spec.duration {
+        None => ctx.limits.default_duration,
+        Some(d) => match to_duration(d) {
+            Some(d) if d.is_zero() => {
+                c.add("duration", "must be longer than zero (leave it out for the server's default)");
+                d
+            }
+            Some(d) if d > ctx.limits.max_duration => {
+                c.add(
+                    "duration",
+                    format!(
+                        "{} exceeds the server's maximum of {} (limits.max_duration)",
+                        human(d),
+                        human(ctx.limits.max_duration)
+                    ),
+                );
+                d
+            }
+            Some(d) => d,
+            None => {
+                c.add("duration", "must not be negative");
+                Duration::ZERO
+            }
+        },
+    };
+
+    let start_delay = match &spec.start_delay {
+        None => Duration::ZERO,
+        Some(d) => match to_duration(d) {
+            Some(d) if d > ctx.limits.max_start_delay => {
+                c.add("start_delay", format!("{} exceeds the server's maximum of {}", human(d), human(ctx.limits.max_start_delay)));
+                d
+            }
+            Some(d) => d,
+            None => {
+                c.add("start_delay", "must not be negative");
+                Duration::ZERO
+            }
+        },
+    };
+
+    let default_match = pb::Match::default();
+    let m = spec.r#match.as_ref().unwrap_or(&default_match);
+    let (listeners, routes, matcher) = convert_match(m, ctx.topology, &mut c);
+
+    if spec.faults.is_empty() {
+        c.add("faults", "at least one fault is required (abort or delay)");
+    } else if spec.faults.len() > MAX_LIST {
+        c.add("faults", format!("at most {MAX_LIST} faults"));
+    }
+    let mut faults = Vec::with_capacity(spec.faults.len());
+    for (i, f) in spec.faults.iter().enumerate() {
+        let path = format!("faults[{i}]");
+        match &f.kind {
+            None => c.add(path, "empty fault: set one of abort, delay"),
+            Some(pb::fault::Kind::Abort(a)) => faults.push(Fault::Abort(convert_abort(a, &format!("{path}.abort"), &mut c))),
+            Some(pb::fault::Kind::Delay(d)) => {
+                if let Some(d) = convert_delay(d, &format!("{path}.delay"), &mut c) {
+                    faults.push(Fault::Delay(d));
+                }
+            }
+        }
+    }
+    if let Some(first_abort) = faults.iter().position(|f| matches!(f, Fault::Abort(_))) {
+        if first_abort + 1 < spec.faults.len() {
+            c.add(
+                format!("faults[{}]", first_abort + 1),
+                "comes after an abort, which ends the request: it would never run (put delays before the abort)",
+            );
+        }
+    }
+
+    if !c.0.is_empty() {
+        return Err(Violations(c.0));
+    }
+    Ok(ExperimentDef {
+        name: name.to_owned(),
+        listeners,
+        routes,
+        matcher,
+        percentage,
+        duration,
+        start_delay,
+        faults,
+        seed: spec.seed,
+    })
+}
+
+fn to_duration(d: &pbjson_types::Duration) -> Option<Duration> {
+    if d.seconds < 0 || d.nanos < 0 {
+        return None;
+    }
+    Some(Duration::new(d.seconds as u64, d.nanos as u32))
+}
+
+pub(crate) fn human(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+fn bounded_list(list: &[String], path: &str, c: &mut Collector) -> bool {
+    if list.len() > MAX_LIST {
+        c.add(path, format!("at most {MAX_LIST} entries"));
+        return false;
+    }
+    true
+}
+
+fn compile_regex(pattern: &str, path: &str, c: &mut Collector) -> Option<Regex> {
+    match RegexBuilder::new(pattern).size_limit(REGEX_SIZE_LIMIT).build() {
+        Ok(re) => Some(re),
+        Err(e) => {
+            c.add(path, format!("not a valid regular expression: {}", e.to_string().replace('\n', " ")));
+            None
+        }
+    }
+}
+
+fn convert_match(m: &pb::Match, topology: Option<&Topology>, c: &mut Collector) -> (Vec<String>, Vec<String>, Matcher) {
+    let mut matcher = Matcher::default();
+
+    if let Some(topology) = topology {
+        check_targets(m, topology, c);
+    }
+    bounded_list(&m.listeners, "match.listeners", c);
+    bounded_list(&m.routes, "match.routes", c);
+    if bounded_list(&m.hosts, "match.hosts", c) {
+        for (i, h) in m.hosts.iter().enumerate() {
+            if h.is_empty() || h.contains(['/', ' ']) {
+                c.add(format!("match.hosts[{i}]"), format!("{h:?} is not a host name (\"api.example.com\" or \"*.example.com\")"));
+            } else {
+                matcher.hosts.push(HostPattern::parse(h.split(':').next().unwrap_or(h)));
+            }
+        }
+    }
+    if !m.path_prefix.is_empty() {
+        if m.path_prefix.starts_with('/') {
+            matcher.path_prefix = Some(m.path_prefix.clone());
+        } else {
+            c.add("match.path_prefix", format!("must start with '/', got {:?}", m.path_prefix));
+        }
+    }
+    if !m.path_exact.is_empty() {
+        if m.path_exact.starts_with('/') {
+            matcher.path_exact = Some(m.path_exact.clone());
+        } else {
+            c.add("match.path_exact", format!("must start with '/', got {:?}", m.path_exact));
+        }
+    }
+    if !m.path_regex.is_empty() {
+        matcher.path_regex = compile_regex(&m.path_regex, "match.path_regex", c);
+    }
+    if bounded_list(&m.methods, "match.methods", c) {
+        for (i, name) in m.methods.iter().enumerate() {
+            match Method::from_bytes(name.to_ascii_uppercase().as_bytes()) {
+                Ok(method) if !name.is_empty() => matcher.methods.push(method),
+                _ => c.add(format!("match.methods[{i}]"), format!("{name:?} is not an HTTP method")),
+            }
+        }
+    }
+    if m.headers.len() > MAX_LIST {
+        c.add("match.headers", format!("at most {MAX_LIST} entries"));
+    } else {
+        for (i, h) in m.headers.iter().enumerate() {
+            let path = format!("match.headers[{i}]");
+            let value = h.value.as_ref().map(|v| match v {
+                pb::header_match::Value::Exact(s) => Val::Exact(s),
+                pb::header_match::Value::Regex(s) => Val::Regex(s),
+                pb::header_match::Value::Present(b) => Val::Present(*b),
+            });
+            match HeaderName::from_bytes(h.name.as_bytes()) {
+                Ok(name) => {
+                    if let Some(p) = predicate(name.as_str(), value, &path, c) {
+                        matcher.headers.push(p);
+                    }
+                }
+                Err(_) => c.add(format!("{path}.name"), format!("{:?} is not a valid header name", h.name)),
+            }
+        }
+    }
+    if m.query.len() > MAX_LIST {
+        c.add("match.query", format!("at most {MAX_LIST} entries"));
+    } else {
+        for (i, q) in m.query.iter().enumerate() {
+            let path = format!("match.query[{i}]");
+            let value = q.value.as_ref().map(|v| match v {
+                pb::query_match::Value::Exact(s) => Val::Exact(s),
+                pb::query_match::Value::Regex(s) => Val::Regex(s),
+                pb::query_match::Value::Present(b) => Val::Present(*b),
+            });
+            if q.name.is_empty() {
+                c.add(format!("{path}.name"), "required");
+            } else if let Some(p) = predicate(&q.name, value, &path, c) {
+                matcher.query.push(p);
+            }
+        }
+    }
+    if bounded_list(&m.client_cidrs, "match.client_cidrs", c) {
+        for (i, s) in m.client_cidrs.iter().enumerate() {
+            match s.parse::<IpNet>().or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from)) {
+                Ok(net) => matcher.client_cidrs.push(net),
+                Err(_) => c.add(format!("match.client_cidrs[{i}]"), format!("{s:?} is not a network (\"10.0.0.0/8\", \"::1/128\") or an address")),
+            }
+        }
+    }
+    (m.listeners.clone(), m.routes.clone(), matcher)
+}
+
+fn check_targets(m: &pb::Match, topology: &Topology, c: &mut Collector) {
+    for (i, l) in m.listeners.iter().enumerate() {
+        if !topology.has_listener(l) {
+            c.add(format!("match.listeners[{i}]"), format!("no listener named {l:?} (listeners: {})", topology.listener_names().join(", ")));
+        }
+    }
+    for (i, r) in m.routes.iter().enumerate() {
+        if !topology.has_route(r) {
+            c.add(format!("match.routes[{i}]"), format!("no route named {r:?} (routes: {})", topology.route_names().join(", ")));
+        } else if !m.listeners.is_empty() && !m.listeners.iter().any(|l| topology.listener_has_route(l, r)) {
+            c.add(format!("match.routes[{i}]"), format!("route {r:?} is on none of the listeners in match.listeners"));
+        }
+    }
+}
+
+enum Val<'a> {
+    Exact(&'a str),
+    Regex(&'a str),
+    Present(bool),
+}
+
+fn predicate(name: &str, value: Option<Val<'_>>, path: &str, c: &mut Collector) -> Option<Predicate> {
+    let value = match value {
+        None => {
+            c.add(path, "set one of exact, regex, present");
+            return None;
+        }
+        Some(Val::Exact(s)) => ValueMatch::Exact(s.to_owned()),
+        Some(Val::Regex(s)) => ValueMatch::Regex(compile_regex(s, &format!("{path}.regex"), c)?),
+        Some(Val::Present(b)) => ValueMatch::Present(b),
+    };
+    Some(Predicate { name: name.to_owned(), value })
+}
+
+fn convert_abort(a: &pb::AbortFault, path: &str, c: &mut Collector) -> Abort {
+    let http_status = a.http_status.and_then(|s| match StatusCode::from_u16(u16::try_from(s).unwrap_or(0)) {
+        Ok(code) if code.as_u16() >= 200 => Some(code),
+        _ => {
+            c.add(format!("{path}.http_status"), format!("{s} is not an HTTP status an abort can send (200–599)"));
+            None
+        }
+    });
+    let grpc_status = a.grpc_status.and_then(|s| {
+        GrpcCode::new(s).or_else(|| {
+            c.add(format!("{path}.grpc_status"), format!("{s} is not a gRPC status code (0–16)"));
+            None
+        })
+    });
+    if a.body.as_ref().is_some_and(|b| b.len() > MAX_BODY) {
+        c.add(format!("{path}.body"), format!("at most {MAX_BODY} bytes"));
+    }
+    let mut headers = HeaderMap::new();
+    if a.headers.len() > MAX_LIST {
+        c.add(format!("{path}.headers"), format!("at most {MAX_LIST} entries"));
+    } else {
+        let mut names: Vec<&String> = a.headers.keys().collect();
+        names.sort();
+        for name in names {
+            let value = &a.headers[name];
+            match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+                (Ok(n), Ok(v)) => {
+                    headers.append(n, v);
+                }
+                (Err(_), _) => c.add(format!("{path}.headers[{name:?}]"), "not a valid header name"),
+                (_, Err(_)) => c.add(format!("{path}.headers[{name:?}]"), "not a valid header value (printable ASCII only)"),
+            }
+        }
+    }
+    let body = a.body.as_ref().map(|b| Bytes::from(b.clone()));
+    Abort::new(http_status, grpc_status, &a.grpc_message, body, headers)
+}
+
+fn convert_delay(d: &pb::DelayFault, path: &str, c: &mut Collector) -> Option<Delay> {
+    use pb::delay_fault::Distribution as D;
+    let dur = |field: &str, v: &Option<pbjson_types::Duration>, required: bool, c: &mut Collector| {
+        opt_duration(v, &format!("{path}.{field}"), required, c)
+    };
+    let max = dur("max", &d.max, false, c);
+    let distribution = match &d.distribution {
+        None => {
+            c.add(path, "set one of fixed, uniform, normal, lognormal");
+            return None;
+        }
+        Some(D::Fixed(f)) => DelayDistribution::Fixed(dur("fixed", &Some(*f), true, c)?),
+        Some(D::Uniform(u)) => {
+            let min = dur("uniform.min", &u.min, false, c).unwrap_or(Duration::ZERO);
+            let hi = dur("uniform.max", &u.max, true, c)?;
+            if hi < min {
+                c.add(format!("{path}.uniform.max"), "must not be less than uniform.min");
+            }
+            DelayDistribution::Uniform { min, max: hi }
+        }
+        Some(D::Normal(n)) => {
+            let mean = dur("normal.mean", &n.mean, true, c)?;
+            let sd = dur("normal.stddev", &n.stddev, true, c)?;
+            if max.is_none() {
+                c.add(format!("{path}.max"), "required for a normal delay (it has no upper bound)");
+            }
+            DelayDistribution::Normal(Normal::new(mean.as_secs_f64(), sd.as_secs_f64()).ok()?)
+        }
+        Some(D::Lognormal(l)) => {
+            let median = dur("lognormal.median", &l.median, true, c)?;
+            if median.is_zero() {
+                c.add(format!("{path}.lognormal.median"), "must be longer than zero");
+                return None;
+            }
+            if !(l.sigma.is_finite() && l.sigma >= 0.0 && l.sigma <= 10.0) {
+                c.add(format!("{path}.lognormal.sigma"), format!("must be between 0 and 10, got {}", l.sigma));
+                return None;
+            }
+            if max.is_none() {
+                c.add(format!("{path}.max"), "required for a lognormal delay (it has no upper bound)");
+            }
+            DelayDistribution::LogNormal(LogNormal::new(median.as_secs_f64().ln(), l.sigma).ok()?)
+        }
+    };
+    Some(Delay { distribution, max })
+}
+
+fn opt_duration(v: &Option<pbjson_types::Duration>, path: &str, required: bool, c: &mut Collector) -> Option<Duration> {
+    match v {
+        None if required => {
+            c.add(path, "required");
+            None
+        }
+        None => None,
+        Some(v) => to_duration(v).or_else(|| {
+            c.add(path, "must not be negative");
+            None
+        }),
+    }
+}

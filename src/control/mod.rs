@@ -1,0 +1,6 @@
+//! The control plane: the `edgefault.v1.FaultControl` gRPC service, with health and reflection.
+
+pub mod convert;
+mod service;
+
+pub use service::{serve, FaultControlService};

@@ -1,0 +1,233 @@
+//! `edgefault ctl`: a client of a running sidecar's control service, and `edgefault validate`.
+
+use std::{fmt::Write as _, path::Path, time::SystemTime};
+
+use tonic::transport::Channel;
+
+use crate::{
+    config::{self, Config, Overrides},
+    control::convert::{self, validate_spec},
+    document,
+    pb::v1::{self as v1, fault_control_client::FaultControlClient},
+};
+
+pub const DEFAULT_CONTROL_URL: &str = "http://127.0.0.1:7070";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CtlError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot reach the control service at {url}: {detail}\n  is `edgefault serve` running there? Set --control URL or EDGEFAULT_CONTROL.")]
+    Connect { url: String, detail: String },
+    #[error("{call} failed: {code:?}: {message}")]
+    Rpc { call: &'static str, code: tonic::Code, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn rpc(call: &'static str) -> impl Fn(tonic::Status) -> CtlError {
+    move |s| CtlError::Rpc { call, code: s.code(), message: s.message().to_owned() }
+}
+
+/// Output format of `get` and `list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum Output {
+    #[default]
+    Text,
+    Json,
+}
+
+pub struct Ctl {
+    client: FaultControlClient<Channel>,
+}
+
+impl Ctl {
+    pub async fn connect(url: &str) -> Result<Ctl, CtlError> {
+        let url = if url.contains("://") { url.to_owned() } else { format!("http://{url}") };
+        let endpoint = Channel::from_shared(url.clone())
+            .map_err(|e| CtlError::Usage(format!("--control {url:?} is not a URL ({e}); expected http://host:port")))?
+            .connect_timeout(std::time::Duration::from_secs(5));
+        let channel = endpoint.connect().await.map_err(|e| CtlError::Connect {
+            url: url.clone(),
+            detail: std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_else(|| e.to_string()),
+        })?;
+        Ok(Ctl { client: FaultControlClient::new(channel) })
+    }
+
+    /// Starts every experiment of a file, in order, after checking all of them with the server. Returns
+    /// the ids. If any document is invalid, none is started.
+    pub async fn start_file(&mut self, path: &Path) -> Result<Vec<v1::Experiment>, CtlError> {
+        let specs = read_specs(path)?;
+        let mut problems = String::new();
+        for (i, spec) in specs.iter().enumerate() {
+            let r = self
+                .client
+                .validate_experiment(v1::ValidateExperimentRequest { spec: Some(spec.clone()) })
+                .await
+                .map_err(rpc("ValidateExperiment"))?
+                .into_inner();
+            for v in r.violations {
+                let doc = if specs.len() > 1 { format!("document {}: ", i + 1) } else { String::new() };
+                let _ = write!(problems, "\n  - {doc}{}: {}", v.field, v.description);
+            }
+        }
+        if !problems.is_empty() {
+            return Err(CtlError::Invalid(format!("{}: the server refused the experiment:{problems}\nnothing was started", path.display())));
+        }
+        let mut started = Vec::new();
+        for spec in specs {
+            started.push(self.start_spec(spec).await?);
+        }
+        Ok(started)
+    }
+
+    /// Starts one experiment.
+    pub async fn start_spec(&mut self, spec: v1::ExperimentSpec) -> Result<v1::Experiment, CtlError> {
+        Ok(self
+            .client
+            .start_experiment(v1::StartExperimentRequest { spec: Some(spec) })
+            .await
+            .map_err(rpc("StartExperiment"))?
+            .into_inner())
+    }
+
+    pub async fn stop(&mut self, id: &str, reason: &str) -> Result<v1::Experiment, CtlError> {
+        Ok(self
+            .client
+            .stop_experiment(v1::StopExperimentRequest { id: id.into(), reason: reason.into() })
+            .await
+            .map_err(rpc("StopExperiment"))?
+            .into_inner())
+    }
+
+    pub async fn get(&mut self, id: &str) -> Result<v1::Experiment, CtlError> {
+        Ok(self.client.get_experiment(v1::GetExperimentRequest { id: id.into() }).await.map_err(rpc("GetExperiment"))?.into_inner())
+    }
+
+    pub async fn list(&mut self, states: Vec<v1::ExperimentState>) -> Result<Vec<v1::Experiment>, CtlError> {
+        let states = states.into_iter().map(|s| s as i32).collect();
+        Ok(self
+            .client
+            .list_experiments(v1::ListExperimentsRequest { states })
+            .await
+            .map_err(rpc("ListExperiments"))?
+            .into_inner()
+            .experiments)
+    }
+
+    pub async fn abort_all(&mut self, reason: &str) -> Result<v1::AbortAllResponse, CtlError> {
+        Ok(self.client.abort_all(v1::AbortAllRequest { reason: reason.into() }).await.map_err(rpc("AbortAll"))?.into_inner())
+    }
+}
+
+fn read_specs(path: &Path) -> Result<Vec<v1::ExperimentSpec>, CtlError> {
+    let text = std::fs::read_to_string(path).map_err(|e| CtlError::Usage(format!("cannot read {}: {e}", path.display())))?;
+    document::parse_specs(&text).map_err(|e| CtlError::Invalid(format!("{}: {e}", path.display())))
+}
+
+/// `edgefault validate FILE [--config CONFIG]`: checks a config file, or an experiment file (against the
+/// routes and limits of CONFIG when given). Returns a one-line summary.
+pub fn validate_file(path: &Path, config: Option<&Path>, force_config: bool) -> Result<String, CtlError> {
+    let text = std::fs::read_to_string(path).map_err(|e| CtlError::Usage(format!("cannot read {}: {e}", path.display())))?;
+    let docs = document::parse_yaml_documents(&text).map_err(|e| CtlError::Invalid(format!("{}: {e}", path.display())))?;
+    let is_config = force_config || (docs.len() == 1 && config::looks_like_config(&docs[0]));
+    if is_config {
+        let c = Config::from_yaml(&text, &path.display().to_string(), &Overrides::default()).map_err(|e| CtlError::Invalid(e.to_string()))?;
+        let routes: usize = c.listeners.iter().map(|l| l.routes.len()).sum();
+        return Ok(format!(
+            "ok: {}: config with {} listener(s), {routes} route(s), {} boot experiment(s)",
+            path.display(),
+            c.listeners.len(),
+            c.experiments.len()
+        ));
+    }
+    let server = match config {
+        Some(c) => Some(Config::load(c, &Overrides::default()).map_err(|e| CtlError::Invalid(e.to_string()))?),
+        None => None,
+    };
+    let topology = server.as_ref().map(Config::topology);
+    let limits = server.as_ref().map(|c| c.limits.clone()).unwrap_or_default();
+    let specs = document::parse_specs(&text).map_err(|e| CtlError::Invalid(format!("{}: {e}", path.display())))?;
+    let ctx = convert::Context { topology: topology.as_ref(), limits: &limits };
+    let mut problems = String::new();
+    for (i, spec) in specs.iter().enumerate() {
+        if let Err(v) = validate_spec(spec, &ctx) {
+            for v in v.0 {
+                let doc = if specs.len() > 1 { format!("document {}: ", i + 1) } else { String::new() };
+                let _ = write!(problems, "\n  - {doc}{}: {}", v.field, v.description);
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(CtlError::Invalid(format!("{}: invalid experiment:{problems}", path.display())));
+    }
+    let note = if config.is_none() { " (route and listener names not checked: pass --config to check them)" } else { "" };
+    Ok(format!("ok: {}: {} experiment(s){note}", path.display(), specs.len()))
+}
+
+/// Renders experiments as a table or JSON.
+pub fn render(experiments: &[v1::Experiment], output: Output) -> String {
+    match output {
+        Output::Json => {
+            let v: Vec<serde_json::Value> = experiments.iter().filter_map(|e| serde_json::to_value(e).ok()).collect();
+            let v = if v.len() == 1 { v.into_iter().next().unwrap_or_default() } else { serde_json::Value::Array(v) };
+            serde_json::to_string_pretty(&v).unwrap_or_default()
+        }
+        Output::Text => {
+            let mut out = format!("{:<18} {:<24} {:<10} {:>7} {:>9} {:>9}  {}\n", "ID", "NAME", "STATE", "PCT", "MATCHED", "INJECTED", "ENDS/ENDED");
+            for e in experiments {
+                let spec = e.spec.clone().unwrap_or_default();
+                let stats = e.stats.unwrap_or_default();
+                let when = e.ended_at.or(e.ends_at).map(format_time).unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "{:<18} {:<24} {:<10} {:>7} {:>9} {:>9}  {when}{}",
+                    e.id,
+                    truncate(&spec.name, 24),
+                    state_name(e.state),
+                    format!("{}%", spec.percentage.unwrap_or(100.0)),
+                    stats.matched,
+                    stats.injected,
+                    if e.end_reason.is_empty() { String::new() } else { format!(" ({})", e.end_reason) },
+                );
+            }
+            out
+        }
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_owned()
+    } else {
+        s.chars().take(n - 1).chain(std::iter::once('…')).collect()
+    }
+}
+
+pub fn state_name(state: i32) -> &'static str {
+    match v1::ExperimentState::try_from(state) {
+        Ok(v1::ExperimentState::Pending) => "pending",
+        Ok(v1::ExperimentState::Running) => "running",
+        Ok(v1::ExperimentState::Completed) => "completed",
+        Ok(v1::ExperimentState::Stopped) => "stopped",
+        Ok(v1::ExperimentState::Aborted) => "aborted",
+        _ => "unknown",
+    }
+}
+
+/// Parses a state name for `list --state`.
+pub fn parse_state(s: &str) -> Result<v1::ExperimentState, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "pending" => Ok(v1::ExperimentState::Pending),
+        "running" => Ok(v1::ExperimentState::Running),
+        "completed" => Ok(v1::ExperimentState::Completed),
+        "stopped" => Ok(v1::ExperimentState::Stopped),
+        "aborted" => Ok(v1::ExperimentState::Aborted),
+        other => Err(format!("{other:?} is not a state (pending, running, completed, stopped, aborted)")),
+    }
+}
+
+fn format_time(t: pbjson_types::Timestamp) -> String {
+    let t = SystemTime::UNIX_EPOCH + std::time::Duration::new(t.seconds.max(0) as u64, t.nanos.max(0) as u32);
+    humantime::format_rfc3339_seconds(t).to_string()
+}

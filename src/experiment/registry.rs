@@ -1,0 +1,353 @@
+//! The experiment registry: the one writer of the active rule set, and the lifecycle of every experiment
+//! (pending → running → completed | stopped | aborted).
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{atomic::Ordering, Arc, Mutex, MutexGuard, Weak},
+    time::{Duration, SystemTime},
+};
+
+use arc_swap::ArcSwap;
+use tokio::{task::AbortHandle, time::Instant};
+
+use super::{Counters, ExperimentDef, Rule, RuleSet};
+use crate::{config::Topology, pb::v1 as pb};
+
+/// Server-side bounds on experiments.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Applied when a spec has no duration.
+    pub default_duration: Duration,
+    /// Longest duration a spec may ask for (`duration` plus nothing: `start_delay` is separate).
+    pub max_duration: Duration,
+    /// Longest start delay a spec may ask for.
+    pub max_start_delay: Duration,
+    /// How many ended experiments stay readable.
+    pub history: usize,
+    /// How many experiments may be pending or running at once.
+    pub max_active: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            default_duration: Duration::from_secs(5 * 60),
+            max_duration: Duration::from_secs(60 * 60),
+            max_start_delay: Duration::from_secs(60 * 60),
+            history: 100,
+            max_active: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Pending,
+    Running,
+    Completed,
+    Stopped,
+    Aborted,
+}
+
+impl State {
+    pub fn is_active(self) -> bool {
+        matches!(self, State::Pending | State::Running)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Running => "running",
+            State::Completed => "completed",
+            State::Stopped => "stopped",
+            State::Aborted => "aborted",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("no experiment with id {0:?} (ended experiments are kept for the last {1} only)")]
+    NotFound(String, usize),
+    #[error("experiment {id} has already ended ({state})")]
+    AlreadyEnded { id: String, state: &'static str },
+    #[error("{0} experiments are already pending or running, the server's limit (limits.max_active); stop some first")]
+    TooMany(usize),
+}
+
+/// A copy of an experiment's state, for reports.
+#[derive(Debug, Clone)]
+pub struct ExperimentInfo {
+    pub id: String,
+    pub spec: pb::ExperimentSpec,
+    pub state: State,
+    pub created_at: SystemTime,
+    pub started_at: Option<SystemTime>,
+    pub ends_at: Option<SystemTime>,
+    pub ended_at: Option<SystemTime>,
+    pub end_reason: String,
+    pub effective_duration: Duration,
+    pub matched: u64,
+    pub injected: u64,
+    pub aborted: u64,
+    pub delayed: u64,
+}
+
+struct Entry {
+    id: Arc<str>,
+    spec: pb::ExperimentSpec,
+    def: Arc<ExperimentDef>,
+    seq: u64,
+    seed: u64,
+    state: State,
+    created_at: SystemTime,
+    started_at: Option<SystemTime>,
+    ends_at: Option<SystemTime>,
+    ended_at: Option<SystemTime>,
+    end_reason: String,
+    counters: Arc<Counters>,
+    rule: Option<Arc<Rule>>,
+    timer: Option<AbortHandle>,
+}
+
+impl Entry {
+    fn info(&self) -> ExperimentInfo {
+        let c = &self.counters;
+        ExperimentInfo {
+            id: self.id.to_string(),
+            spec: self.spec.clone(),
+            state: self.state,
+            created_at: self.created_at,
+            started_at: self.started_at,
+            ends_at: self.ends_at,
+            ended_at: self.ended_at,
+            end_reason: self.end_reason.clone(),
+            effective_duration: self.def.duration,
+            matched: c.matched.load(Ordering::Relaxed),
+            injected: c.injected.load(Ordering::Relaxed),
+            aborted: c.aborted.load(Ordering::Relaxed),
+            delayed: c.delayed.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    entries: HashMap<Arc<str>, Entry>,
+    /// Ended experiments, oldest first, for the bounded history.
+    ended: VecDeque<Arc<str>>,
+    next_seq: u64,
+}
+
+/// Holds every experiment and publishes the rule set. Methods are synchronous and short: the lock is never
+/// held across an await, and the data plane never takes it.
+pub struct Registry {
+    inner: Mutex<Inner>,
+    rules: Arc<ArcSwap<RuleSet>>,
+    topology: Arc<Topology>,
+    limits: Limits,
+    this: Weak<Registry>,
+}
+
+impl Registry {
+    pub fn new(topology: Arc<Topology>, limits: Limits) -> Arc<Self> {
+        let rules = Arc::new(ArcSwap::from_pointee(RuleSet::build(&topology, Vec::new())));
+        Arc::new_cyclic(|this| Registry { inner: Mutex::default(), rules, topology, limits, this: this.clone() })
+    }
+
+    /// The handle the data plane loads the rule set from.
+    pub fn rules(&self) -> Arc<ArcSwap<RuleSet>> {
+        Arc::clone(&self.rules)
+    }
+
+    pub fn topology(&self) -> &Arc<Topology> {
+        &self.topology
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave an entry half-changed in a way that matters more
+        // than losing the whole registry would: keep serving.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts a validated experiment. When this returns, a running experiment is visible to every new
+    /// request. Must be called within a tokio runtime (it arms the experiment's timers).
+    pub fn start(&self, spec: pb::ExperimentSpec, def: ExperimentDef) -> Result<ExperimentInfo, RegistryError> {
+        let mut inner = self.lock();
+        let active = inner.entries.values().filter(|e| e.state.is_active()).count();
+        if active >= self.limits.max_active {
+            return Err(RegistryError::TooMany(active));
+        }
+        let id: Arc<str> = loop {
+            let candidate: Arc<str> = format!("exp-{:012x}", rand::random::<u64>() >> 16).into();
+            if !inner.entries.contains_key(&candidate) {
+                break candidate;
+            }
+        };
+        let seq = inner.next_seq;
+        inner.next_seq += 1;
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        let start_at = now + def.start_delay;
+        let end_at = start_at + def.duration;
+        let def = Arc::new(def);
+        let mut entry = Entry {
+            id: Arc::clone(&id),
+            spec,
+            seed: def.seed.unwrap_or_else(rand::random),
+            def,
+            seq,
+            state: State::Pending,
+            created_at: wall,
+            started_at: None,
+            ends_at: Some(wall + (end_at - now)),
+            ended_at: None,
+            end_reason: String::new(),
+            counters: Arc::default(),
+            rule: None,
+            timer: None,
+        };
+        let registry = self.this.clone();
+        let timer_id = Arc::clone(&id);
+        let delayed_start = !entry.def.start_delay.is_zero();
+        entry.timer = Some(
+            tokio::spawn(async move {
+                if delayed_start {
+                    tokio::time::sleep_until(start_at).await;
+                    match registry.upgrade() {
+                        Some(r) => r.activate(&timer_id, end_at),
+                        None => return,
+                    }
+                }
+                tokio::time::sleep_until(end_at).await;
+                if let Some(r) = registry.upgrade() {
+                    r.end(&timer_id, State::Completed, String::new());
+                }
+            })
+            .abort_handle(),
+        );
+        inner.entries.insert(Arc::clone(&id), entry);
+        if !delayed_start {
+            Self::make_running(&mut inner, &id, end_at);
+            self.publish(&inner);
+        }
+        tracing::info!(experiment = %id, name = %inner.entries[&id].def.name, "experiment started");
+        Ok(inner.entries[&id].info())
+    }
+
+    fn make_running(inner: &mut Inner, id: &Arc<str>, end_at: Instant) {
+        if let Some(e) = inner.entries.get_mut(id) {
+            e.state = State::Running;
+            e.started_at = Some(SystemTime::now());
+            e.rule = Some(Arc::new(Rule::new(Arc::clone(&e.id), e.seq, &e.def, e.seed, end_at, Arc::clone(&e.counters))));
+        }
+    }
+
+    fn activate(&self, id: &Arc<str>, end_at: Instant) {
+        let mut inner = self.lock();
+        if inner.entries.get(id).is_some_and(|e| e.state == State::Pending) {
+            Self::make_running(&mut inner, id, end_at);
+            self.publish(&inner);
+            tracing::info!(experiment = %id, "experiment running (start delay over)");
+        }
+    }
+
+    /// Ends an active experiment; false if it was not active.
+    fn end_locked(&self, inner: &mut Inner, id: &str, state: State, reason: String) -> bool {
+        let Some(e) = inner.entries.get_mut(id) else { return false };
+        if !e.state.is_active() {
+            return false;
+        }
+        let was_running = e.state == State::Running;
+        e.state = state;
+        e.ended_at = Some(SystemTime::now());
+        e.end_reason = reason;
+        e.rule = None;
+        if let Some(t) = e.timer.take() {
+            t.abort();
+        }
+        let id = Arc::clone(&e.id);
+        tracing::info!(experiment = %id, state = state.as_str(), reason = %e.end_reason, matched = e.counters.matched.load(Ordering::Relaxed), injected = e.counters.injected.load(Ordering::Relaxed), "experiment ended");
+        inner.ended.push_back(id);
+        while inner.ended.len() > self.limits.history {
+            if let Some(old) = inner.ended.pop_front() {
+                inner.entries.remove(&old);
+            }
+        }
+        was_running
+    }
+
+    fn end(&self, id: &str, state: State, reason: String) {
+        let mut inner = self.lock();
+        if self.end_locked(&mut inner, id, state, reason) {
+            self.publish(&inner);
+        }
+    }
+
+    /// Stops a pending or running experiment. When this returns, new requests no longer see it.
+    pub fn stop(&self, id: &str, reason: &str) -> Result<ExperimentInfo, RegistryError> {
+        let mut inner = self.lock();
+        let e = inner.entries.get(id).ok_or_else(|| RegistryError::NotFound(id.to_owned(), self.limits.history))?;
+        if !e.state.is_active() {
+            return Err(RegistryError::AlreadyEnded { id: id.to_owned(), state: e.state.as_str() });
+        }
+        let reason = if reason.is_empty() { "stopped by a control call" } else { reason };
+        if self.end_locked(&mut inner, id, State::Stopped, reason.to_owned()) {
+            self.publish(&inner);
+        }
+        inner.entries.get(id).map(Entry::info).ok_or_else(|| RegistryError::NotFound(id.to_owned(), self.limits.history))
+    }
+
+    /// The kill switch: ends every pending and running experiment; returns their ids.
+    pub fn abort_all(&self, reason: &str) -> Vec<String> {
+        let mut inner = self.lock();
+        let mut ids: Vec<(u64, Arc<str>)> =
+            inner.entries.values().filter(|e| e.state.is_active()).map(|e| (e.seq, Arc::clone(&e.id))).collect();
+        ids.sort();
+        let reason = if reason.is_empty() { "abort-all" } else { reason };
+        for (_, id) in &ids {
+            self.end_locked(&mut inner, id, State::Aborted, reason.to_owned());
+        }
+        self.publish(&inner);
+        ids.into_iter().map(|(_, id)| id.to_string()).collect()
+    }
+
+    pub fn get(&self, id: &str) -> Result<ExperimentInfo, RegistryError> {
+        let inner = self.lock();
+        inner.entries.get(id).map(Entry::info).ok_or_else(|| RegistryError::NotFound(id.to_owned(), self.limits.history))
+    }
+
+    /// Active experiments in start order, then ended ones, newest first.
+    pub fn list(&self) -> Vec<ExperimentInfo> {
+        let inner = self.lock();
+        let mut active: Vec<&Entry> = inner.entries.values().filter(|e| e.state.is_active()).collect();
+        active.sort_by_key(|e| e.seq);
+        let ended = inner.ended.iter().rev().filter_map(|id| inner.entries.get(id));
+        active.into_iter().chain(ended).map(Entry::info).collect()
+    }
+
+    /// How many experiments are running (injecting) now.
+    pub fn running(&self) -> usize {
+        self.rules.load().len()
+    }
+
+    fn publish(&self, inner: &Inner) {
+        let rules: Vec<Arc<Rule>> = inner.entries.values().filter_map(|e| e.rule.clone()).collect();
+        self.rules.store(Arc::new(RuleSet::build(&self.topology, rules)));
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let inner = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
+        for e in inner.entries.values_mut() {
+            if let Some(t) = e.timer.take() {
+                t.abort();
+            }
+        }
+    }
+}

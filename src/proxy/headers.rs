@@ -1,0 +1,139 @@
+//! Proxy header rules: hop-by-hop headers stay on their hop; `x-forwarded-*` record the client.
+
+use std::net::IpAddr;
+
+use http::{
+    header::{self, HeaderName},
+    HeaderMap, HeaderValue,
+};
+
+static HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TRAILER,
+    header::UPGRADE,
+];
+
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// Removes the hop-by-hop headers (RFC 9110 §7.6.1), those named by `connection`, and `te` unless it is
+/// `trailers` (which gRPC needs end to end). `transfer-encoding` goes too: each hop frames its own body.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+    headers.remove(header::TRANSFER_ENCODING);
+    if headers.get(header::TE).is_some_and(|te| !te.as_bytes().eq_ignore_ascii_case(b"trailers")) {
+        headers.remove(header::TE);
+    }
+}
+
+/// Appends the client's address to `x-forwarded-for` and the scheme to `x-forwarded-proto`.
+pub fn append_forwarded(headers: &mut HeaderMap, client: IpAddr, proto: &'static str) {
+    let client = match client {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(client),
+        v4 => v4,
+    };
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prev) => HeaderValue::try_from(format!("{prev}, {client}")),
+        None => HeaderValue::try_from(client.to_string()),
+    };
+    if let Ok(v) = xff {
+        headers.insert(&X_FORWARDED_FOR, v);
+    }
+    let proto = HeaderValue::from_static(proto);
+    match headers.get(&X_FORWARDED_PROTO).and_then(|v| v.to_str().ok()) {
+        Some(prev) => {
+            if let Ok(v) = HeaderValue::try_from(format!("{prev}, {}", proto.to_str().unwrap_or("http"))) {
+                headers.insert(&X_FORWARDED_PROTO, v);
+            }
+        }
+        None => {
+            headers.insert(&X_FORWARDED_PROTO, proto);
+        }
+    }
+}
+
+/// The `Upgrade` header of an HTTP/1.1 upgrade request (`connection: upgrade` + `upgrade: …`).
+pub fn upgrade_request(headers: &HeaderMap) -> Option<HeaderValue> {
+    let wants = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    if wants {
+        headers.get(header::UPGRADE).cloned()
+    } else {
+        None
+    }
+}
+
+/// Whether a request is gRPC (`content-type: application/grpc…`).
+pub fn is_grpc(headers: &HeaderMap) -> bool {
+    headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// Host without port from an authority or Host value ("[::1]:80" → "::1").
+pub fn strip_port(authority: &str) -> &str {
+    if let Some(rest) = authority.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match authority.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => authority,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_and_named_headers_go() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-secret"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(header::TE, HeaderValue::from_static("gzip"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        let mut h = HeaderMap::new();
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        remove_hop_by_hop(&mut h);
+        assert!(h.contains_key(header::TE));
+    }
+
+    #[test]
+    fn forwarded_headers_append() {
+        let mut h = HeaderMap::new();
+        h.insert(&X_FORWARDED_FOR, HeaderValue::from_static("203.0.113.9"));
+        append_forwarded(&mut h, "::ffff:10.0.0.1".parse().expect("ip"), "http");
+        assert_eq!(h[&X_FORWARDED_FOR], "203.0.113.9, 10.0.0.1");
+        assert_eq!(h[&X_FORWARDED_PROTO], "http");
+    }
+
+    #[test]
+    fn ports_are_stripped() {
+        assert_eq!(strip_port("example.com:8080"), "example.com");
+        assert_eq!(strip_port("[::1]:80"), "::1");
+        assert_eq!(strip_port("example.com"), "example.com");
+    }
+}

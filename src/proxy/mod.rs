@@ -1,0 +1,12 @@
+//! The data plane: listeners, routes, the upstream clients, and the responses the proxy writes itself. It
+//! knows nothing of gRPC control: it reads the active rule set and acts on what it decides.
+
+pub mod body;
+pub mod headers;
+pub mod listener;
+pub mod respond;
+pub mod service;
+pub mod upstream;
+
+pub use body::ProxyBody;
+pub use service::ReverseProxy;
