@@ -19,9 +19,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         .compile_protos(&protos, &["proto"])?;
 
     let descriptors = std::fs::read(&descriptor_path)?;
-    pbjson_build::Builder::new()
-        .register_descriptors(&descriptors)?
-        .build(&[".edgefault"])?;
+    pbjson_build::Builder::new().register_descriptors(&descriptors)?.build(&[".edgefault"])?;
 
     for p in protos {
         println!("cargo:rerun-if-changed={p}");

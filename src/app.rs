@@ -69,13 +69,18 @@ impl Server {
         let mut tasks = JoinSet::new();
         let mut listeners = Vec::new();
         for (l, tcp) in config.listeners.iter().zip(bound) {
-            let addr = tcp.local_addr().map_err(|source| AppError::Bind { what: l.name.clone(), addr: l.bind, source })?;
+            let addr =
+                tcp.local_addr().map_err(|source| AppError::Bind { what: l.name.clone(), addr: l.bind, source })?;
             tracing::info!(listener = %l.name, %addr, routes = l.routes.len(), "listening");
             listeners.push((l.name.clone(), addr));
             let proxy = Arc::new(ReverseProxy::new(l, registry.rules(), &metrics));
             tasks.spawn(listener::serve(tcp, proxy, stopped(stop.subscribe()), config.drain_grace));
         }
-        let control = control_listener.local_addr().map_err(|source| AppError::Bind { what: "control".into(), addr: config.control, source })?;
+        let control = control_listener.local_addr().map_err(|source| AppError::Bind {
+            what: "control".into(),
+            addr: config.control,
+            source,
+        })?;
         let control_registry = Arc::clone(&registry);
         let control_stop = stopped(stop.subscribe());
         tasks.spawn(async move {

@@ -23,6 +23,11 @@ pub const DEFAULT_CONTROL: &str = "127.0.0.1:7070";
 pub struct RouteId(u32);
 
 impl RouteId {
+    /// The first route of the first listener.
+    pub fn first() -> Self {
+        RouteId(0)
+    }
+
     pub fn index(self) -> usize {
         self.0 as usize
     }
@@ -235,8 +240,10 @@ impl Config {
     /// Reads a config file, then applies the overrides.
     pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError { origin: origin.clone(), problems: vec![format!("cannot read the file: {e}")] })?;
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            origin: origin.clone(),
+            problems: vec![format!("cannot read the file: {e}")],
+        })?;
         Self::from_yaml(&text, &origin, overrides)
     }
 
@@ -248,8 +255,8 @@ impl Config {
             return Err(fail(vec!["holds several YAML documents; a config file is one".into()]));
         }
         let value = docs.pop().unwrap_or(Value::Object(Default::default()));
-        let file: FileConfig = serde_path_to_error::deserialize(&value)
-            .map_err(|e| fail(vec![format!("{}: {}", e.path(), e.inner())]))?;
+        let file: FileConfig =
+            serde_path_to_error::deserialize(&value).map_err(|e| fail(vec![format!("{}: {}", e.path(), e.inner())]))?;
         Self::build(file, overrides).map_err(fail)
     }
 
@@ -263,7 +270,8 @@ impl Config {
         let mut problems = Vec::new();
 
         // Flags first: they shape the listeners that the rest checks.
-        if file.listeners.is_empty() {
+        let implicit_listener = file.listeners.is_empty();
+        if implicit_listener {
             file.listeners.push(FileListener {
                 name: "web".into(),
                 bind: DEFAULT_LISTEN.into(),
@@ -302,7 +310,9 @@ impl Config {
             // Only reverse listeners exist; the field is kept so files name their mode explicitly.
             let Mode::Reverse = l.mode;
             let bind = socket_addr(&l.bind, &format!("{at}.bind"), &mut problems);
-            if l.routes.is_empty() {
+            if l.routes.is_empty() && implicit_listener {
+                problems.push("no listener and no upstream: pass --upstream http://host:port, or list listeners in a config file (--config)".into());
+            } else if l.routes.is_empty() {
                 problems.push(format!(
                     "{at}.routes: the listener has no route; add one (or pass --upstream URL for a default route)"
                 ));
@@ -320,9 +330,10 @@ impl Config {
                     }
                 }
                 let upstream = parse_upstream(&r.upstream, &format!("{at}.upstream"), &mut problems);
-                let connect_timeout =
-                    opt_duration(&r.connect_timeout, &format!("{at}.connect_timeout"), &mut problems).unwrap_or(Duration::from_secs(5));
-                let timeout = opt_duration(&r.timeout, &format!("{at}.timeout"), &mut problems).unwrap_or(Duration::from_secs(30));
+                let connect_timeout = opt_duration(&r.connect_timeout, &format!("{at}.connect_timeout"), &mut problems)
+                    .unwrap_or(Duration::from_secs(5));
+                let timeout = opt_duration(&r.timeout, &format!("{at}.timeout"), &mut problems)
+                    .unwrap_or(Duration::from_secs(30));
                 if let (Some(_), Some(upstream)) = (bind, upstream) {
                     routes.push(RouteConfig {
                         id: RouteId(next_route),
@@ -354,10 +365,13 @@ impl Config {
 
         let mut limits = Limits::default();
         let fl = &file.limits;
-        if let Some(d) = o.default_duration.or_else(|| opt_duration(&fl.default_duration, "limits.default_duration", &mut problems)) {
+        if let Some(d) =
+            o.default_duration.or_else(|| opt_duration(&fl.default_duration, "limits.default_duration", &mut problems))
+        {
             limits.default_duration = d;
         }
-        if let Some(d) = o.max_duration.or_else(|| opt_duration(&fl.max_duration, "limits.max_duration", &mut problems)) {
+        if let Some(d) = o.max_duration.or_else(|| opt_duration(&fl.max_duration, "limits.max_duration", &mut problems))
+        {
             limits.max_duration = d;
         }
         if let Some(d) = opt_duration(&fl.max_start_delay, "limits.max_start_delay", &mut problems) {
@@ -396,7 +410,9 @@ impl Config {
                     let ctx = convert::Context { topology: Some(&topology), limits: &limits };
                     match validate_spec(&spec, &ctx) {
                         Ok(_) => experiments.push(spec),
-                        Err(v) => problems.extend(v.0.into_iter().map(|v| format!("experiments[{i}].{}: {}", v.field, v.description))),
+                        Err(v) => problems.extend(
+                            v.0.into_iter().map(|v| format!("experiments[{i}].{}: {}", v.field, v.description)),
+                        ),
                     }
                 }
                 Err(DocumentError::Field { path, message }) => problems.push(format!("{path}: {message}")),
@@ -424,7 +440,9 @@ impl Config {
 }
 
 fn topology_of(listeners: &[ListenerConfig]) -> Topology {
-    Topology::new(listeners.iter().map(|l| (l.name.clone(), l.routes.iter().map(|r| r.name.clone()).collect())).collect())
+    Topology::new(
+        listeners.iter().map(|l| (l.name.clone(), l.routes.iter().map(|r| r.name.clone()).collect())).collect(),
+    )
 }
 
 fn check_name(name: &str, at: &str, problems: &mut Vec<String>) {
@@ -482,7 +500,9 @@ pub fn parse_upstream(s: &str, at: &str, problems: &mut Vec<String>) -> Option<U
         return None;
     };
     if uri.path_and_query().is_some_and(|pq| pq.as_str() != "/") {
-        problems.push(format!("{at}: {s:?} has a path; an upstream is scheme://host:port only (request paths pass through unchanged)"));
+        problems.push(format!(
+            "{at}: {s:?} has a path; an upstream is scheme://host:port only (request paths pass through unchanged)"
+        ));
         return None;
     }
     Some(Upstream { scheme: Scheme::HTTP, authority })
@@ -529,7 +549,8 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused() {
-        let e = Config::from_yaml("listeners:\n  - name: web\n    bnid: x\n", "t", &Overrides::default()).expect_err("bad");
+        let e =
+            Config::from_yaml("listeners:\n  - name: web\n    bnid: x\n", "t", &Overrides::default()).expect_err("bad");
         assert!(e.to_string().contains("listeners[0]") && e.to_string().contains("bnid"), "{e}");
     }
 

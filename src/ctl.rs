@@ -72,7 +72,10 @@ impl Ctl {
             }
         }
         if !problems.is_empty() {
-            return Err(CtlError::Invalid(format!("{}: the server refused the experiment:{problems}\nnothing was started", path.display())));
+            return Err(CtlError::Invalid(format!(
+                "{}: the server refused the experiment:{problems}\nnothing was started",
+                path.display()
+            )));
         }
         let mut started = Vec::new();
         for spec in specs {
@@ -101,7 +104,12 @@ impl Ctl {
     }
 
     pub async fn get(&mut self, id: &str) -> Result<v1::Experiment, CtlError> {
-        Ok(self.client.get_experiment(v1::GetExperimentRequest { id: id.into() }).await.map_err(rpc("GetExperiment"))?.into_inner())
+        Ok(self
+            .client
+            .get_experiment(v1::GetExperimentRequest { id: id.into() })
+            .await
+            .map_err(rpc("GetExperiment"))?
+            .into_inner())
     }
 
     pub async fn list(&mut self, states: Vec<v1::ExperimentState>) -> Result<Vec<v1::Experiment>, CtlError> {
@@ -116,23 +124,32 @@ impl Ctl {
     }
 
     pub async fn abort_all(&mut self, reason: &str) -> Result<v1::AbortAllResponse, CtlError> {
-        Ok(self.client.abort_all(v1::AbortAllRequest { reason: reason.into() }).await.map_err(rpc("AbortAll"))?.into_inner())
+        Ok(self
+            .client
+            .abort_all(v1::AbortAllRequest { reason: reason.into() })
+            .await
+            .map_err(rpc("AbortAll"))?
+            .into_inner())
     }
 }
 
 fn read_specs(path: &Path) -> Result<Vec<v1::ExperimentSpec>, CtlError> {
-    let text = std::fs::read_to_string(path).map_err(|e| CtlError::Usage(format!("cannot read {}: {e}", path.display())))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| CtlError::Usage(format!("cannot read {}: {e}", path.display())))?;
     document::parse_specs(&text).map_err(|e| CtlError::Invalid(format!("{}: {e}", path.display())))
 }
 
 /// `edgefault validate FILE [--config CONFIG]`: checks a config file, or an experiment file (against the
 /// routes and limits of CONFIG when given). Returns a one-line summary.
 pub fn validate_file(path: &Path, config: Option<&Path>, force_config: bool) -> Result<String, CtlError> {
-    let text = std::fs::read_to_string(path).map_err(|e| CtlError::Usage(format!("cannot read {}: {e}", path.display())))?;
-    let docs = document::parse_yaml_documents(&text).map_err(|e| CtlError::Invalid(format!("{}: {e}", path.display())))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| CtlError::Usage(format!("cannot read {}: {e}", path.display())))?;
+    let docs =
+        document::parse_yaml_documents(&text).map_err(|e| CtlError::Invalid(format!("{}: {e}", path.display())))?;
     let is_config = force_config || (docs.len() == 1 && config::looks_like_config(&docs[0]));
     if is_config {
-        let c = Config::from_yaml(&text, &path.display().to_string(), &Overrides::default()).map_err(|e| CtlError::Invalid(e.to_string()))?;
+        let c = Config::from_yaml(&text, &path.display().to_string(), &Overrides::default())
+            .map_err(|e| CtlError::Invalid(e.to_string()))?;
         let routes: usize = c.listeners.iter().map(|l| l.routes.len()).sum();
         return Ok(format!(
             "ok: {}: config with {} listener(s), {routes} route(s), {} boot experiment(s)",
@@ -161,7 +178,8 @@ pub fn validate_file(path: &Path, config: Option<&Path>, force_config: bool) -> 
     if !problems.is_empty() {
         return Err(CtlError::Invalid(format!("{}: invalid experiment:{problems}", path.display())));
     }
-    let note = if config.is_none() { " (route and listener names not checked: pass --config to check them)" } else { "" };
+    let note =
+        if config.is_none() { " (route and listener names not checked: pass --config to check them)" } else { "" };
     Ok(format!("ok: {}: {} experiment(s){note}", path.display(), specs.len()))
 }
 
@@ -174,7 +192,10 @@ pub fn render(experiments: &[v1::Experiment], output: Output) -> String {
             serde_json::to_string_pretty(&v).unwrap_or_default()
         }
         Output::Text => {
-            let mut out = format!("{:<18} {:<24} {:<10} {:>7} {:>9} {:>9}  {}\n", "ID", "NAME", "STATE", "PCT", "MATCHED", "INJECTED", "ENDS/ENDED");
+            let mut out = format!(
+                "{:<18} {:<24} {:<10} {:>7} {:>9} {:>9}  {}\n",
+                "ID", "NAME", "STATE", "PCT", "MATCHED", "INJECTED", "ENDS/ENDED"
+            );
             for e in experiments {
                 let spec = e.spec.clone().unwrap_or_default();
                 let stats = e.stats.unwrap_or_default();

@@ -67,13 +67,24 @@ pub async fn run(out: &mut (impl Write + Send), phase: Duration) -> Result<(), D
 
     writeln!(out, "edgefault demo: sample upstream on {upstream}, proxy on {proxy}, control service on {control}")?;
     writeln!(out, "traffic: 16 concurrent clients, half to /api/items (route api), half to / (route site)\n")?;
-    writeln!(out, "{:<34} {:>8} {:>6} {:>6} {:>6} {:>8} {:>8} {:>8}", "phase", "requests", "2xx", "5xx", "other", "p50", "p90", "p99")?;
+    writeln!(
+        out,
+        "{:<34} {:>8} {:>6} {:>6} {:>6} {:>8} {:>8} {:>8}",
+        "phase", "requests", "2xx", "5xx", "other", "p50", "p90", "p99"
+    )?;
 
     let report = |out: &mut (dyn Write + Send), name: &str, s: &Summary| {
         writeln!(
             out,
             "{:<34} {:>8} {:>6} {:>6} {:>6} {:>8} {:>8} {:>8}",
-            name, s.requests, s.ok, s.server_errors, s.other, ms(s.p(0.50)), ms(s.p(0.90)), ms(s.p(0.99))
+            name,
+            s.requests,
+            s.ok,
+            s.server_errors,
+            s.other,
+            ms(s.p(0.50)),
+            ms(s.p(0.90)),
+            ms(s.p(0.99))
         )
     };
 
@@ -112,7 +123,10 @@ pub async fn run(out: &mut (impl Write + Send), phase: Duration) -> Result<(), D
     for line in stats {
         writeln!(out, "{line}")?;
     }
-    writeln!(out, "\nlatency in milliseconds; 5xx during the experiment come from edgefault, the upstream never fails.")?;
+    writeln!(
+        out,
+        "\nlatency in milliseconds; 5xx during the experiment come from edgefault, the upstream never fails."
+    )?;
     server.shutdown().await;
     Ok(())
 }
@@ -185,7 +199,11 @@ async fn load(proxy: SocketAddr, phase: Duration) -> PhaseReport {
                 let took = started.elapsed();
                 let mut r = report.lock().await;
                 r.all.add(status, took);
-                if api { r.api.add(status, took) } else { r.site.add(status, took) }
+                if api {
+                    r.api.add(status, took)
+                } else {
+                    r.site.add(status, took)
+                }
             }
         }));
     }

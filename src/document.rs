@@ -53,14 +53,15 @@ pub fn spec_from_value(mut value: Value, prefix: String) -> Result<ExperimentSpe
     if !value.is_object() {
         return Err(DocumentError::Field {
             path: if prefix.is_empty() { "(document)".into() } else { prefix.trim_end_matches(['.', ' ', ':']).into() },
-            message: format!("expected a mapping of ExperimentSpec fields (name, match, percentage, duration, faults…), found {}", kind(&value)),
+            message: format!(
+                "expected a mapping of ExperimentSpec fields (name, match, percentage, duration, faults…), found {}",
+                kind(&value)
+            ),
         });
     }
     normalize_durations(&mut value, ".edgefault.v1.ExperimentSpec", &mut prefix.clone())?;
-    serde_path_to_error::deserialize(&value).map_err(|e| DocumentError::Field {
-        path: format!("{prefix}{}", e.path()),
-        message: e.inner().to_string(),
-    })
+    serde_path_to_error::deserialize(&value)
+        .map_err(|e| DocumentError::Field { path: format!("{prefix}{}", e.path()), message: e.inner().to_string() })
 }
 
 fn kind(v: &Value) -> &'static str {

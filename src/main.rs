@@ -127,9 +127,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Ctl(args) => current_thread(run_ctl(args)),
-        Command::Validate { file, config, as_config } => {
-            ctl::validate_file(&file, config.as_deref(), as_config).map(|summary| println!("{summary}")).map_err(|e| e.to_string())
-        }
+        Command::Validate { file, config, as_config } => ctl::validate_file(&file, config.as_deref(), as_config)
+            .map(|summary| println!("{summary}"))
+            .map_err(|e| e.to_string()),
         Command::Demo { phase } => current_thread(async move {
             let mut out = std::io::stdout();
             edgefault::demo::run(&mut out, phase).await.map_err(|e| e.to_string())
@@ -204,7 +204,11 @@ async fn run_ctl(args: CtlArgs) -> Result<(), String> {
         }
         CtlCommand::AbortAll { reason } => {
             let r = ctl.abort_all(&reason).await.map_err(fail)?;
-            println!("aborted {} experiment(s){}", r.count, if r.ids.is_empty() { String::new() } else { format!(": {}", r.ids.join(" ")) });
+            println!(
+                "aborted {} experiment(s){}",
+                r.count,
+                if r.ids.is_empty() { String::new() } else { format!(": {}", r.ids.join(" ")) }
+            );
         }
     }
     Ok(())

@@ -12,7 +12,9 @@ use regex::{Regex, RegexBuilder};
 use crate::{
     config::Topology,
     experiment::{ExperimentDef, Limits},
-    fault::{Abort, Delay, DelayDistribution, Fault, GrpcCode, HostPattern, Matcher, Percentage, Predicate, ValueMatch},
+    fault::{
+        Abort, Delay, DelayDistribution, Fault, GrpcCode, HostPattern, Matcher, Percentage, Predicate, ValueMatch,
+    },
     pb::v1 as pb,
 };
 
@@ -76,6 +78,10 @@ pub fn validate_spec(spec: &pb::ExperimentSpec, ctx: &Context<'_>) -> Result<Exp
         c.add("name", format!("at most {MAX_NAME} characters"));
     }
 
+    let default_match = pb::Match::default();
+    let m = spec.r#match.as_ref().unwrap_or(&default_match);
+    let (listeners, routes, matcher) = convert_match(m, ctx.topology, &mut c);
+
     let percentage = match spec.percentage {
         None => Percentage::ALL,
         Some(p) => Percentage::new(p).unwrap_or_else(|| {
@@ -114,7 +120,10 @@ pub fn validate_spec(spec: &pb::ExperimentSpec, ctx: &Context<'_>) -> Result<Exp
         None => Duration::ZERO,
         Some(d) => match to_duration(d) {
             Some(d) if d > ctx.limits.max_start_delay => {
-                c.add("start_delay", format!("{} exceeds the server's maximum of {}", human(d), human(ctx.limits.max_start_delay)));
+                c.add(
+                    "start_delay",
+                    format!("{} exceeds the server's maximum of {}", human(d), human(ctx.limits.max_start_delay)),
+                );
                 d
             }
             Some(d) => d,
@@ -125,21 +134,26 @@ pub fn validate_spec(spec: &pb::ExperimentSpec, ctx: &Context<'_>) -> Result<Exp
         },
     };
 
-    let default_match = pb::Match::default();
-    let m = spec.r#match.as_ref().unwrap_or(&default_match);
-    let (listeners, routes, matcher) = convert_match(m, ctx.topology, &mut c);
-
     if spec.faults.is_empty() {
         c.add("faults", "at least one fault is required (abort or delay)");
     } else if spec.faults.len() > MAX_LIST {
         c.add("faults", format!("at most {MAX_LIST} faults"));
     }
     let mut faults = Vec::with_capacity(spec.faults.len());
+    let first_abort = spec.faults.iter().position(|f| matches!(f.kind, Some(pb::fault::Kind::Abort(_))));
     for (i, f) in spec.faults.iter().enumerate() {
         let path = format!("faults[{i}]");
+        if first_abort.is_some_and(|a| i == a + 1) {
+            c.add(
+                &path,
+                "comes after an abort, which ends the request: it would never run (put delays before the abort)",
+            );
+        }
         match &f.kind {
             None => c.add(path, "empty fault: set one of abort, delay"),
-            Some(pb::fault::Kind::Abort(a)) => faults.push(Fault::Abort(convert_abort(a, &format!("{path}.abort"), &mut c))),
+            Some(pb::fault::Kind::Abort(a)) => {
+                faults.push(Fault::Abort(convert_abort(a, &format!("{path}.abort"), &mut c)))
+            }
             Some(pb::fault::Kind::Delay(d)) => {
                 if let Some(d) = convert_delay(d, &format!("{path}.delay"), &mut c) {
                     faults.push(Fault::Delay(d));
@@ -147,15 +161,6 @@ pub fn validate_spec(spec: &pb::ExperimentSpec, ctx: &Context<'_>) -> Result<Exp
             }
         }
     }
-    if let Some(first_abort) = faults.iter().position(|f| matches!(f, Fault::Abort(_))) {
-        if first_abort + 1 < spec.faults.len() {
-            c.add(
-                format!("faults[{}]", first_abort + 1),
-                "comes after an abort, which ends the request: it would never run (put delays before the abort)",
-            );
-        }
-    }
-
     if !c.0.is_empty() {
         return Err(Violations(c.0));
     }
@@ -212,7 +217,10 @@ fn convert_match(m: &pb::Match, topology: Option<&Topology>, c: &mut Collector) 
     if bounded_list(&m.hosts, "match.hosts", c) {
         for (i, h) in m.hosts.iter().enumerate() {
             if h.is_empty() || h.contains(['/', ' ']) {
-                c.add(format!("match.hosts[{i}]"), format!("{h:?} is not a host name (\"api.example.com\" or \"*.example.com\")"));
+                c.add(
+                    format!("match.hosts[{i}]"),
+                    format!("{h:?} is not a host name (\"api.example.com\" or \"*.example.com\")"),
+                );
             } else {
                 matcher.hosts.push(HostPattern::parse(h.split(':').next().unwrap_or(h)));
             }
@@ -284,7 +292,10 @@ fn convert_match(m: &pb::Match, topology: Option<&Topology>, c: &mut Collector) 
         for (i, s) in m.client_cidrs.iter().enumerate() {
             match s.parse::<IpNet>().or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from)) {
                 Ok(net) => matcher.client_cidrs.push(net),
-                Err(_) => c.add(format!("match.client_cidrs[{i}]"), format!("{s:?} is not a network (\"10.0.0.0/8\", \"::1/128\") or an address")),
+                Err(_) => c.add(
+                    format!("match.client_cidrs[{i}]"),
+                    format!("{s:?} is not a network (\"10.0.0.0/8\", \"::1/128\") or an address"),
+                ),
             }
         }
     }
@@ -294,12 +305,18 @@ fn convert_match(m: &pb::Match, topology: Option<&Topology>, c: &mut Collector) 
 fn check_targets(m: &pb::Match, topology: &Topology, c: &mut Collector) {
     for (i, l) in m.listeners.iter().enumerate() {
         if !topology.has_listener(l) {
-            c.add(format!("match.listeners[{i}]"), format!("no listener named {l:?} (listeners: {})", topology.listener_names().join(", ")));
+            c.add(
+                format!("match.listeners[{i}]"),
+                format!("no listener named {l:?} (listeners: {})", topology.listener_names().join(", ")),
+            );
         }
     }
     for (i, r) in m.routes.iter().enumerate() {
         if !topology.has_route(r) {
-            c.add(format!("match.routes[{i}]"), format!("no route named {r:?} (routes: {})", topology.route_names().join(", ")));
+            c.add(
+                format!("match.routes[{i}]"),
+                format!("no route named {r:?} (routes: {})", topology.route_names().join(", ")),
+            );
         } else if !m.listeners.is_empty() && !m.listeners.iter().any(|l| topology.listener_has_route(l, r)) {
             c.add(format!("match.routes[{i}]"), format!("route {r:?} is on none of the listeners in match.listeners"));
         }
@@ -327,7 +344,7 @@ fn predicate(name: &str, value: Option<Val<'_>>, path: &str, c: &mut Collector) 
 
 fn convert_abort(a: &pb::AbortFault, path: &str, c: &mut Collector) -> Abort {
     let http_status = a.http_status.and_then(|s| match StatusCode::from_u16(u16::try_from(s).unwrap_or(0)) {
-        Ok(code) if code.as_u16() >= 200 => Some(code),
+        Ok(code) if (200..=599).contains(&code.as_u16()) => Some(code),
         _ => {
             c.add(format!("{path}.http_status"), format!("{s} is not an HTTP status an abort can send (200–599)"));
             None
@@ -355,7 +372,9 @@ fn convert_abort(a: &pb::AbortFault, path: &str, c: &mut Collector) -> Abort {
                     headers.append(n, v);
                 }
                 (Err(_), _) => c.add(format!("{path}.headers[{name:?}]"), "not a valid header name"),
-                (_, Err(_)) => c.add(format!("{path}.headers[{name:?}]"), "not a valid header value (printable ASCII only)"),
+                (_, Err(_)) => {
+                    c.add(format!("{path}.headers[{name:?}]"), "not a valid header value (printable ASCII only)")
+                }
             }
         }
     }

@@ -52,7 +52,10 @@ impl From<Violations> for Status {
 
 #[tonic::async_trait]
 impl FaultControl for FaultControlService {
-    async fn start_experiment(&self, req: Request<v1::StartExperimentRequest>) -> Result<Response<v1::Experiment>, Status> {
+    async fn start_experiment(
+        &self,
+        req: Request<v1::StartExperimentRequest>,
+    ) -> Result<Response<v1::Experiment>, Status> {
         let peer = peer(&req);
         let spec = req.into_inner().spec.ok_or_else(|| Status::invalid_argument("spec: required"))?;
         let def = self.validate(&spec)?;
@@ -61,7 +64,10 @@ impl FaultControl for FaultControlService {
         Ok(Response::new(to_proto(info)))
     }
 
-    async fn stop_experiment(&self, req: Request<v1::StopExperimentRequest>) -> Result<Response<v1::Experiment>, Status> {
+    async fn stop_experiment(
+        &self,
+        req: Request<v1::StopExperimentRequest>,
+    ) -> Result<Response<v1::Experiment>, Status> {
         let peer = peer(&req);
         let r = req.into_inner();
         let info = self.registry.stop(&r.id, &r.reason)?;
@@ -107,7 +113,9 @@ impl FaultControl for FaultControlService {
         };
         let violations = match self.validate(&spec) {
             Ok(_) => Vec::new(),
-            Err(v) => v.0.into_iter().map(|v| v1::FieldViolation { field: v.field, description: v.description }).collect(),
+            Err(v) => {
+                v.0.into_iter().map(|v| v1::FieldViolation { field: v.field, description: v.description }).collect()
+            }
         };
         Ok(Response::new(v1::ValidateExperimentResponse { valid: violations.is_empty(), violations }))
     }
@@ -138,7 +146,12 @@ pub fn to_proto(e: ExperimentInfo) -> v1::Experiment {
         ends_at: e.ends_at.map(timestamp),
         ended_at: e.ended_at.map(timestamp),
         end_reason: e.end_reason,
-        stats: Some(v1::ExperimentStats { matched: e.matched, injected: e.injected, aborted: e.aborted, delayed: e.delayed }),
+        stats: Some(v1::ExperimentStats {
+            matched: e.matched,
+            injected: e.injected,
+            aborted: e.aborted,
+            delayed: e.delayed,
+        }),
         effective_duration: Some(pbjson_types::Duration {
             seconds: e.effective_duration.as_secs() as i64,
             nanos: e.effective_duration.subsec_nanos() as i32,
@@ -164,9 +177,10 @@ pub async fn serve(
         });
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?addr, "control service listening");
-    let mut router = tonic::transport::Server::builder()
-        .add_service(health_service)
-        .add_service(v1::fault_control_server::FaultControlServer::new(FaultControlService::new(registry)).max_decoding_message_size(4 * 1024 * 1024));
+    let mut router = tonic::transport::Server::builder().add_service(health_service).add_service(
+        v1::fault_control_server::FaultControlServer::new(FaultControlService::new(registry))
+            .max_decoding_message_size(4 * 1024 * 1024),
+    );
     if let Ok(reflection) = reflection {
         router = router.add_service(reflection);
     }

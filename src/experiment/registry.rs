@@ -243,7 +243,8 @@ impl Registry {
         if let Some(e) = inner.entries.get_mut(id) {
             e.state = State::Running;
             e.started_at = Some(SystemTime::now());
-            e.rule = Some(Arc::new(Rule::new(Arc::clone(&e.id), e.seq, &e.def, e.seed, end_at, Arc::clone(&e.counters))));
+            e.rule =
+                Some(Arc::new(Rule::new(Arc::clone(&e.id), e.seq, &e.def, e.seed, end_at, Arc::clone(&e.counters))));
         }
     }
 
@@ -299,7 +300,11 @@ impl Registry {
         if self.end_locked(&mut inner, id, State::Stopped, reason.to_owned()) {
             self.publish(&inner);
         }
-        inner.entries.get(id).map(Entry::info).ok_or_else(|| RegistryError::NotFound(id.to_owned(), self.limits.history))
+        inner
+            .entries
+            .get(id)
+            .map(Entry::info)
+            .ok_or_else(|| RegistryError::NotFound(id.to_owned(), self.limits.history))
     }
 
     /// The kill switch: ends every pending and running experiment; returns their ids.
@@ -318,7 +323,11 @@ impl Registry {
 
     pub fn get(&self, id: &str) -> Result<ExperimentInfo, RegistryError> {
         let inner = self.lock();
-        inner.entries.get(id).map(Entry::info).ok_or_else(|| RegistryError::NotFound(id.to_owned(), self.limits.history))
+        inner
+            .entries
+            .get(id)
+            .map(Entry::info)
+            .ok_or_else(|| RegistryError::NotFound(id.to_owned(), self.limits.history))
     }
 
     /// Active experiments in start order, then ended ones, newest first.
@@ -349,5 +358,96 @@ impl Drop for Registry {
                 t.abort();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use http::{HeaderMap, Method};
+
+    use super::*;
+    use crate::{
+        config::RouteId,
+        fault::{Abort, Fault, Matcher, Percentage, RequestView},
+    };
+
+    fn registry() -> Arc<Registry> {
+        Registry::new(Arc::new(Topology::new(vec![("web".into(), vec!["default".into()])])), Limits::default())
+    }
+
+    fn def(duration: Duration, start_delay: Duration) -> ExperimentDef {
+        ExperimentDef {
+            name: "x".into(),
+            listeners: Vec::new(),
+            routes: Vec::new(),
+            matcher: Matcher::default(),
+            percentage: Percentage::ALL,
+            duration,
+            start_delay,
+            faults: vec![Fault::Abort(Abort::new(None, None, "", None, HeaderMap::new()))],
+            seed: Some(1),
+        }
+    }
+
+    fn injects(r: &Registry) -> bool {
+        let headers = HeaderMap::new();
+        let view = RequestView {
+            method: &Method::GET,
+            host: None,
+            path: "/",
+            query: None,
+            headers: &headers,
+            client_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        };
+        r.rules().load().decide(RouteId::first(), &view).is_some()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expiry_is_exact_to_the_clock() {
+        let r = registry();
+        let e = r.start(pb::ExperimentSpec::default(), def(Duration::from_secs(2), Duration::ZERO)).expect("starts");
+        assert_eq!(e.state, State::Running);
+        assert!(injects(&r));
+        tokio::time::advance(Duration::from_millis(1999)).await;
+        assert!(injects(&r), "still running 1 ms before the end");
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(!injects(&r), "not a request later: the rule checks its own end");
+        tokio::task::yield_now().await;
+        assert_eq!(r.get(&e.id).expect("kept").state, State::Completed);
+        assert_eq!(r.running(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_start_delay_keeps_it_pending_until_due() {
+        let r = registry();
+        let e = r
+            .start(pb::ExperimentSpec::default(), def(Duration::from_secs(10), Duration::from_secs(60)))
+            .expect("starts");
+        assert_eq!(e.state, State::Pending);
+        tokio::time::advance(Duration::from_millis(59_999)).await;
+        assert!(!injects(&r));
+        tokio::time::advance(Duration::from_millis(1)).await;
+        tokio::task::yield_now().await;
+        assert!(injects(&r));
+        assert_eq!(r.get(&e.id).expect("kept").state, State::Running);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        tokio::task::yield_now().await;
+        assert_eq!(r.get(&e.id).expect("kept").state, State::Completed);
+    }
+
+    #[tokio::test]
+    async fn the_active_limit_holds() {
+        let r = Registry::new(Arc::new(Topology::default()), Limits { max_active: 2, ..Limits::default() });
+        for _ in 0..2 {
+            r.start(pb::ExperimentSpec::default(), def(Duration::from_secs(60), Duration::ZERO)).expect("starts");
+        }
+        let err = r
+            .start(pb::ExperimentSpec::default(), def(Duration::from_secs(60), Duration::ZERO))
+            .expect_err("third refused");
+        assert!(matches!(err, RegistryError::TooMany(2)));
+        assert_eq!(r.abort_all("test").len(), 2);
+        r.start(pb::ExperimentSpec::default(), def(Duration::from_secs(60), Duration::ZERO)).expect("room again");
     }
 }

@@ -9,7 +9,10 @@ use super::RequestRng;
 #[derive(Debug, Clone)]
 pub enum DelayDistribution {
     Fixed(Duration),
-    Uniform { min: Duration, max: Duration },
+    Uniform {
+        min: Duration,
+        max: Duration,
+    },
     /// In seconds.
     Normal(Normal<f64>),
     /// In seconds.

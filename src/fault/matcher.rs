@@ -112,8 +112,7 @@ impl Matcher {
                 _ => return false,
             }
         }
-        if !self.client_cidrs.is_empty() && !self.client_cidrs.iter().any(|n| n.contains(&canonical(req.client_ip)))
-        {
+        if !self.client_cidrs.is_empty() && !self.client_cidrs.iter().any(|n| n.contains(&canonical(req.client_ip))) {
             return false;
         }
         for h in &self.headers {
@@ -166,15 +165,13 @@ fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push(h << 4 | l);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 2;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             b => out.push(b),
         }
         i += 1;

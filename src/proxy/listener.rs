@@ -12,13 +12,14 @@ use tokio::net::TcpListener;
 use super::service::{ConnService, ReverseProxy};
 
 /// Serves `listener` until `shutdown` resolves, then lets open connections finish for up to `grace`.
-pub async fn serve(listener: TcpListener, proxy: Arc<ReverseProxy>, shutdown: impl std::future::Future<Output = ()>, grace: Duration) {
+pub async fn serve(
+    listener: TcpListener,
+    proxy: Arc<ReverseProxy>,
+    shutdown: impl std::future::Future<Output = ()>,
+    grace: Duration,
+) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
-        .keep_alive(true);
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30)).keep_alive(true);
     builder.http2().timer(TokioTimer::new()).max_concurrent_streams(1024);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);

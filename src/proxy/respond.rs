@@ -48,7 +48,11 @@ pub fn upstream_error(err: &UpstreamError) -> Response<ProxyBody> {
 
 /// No route of the listener takes the request.
 pub fn no_route(listener: &str) -> Response<ProxyBody> {
-    proxy_error(StatusCode::NOT_FOUND, "no-route", format!("edgefault: no route of listener {listener:?} matches this request\n"))
+    proxy_error(
+        StatusCode::NOT_FOUND,
+        "no-route",
+        format!("edgefault: no route of listener {listener:?} matches this request\n"),
+    )
 }
 
 fn proxy_error(status: StatusCode, kind: &'static str, body: String) -> Response<ProxyBody> {

@@ -38,7 +38,8 @@ impl UpstreamError {
     }
 
     fn from_client(e: hyper_util::client::legacy::Error) -> Self {
-        let timed_out = chain(&e).any(|s| s.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::TimedOut));
+        let timed_out =
+            chain(&e).any(|s| s.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::TimedOut));
         let detail = chain(&e).last().map(|s| s.to_string()).unwrap_or_else(|| e.to_string());
         if e.is_connect() {
             if timed_out {
@@ -88,7 +89,11 @@ impl Upstream {
 
     /// Sends the request on and returns the upstream's response, body streaming. An HTTP/1.1 upgrade
     /// (WebSocket) that the upstream accepts is tunnelled in both directions.
-    pub async fn forward(&self, mut req: Request<Incoming>, client: SocketAddr) -> Result<Response<ProxyBody>, UpstreamError> {
+    pub async fn forward(
+        &self,
+        mut req: Request<Incoming>,
+        client: SocketAddr,
+    ) -> Result<Response<ProxyBody>, UpstreamError> {
         let upgrade = (req.version() == Version::HTTP_11).then(|| headers::upgrade_request(req.headers())).flatten();
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
         let h2 = upgrade.is_none()

@@ -55,7 +55,11 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("edgefault");
         let requests = Family::<RequestLabels, Counter>::default();
-        registry.register("requests", "Requests by listener, route and outcome (passed, injected, upstream_error)", requests.clone());
+        registry.register(
+            "requests",
+            "Requests by listener, route and outcome (passed, injected, upstream_error)",
+            requests.clone(),
+        );
         let running = Gauge::default();
         registry.register("experiments_running", "Experiments injecting now", running.clone());
         Metrics { registry: Mutex::new(registry), requests, running }

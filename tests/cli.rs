@@ -1,0 +1,196 @@
+//! The command line: `ctl` against a running server, `validate`, and `demo`.
+
+mod support;
+
+use std::{path::PathBuf, process::Command};
+
+use support::*;
+
+fn edgefault(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_edgefault"))
+        .args(args)
+        .env_remove("EDGEFAULT_CONTROL")
+        .output()
+        .expect("runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn write(dir: &tempdir::Dir, name: &str, text: &str) -> PathBuf {
+    let p = dir.path().join(name);
+    std::fs::write(&p, text).expect("write");
+    p
+}
+
+mod tempdir {
+    use std::path::{Path, PathBuf};
+
+    /// A directory removed on drop.
+    pub struct Dir(PathBuf);
+
+    impl Dir {
+        pub fn new(tag: &str) -> Self {
+            let p = std::env::temp_dir().join(format!("edgefault-test-{tag}-{}", std::process::id()));
+            std::fs::create_dir_all(&p).expect("mkdir");
+            Dir(p)
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctl_drives_a_running_server() {
+    let proxy = proxy(upstream().await).await;
+    let dir = tempdir::Dir::new("ctl");
+    let file = write(&dir, "exp.yaml", "name: one\nfaults: [{ abort: { http_status: 503 } }]\n---\nname: two\nmatch: { routes: [api] }\nfaults: [{ delay: { fixed: 1ms } }]\n");
+    let control = proxy.control_url.clone();
+    let file_arg = file.display().to_string();
+
+    let (ok, out, err) = tokio::task::spawn_blocking({
+        let control = control.clone();
+        move || edgefault(&["ctl", "--control", &control, "start", "-f", &file_arg])
+    })
+    .await
+    .expect("join");
+    assert!(ok, "{err}");
+    let ids: Vec<String> = out.lines().map(str::to_owned).collect();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(get(&client(), &proxy.url("/")).await.status, 503);
+
+    let c = control.clone();
+    let (ok, out, _) =
+        tokio::task::spawn_blocking(move || edgefault(&["ctl", "--control", &c, "list"])).await.expect("join");
+    assert!(ok);
+    assert!(out.contains("one") && out.contains("two") && out.contains("running"), "{out}");
+
+    let (c, id) = (control.clone(), ids[0].clone());
+    let (ok, out, _) =
+        tokio::task::spawn_blocking(move || edgefault(&["ctl", "--control", &c, "get", &id, "-o", "json"]))
+            .await
+            .expect("join");
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["state"], "EXPERIMENT_STATE_RUNNING");
+    assert_eq!(v["spec"]["name"], "one");
+
+    let (c, id) = (control.clone(), ids[0].clone());
+    let (ok, out, _) =
+        tokio::task::spawn_blocking(move || edgefault(&["ctl", "--control", &c, "stop", &id])).await.expect("join");
+    assert!(ok && out.contains("stopped"), "{out}");
+    assert_eq!(get(&client(), &proxy.url("/")).await.status, 200);
+
+    let c = control.clone();
+    let (ok, out, _) =
+        tokio::task::spawn_blocking(move || edgefault(&["ctl", "--control", &c, "abort-all"])).await.expect("join");
+    assert!(ok && out.starts_with("aborted 1 experiment"), "{out}");
+
+    // An invalid file: the server's violations are printed, nothing starts.
+    let bad = write(&dir, "bad.yaml", "name: bad\npercentage: 150\nfaults: [{ abort: { http_status: 503 } }]\n")
+        .display()
+        .to_string();
+    let c = control.clone();
+    let (ok, _, err) = tokio::task::spawn_blocking(move || edgefault(&["ctl", "--control", &c, "start", "-f", &bad]))
+        .await
+        .expect("join");
+    assert!(!ok);
+    assert!(
+        err.contains("percentage: must be between 0 and 100, got 150") && err.contains("nothing was started"),
+        "{err}"
+    );
+}
+
+#[test]
+fn ctl_says_what_to_do_when_no_server_answers() {
+    let (ok, _, err) = edgefault(&["ctl", "--control", "http://127.0.0.1:1", "list"]);
+    assert!(!ok);
+    assert!(
+        err.contains("cannot reach the control service at http://127.0.0.1:1") && err.contains("EDGEFAULT_CONTROL"),
+        "{err}"
+    );
+}
+
+#[test]
+fn validate_accepts_good_files_and_names_bad_fields() {
+    let dir = tempdir::Dir::new("validate");
+    let good = write(&dir, "good.yaml", "name: ok\nduration: 10m\nfaults: [{ abort: { http_status: 503 } }]\n");
+    let (ok, out, err) = edgefault(&["validate", &good.display().to_string()]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("ok: "), "{out}");
+
+    let bad = write(&dir, "bad.yaml", "name: bad\nfaults:\n  - abort: { http_status: 700 }\n");
+    let (ok, _, err) = edgefault(&["validate", &bad.display().to_string()]);
+    assert!(!ok);
+    assert!(err.contains("faults[0].abort.http_status: 700 is not an HTTP status"), "{err}");
+
+    let typo = write(&dir, "typo.yaml", "name: typo\nfautls: []\n");
+    let (ok, _, err) = edgefault(&["validate", &typo.display().to_string()]);
+    assert!(!ok);
+    assert!(err.contains("fautls"), "{err}");
+
+    let config = write(&dir, "config.yaml", "listeners:\n  - name: web\n    bind: 127.0.0.1:8080\n    routes: [{ name: api, upstream: \"http://127.0.0.1:3000\" }]\n");
+    let (ok, out, err) = edgefault(&["validate", &config.display().to_string()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("config with 1 listener(s), 1 route(s)"), "{out}");
+
+    let exp = write(
+        &dir,
+        "routes.yaml",
+        "name: r\nmatch: { routes: [dashboard] }\nfaults: [{ abort: { http_status: 503 } }]\n",
+    );
+    let (ok, _, err) = edgefault(&["validate", &exp.display().to_string(), "--config", &config.display().to_string()]);
+    assert!(!ok);
+    assert!(err.contains("match.routes[0]: no route named \"dashboard\" (routes: api)"), "{err}");
+}
+
+#[test]
+fn examples_are_valid() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let config = dir.join("edgefault.yaml");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("examples/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "yaml") && path != config {
+            let (ok, out, err) =
+                edgefault(&["validate", &path.display().to_string(), "--config", &config.display().to_string()]);
+            assert!(ok, "{}: {err}", path.display());
+            assert!(out.starts_with("ok: "));
+            checked += 1;
+        }
+    }
+    let (ok, _, err) = edgefault(&["validate", &config.display().to_string()]);
+    assert!(ok, "{err}");
+    assert!(checked >= 4, "only {checked} example experiments");
+}
+
+#[test]
+fn demo_runs_and_reports() {
+    let (ok, out, err) = edgefault(&["demo", "--phase", "400ms"]);
+    assert!(ok, "{err}");
+    for line in ["before: no experiment", "during: api 30% 503", "after: experiments stopped", "demo-edge-5xx"] {
+        assert!(out.contains(line), "{line} missing from:\n{out}");
+    }
+}
+
+#[test]
+fn serve_refuses_a_bad_config_with_the_place_of_each_problem() {
+    let dir = tempdir::Dir::new("serve");
+    let config = write(&dir, "c.yaml", "listeners:\n  - name: web\n    bind: 127.0.0.1:x\n    routes: [{ name: a, upstream: \"http://127.0.0.1:1/base\" }]\n");
+    let (ok, _, err) = edgefault(&["serve", "--config", &config.display().to_string()]);
+    assert!(!ok);
+    assert!(err.contains("listeners[0].bind") && err.contains("listeners[0].routes[0].upstream"), "{err}");
+    let (ok, _, err) = edgefault(&["serve"]);
+    assert!(!ok);
+    assert!(err.contains("--upstream"), "{err}");
+}
