@@ -1,0 +1,50 @@
+{{/*
+edgefault.yaml, the file `edgefault serve --config` reads. Values use camelCase; the file uses snake_case.
+*/}}
+{{- define "edgefault.config" -}}
+{{- $proxy := .Values.proxy -}}
+listeners:
+  - name: {{ $proxy.listenerName | quote }}
+    bind: {{ include "edgefault.hostPort" (list $proxy.host $proxy.port) | quote }}
+    mode: reverse
+    routes:
+      {{- range $proxy.routes }}
+      - name: {{ .name | quote }}
+        {{- with .hosts }}
+        hosts: {{ toJson . }}
+        {{- end }}
+        {{- with .pathPrefix }}
+        path_prefix: {{ . | quote }}
+        {{- end }}
+        upstream: {{ .upstream | quote }}
+        protocol: {{ default $proxy.protocol .protocol }}
+        connect_timeout: {{ default $proxy.connectTimeout .connectTimeout }}
+        timeout: {{ default $proxy.timeout .timeout }}
+      {{- end }}
+      {{- if $proxy.upstream }}
+      - name: default
+        upstream: {{ $proxy.upstream | quote }}
+        protocol: {{ $proxy.protocol }}
+        connect_timeout: {{ $proxy.connectTimeout }}
+        timeout: {{ $proxy.timeout }}
+      {{- end }}
+control:
+  bind: {{ include "edgefault.hostPort" (list .Values.control.host .Values.control.port) | quote }}
+{{- if .Values.admin.enabled }}
+admin:
+  bind: {{ include "edgefault.hostPort" (list .Values.admin.host .Values.admin.port) | quote }}
+{{- end }}
+limits:
+  default_duration: {{ .Values.limits.defaultDuration }}
+  max_duration: {{ .Values.limits.maxDuration }}
+  history: {{ .Values.limits.history }}
+{{- if not (kindIs "invalid" .Values.workers) }}
+workers: {{ .Values.workers }}
+{{- end }}
+{{- with .Values.experiments }}
+experiments:
+  {{- toYaml . | nindent 2 }}
+{{- else }}
+experiments: []
+{{- end }}
+{{- end -}}

@@ -1,0 +1,87 @@
+{{/*
+The edgefault container and its volume, shared by the gateway Deployment and the sidecar templates.
+*/}}
+{{- define "edgefault.container" -}}
+{{- $probeType := include "edgefault.probeType" . -}}
+name: edgefault
+image: {{ include "edgefault.image" . | quote }}
+imagePullPolicy: {{ .Values.image.pullPolicy }}
+args:
+  - serve
+  - --config
+  - /etc/edgefault/edgefault.yaml
+  - --log-format
+  - {{ .Values.logFormat }}
+  - --drain-grace
+  - {{ printf "%ds" (int .Values.shutdown.drainSeconds) }}
+ports:
+  - name: edgefault-http
+    containerPort: {{ .Values.proxy.port }}
+    protocol: TCP
+  {{- if include "edgefault.adminExposed" . }}
+  - name: edgefault-admin
+    containerPort: {{ .Values.admin.port }}
+    protocol: TCP
+  {{- end }}
+  {{- if include "edgefault.controlExposed" . }}
+  - name: edgefault-ctl
+    containerPort: {{ .Values.control.port }}
+    protocol: TCP
+  {{- end }}
+{{- with .Values.extraEnv }}
+env:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- if ne $probeType "none" }}
+readinessProbe:
+  {{- include "edgefault.probeAction" (list . $probeType "/readyz") | nindent 2 }}
+  {{- toYaml .Values.probes.readiness | nindent 2 }}
+livenessProbe:
+  {{- include "edgefault.probeAction" (list . $probeType "/healthz") | nindent 2 }}
+  {{- toYaml .Values.probes.liveness | nindent 2 }}
+{{- end }}
+{{- if gt (int .Values.shutdown.preStopSleepSeconds) 0 }}
+lifecycle:
+  preStop:
+    sleep:
+      seconds: {{ .Values.shutdown.preStopSleepSeconds }}
+{{- end }}
+{{- with .Values.resources }}
+resources:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- toYaml .Values.securityContext | nindent 2 }}
+volumeMounts:
+  - name: edgefault-config
+    mountPath: /etc/edgefault
+    readOnly: true
+{{- end -}}
+
+{{/* One probe's action. Takes (list context type httpPath). */}}
+{{- define "edgefault.probeAction" -}}
+{{- $ctx := index . 0 -}}
+{{- $type := index . 1 -}}
+{{- if eq $type "http" -}}
+httpGet:
+  path: {{ index . 2 }}
+  port: edgefault-admin
+{{- else if eq $type "grpc" -}}
+grpc:
+  port: {{ $ctx.Values.control.port }}
+{{- else -}}
+exec:
+  command:
+    - /usr/local/bin/edgefault
+    - ctl
+    - --control
+    - {{ include "edgefault.localControlUrl" $ctx }}
+    - list
+{{- end -}}
+{{- end -}}
+
+{{- define "edgefault.volumes" -}}
+- name: edgefault-config
+  configMap:
+    name: {{ include "edgefault.configMapName" . }}
+{{- end -}}
