@@ -28,6 +28,11 @@ impl RouteId {
         RouteId(0)
     }
 
+    /// The route after this one in the topology's order.
+    pub fn next(self) -> Self {
+        RouteId(self.0 + 1)
+    }
+
     pub fn index(self) -> usize {
         self.0 as usize
     }

@@ -1,6 +1,7 @@
 //! The active rule set: what the data plane consults for every request.
 
 use std::{
+    collections::HashMap,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc,
@@ -13,7 +14,7 @@ use tokio::time::Instant;
 use super::ExperimentDef;
 use crate::{
     config::{RouteId, Topology},
-    fault::{Abort, Fault, Matcher, Percentage, RequestRng, RequestView},
+    fault::{Abort, Fault, HostPattern, Matcher, Percentage, RequestRng, RequestView},
 };
 
 /// Per-experiment counters, shared between the rule (data plane) and the registry (reports).
@@ -57,7 +58,14 @@ pub struct Rule {
 }
 
 impl Rule {
-    pub fn new(id: Arc<str>, seq: u64, def: &ExperimentDef, seed: u64, ends_at: Instant, counters: Arc<Counters>) -> Self {
+    pub fn new(
+        id: Arc<str>,
+        seq: u64,
+        def: &ExperimentDef,
+        seed: u64,
+        ends_at: Instant,
+        counters: Arc<Counters>,
+    ) -> Self {
         Rule {
             id,
             name: def.name.as_str().into(),
@@ -106,10 +114,175 @@ impl Decision {
     }
 }
 
-/// The running experiments, indexed by route: a request only meets the rules that target its route.
+/// The rules of one route, indexed so that a request meets only the rules that could match it: a rule
+/// sits in one bucket, chosen by its most selective condition (exact path, path prefix, exact hosts), or in
+/// `rest`. Lookup finds the few buckets the request's path and host select; every candidate is then checked
+/// in full, so the index only ever prunes.
+#[derive(Debug, Default)]
+struct RouteRules {
+    exact: HashMap<Box<str>, Box<[Arc<Rule>]>>,
+    prefixes: HashMap<Box<str>, Box<[Arc<Rule>]>>,
+    /// The distinct lengths of the keys of `prefixes`, ascending.
+    prefix_lens: Box<[usize]>,
+    /// Lowercase host → rules.
+    hosts: HashMap<Box<str>, Box<[Arc<Rule>]>>,
+    rest: Box<[Arc<Rule>]>,
+}
+
+/// Where a rule is filed.
+enum Bucket {
+    Exact(Box<str>),
+    Prefix(Box<str>),
+    Hosts(Vec<Box<str>>),
+    Rest,
+}
+
+impl Rule {
+    fn bucket(&self) -> Bucket {
+        let m = &self.matcher;
+        if let Some(p) = &m.path_exact {
+            Bucket::Exact(p.as_str().into())
+        } else if let Some(p) = &m.path_prefix {
+            Bucket::Prefix(p.as_str().into())
+        } else if !m.hosts.is_empty() && m.hosts.iter().all(|h| matches!(h, HostPattern::Exact(_))) {
+            Bucket::Hosts(
+                m.hosts
+                    .iter()
+                    .filter_map(|h| match h {
+                        HostPattern::Exact(h) => Some(h.as_str().into()),
+                        HostPattern::Wildcard(_) => None,
+                    })
+                    .collect(),
+            )
+        } else {
+            Bucket::Rest
+        }
+    }
+}
+
+/// At most this many buckets are merged without allocating.
+const INLINE_BUCKETS: usize = 8;
+
+impl RouteRules {
+    /// `rules` in start order.
+    fn build(rules: Vec<Arc<Rule>>) -> Self {
+        let mut exact: HashMap<Box<str>, Vec<Arc<Rule>>> = HashMap::new();
+        let mut prefixes: HashMap<Box<str>, Vec<Arc<Rule>>> = HashMap::new();
+        let mut hosts: HashMap<Box<str>, Vec<Arc<Rule>>> = HashMap::new();
+        let mut rest = Vec::new();
+        for rule in rules {
+            match rule.bucket() {
+                Bucket::Exact(p) => exact.entry(p).or_default().push(rule),
+                Bucket::Prefix(p) => prefixes.entry(p).or_default().push(rule),
+                Bucket::Hosts(hs) => {
+                    for h in hs {
+                        hosts.entry(h).or_default().push(Arc::clone(&rule));
+                    }
+                }
+                Bucket::Rest => rest.push(rule),
+            }
+        }
+        let mut prefix_lens: Vec<usize> = prefixes.keys().map(|k| k.len()).collect();
+        prefix_lens.sort_unstable();
+        prefix_lens.dedup();
+        let seal =
+            |m: HashMap<Box<str>, Vec<Arc<Rule>>>| m.into_iter().map(|(k, v)| (k, v.into_boxed_slice())).collect();
+        RouteRules {
+            exact: seal(exact),
+            prefixes: seal(prefixes),
+            prefix_lens: prefix_lens.into_boxed_slice(),
+            hosts: seal(hosts),
+            rest: rest.into_boxed_slice(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.exact.is_empty() && self.prefixes.is_empty() && self.hosts.is_empty() && self.rest.is_empty()
+    }
+
+    /// Calls `f` on every rule the request could match, in start order.
+    fn candidates(&self, req: &RequestView<'_>, mut f: impl FnMut(&Arc<Rule>)) {
+        let mut buckets = Buckets::default();
+        if !self.rest.is_empty() {
+            buckets.push(&self.rest);
+        }
+        if let Some(r) = self.exact.get(req.path) {
+            buckets.push(r);
+        }
+        for &len in self.prefix_lens.iter() {
+            if len > req.path.len() {
+                break;
+            }
+            if let Some(r) = req.path.get(..len).and_then(|p| self.prefixes.get(p)) {
+                buckets.push(r);
+            }
+        }
+        if let (Some(host), false) = (req.host, self.hosts.is_empty()) {
+            let found = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+                self.hosts.get(host.to_ascii_lowercase().as_str())
+            } else {
+                self.hosts.get(host)
+            };
+            if let Some(r) = found {
+                buckets.push(r);
+            }
+        }
+        if buckets.spilled.is_empty() {
+            merge(&mut buckets.inline[..buckets.n], &mut f);
+        } else {
+            let mut all = buckets.inline.to_vec();
+            all.extend(buckets.spilled);
+            merge(&mut all, &mut f);
+        }
+    }
+}
+
+/// The buckets one request selects; on the stack unless there are many.
+#[derive(Default)]
+struct Buckets<'a> {
+    inline: [&'a [Arc<Rule>]; INLINE_BUCKETS],
+    n: usize,
+    spilled: Vec<&'a [Arc<Rule>]>,
+}
+
+impl<'a> Buckets<'a> {
+    fn push(&mut self, slice: &'a [Arc<Rule>]) {
+        if self.n < INLINE_BUCKETS {
+            self.inline[self.n] = slice;
+            self.n += 1;
+        } else {
+            self.spilled.push(slice);
+        }
+    }
+}
+
+/// Visits the rules of several start-ordered slices in overall start order.
+fn merge(slices: &mut [&[Arc<Rule>]], f: &mut impl FnMut(&Arc<Rule>)) {
+    if let [only] = slices {
+        only.iter().for_each(f);
+        return;
+    }
+    loop {
+        let mut best: Option<usize> = None;
+        for (i, s) in slices.iter().enumerate() {
+            if let Some(head) = s.first() {
+                if best.is_none_or(|b| slices[b].first().is_none_or(|bh| head.seq < bh.seq)) {
+                    best = Some(i);
+                }
+            }
+        }
+        let Some(i) = best else { return };
+        let (head, tail) = slices[i].split_at(1);
+        f(&head[0]);
+        slices[i] = tail;
+    }
+}
+
+/// The running experiments, indexed by route, then by path and host within a route: a request only meets
+/// the rules that could match it.
 #[derive(Debug, Default)]
 pub struct RuleSet {
-    by_route: Box<[Box<[Arc<Rule>]>]>,
+    by_route: Box<[RouteRules]>,
     len: usize,
 }
 
@@ -120,7 +293,7 @@ impl RuleSet {
         let by_route = topology
             .routes()
             .map(|(listener, route)| {
-                rules.iter().filter(|r| r.targets(listener, route)).cloned().collect::<Vec<_>>().into_boxed_slice()
+                RouteRules::build(rules.iter().filter(|r| r.targets(listener, route)).cloned().collect())
             })
             .collect::<Vec<_>>()
             .into_boxed_slice();
@@ -149,19 +322,16 @@ impl RuleSet {
     /// earliest-started selected experiment that aborts, if any, else forwarded.
     pub fn decide(&self, route: RouteId, req: &RequestView<'_>) -> Option<Decision> {
         let rules = self.by_route.get(route.index())?;
-        if rules.is_empty() {
-            return None;
-        }
-        let now = Instant::now();
+        let mut now: Option<Instant> = None;
         let mut decision: Option<Decision> = None;
-        for rule in rules.iter() {
-            if now >= rule.ends_at || !rule.matcher.matches(req) {
-                continue;
+        rules.candidates(req, |rule| {
+            if !rule.matcher.matches(req) || *now.get_or_insert_with(Instant::now) >= rule.ends_at {
+                return;
             }
             Counters::bump(&rule.counters.matched);
             let mut rng = RequestRng::next(rule.seed, &rule.draws);
             if !rule.percentage.select(&mut rng) {
-                continue;
+                return;
             }
             let d = decision.get_or_insert_with(Decision::default);
             let mut delayed = false;
@@ -190,7 +360,116 @@ impl RuleSet {
             if aborted {
                 Counters::bump(&rule.counters.aborted);
             }
-        }
+        });
         decision.filter(|d| d.abort.is_some() || !d.delay.is_zero())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use http::{HeaderMap, Method};
+    use rand::{rngs::SmallRng, RngExt, SeedableRng};
+
+    use super::*;
+    use crate::fault::Delay;
+
+    fn rule(seq: u64, matcher: Matcher) -> Arc<Rule> {
+        let def = ExperimentDef {
+            name: format!("r{seq}"),
+            listeners: Vec::new(),
+            routes: Vec::new(),
+            matcher,
+            percentage: Percentage::ALL,
+            duration: Duration::from_secs(60),
+            start_delay: Duration::ZERO,
+            faults: vec![Fault::Delay(Delay::fixed(Duration::from_millis(1)))],
+            seed: Some(seq),
+        };
+        Arc::new(Rule::new(
+            format!("e{seq}").into(),
+            seq,
+            &def,
+            seq,
+            Instant::now() + Duration::from_secs(60),
+            Arc::default(),
+        ))
+    }
+
+    const PATHS: [&str; 6] = ["/", "/a", "/a/b", "/api/x", "/api", "/b"];
+    const HOSTS: [&str; 4] = ["a.example.com", "B.example.com", "b.example.com", "x.cdn.net"];
+
+    /// The index visits exactly the rules a full scan would match, in start order.
+    #[test]
+    fn the_index_only_prunes() {
+        let mut rng = SmallRng::seed_from_u64(7);
+        let topology = Topology::new(vec![("web".into(), vec!["default".into()])]);
+        for round in 0..50 {
+            let mut rules = Vec::new();
+            for seq in 0..40u64 {
+                let mut m = Matcher::default();
+                match rng.random_range(0..5u32) {
+                    0 => m.path_exact = Some(PATHS[rng.random_range(0..PATHS.len())].into()),
+                    1 => m.path_prefix = Some(PATHS[rng.random_range(0..PATHS.len())].into()),
+                    2 => m.hosts = vec![HostPattern::parse(HOSTS[rng.random_range(0..HOSTS.len())])],
+                    3 => m.hosts = vec![HostPattern::parse("*.example.com"), HostPattern::parse("x.cdn.net")],
+                    _ => {}
+                }
+                if rng.random_bool(0.3) {
+                    m.methods = vec![Method::POST];
+                }
+                rules.push(rule(seq, m));
+            }
+            // Shuffle the build order: the set must sort by start order itself.
+            let mut shuffled = rules.clone();
+            shuffled.reverse();
+            let set = RuleSet::build(&topology, shuffled);
+            let headers = HeaderMap::new();
+            for _ in 0..200 {
+                let method = if rng.random_bool(0.5) { Method::GET } else { Method::POST };
+                let host = rng.random_bool(0.8).then(|| HOSTS[rng.random_range(0..HOSTS.len())]);
+                let view = RequestView {
+                    method: &method,
+                    host,
+                    path: PATHS[rng.random_range(0..PATHS.len())],
+                    query: None,
+                    headers: &headers,
+                    client_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                };
+                let want: Vec<u64> = rules.iter().filter(|r| r.matcher.matches(&view)).map(|r| r.seq).collect();
+                let mut got = Vec::new();
+                set.by_route[0].candidates(&view, |r| {
+                    if r.matcher.matches(&view) {
+                        got.push(r.seq);
+                    }
+                });
+                assert_eq!(got, want, "round {round}, {} {:?} {}", view.method, view.host, view.path);
+            }
+        }
+    }
+
+    #[test]
+    fn many_buckets_spill_and_stay_ordered() {
+        let topology = Topology::new(vec![("web".into(), vec!["default".into()])]);
+        let path = "/abcdefghijklmnop";
+        let rules: Vec<Arc<Rule>> = (1..=path.len())
+            .rev()
+            .enumerate()
+            .map(|(seq, len)| rule(seq as u64, Matcher { path_prefix: Some(path[..len].into()), ..Matcher::default() }))
+            .collect();
+        let set = RuleSet::build(&topology, rules);
+        let headers = HeaderMap::new();
+        let view = RequestView {
+            method: &Method::GET,
+            host: None,
+            path,
+            query: None,
+            headers: &headers,
+            client_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        };
+        let mut seqs = Vec::new();
+        set.by_route[0].candidates(&view, |r| seqs.push(r.seq));
+        assert_eq!(seqs, (0..path.len() as u64).collect::<Vec<_>>());
     }
 }
