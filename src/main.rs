@@ -169,10 +169,16 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         None => Config::from_overrides(&overrides),
     }
     .map_err(|e| e.to_string())?;
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = config.workers {
-        runtime.worker_threads(n);
-    }
+    // One worker: a current-thread runtime, with no cross-thread wake-ups on the request path.
+    let mut runtime = match config.workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     let runtime = runtime.enable_all().build().map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
         let server = Server::start(config).await.map_err(|e| e.to_string())?;

@@ -179,3 +179,34 @@ async fn admin_reports_health_and_readiness() {
     assert_eq!(get(&c, &format!("http://{admin}/readyz")).await.status, 200);
     assert_eq!(get(&c, &format!("http://{admin}/nope")).await.status, 404);
 }
+
+#[tokio::test]
+async fn upstream_connections_are_reused() {
+    use std::sync::atomic::Ordering;
+    let (up, accepted) = counting_upstream(true).await;
+    let proxy = proxy(up).await;
+    let c = client();
+    for _ in 0..50 {
+        assert_eq!(get(&c, &proxy.url("/")).await.status, 200);
+        assert_eq!(get(&c, &proxy.url("/big?n=100000")).await.body.len(), 100_000);
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "one HTTP/1.1 connection serves every sequential request");
+
+    let h2 = h2_client();
+    for _ in 0..20 {
+        assert_eq!(get(&h2, &proxy.url("/")).await.status, 200);
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 2, "and one HTTP/2 connection every h2 request");
+}
+
+#[tokio::test]
+async fn an_upstream_that_closes_every_connection_still_gets_every_request() {
+    use std::sync::atomic::Ordering;
+    let (up, accepted) = counting_upstream(false).await;
+    let proxy = proxy(up).await;
+    let c = client();
+    for i in 0..20 {
+        assert_eq!(get(&c, &proxy.url(&format!("/r{i}"))).await.status, 200, "request {i}");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 20);
+}

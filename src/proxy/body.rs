@@ -8,11 +8,12 @@ use std::{
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
+
+use super::pool::PooledBody;
 
 pub enum ProxyBody {
     /// The upstream's body, data and trailers, as they arrive.
-    Upstream(Incoming),
+    Upstream(PooledBody),
     /// A body the proxy wrote (an abort, an error); `None` once sent.
     Full(Option<Bytes>),
 }

@@ -22,7 +22,14 @@ pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-
 
 /// Removes the hop-by-hop headers (RFC 9110 §7.6.1), those named by `connection`, and `te` unless it is
 /// `trailers` (which gRPC needs end to end). `transfer-encoding` goes too: each hop frames its own body.
+///
+/// Most messages carry none of them: one pass over the names finds out, and only then is anything removed.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let any =
+        headers.keys().any(|name| HOP_BY_HOP.contains(name) || name == header::TRANSFER_ENCODING || name == header::TE);
+    if !any {
+        return;
+    }
     if headers.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
@@ -46,26 +53,45 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Appends the client's address to `x-forwarded-for` and the scheme to `x-forwarded-proto`.
 pub fn append_forwarded(headers: &mut HeaderMap, client: IpAddr, proto: &'static str) {
+    use std::io::Write as _;
+
     let client = match client {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(client),
         v4 => v4,
     };
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) => HeaderValue::try_from(format!("{prev}, {client}")),
-        None => HeaderValue::try_from(client.to_string()),
+    // An address is at most 39 characters: format it on the stack.
+    let mut buf = [0u8; 48];
+    let len = {
+        let mut cursor = std::io::Cursor::new(&mut buf[..]);
+        let _ = write!(cursor, "{client}");
+        cursor.position() as usize
+    };
+    let addr = &buf[..len];
+    let xff = match headers.get(&X_FORWARDED_FOR) {
+        Some(prev) => {
+            let mut v = Vec::with_capacity(prev.len() + 2 + addr.len());
+            v.extend_from_slice(prev.as_bytes());
+            v.extend_from_slice(b", ");
+            v.extend_from_slice(addr);
+            HeaderValue::from_maybe_shared(bytes::Bytes::from(v))
+        }
+        None => HeaderValue::from_bytes(addr),
     };
     if let Ok(v) = xff {
         headers.insert(&X_FORWARDED_FOR, v);
     }
-    let proto = HeaderValue::from_static(proto);
-    match headers.get(&X_FORWARDED_PROTO).and_then(|v| v.to_str().ok()) {
+    match headers.get(&X_FORWARDED_PROTO) {
         Some(prev) => {
-            if let Ok(v) = HeaderValue::try_from(format!("{prev}, {}", proto.to_str().unwrap_or("http"))) {
+            let mut v = Vec::with_capacity(prev.len() + 2 + proto.len());
+            v.extend_from_slice(prev.as_bytes());
+            v.extend_from_slice(b", ");
+            v.extend_from_slice(proto.as_bytes());
+            if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(v)) {
                 headers.insert(&X_FORWARDED_PROTO, v);
             }
         }
         None => {
-            headers.insert(&X_FORWARDED_PROTO, proto);
+            headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(proto));
         }
     }
 }

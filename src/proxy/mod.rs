@@ -4,6 +4,7 @@
 pub mod body;
 pub mod headers;
 pub mod listener;
+pub mod pool;
 pub mod respond;
 pub mod service;
 pub mod upstream;

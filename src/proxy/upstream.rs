@@ -1,16 +1,13 @@
 //! Forwarding to an upstream: pooled clients per route (HTTP/1.1 and cleartext HTTP/2), timeouts, upgrades,
 //! and errors that say what failed.
 
-use std::{error::Error as StdError, io, net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use http::{header, uri::PathAndQuery, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
-use hyper_util::{
-    client::legacy::{connect::HttpConnector, Client},
-    rt::{TokioExecutor, TokioIo, TokioTimer},
-};
+use hyper_util::rt::TokioIo;
 
-use super::{body::ProxyBody, headers};
+use super::{body::ProxyBody, headers, pool::Pool};
 use crate::config::{Protocol, RouteConfig};
 
 /// Why the upstream gave no response.
@@ -36,51 +33,20 @@ impl UpstreamError {
             UpstreamError::Request(_) => "upstream-request",
         }
     }
-
-    fn from_client(e: hyper_util::client::legacy::Error) -> Self {
-        let timed_out =
-            chain(&e).any(|s| s.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::TimedOut));
-        let detail = chain(&e).last().map(|s| s.to_string()).unwrap_or_else(|| e.to_string());
-        if e.is_connect() {
-            if timed_out {
-                UpstreamError::ConnectTimeout
-            } else {
-                UpstreamError::Connect(detail)
-            }
-        } else {
-            UpstreamError::Request(detail)
-        }
-    }
 }
 
-fn chain<'a>(e: &'a (dyn StdError + 'static)) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
-    std::iter::successors(Some(e), |e: &&'a (dyn StdError + 'static)| (*e).source())
-}
-
-/// The clients of one route: one pool per protocol, kept for the life of the listener.
+/// A route's upstream: where it is, and the connections kept open to it.
 pub struct Upstream {
     route: RouteConfig,
-    h1: Client<HttpConnector, Incoming>,
-    h2: Client<HttpConnector, Incoming>,
+    pool: Arc<Pool>,
 }
 
 impl Upstream {
     pub fn new(route: RouteConfig) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(route.connect_timeout));
-        connector.enforce_http(true);
-        let h1 = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_timer(TokioTimer::new())
-            .build(connector.clone());
-        let h2 = Client::builder(TokioExecutor::new())
-            .http2_only(true)
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .build(connector);
-        Upstream { route, h1, h2 }
+        let authority = &route.upstream.authority;
+        let addr = format!("{}:{}", authority.host(), authority.port_u16().unwrap_or(80));
+        let pool = Pool::new(addr, route.connect_timeout);
+        Upstream { route, pool }
     }
 
     pub fn route(&self) -> &RouteConfig {
@@ -127,11 +93,16 @@ impl Upstream {
         parts.version = if h2 { Version::HTTP_2 } else { Version::HTTP_11 };
 
         let req = Request::from_parts(parts, body);
-        let pool = if h2 { &self.h2 } else { &self.h1 };
-        let mut resp = match tokio::time::timeout(self.route.timeout, pool.request(req)).await {
+        let sent = async {
+            if h2 {
+                self.pool.send_h2(req).await
+            } else {
+                self.pool.send_h1(req, upgrade.is_none()).await
+            }
+        };
+        let mut resp = match tokio::time::timeout(self.route.timeout, sent).await {
             Err(_) => return Err(UpstreamError::ResponseTimeout(self.route.timeout)),
-            Ok(Err(e)) => return Err(UpstreamError::from_client(e)),
-            Ok(Ok(resp)) => resp,
+            Ok(result) => result?,
         };
 
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {

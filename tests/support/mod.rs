@@ -251,3 +251,26 @@ pub fn request(method: &str, url: &str) -> http::request::Builder {
 pub fn body(b: impl Into<Bytes>) -> BoxBody {
     full(b)
 }
+
+/// An upstream that counts the connections it accepts; with `keep_alive: false` it closes each one after
+/// its first response.
+pub async fn counting_upstream(keep_alive: bool) -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::{atomic::AtomicUsize, Arc};
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
+    let addr = listener.local_addr().expect("addr");
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                builder.http1().keep_alive(keep_alive);
+                let _ =
+                    builder.serve_connection(TokioIo::new(stream), hyper::service::service_fn(upstream_handler)).await;
+            });
+        }
+    });
+    (addr, accepted)
+}
