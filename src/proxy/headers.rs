@@ -23,31 +23,46 @@ pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-
 /// Removes the hop-by-hop headers (RFC 9110 §7.6.1), those named by `connection`, and `te` unless it is
 /// `trailers` (which gRPC needs end to end). `transfer-encoding` goes too: each hop frames its own body.
 ///
-/// Most messages carry none of them: one pass over the names finds out, and only then is anything removed.
+/// One pass over the names finds which are present; only those are removed.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let any =
-        headers.keys().any(|name| HOP_BY_HOP.contains(name) || name == header::TRANSFER_ENCODING || name == header::TE);
-    if !any {
-        return;
+    let mut connection = false;
+    let mut others = false;
+    for name in headers.keys() {
+        if name == header::CONNECTION {
+            connection = true;
+        } else if HOP_BY_HOP.contains(name) || name == header::TRANSFER_ENCODING || name == header::TE {
+            others = true;
+        }
     }
-    if headers.contains_key(header::CONNECTION) {
-        let named: Vec<HeaderName> = headers
+    if connection {
+        // Usually just `keep-alive` or `close`; remove what it names, then itself.
+        let mut named: [Option<HeaderName>; 4] = Default::default();
+        let mut extra = Vec::new();
+        let tokens = headers
             .get_all(header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-            .collect();
-        for name in named {
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok());
+        for (i, name) in tokens.enumerate() {
+            match named.get_mut(i) {
+                Some(slot) => *slot = Some(name),
+                None => extra.push(name),
+            }
+        }
+        for name in named.into_iter().flatten().chain(extra) {
             headers.remove(name);
         }
+        headers.remove(header::CONNECTION);
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
-    }
-    headers.remove(header::TRANSFER_ENCODING);
-    if headers.get(header::TE).is_some_and(|te| !te.as_bytes().eq_ignore_ascii_case(b"trailers")) {
-        headers.remove(header::TE);
+    if others {
+        for name in &HOP_BY_HOP {
+            headers.remove(name);
+        }
+        headers.remove(header::TRANSFER_ENCODING);
+        if headers.get(header::TE).is_some_and(|te| !te.as_bytes().eq_ignore_ascii_case(b"trailers")) {
+            headers.remove(header::TE);
+        }
     }
 }
 
@@ -145,6 +160,18 @@ mod tests {
         h.insert(header::TE, HeaderValue::from_static("trailers"));
         remove_hop_by_hop(&mut h);
         assert!(h.contains_key(header::TE));
+    }
+
+    #[test]
+    fn every_header_connection_names_goes() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("close, x-a, x-b"));
+        h.append(header::CONNECTION, HeaderValue::from_static("x-c, x-d, x-e"));
+        for n in ["x-a", "x-b", "x-c", "x-d", "x-e", "x-kept"] {
+            h.insert(HeaderName::from_static(n), HeaderValue::from_static("1"));
+        }
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["x-kept"]);
     }
 
     #[test]
