@@ -14,7 +14,7 @@ use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 use crate::{
     admin::{self, Admin},
     config::Config,
-    control::{self, convert},
+    control::{self, audit::AuditLog, convert},
     experiment::Registry,
     proxy::{listener, ReverseProxy},
     telemetry::metrics::Metrics,
@@ -24,6 +24,8 @@ use crate::{
 pub enum AppError {
     #[error("cannot listen on {addr} for {what}: {source}")]
     Bind { what: String, addr: SocketAddr, source: io::Error },
+    #[error("cannot open the audit log {path} (audit.path): {source}")]
+    Audit { path: std::path::PathBuf, source: io::Error },
     #[error("boot experiment {index} ({name}): {message}")]
     BootExperiment { index: usize, name: String, message: String },
 }
@@ -56,6 +58,16 @@ impl Server {
             None => None,
         };
 
+        let audit = Arc::new(match &config.audit {
+            Some(path) => AuditLog::open(path).map_err(|source| AppError::Audit { path: path.clone(), source })?,
+            None => AuditLog::disabled(),
+        });
+        if config.tokens.is_empty() {
+            tracing::warn!(control = %config.control, "the control service has no token: any local process may start faults");
+        } else {
+            tracing::info!(tokens = config.tokens.len(), "the control service requires a bearer token");
+        }
+
         let registry = Registry::new(Arc::new(config.topology()), config.limits.clone());
         for (index, spec) in config.experiments.iter().enumerate() {
             let ctx = convert::Context { topology: Some(registry.topology()), limits: registry.limits() };
@@ -83,8 +95,12 @@ impl Server {
         })?;
         let control_registry = Arc::clone(&registry);
         let control_stop = stopped(stop.subscribe());
+        let tokens = Arc::new(config.tokens.clone());
+        let control_audit = Arc::clone(&audit);
         tasks.spawn(async move {
-            if let Err(e) = control::serve(control_listener, control_registry, control_stop).await {
+            if let Err(e) =
+                control::serve(control_listener, control_registry, tokens, control_audit, control_stop).await
+            {
                 tracing::error!(error = %e, "control service failed");
             }
         });

@@ -2,7 +2,11 @@
 
 use std::{fmt::Write as _, path::Path, time::SystemTime};
 
-use tonic::transport::Channel;
+use tonic::{
+    metadata::{Ascii, MetadataValue},
+    service::{interceptor::InterceptedService, Interceptor},
+    transport::Channel,
+};
 
 use crate::{
     config::{self, Config, Overrides},
@@ -37,12 +41,57 @@ pub enum Output {
     Json,
 }
 
+/// Adds `authorization: Bearer <token>` to every call, when a token was given.
+#[derive(Clone)]
+pub struct BearerToken(Option<MetadataValue<Ascii>>);
+
+impl BearerToken {
+    /// `None`: calls go without a token. The secret is checked to be a valid header value here, so a
+    /// bad token is a usage error rather than a failed call; it never appears in the message.
+    pub fn new(token: Option<&str>) -> Result<Self, CtlError> {
+        match token.map(str::trim) {
+            None => Ok(BearerToken(None)),
+            Some("") => Err(CtlError::Usage("the token is empty (--token-file or EDGEFAULT_TOKEN)".into())),
+            Some(t) => format!("Bearer {t}").parse().map(|v| BearerToken(Some(v))).map_err(|_| {
+                CtlError::Usage(
+                    "the token holds characters a header cannot carry (--token-file or EDGEFAULT_TOKEN)".into(),
+                )
+            }),
+        }
+    }
+}
+
+impl Interceptor for BearerToken {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// Reads the token `ctl` sends: the first line of `--token-file`, else `EDGEFAULT_TOKEN` (`env`).
+pub fn read_token(file: Option<&Path>, env: Option<String>) -> Result<Option<String>, CtlError> {
+    match file {
+        Some(path) => std::fs::read_to_string(path)
+            .map(|t| t.lines().next().map(str::to_owned))
+            .map_err(|e| CtlError::Usage(format!("--token-file {}: cannot read it: {e}", path.display()))),
+        None => Ok(env.filter(|t| !t.trim().is_empty())),
+    }
+}
+
 pub struct Ctl {
-    client: FaultControlClient<Channel>,
+    client: FaultControlClient<InterceptedService<Channel, BearerToken>>,
 }
 
 impl Ctl {
+    /// Connects without a token.
     pub async fn connect(url: &str) -> Result<Ctl, CtlError> {
+        Self::connect_with(url, BearerToken::new(None)?).await
+    }
+
+    /// Connects; every call carries `token`.
+    pub async fn connect_with(url: &str, token: BearerToken) -> Result<Ctl, CtlError> {
         let url = if url.contains("://") { url.to_owned() } else { format!("http://{url}") };
         let endpoint = Channel::from_shared(url.clone())
             .map_err(|e| CtlError::Usage(format!("--control {url:?} is not a URL ({e}); expected http://host:port")))?
@@ -51,7 +100,7 @@ impl Ctl {
             url: url.clone(),
             detail: std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_else(|| e.to_string()),
         })?;
-        Ok(Ctl { client: FaultControlClient::new(channel) })
+        Ok(Ctl { client: FaultControlClient::with_interceptor(channel, token) })
     }
 
     /// Starts every experiment of a file, in order, after checking all of them with the server. Returns

@@ -71,6 +71,13 @@ struct ServeArgs {
     /// How long shutdown waits for in-flight requests [default: 10s].
     #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
     drain_grace: Option<Duration>,
+    /// Tokens file of the control service (YAML list of { name, role: admin | read-only, token }); added
+    /// to control.tokens_file. The environment variable EDGEFAULT_ADMIN_TOKEN adds one admin token.
+    #[arg(long, value_name = "FILE")]
+    tokens_file: Option<PathBuf>,
+    /// Audit log of state-changing control calls: a file (appended to) or "-" for stderr (audit.path).
+    #[arg(long, value_name = "FILE")]
+    audit: Option<PathBuf>,
     /// Worker threads [default: one per core].
     #[arg(long)]
     workers: Option<usize>,
@@ -84,6 +91,10 @@ struct CtlArgs {
     /// Control service URL.
     #[arg(long, env = "EDGEFAULT_CONTROL", default_value = ctl::DEFAULT_CONTROL_URL, global = true)]
     control: String,
+    /// File whose first line is the bearer token to send; without it, the EDGEFAULT_TOKEN environment
+    /// variable is used, if set.
+    #[arg(long, value_name = "FILE", global = true)]
+    token_file: Option<PathBuf>,
     #[command(subcommand)]
     command: CtlCommand,
 }
@@ -163,6 +174,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         default_duration: args.default_duration,
         max_duration: args.max_duration,
         drain_grace: args.drain_grace,
+        tokens_file: args.tokens_file,
+        admin_token: std::env::var("EDGEFAULT_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()),
+        audit: args.audit,
     };
     let config = match &args.config {
         Some(path) => Config::load(path, &overrides),
@@ -183,7 +197,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
 
 async fn run_ctl(args: CtlArgs) -> Result<(), String> {
     let fail = |e: CtlError| e.to_string();
-    let mut ctl = Ctl::connect(&args.control).await.map_err(fail)?;
+    let token = ctl::read_token(args.token_file.as_deref(), std::env::var("EDGEFAULT_TOKEN").ok()).map_err(fail)?;
+    let token = ctl::BearerToken::new(token.as_deref()).map_err(fail)?;
+    let mut ctl = Ctl::connect_with(&args.control, token).await.map_err(fail)?;
     match args.command {
         CtlCommand::Start { file } => {
             for e in ctl.start_file(&file).await.map_err(fail)? {

@@ -1,5 +1,7 @@
 //! The control plane: the `edgefault.v1.FaultControl` gRPC service, with health and reflection.
 
+pub mod audit;
+pub mod auth;
 pub mod convert;
 mod service;
 
