@@ -16,7 +16,7 @@ use crate::{
     config::Config,
     control::{self, audit::AuditLog, convert},
     experiment::Registry,
-    proxy::{listener, ReverseProxy},
+    proxy::{cap::FaultCap, listener, ReverseProxy},
     telemetry::metrics::Metrics,
 };
 
@@ -77,6 +77,11 @@ impl Server {
         }
 
         let metrics = Arc::new(Metrics::default());
+        let cap = Arc::new(FaultCap::new(
+            config.limits.max_active_faults,
+            metrics.faults_active.clone(),
+            metrics.faults_overflow.clone(),
+        ));
         let (stop, _) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let mut listeners = Vec::new();
@@ -85,7 +90,7 @@ impl Server {
                 tcp.local_addr().map_err(|source| AppError::Bind { what: l.name.clone(), addr: l.bind, source })?;
             tracing::info!(listener = %l.name, %addr, routes = l.routes.len(), "listening");
             listeners.push((l.name.clone(), addr));
-            let proxy = Arc::new(ReverseProxy::new(l, registry.rules(), &metrics));
+            let proxy = Arc::new(ReverseProxy::new(l, registry.rules(), &metrics, Arc::clone(&cap)));
             tasks.spawn(listener::serve(tcp, proxy, stopped(stop.subscribe()), config.drain_grace));
         }
         let control = control_listener.local_addr().map_err(|source| AppError::Bind {

@@ -170,6 +170,9 @@ pub struct Overrides {
     pub admin_token: Option<String>,
     /// `audit.path`.
     pub audit: Option<PathBuf>,
+    pub max_percentage: Option<f64>,
+    pub allowed_routes: Option<Vec<String>>,
+    pub max_active_faults: Option<usize>,
 }
 
 /// A configuration that was refused: where it came from and every problem in it.
@@ -268,6 +271,9 @@ struct FileLimits {
     max_start_delay: Option<String>,
     history: Option<usize>,
     max_active: Option<usize>,
+    max_percentage: Option<f64>,
+    allowed_routes: Option<Vec<String>>,
+    max_active_faults: Option<usize>,
 }
 
 /// Whether a YAML value looks like a config file rather than an experiment.
@@ -433,6 +439,33 @@ impl Config {
         }
         if let Some(m) = fl.max_active {
             limits.max_active = m;
+        }
+        if let Some(p) = o.max_percentage.or(fl.max_percentage) {
+            let at = if o.max_percentage.is_some() { "--max-percentage" } else { "limits.max_percentage" };
+            if (0.0..=100.0).contains(&p) {
+                limits.max_percentage = p;
+            } else {
+                problems.push(format!("{at}: must be between 0 and 100, got {p}"));
+            }
+        }
+        if let Some(m) = o.max_active_faults.or(fl.max_active_faults) {
+            limits.max_active_faults = m;
+        }
+        if let Some(routes) = o.allowed_routes.as_ref().or(fl.allowed_routes.as_ref()) {
+            let at = if o.allowed_routes.is_some() { "--allowed-routes" } else { "limits.allowed_routes" };
+            let known = topology_of(&listeners);
+            for (i, r) in routes.iter().enumerate() {
+                if !known.has_route(r) {
+                    problems.push(format!(
+                        "{at}[{i}]: no route is named {r:?}; routes: {}",
+                        known.route_names().join(", ")
+                    ));
+                }
+            }
+            if routes.is_empty() {
+                problems.push(format!("{at}: empty; name at least one route, or leave it out to allow every route"));
+            }
+            limits.allowed_routes = routes.clone();
         }
         if limits.default_duration.is_zero() || limits.max_duration.is_zero() {
             problems.push("limits: default_duration and max_duration must be longer than zero".into());

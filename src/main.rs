@@ -71,6 +71,15 @@ struct ServeArgs {
     /// How long shutdown waits for in-flight requests [default: 10s].
     #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
     drain_grace: Option<Duration>,
+    /// Highest percentage an experiment may ask for [default: 100] (limits.max_percentage).
+    #[arg(long, value_name = "PERCENT")]
+    max_percentage: Option<f64>,
+    /// Routes experiments may target, comma-separated [default: all] (limits.allowed_routes).
+    #[arg(long, value_name = "ROUTES", value_delimiter = ',')]
+    allowed_routes: Option<Vec<String>>,
+    /// Requests faulted at once; past it requests pass untouched [default: 10000] (limits.max_active_faults).
+    #[arg(long, value_name = "N")]
+    max_active_faults: Option<usize>,
     /// Tokens file of the control service (YAML list of { name, role: admin | read-only, token }); added
     /// to control.tokens_file. The environment variable EDGEFAULT_ADMIN_TOKEN adds one admin token.
     #[arg(long, value_name = "FILE")]
@@ -177,6 +186,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         tokens_file: args.tokens_file,
         admin_token: std::env::var("EDGEFAULT_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()),
         audit: args.audit,
+        max_percentage: args.max_percentage,
+        allowed_routes: args.allowed_routes,
+        max_active_faults: args.max_active_faults,
     };
     let config = match &args.config {
         Some(path) => Config::load(path, &overrides),

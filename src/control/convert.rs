@@ -161,6 +161,7 @@ pub fn validate_spec(spec: &pb::ExperimentSpec, ctx: &Context<'_>) -> Result<Exp
             }
         }
     }
+    c.0.extend(super::limits::check(&routes, spec.percentage, ctx.limits));
     if !c.0.is_empty() {
         return Err(Violations(c.0));
     }

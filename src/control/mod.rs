@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod auth;
 pub mod convert;
+pub mod limits;
 mod service;
 
 pub use service::{serve, FaultControlService};

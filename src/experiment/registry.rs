@@ -26,6 +26,12 @@ pub struct Limits {
     pub history: usize,
     /// How many experiments may be pending or running at once.
     pub max_active: usize,
+    /// Highest `percentage` a spec may ask for (an absent percentage means 100).
+    pub max_percentage: f64,
+    /// Routes experiments may target; a spec must name routes from this list. Empty: any route.
+    pub allowed_routes: Vec<String>,
+    /// How many requests may be faulted (delayed or aborted) at once; past it requests pass untouched.
+    pub max_active_faults: usize,
 }
 
 impl Default for Limits {
@@ -36,6 +42,9 @@ impl Default for Limits {
             max_start_delay: Duration::from_secs(60 * 60),
             history: 100,
             max_active: 10_000,
+            max_percentage: 100.0,
+            allowed_routes: Vec::new(),
+            max_active_faults: 10_000,
         }
     }
 }

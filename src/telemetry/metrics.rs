@@ -49,6 +49,9 @@ pub struct Metrics {
     registry: Mutex<Registry>,
     requests: Family<RequestLabels, Counter>,
     running: Gauge,
+    /// `faults_active` and `faults_overflow`, handed to the proxy's fault cap.
+    pub faults_active: Gauge,
+    pub faults_overflow: Counter,
 }
 
 impl Default for Metrics {
@@ -62,7 +65,19 @@ impl Default for Metrics {
         );
         let running = Gauge::default();
         registry.register("experiments_running", "Experiments injecting now", running.clone());
-        Metrics { registry: Mutex::new(registry), requests, running }
+        let faults_active = Gauge::default();
+        registry.register(
+            "faults_active",
+            "Requests being faulted now (held by a delay or being aborted), bounded by limits.max_active_faults",
+            faults_active.clone(),
+        );
+        let faults_overflow = Counter::default();
+        registry.register(
+            "faults_overflow",
+            "Requests that passed untouched because limits.max_active_faults requests were being faulted",
+            faults_overflow.clone(),
+        );
+        Metrics { registry: Mutex::new(registry), requests, running, faults_active, faults_overflow }
     }
 }
 
