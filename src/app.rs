@@ -109,7 +109,19 @@ impl Server {
                 tracing::error!(error = %e, "control service failed");
             }
         });
-        let admin_state = Arc::new(Admin { ready: false.into(), metrics, registry: Arc::clone(&registry) });
+        #[cfg(unix)]
+        match control::killswitch::on_sigusr1(Arc::clone(&registry), Arc::clone(&audit), stopped(stop.subscribe())) {
+            Ok(kill_switch) => {
+                tasks.spawn(kill_switch);
+            }
+            Err(e) => tracing::warn!(error = %e, "no SIGUSR1 kill switch: cannot listen for the signal"),
+        }
+        let admin_state = Arc::new(Admin {
+            ready: false.into(),
+            metrics,
+            registry: Arc::clone(&registry),
+            audit: Arc::clone(&audit),
+        });
         let admin = match admin_listener {
             Some(l) => {
                 let addr = l.local_addr().ok();
