@@ -172,6 +172,79 @@ impl Ctl {
             .experiments)
     }
 
+    pub async fn renew_lease(&mut self, id: &str) -> Result<v1::Experiment, CtlError> {
+        let r = self
+            .client
+            .renew_lease(v1::RenewLeaseRequest { id: id.into() })
+            .await
+            .map_err(rpc("RenewLease"))?
+            .into_inner();
+        r.experiment.ok_or_else(|| CtlError::Invalid("RenewLease answered without the experiment".into()))
+    }
+
+    /// `ctl start --follow`: keeps the experiments alive while they run, renewing every lease at a third
+    /// of the shortest lease (every second when none has one), and reports each one's end on `out`.
+    /// Returns when all have ended; on Ctrl-C (or `interrupt` resolving) stops those still active first.
+    pub async fn follow(
+        &mut self,
+        started: &[v1::Experiment],
+        interrupt: impl std::future::Future<Output = ()>,
+        out: &mut impl std::io::Write,
+    ) -> Result<(), CtlError> {
+        let lease_of = |e: &v1::Experiment| {
+            e.spec
+                .as_ref()
+                .and_then(|s| s.lease)
+                .map(|d| std::time::Duration::new(d.seconds.max(0) as u64, d.nanos.max(0) as u32))
+        };
+        let period = started
+            .iter()
+            .filter_map(lease_of)
+            .min()
+            .map(|l| l / 3)
+            .unwrap_or(std::time::Duration::from_secs(1))
+            .max(std::time::Duration::from_millis(10));
+        let mut active: Vec<(String, bool)> = started.iter().map(|e| (e.id.clone(), lease_of(e).is_some())).collect();
+        let mut tick = tokio::time::interval(period);
+        tokio::pin!(interrupt);
+        while !active.is_empty() {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = &mut interrupt => {
+                    for (id, _) in &active {
+                        match self.stop(id, "ctl --follow interrupted").await {
+                            Ok(e) => { let _ = writeln!(out, "{id}: stopped"); drop(e) }
+                            Err(CtlError::Rpc { code: tonic::Code::FailedPrecondition, .. }) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    return Ok(());
+                }
+            }
+            let mut still = Vec::with_capacity(active.len());
+            for (id, leased) in active {
+                let e = if leased {
+                    match self.renew_lease(&id).await {
+                        Ok(e) => e,
+                        Err(CtlError::Rpc { code: tonic::Code::FailedPrecondition, .. }) => self.get(&id).await?,
+                        Err(e) => return Err(e),
+                    }
+                } else {
+                    self.get(&id).await?
+                };
+                let state = v1::ExperimentState::try_from(e.state).unwrap_or_default();
+                if matches!(state, v1::ExperimentState::Pending | v1::ExperimentState::Running) {
+                    still.push((id, leased));
+                } else {
+                    let why = if e.end_reason.is_empty() { String::new() } else { format!(" ({})", e.end_reason) };
+                    let _ = writeln!(out, "{id}: {}{why}", state_name(e.state));
+                }
+            }
+            active = still;
+        }
+        Ok(())
+    }
+
     pub async fn abort_all(&mut self, reason: &str) -> Result<v1::AbortAllResponse, CtlError> {
         Ok(self
             .client

@@ -114,6 +114,10 @@ enum CtlCommand {
     Start {
         #[arg(long, short = 'f', value_name = "FILE")]
         file: PathBuf,
+        /// Stay: renew the experiments' leases (every lease/3) until they end, and stop them on Ctrl-C.
+        /// If this client dies, leased experiments end within their lease.
+        #[arg(long)]
+        follow: bool,
     },
     /// Stop an experiment.
     Stop {
@@ -213,9 +217,16 @@ async fn run_ctl(args: CtlArgs) -> Result<(), String> {
     let token = ctl::BearerToken::new(token.as_deref()).map_err(fail)?;
     let mut ctl = Ctl::connect_with(&args.control, token).await.map_err(fail)?;
     match args.command {
-        CtlCommand::Start { file } => {
-            for e in ctl.start_file(&file).await.map_err(fail)? {
+        CtlCommand::Start { file, follow } => {
+            let started = ctl.start_file(&file).await.map_err(fail)?;
+            for e in &started {
                 println!("{}", e.id);
+            }
+            if follow {
+                let interrupt = async {
+                    let _ = tokio::signal::ctrl_c().await;
+                };
+                ctl.follow(&started, interrupt, &mut std::io::stdout()).await.map_err(fail)?;
             }
         }
         CtlCommand::Stop { id, reason } => {

@@ -1,7 +1,9 @@
-//! Blast-radius limits an experiment must stay within, checked with the rest of validation: the server's
-//! `limits.max_percentage` and `limits.allowed_routes`.
+//! Safety checks of a spec, run with the rest of validation: the server's blast-radius limits
+//! (`limits.max_percentage`, `limits.allowed_routes`) and the lease.
 
-use super::convert::Violation;
+use std::time::Duration;
+
+use super::convert::{human, Violation};
 use crate::experiment::Limits;
 
 /// The violations of the server's blast-radius limits by an experiment that targets `routes` (empty: every
@@ -42,6 +44,30 @@ pub fn check(routes: &[String], percentage: Option<f64>, limits: &Limits) -> Vec
         }
     }
     out
+}
+
+/// Shortest lease: a renewal every lease/3 must be possible over a real network.
+pub const MIN_LEASE: Duration = Duration::from_millis(100);
+
+/// The spec's lease, checked: at least [`MIN_LEASE`], at most `limits.max_duration`.
+pub fn lease(lease: Option<&pbjson_types::Duration>, limits: &Limits, out: &mut Vec<Violation>) -> Option<Duration> {
+    let d = lease?;
+    let mut bad = |description: String| out.push(Violation { field: "lease".into(), description });
+    if d.seconds < 0 || d.nanos < 0 {
+        bad("must not be negative".into());
+        return None;
+    }
+    let d = Duration::new(d.seconds as u64, d.nanos as u32);
+    if d < MIN_LEASE {
+        bad(format!("{} is shorter than the minimum of {} (leave it out for no lease)", human(d), human(MIN_LEASE)));
+    } else if d > limits.max_duration {
+        bad(format!(
+            "{} exceeds the server's maximum duration of {} (limits.max_duration)",
+            human(d),
+            human(limits.max_duration)
+        ));
+    }
+    Some(d)
 }
 
 #[cfg(test)]

@@ -79,6 +79,7 @@ impl From<RegistryError> for Status {
             RegistryError::NotFound(..) => Status::not_found(e.to_string()),
             RegistryError::AlreadyEnded { .. } => Status::failed_precondition(e.to_string()),
             RegistryError::TooMany(_) => Status::resource_exhausted(e.to_string()),
+            RegistryError::NoLease(_) => Status::failed_precondition(e.to_string()),
         }
     }
 }
@@ -182,6 +183,23 @@ impl FaultControl for FaultControlService {
         };
         Ok(Response::new(v1::ValidateExperimentResponse { valid: violations.is_empty(), violations }))
     }
+
+    async fn renew_lease(
+        &self,
+        req: Request<v1::RenewLeaseRequest>,
+    ) -> Result<Response<v1::RenewLeaseResponse>, Status> {
+        self.renew(req).await
+    }
+}
+
+// === safety RPCs ===
+
+impl FaultControlService {
+    /// RenewLease. Not audited: a follower renews every lease/3, and the start it keeps alive is.
+    async fn renew(&self, req: Request<v1::RenewLeaseRequest>) -> Result<Response<v1::RenewLeaseResponse>, Status> {
+        let info = self.registry.renew_lease(&req.into_inner().id)?;
+        Ok(Response::new(v1::RenewLeaseResponse { experiment: Some(to_proto(info)) }))
+    }
 }
 
 fn timestamp(t: SystemTime) -> pbjson_types::Timestamp {
@@ -215,6 +233,7 @@ pub fn to_proto(e: ExperimentInfo) -> v1::Experiment {
             aborted: e.aborted,
             delayed: e.delayed,
         }),
+        lease_expires_at: e.lease_expires_at.map(timestamp),
         effective_duration: Some(pbjson_types::Duration {
             seconds: e.effective_duration.as_secs() as i64,
             nanos: e.effective_duration.subsec_nanos() as i32,

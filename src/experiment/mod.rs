@@ -4,11 +4,13 @@
 //! One writer (the [`Registry`]) builds a new [`RuleSet`] on every change and swaps it in; the data plane
 //! loads it with one atomic read per request. A request that starts after a change returned sees it.
 
+mod lease;
 mod registry;
 mod ruleset;
 
 use std::time::Duration;
 
+pub use lease::LEASE_EXPIRED;
 pub use registry::{ExperimentInfo, Limits, Registry, RegistryError, State};
 pub use ruleset::{Counters, Decision, Rule, RuleSet};
 
@@ -30,4 +32,6 @@ pub struct ExperimentDef {
     /// Applied in order; an abort ends the list.
     pub faults: Vec<Fault>,
     pub seed: Option<u64>,
+    /// When set, the experiment must be renewed within this long, or it is aborted ("lease expired").
+    pub lease: Option<Duration>,
 }

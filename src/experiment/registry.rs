@@ -82,6 +82,8 @@ pub enum RegistryError {
     AlreadyEnded { id: String, state: &'static str },
     #[error("{0} experiments are already pending or running, the server's limit (limits.max_active); stop some first")]
     TooMany(usize),
+    #[error("experiment {0} has no lease to renew (start it with `lease` in its spec)")]
+    NoLease(String),
 }
 
 /// A copy of an experiment's state, for reports.
@@ -100,6 +102,8 @@ pub struct ExperimentInfo {
     pub injected: u64,
     pub aborted: u64,
     pub delayed: u64,
+    /// When the lease runs out unless renewed (active experiments with a lease).
+    pub lease_expires_at: Option<SystemTime>,
 }
 
 struct Entry {
@@ -117,6 +121,9 @@ struct Entry {
     counters: Arc<Counters>,
     rule: Option<Arc<Rule>>,
     timer: Option<AbortHandle>,
+    /// The lease's current deadline, moved by each renewal; `None` without a lease.
+    lease_deadline: Option<Instant>,
+    lease_timer: Option<AbortHandle>,
 }
 
 impl Entry {
@@ -136,6 +143,10 @@ impl Entry {
             injected: c.injected.load(Ordering::Relaxed),
             aborted: c.aborted.load(Ordering::Relaxed),
             delayed: c.delayed.load(Ordering::Relaxed),
+            lease_expires_at: self
+                .lease_deadline
+                .filter(|_| self.state.is_active())
+                .map(|d| SystemTime::now() + d.saturating_duration_since(Instant::now())),
         }
     }
 }
@@ -219,7 +230,14 @@ impl Registry {
             counters: Arc::default(),
             rule: None,
             timer: None,
+            lease_deadline: None,
+            lease_timer: None,
         };
+        if let Some(lease) = entry.def.lease {
+            let deadline = now + lease;
+            entry.lease_deadline = Some(deadline);
+            entry.lease_timer = Some(super::lease::watch(self.this.clone(), Arc::clone(&id), deadline));
+        }
         let registry = self.this.clone();
         let timer_id = Arc::clone(&id);
         let delayed_start = !entry.def.start_delay.is_zero();
@@ -280,6 +298,9 @@ impl Registry {
         if let Some(t) = e.timer.take() {
             t.abort();
         }
+        if let Some(t) = e.lease_timer.take() {
+            t.abort();
+        }
         let id = Arc::clone(&e.id);
         tracing::info!(experiment = %id, state = state.as_str(), reason = %e.end_reason, matched = e.counters.matched.load(Ordering::Relaxed), injected = e.counters.injected.load(Ordering::Relaxed), "experiment ended");
         inner.ended.push_back(id);
@@ -330,6 +351,34 @@ impl Registry {
         ids.into_iter().map(|(_, id)| id.to_string()).collect()
     }
 
+    /// Moves the lease of an active experiment to `lease` from now.
+    pub fn renew_lease(&self, id: &str) -> Result<ExperimentInfo, RegistryError> {
+        let mut inner = self.lock();
+        let e = inner.entries.get_mut(id).ok_or_else(|| RegistryError::NotFound(id.to_owned(), self.limits.history))?;
+        if !e.state.is_active() {
+            return Err(RegistryError::AlreadyEnded { id: id.to_owned(), state: e.state.as_str() });
+        }
+        let Some(lease) = e.def.lease else { return Err(RegistryError::NoLease(id.to_owned())) };
+        e.lease_deadline = Some(Instant::now() + lease);
+        Ok(e.info())
+    }
+
+    /// The lease deadline of an active experiment with a lease.
+    pub(super) fn lease_deadline(&self, id: &str) -> Option<Instant> {
+        let inner = self.lock();
+        inner.entries.get(id).filter(|e| e.state.is_active()).and_then(|e| e.lease_deadline)
+    }
+
+    /// Aborts an experiment whose lease has run out (checked again under the lock: a renewal may have
+    /// come in since the watcher looked).
+    pub(super) fn expire_lease(&self, id: &str) {
+        let mut inner = self.lock();
+        let due = inner.entries.get(id).and_then(|e| e.lease_deadline).is_some_and(|d| d <= Instant::now());
+        if due && self.end_locked(&mut inner, id, State::Aborted, super::LEASE_EXPIRED.to_owned()) {
+            self.publish(&inner);
+        }
+    }
+
     pub fn get(&self, id: &str) -> Result<ExperimentInfo, RegistryError> {
         let inner = self.lock();
         inner
@@ -366,6 +415,9 @@ impl Drop for Registry {
             if let Some(t) = e.timer.take() {
                 t.abort();
             }
+            if let Some(t) = e.lease_timer.take() {
+                t.abort();
+            }
         }
     }
 }
@@ -397,6 +449,7 @@ mod tests {
             start_delay,
             faults: vec![Fault::Abort(Abort::new(None, None, "", None, HeaderMap::new()))],
             seed: Some(1),
+            lease: None,
         }
     }
 

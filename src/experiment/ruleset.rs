@@ -386,6 +386,7 @@ mod tests {
             start_delay: Duration::ZERO,
             faults: vec![Fault::Delay(Delay::fixed(Duration::from_millis(1)))],
             seed: Some(seq),
+            lease: None,
         };
         Arc::new(Rule::new(
             format!("e{seq}").into(),
