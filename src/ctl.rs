@@ -262,15 +262,21 @@ fn read_specs(path: &Path) -> Result<Vec<v1::ExperimentSpec>, CtlError> {
 }
 
 /// `edgefault validate FILE [--config CONFIG]`: checks a config file, or an experiment file (against the
-/// routes and limits of CONFIG when given). Returns a one-line summary.
-pub fn validate_file(path: &Path, config: Option<&Path>, force_config: bool) -> Result<String, CtlError> {
+/// routes and limits of CONFIG when given), with `overrides` applied as `serve` would (the environment's
+/// token). Returns a one-line summary.
+pub fn validate_file(
+    path: &Path,
+    config: Option<&Path>,
+    force_config: bool,
+    overrides: &Overrides,
+) -> Result<String, CtlError> {
     let text =
         std::fs::read_to_string(path).map_err(|e| CtlError::Usage(format!("cannot read {}: {e}", path.display())))?;
     let docs =
         document::parse_yaml_documents(&text).map_err(|e| CtlError::Invalid(format!("{}: {e}", path.display())))?;
     let is_config = force_config || (docs.len() == 1 && config::looks_like_config(&docs[0]));
     if is_config {
-        let c = Config::from_yaml(&text, &path.display().to_string(), &Overrides::default())
+        let c = Config::from_yaml(&text, &path.display().to_string(), overrides)
             .map_err(|e| CtlError::Invalid(e.to_string()))?;
         let routes: usize = c.listeners.iter().map(|l| l.routes.len()).sum();
         return Ok(format!(
@@ -281,7 +287,7 @@ pub fn validate_file(path: &Path, config: Option<&Path>, force_config: bool) -> 
         ));
     }
     let server = match config {
-        Some(c) => Some(Config::load(c, &Overrides::default()).map_err(|e| CtlError::Invalid(e.to_string()))?),
+        Some(c) => Some(Config::load(c, overrides).map_err(|e| CtlError::Invalid(e.to_string()))?),
         None => None,
     };
     let topology = server.as_ref().map(Config::topology);

@@ -151,9 +151,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Ctl(args) => current_thread(run_ctl(args)),
-        Command::Validate { file, config, as_config } => ctl::validate_file(&file, config.as_deref(), as_config)
-            .map(|summary| println!("{summary}"))
-            .map_err(|e| e.to_string()),
+        Command::Validate { file, config, as_config } => {
+            ctl::validate_file(&file, config.as_deref(), as_config, &env_overrides())
+                .map(|summary| println!("{summary}"))
+                .map_err(|e| e.to_string())
+        }
         Command::Demo { phase } => current_thread(async move {
             let mut out = std::io::stdout();
             edgefault::demo::run(&mut out, phase).await.map_err(|e| e.to_string())
@@ -166,6 +168,15 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// What `serve` takes from the environment, so `validate` checks a config as `serve` would run it here.
+fn env_overrides() -> Overrides {
+    Overrides { admin_token: admin_token_env(), ..Overrides::default() }
+}
+
+fn admin_token_env() -> Option<String> {
+    std::env::var("EDGEFAULT_ADMIN_TOKEN").ok().filter(|t| !t.is_empty())
 }
 
 fn current_thread<F: std::future::Future<Output = Result<(), String>>>(f: F) -> Result<(), String> {
@@ -188,7 +199,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         max_duration: args.max_duration,
         drain_grace: args.drain_grace,
         tokens_file: args.tokens_file,
-        admin_token: std::env::var("EDGEFAULT_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()),
+        admin_token: admin_token_env(),
         audit: args.audit,
         max_percentage: args.max_percentage,
         allowed_routes: args.allowed_routes,

@@ -264,3 +264,25 @@ async fn ctl_sends_its_token_from_a_file_or_the_environment() {
     assert!(!ok);
     assert!(err.contains("PermissionDenied") && err.contains("read-only"), "{err}");
 }
+
+#[test]
+fn validate_checks_a_config_with_the_token_of_the_environment() {
+    let dir = Dir::new("validate");
+    let config = dir.write(
+        "edgefault.yaml",
+        "listeners:\n  - { name: web, bind: \"0.0.0.0:8080\", routes: [{ name: d, upstream: \"http://127.0.0.1:9\" }] }\ncontrol: { bind: \"0.0.0.0:7070\" }\n",
+    );
+    let run = |token: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgefault"));
+        cmd.args(["validate", &config.display().to_string()]).env_remove("EDGEFAULT_ADMIN_TOKEN");
+        if let Some(t) = token {
+            cmd.env("EDGEFAULT_ADMIN_TOKEN", t);
+        }
+        let out = cmd.output().expect("runs");
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, err) = run(None);
+    assert!(!ok && err.contains("control.bind") && err.contains("no token"), "{err}");
+    let (ok, err) = run(Some(ADMIN));
+    assert!(ok, "{err}");
+}
