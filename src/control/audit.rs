@@ -132,8 +132,15 @@ pub fn summary(spec: &pb::ExperimentSpec) -> Value {
     if let Some(p) = spec.percentage {
         v["percentage"] = json!(p);
     }
+    let secs = |d: &pbjson_types::Duration| format!("{}s", d.seconds as f64 + f64::from(d.nanos) / 1e9);
     if let Some(d) = &spec.duration {
-        v["duration"] = json!(format!("{}s", d.seconds as f64 + f64::from(d.nanos) / 1e9));
+        v["duration"] = json!(secs(d));
+    }
+    if let Some(d) = &spec.lease {
+        v["lease"] = json!(secs(d));
+    }
+    if spec.dry_run {
+        v["dry_run"] = json!(true);
     }
     v
 }

@@ -177,6 +177,7 @@ pub fn validate_spec(spec: &pb::ExperimentSpec, ctx: &Context<'_>) -> Result<Exp
         faults,
         seed: spec.seed,
         lease,
+        dry_run: spec.dry_run,
     })
 }
 

@@ -232,6 +232,7 @@ pub fn to_proto(e: ExperimentInfo) -> v1::Experiment {
             injected: e.injected,
             aborted: e.aborted,
             delayed: e.delayed,
+            would_inject: e.would_inject,
         }),
         lease_expires_at: e.lease_expires_at.map(timestamp),
         effective_duration: Some(pbjson_types::Duration {

@@ -57,6 +57,7 @@ mod tests {
             faults: vec![Fault::Abort(Abort::new(None, None, "", None, HeaderMap::new()))],
             seed: Some(1),
             lease: Some(lease),
+            dry_run: false,
         }
     }
 

@@ -34,4 +34,6 @@ pub struct ExperimentDef {
     pub seed: Option<u64>,
     /// When set, the experiment must be renewed within this long, or it is aborted ("lease expired").
     pub lease: Option<Duration>,
+    /// Match and count, inject nothing.
+    pub dry_run: bool,
 }

@@ -104,6 +104,8 @@ pub struct ExperimentInfo {
     pub delayed: u64,
     /// When the lease runs out unless renewed (active experiments with a lease).
     pub lease_expires_at: Option<SystemTime>,
+    /// Dry run: requests selected and left untouched.
+    pub would_inject: u64,
 }
 
 struct Entry {
@@ -143,6 +145,7 @@ impl Entry {
             injected: c.injected.load(Ordering::Relaxed),
             aborted: c.aborted.load(Ordering::Relaxed),
             delayed: c.delayed.load(Ordering::Relaxed),
+            would_inject: c.would_inject.load(Ordering::Relaxed),
             lease_expires_at: self
                 .lease_deadline
                 .filter(|_| self.state.is_active())
@@ -450,6 +453,7 @@ mod tests {
             faults: vec![Fault::Abort(Abort::new(None, None, "", None, HeaderMap::new()))],
             seed: Some(1),
             lease: None,
+            dry_run: false,
         }
     }
 
