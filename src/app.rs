@@ -77,6 +77,7 @@ impl Server {
         }
 
         let metrics = Arc::new(Metrics::default());
+        metrics.register_experiments(Arc::downgrade(&registry));
         let cap = Arc::new(FaultCap::new(
             config.limits.max_active_faults,
             metrics.faults_active.clone(),

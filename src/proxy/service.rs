@@ -96,6 +96,7 @@ impl ReverseProxy {
         let injected = decision.is_some();
         if let Some(d) = decision {
             if !d.delay.is_zero() {
+                route.counters.injected_delay(d.delay);
                 tokio::time::sleep(d.delay).await;
             }
             if let (Some(abort), Some(rule)) = (d.abort(), d.abort_rule()) {
@@ -107,8 +108,10 @@ impl ReverseProxy {
         // The fault is over once the request goes on: the slot covers the hold, not the upstream's time.
         drop(slot);
 
+        let sent = tokio::time::Instant::now();
         match route.upstream.forward(req, client).await {
             Ok(resp) => {
+                route.counters.upstream_duration(sent.elapsed());
                 route.counters.count(if injected { Outcome::Injected } else { Outcome::Passed });
                 resp
             }
