@@ -37,6 +37,7 @@ fn def(matcher: Matcher, routes: Vec<String>) -> ExperimentDef {
         seed: Some(1),
         lease: None,
         dry_run: false,
+        guards: Vec::new(),
     }
 }
 

@@ -15,7 +15,7 @@ use crate::{
     admin::{self, Admin},
     config::Config,
     control::{self, audit::AuditLog, convert},
-    experiment::Registry,
+    experiment::{guard, Registry},
     proxy::{cap::FaultCap, listener, ReverseProxy},
     telemetry::metrics::Metrics,
 };
@@ -69,6 +69,8 @@ impl Server {
         }
 
         let registry = Registry::new(Arc::new(config.topology()), config.limits.clone());
+        let health = Arc::new(guard::Health::new(registry.topology()));
+        registry.watch_health(Arc::clone(&health));
         for (index, spec) in config.experiments.iter().enumerate() {
             let ctx = convert::Context { topology: Some(registry.topology()), limits: registry.limits() };
             let boot_err = |message: String| AppError::BootExperiment { index, name: spec.name.clone(), message };
@@ -91,7 +93,8 @@ impl Server {
                 tcp.local_addr().map_err(|source| AppError::Bind { what: l.name.clone(), addr: l.bind, source })?;
             tracing::info!(listener = %l.name, %addr, routes = l.routes.len(), "listening");
             listeners.push((l.name.clone(), addr));
-            let proxy = Arc::new(ReverseProxy::new(l, registry.rules(), &metrics, Arc::clone(&cap)));
+            let proxy =
+                Arc::new(ReverseProxy::new(l, registry.rules(), &metrics, Arc::clone(&cap), Arc::clone(&health)));
             tasks.spawn(listener::serve(tcp, proxy, stopped(stop.subscribe()), config.drain_grace));
         }
         let control = control_listener.local_addr().map_err(|source| AppError::Bind {
@@ -110,6 +113,7 @@ impl Server {
                 tracing::error!(error = %e, "control service failed");
             }
         });
+        tasks.spawn(guard::supervise(Arc::downgrade(&registry), health, stopped(stop.subscribe())));
         #[cfg(unix)]
         match control::killswitch::on_sigusr1(Arc::clone(&registry), Arc::clone(&audit), stopped(stop.subscribe())) {
             Ok(kill_switch) => {

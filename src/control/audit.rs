@@ -142,5 +142,8 @@ pub fn summary(spec: &pb::ExperimentSpec) -> Value {
     if spec.dry_run {
         v["dry_run"] = json!(true);
     }
+    if !spec.guards.is_empty() {
+        v["guards"] = json!(spec.guards.len());
+    }
     v
 }

@@ -58,6 +58,7 @@ mod tests {
             seed: Some(1),
             lease: Some(lease),
             dry_run: false,
+            guards: Vec::new(),
         }
     }
 

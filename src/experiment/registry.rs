@@ -86,6 +86,15 @@ pub enum RegistryError {
     NoLease(String),
 }
 
+/// A running experiment with guards, for the guard supervisor.
+pub struct Guarded {
+    pub id: Arc<str>,
+    pub def: Arc<ExperimentDef>,
+    pub injected: u64,
+    /// (when, answered, failed) of its routes when it started running.
+    pub baseline: Option<(Instant, u64, u64)>,
+}
+
 /// A copy of an experiment's state, for reports.
 #[derive(Debug, Clone)]
 pub struct ExperimentInfo {
@@ -123,6 +132,8 @@ struct Entry {
     counters: Arc<Counters>,
     rule: Option<Arc<Rule>>,
     timer: Option<AbortHandle>,
+    /// Its routes' real upstream outcomes when it started running, for its guards.
+    guard_baseline: Option<(Instant, u64, u64)>,
     /// The lease's current deadline, moved by each renewal; `None` without a lease.
     lease_deadline: Option<Instant>,
     lease_timer: Option<AbortHandle>,
@@ -170,12 +181,27 @@ pub struct Registry {
     topology: Arc<Topology>,
     limits: Limits,
     this: Weak<Registry>,
+    /// The data plane's real upstream outcomes, when guards are supervised.
+    health: std::sync::OnceLock<Arc<super::guard::Health>>,
 }
 
 impl Registry {
     pub fn new(topology: Arc<Topology>, limits: Limits) -> Arc<Self> {
         let rules = Arc::new(ArcSwap::from_pointee(RuleSet::build(&topology, Vec::new())));
-        Arc::new_cyclic(|this| Registry { inner: Mutex::default(), rules, topology, limits, this: this.clone() })
+        Arc::new_cyclic(|this| Registry {
+            inner: Mutex::default(),
+            rules,
+            topology,
+            limits,
+            this: this.clone(),
+            health: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// Gives the registry the data plane's upstream outcomes, so experiments with guards record where
+    /// they started from. Set once; later calls are ignored.
+    pub fn watch_health(&self, health: Arc<super::guard::Health>) {
+        let _ = self.health.set(health);
     }
 
     /// The handle the data plane loads the rule set from.
@@ -235,6 +261,7 @@ impl Registry {
             timer: None,
             lease_deadline: None,
             lease_timer: None,
+            guard_baseline: None,
         };
         if let Some(lease) = entry.def.lease {
             let deadline = now + lease;
@@ -262,15 +289,19 @@ impl Registry {
         );
         inner.entries.insert(Arc::clone(&id), entry);
         if !delayed_start {
-            Self::make_running(&mut inner, &id, end_at);
+            self.make_running(&mut inner, &id, end_at);
             self.publish(&inner);
         }
         tracing::info!(experiment = %id, name = %inner.entries[&id].def.name, "experiment started");
         Ok(inner.entries[&id].info())
     }
 
-    fn make_running(inner: &mut Inner, id: &Arc<str>, end_at: Instant) {
+    fn make_running(&self, inner: &mut Inner, id: &Arc<str>, end_at: Instant) {
         if let Some(e) = inner.entries.get_mut(id) {
+            if let (false, Some(h)) = (e.def.guards.is_empty(), self.health.get()) {
+                let (answered, failed) = h.totals(&super::guard::route_indices(&self.topology, &e.def));
+                e.guard_baseline = Some((Instant::now(), answered, failed));
+            }
             e.state = State::Running;
             e.started_at = Some(SystemTime::now());
             e.rule =
@@ -281,7 +312,7 @@ impl Registry {
     fn activate(&self, id: &Arc<str>, end_at: Instant) {
         let mut inner = self.lock();
         if inner.entries.get(id).is_some_and(|e| e.state == State::Pending) {
-            Self::make_running(&mut inner, id, end_at);
+            self.make_running(&mut inner, id, end_at);
             self.publish(&inner);
             tracing::info!(experiment = %id, "experiment running (start delay over)");
         }
@@ -382,6 +413,32 @@ impl Registry {
         }
     }
 
+    /// Running experiments that have guards.
+    pub fn guarded(&self) -> Vec<Guarded> {
+        let inner = self.lock();
+        inner
+            .entries
+            .values()
+            .filter(|e| e.state == State::Running && !e.def.guards.is_empty())
+            .map(|e| Guarded {
+                id: Arc::clone(&e.id),
+                def: Arc::clone(&e.def),
+                injected: e.counters.injected.load(Ordering::Relaxed),
+                baseline: e.guard_baseline,
+            })
+            .collect()
+    }
+
+    /// Aborts one active experiment (a safety mechanism ended it); true if it was running.
+    pub fn abort(&self, id: &str, reason: &str) -> bool {
+        let mut inner = self.lock();
+        let ended = self.end_locked(&mut inner, id, State::Aborted, reason.to_owned());
+        if ended {
+            self.publish(&inner);
+        }
+        ended
+    }
+
     pub fn get(&self, id: &str) -> Result<ExperimentInfo, RegistryError> {
         let inner = self.lock();
         inner
@@ -454,6 +511,7 @@ mod tests {
             seed: Some(1),
             lease: None,
             dry_run: false,
+            guards: Vec::new(),
         }
     }
 

@@ -397,6 +397,7 @@ mod tests {
             seed: Some(seq),
             lease: None,
             dry_run: false,
+            guards: Vec::new(),
         };
         Arc::new(Rule::new(
             format!("e{seq}").into(),

@@ -9,7 +9,7 @@ use hyper::body::Incoming;
 use super::{body::ProxyBody, cap::FaultCap, headers, respond, upstream::Upstream};
 use crate::{
     config::{ListenerConfig, RouteId},
-    experiment::RuleSet,
+    experiment::{guard::Health, RuleSet},
     fault::RequestView,
     telemetry::metrics::{Metrics, Outcome, RouteCounters},
 };
@@ -35,10 +35,18 @@ pub struct ReverseProxy {
     rules: Arc<ArcSwap<RuleSet>>,
     /// Bounds how many requests are faulted at once, across listeners.
     cap: Arc<FaultCap>,
+    /// Real upstream outcomes per route, for guards.
+    health: Arc<Health>,
 }
 
 impl ReverseProxy {
-    pub fn new(listener: &ListenerConfig, rules: Arc<ArcSwap<RuleSet>>, metrics: &Metrics, cap: Arc<FaultCap>) -> Self {
+    pub fn new(
+        listener: &ListenerConfig,
+        rules: Arc<ArcSwap<RuleSet>>,
+        metrics: &Metrics,
+        cap: Arc<FaultCap>,
+        health: Arc<Health>,
+    ) -> Self {
         let routes = listener
             .routes
             .iter()
@@ -48,7 +56,7 @@ impl ReverseProxy {
                 upstream: Upstream::new(r.clone()),
             })
             .collect();
-        ReverseProxy { name: listener.name.as_str().into(), routes, rules, cap }
+        ReverseProxy { name: listener.name.as_str().into(), routes, rules, cap, health }
     }
 
     pub fn name(&self) -> &str {
@@ -112,11 +120,17 @@ impl ReverseProxy {
         match route.upstream.forward(req, client).await {
             Ok(resp) => {
                 route.counters.upstream_duration(sent.elapsed());
+                if !injected {
+                    self.health.record(route.id, resp.status().is_server_error());
+                }
                 route.counters.count(if injected { Outcome::Injected } else { Outcome::Passed });
                 resp
             }
             Err(e) => {
                 route.counters.count(Outcome::UpstreamError);
+                if !injected {
+                    self.health.record(route.id, true);
+                }
                 tracing::warn!(listener = %self.name, route = %route.upstream.route().name, upstream = %route.upstream.route().upstream, error = %e, "upstream_error");
                 respond::upstream_error(&e)
             }
