@@ -95,7 +95,11 @@ impl Server {
             listeners.push((l.name.clone(), addr));
             let proxy =
                 Arc::new(ReverseProxy::new(l, registry.rules(), &metrics, Arc::clone(&cap), Arc::clone(&health)));
-            tasks.spawn(listener::serve(tcp, proxy, stopped(stop.subscribe()), config.drain_grace));
+            let bounds = listener::Bounds {
+                max_connections: config.limits.max_connections,
+                max_header_bytes: config.limits.max_header_bytes,
+            };
+            tasks.spawn(listener::serve(tcp, proxy, stopped(stop.subscribe()), config.drain_grace, bounds));
         }
         let control = control_listener.local_addr().map_err(|source| AppError::Bind {
             what: "control".into(),

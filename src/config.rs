@@ -274,6 +274,8 @@ struct FileLimits {
     max_percentage: Option<f64>,
     allowed_routes: Option<Vec<String>>,
     max_active_faults: Option<usize>,
+    max_connections: Option<usize>,
+    max_header_bytes: Option<usize>,
 }
 
 /// Whether a YAML value looks like a config file rather than an experiment.
@@ -450,6 +452,18 @@ impl Config {
         }
         if let Some(m) = o.max_active_faults.or(fl.max_active_faults) {
             limits.max_active_faults = m;
+        }
+        if let Some(m) = fl.max_connections {
+            if m == 0 {
+                problems.push("limits.max_connections: must be at least 1".into());
+            }
+            limits.max_connections = m;
+        }
+        if let Some(m) = fl.max_header_bytes {
+            if !(8192..=16 * 1024 * 1024).contains(&m) {
+                problems.push(format!("limits.max_header_bytes: from 8192 to 16777216 bytes, got {m}"));
+            }
+            limits.max_header_bytes = m;
         }
         if let Some(routes) = o.allowed_routes.as_ref().or(fl.allowed_routes.as_ref()) {
             let at = if o.allowed_routes.is_some() { "--allowed-routes" } else { "limits.allowed_routes" };

@@ -32,6 +32,10 @@ pub struct Limits {
     pub allowed_routes: Vec<String>,
     /// How many requests may be faulted (delayed or aborted) at once; past it requests pass untouched.
     pub max_active_faults: usize,
+    /// Open client connections per listener; past it, new connections wait to be accepted.
+    pub max_connections: usize,
+    /// Largest request head (request line and headers) a listener reads; larger gets 431.
+    pub max_header_bytes: usize,
 }
 
 impl Default for Limits {
@@ -45,6 +49,8 @@ impl Default for Limits {
             max_percentage: 100.0,
             allowed_routes: Vec::new(),
             max_active_faults: 10_000,
+            max_connections: 10_000,
+            max_header_bytes: 64 * 1024,
         }
     }
 }
