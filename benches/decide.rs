@@ -35,6 +35,9 @@ fn def(matcher: Matcher, routes: Vec<String>) -> ExperimentDef {
         start_delay: Duration::ZERO,
         faults: vec![Fault::Abort(Abort::new(None, None, "", None, HeaderMap::new()))],
         seed: Some(1),
+        lease: None,
+        dry_run: false,
+        guards: Vec::new(),
     }
 }
 

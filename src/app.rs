@@ -14,9 +14,9 @@ use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 use crate::{
     admin::{self, Admin},
     config::Config,
-    control::{self, convert},
-    experiment::Registry,
-    proxy::{listener, ReverseProxy},
+    control::{self, audit::AuditLog, convert},
+    experiment::{guard, Registry},
+    proxy::{cap::FaultCap, listener, ReverseProxy},
     telemetry::metrics::Metrics,
 };
 
@@ -24,6 +24,8 @@ use crate::{
 pub enum AppError {
     #[error("cannot listen on {addr} for {what}: {source}")]
     Bind { what: String, addr: SocketAddr, source: io::Error },
+    #[error("cannot open the audit log {path} (audit.path): {source}")]
+    Audit { path: std::path::PathBuf, source: io::Error },
     #[error("boot experiment {index} ({name}): {message}")]
     BootExperiment { index: usize, name: String, message: String },
 }
@@ -56,7 +58,19 @@ impl Server {
             None => None,
         };
 
+        let audit = Arc::new(match &config.audit {
+            Some(path) => AuditLog::open(path).map_err(|source| AppError::Audit { path: path.clone(), source })?,
+            None => AuditLog::disabled(),
+        });
+        if config.tokens.is_empty() {
+            tracing::warn!(control = %config.control, "the control service has no token: any local process may start faults");
+        } else {
+            tracing::info!(tokens = config.tokens.len(), "the control service requires a bearer token");
+        }
+
         let registry = Registry::new(Arc::new(config.topology()), config.limits.clone());
+        let health = Arc::new(guard::Health::new(registry.topology()));
+        registry.watch_health(Arc::clone(&health));
         for (index, spec) in config.experiments.iter().enumerate() {
             let ctx = convert::Context { topology: Some(registry.topology()), limits: registry.limits() };
             let boot_err = |message: String| AppError::BootExperiment { index, name: spec.name.clone(), message };
@@ -65,6 +79,12 @@ impl Server {
         }
 
         let metrics = Arc::new(Metrics::default());
+        metrics.register_experiments(Arc::downgrade(&registry));
+        let cap = Arc::new(FaultCap::new(
+            config.limits.max_active_faults,
+            metrics.faults_active.clone(),
+            metrics.faults_overflow.clone(),
+        ));
         let (stop, _) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let mut listeners = Vec::new();
@@ -73,8 +93,13 @@ impl Server {
                 tcp.local_addr().map_err(|source| AppError::Bind { what: l.name.clone(), addr: l.bind, source })?;
             tracing::info!(listener = %l.name, %addr, routes = l.routes.len(), "listening");
             listeners.push((l.name.clone(), addr));
-            let proxy = Arc::new(ReverseProxy::new(l, registry.rules(), &metrics));
-            tasks.spawn(listener::serve(tcp, proxy, stopped(stop.subscribe()), config.drain_grace));
+            let proxy =
+                Arc::new(ReverseProxy::new(l, registry.rules(), &metrics, Arc::clone(&cap), Arc::clone(&health)));
+            let bounds = listener::Bounds {
+                max_connections: config.limits.max_connections,
+                max_header_bytes: config.limits.max_header_bytes,
+            };
+            tasks.spawn(listener::serve(tcp, proxy, stopped(stop.subscribe()), config.drain_grace, bounds));
         }
         let control = control_listener.local_addr().map_err(|source| AppError::Bind {
             what: "control".into(),
@@ -83,12 +108,29 @@ impl Server {
         })?;
         let control_registry = Arc::clone(&registry);
         let control_stop = stopped(stop.subscribe());
+        let tokens = Arc::new(config.tokens.clone());
+        let control_audit = Arc::clone(&audit);
         tasks.spawn(async move {
-            if let Err(e) = control::serve(control_listener, control_registry, control_stop).await {
+            if let Err(e) =
+                control::serve(control_listener, control_registry, tokens, control_audit, control_stop).await
+            {
                 tracing::error!(error = %e, "control service failed");
             }
         });
-        let admin_state = Arc::new(Admin { ready: false.into(), metrics, registry: Arc::clone(&registry) });
+        tasks.spawn(guard::supervise(Arc::downgrade(&registry), health, stopped(stop.subscribe())));
+        #[cfg(unix)]
+        match control::killswitch::on_sigusr1(Arc::clone(&registry), Arc::clone(&audit), stopped(stop.subscribe())) {
+            Ok(kill_switch) => {
+                tasks.spawn(kill_switch);
+            }
+            Err(e) => tracing::warn!(error = %e, "no SIGUSR1 kill switch: cannot listen for the signal"),
+        }
+        let admin_state = Arc::new(Admin {
+            ready: false.into(),
+            metrics,
+            registry: Arc::clone(&registry),
+            audit: Arc::clone(&audit),
+        });
         let admin = match admin_listener {
             Some(l) => {
                 let addr = l.local_addr().ok();

@@ -1,14 +1,22 @@
 //! Configuration: the YAML file and the command-line flags, checked into a [`Config`] before any port is
 //! bound. Every problem is reported with where it is (`listeners[0].routes[1].upstream`).
 
-use std::{fmt, net::SocketAddr, path::Path, time::Duration};
+use std::{
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use http::uri::{Authority, Scheme};
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::{
-    control::convert::{self, validate_spec},
+    control::{
+        auth::{Role, Token, Tokens},
+        convert::{self, validate_spec},
+    },
     document::{self, DocumentError},
     experiment::Limits,
     fault::HostPattern,
@@ -129,6 +137,10 @@ pub struct ListenerConfig {
 pub struct Config {
     pub listeners: Vec<ListenerConfig>,
     pub control: SocketAddr,
+    /// Tokens the control service accepts; empty only when `control` is a loopback address.
+    pub tokens: Tokens,
+    /// Where the audit log goes (`-` for stderr); `None`: no audit log.
+    pub audit: Option<PathBuf>,
     pub admin: Option<SocketAddr>,
     pub limits: Limits,
     /// Tokio worker threads; `None`: one per core.
@@ -152,6 +164,15 @@ pub struct Overrides {
     pub default_duration: Option<Duration>,
     pub max_duration: Option<Duration>,
     pub drain_grace: Option<Duration>,
+    /// A tokens file, added to `control.tokens_file`.
+    pub tokens_file: Option<PathBuf>,
+    /// One admin token named `env` (from the `EDGEFAULT_ADMIN_TOKEN` environment variable).
+    pub admin_token: Option<String>,
+    /// `audit.path`.
+    pub audit: Option<PathBuf>,
+    pub max_percentage: Option<f64>,
+    pub allowed_routes: Option<Vec<String>>,
+    pub max_active_faults: Option<usize>,
 }
 
 /// A configuration that was refused: where it came from and every problem in it.
@@ -178,8 +199,9 @@ impl fmt::Display for ConfigError {
 struct FileConfig {
     #[serde(default)]
     listeners: Vec<FileListener>,
-    control: Option<FileBind>,
+    control: Option<FileControl>,
     admin: Option<FileBind>,
+    audit: Option<FileAudit>,
     #[serde(default)]
     limits: FileLimits,
     workers: Option<usize>,
@@ -226,6 +248,21 @@ struct FileBind {
     bind: String,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileControl {
+    bind: Option<String>,
+    /// YAML list of `{ name, role, token }`; see `control::auth`.
+    tokens_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAudit {
+    /// A file (appended to), or `-` for stderr.
+    path: PathBuf,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileLimits {
@@ -234,11 +271,16 @@ struct FileLimits {
     max_start_delay: Option<String>,
     history: Option<usize>,
     max_active: Option<usize>,
+    max_percentage: Option<f64>,
+    allowed_routes: Option<Vec<String>>,
+    max_active_faults: Option<usize>,
+    max_connections: Option<usize>,
+    max_header_bytes: Option<usize>,
 }
 
 /// Whether a YAML value looks like a config file rather than an experiment.
 pub fn looks_like_config(v: &Value) -> bool {
-    ["listeners", "control", "admin", "limits", "experiments", "workers"].iter().any(|k| v.get(k).is_some())
+    ["listeners", "control", "admin", "audit", "limits", "experiments", "workers"].iter().any(|k| v.get(k).is_some())
 }
 
 impl Config {
@@ -358,11 +400,23 @@ impl Config {
             }
         }
 
+        let control_key = if o.control.is_some() { "--control" } else { "control.bind" };
         let control = socket_addr(
-            o.control.as_deref().or(file.control.as_ref().map(|c| c.bind.as_str())).unwrap_or(DEFAULT_CONTROL),
-            if o.control.is_some() { "--control" } else { "control.bind" },
+            o.control.as_deref().or(file.control.as_ref().and_then(|c| c.bind.as_deref())).unwrap_or(DEFAULT_CONTROL),
+            control_key,
             &mut problems,
         );
+        let tokens = control_tokens(file.control.as_ref(), o, &mut problems);
+        if let Some(addr) = control.filter(|a| !a.ip().is_loopback()) {
+            if tokens.is_empty() {
+                problems.push(format!(
+                    "{control_key}: {addr} is not a loopback address and the control service has no token: anyone \
+                     who reaches it could start faults. Give tokens (control.tokens_file, --tokens-file or \
+                     EDGEFAULT_ADMIN_TOKEN), or bind it to 127.0.0.1"
+                ));
+            }
+        }
+        let audit = o.audit.clone().or(file.audit.map(|a| a.path));
         let admin = match o.admin.as_deref().or(file.admin.as_ref().map(|a| a.bind.as_str())) {
             Some(a) => socket_addr(a, if o.admin.is_some() { "--admin" } else { "admin.bind" }, &mut problems),
             None => None,
@@ -387,6 +441,45 @@ impl Config {
         }
         if let Some(m) = fl.max_active {
             limits.max_active = m;
+        }
+        if let Some(p) = o.max_percentage.or(fl.max_percentage) {
+            let at = if o.max_percentage.is_some() { "--max-percentage" } else { "limits.max_percentage" };
+            if (0.0..=100.0).contains(&p) {
+                limits.max_percentage = p;
+            } else {
+                problems.push(format!("{at}: must be between 0 and 100, got {p}"));
+            }
+        }
+        if let Some(m) = o.max_active_faults.or(fl.max_active_faults) {
+            limits.max_active_faults = m;
+        }
+        if let Some(m) = fl.max_connections {
+            if m == 0 {
+                problems.push("limits.max_connections: must be at least 1".into());
+            }
+            limits.max_connections = m;
+        }
+        if let Some(m) = fl.max_header_bytes {
+            if !(8192..=16 * 1024 * 1024).contains(&m) {
+                problems.push(format!("limits.max_header_bytes: from 8192 to 16777216 bytes, got {m}"));
+            }
+            limits.max_header_bytes = m;
+        }
+        if let Some(routes) = o.allowed_routes.as_ref().or(fl.allowed_routes.as_ref()) {
+            let at = if o.allowed_routes.is_some() { "--allowed-routes" } else { "limits.allowed_routes" };
+            let known = topology_of(&listeners);
+            for (i, r) in routes.iter().enumerate() {
+                if !known.has_route(r) {
+                    problems.push(format!(
+                        "{at}[{i}]: no route is named {r:?}; routes: {}",
+                        known.route_names().join(", ")
+                    ));
+                }
+            }
+            if routes.is_empty() {
+                problems.push(format!("{at}: empty; name at least one route, or leave it out to allow every route"));
+            }
+            limits.allowed_routes = routes.clone();
         }
         if limits.default_duration.is_zero() || limits.max_duration.is_zero() {
             problems.push("limits: default_duration and max_duration must be longer than zero".into());
@@ -431,6 +524,8 @@ impl Config {
         Ok(Config {
             listeners,
             control: control.ok_or_else(Vec::new)?,
+            tokens,
+            audit,
             admin,
             limits,
             workers,
@@ -442,6 +537,21 @@ impl Config {
     pub fn topology(&self) -> Topology {
         topology_of(&self.listeners)
     }
+}
+
+/// The tokens of `control.tokens_file`, `--tokens-file` and `EDGEFAULT_ADMIN_TOKEN`, together.
+fn control_tokens(file: Option<&FileControl>, o: &Overrides, problems: &mut Vec<String>) -> Tokens {
+    let mut tokens = Tokens::default();
+    if let Some(path) = file.and_then(|c| c.tokens_file.as_deref()) {
+        tokens.load_file(path, "control.tokens_file", problems);
+    }
+    if let Some(path) = &o.tokens_file {
+        tokens.load_file(path, "--tokens-file", problems);
+    }
+    if let Some(secret) = &o.admin_token {
+        tokens.add(Token::new("env", Role::Admin, secret.trim()), "EDGEFAULT_ADMIN_TOKEN", problems);
+    }
+    tokens
 }
 
 fn topology_of(listeners: &[ListenerConfig]) -> Topology {

@@ -2,7 +2,11 @@
 
 use std::{fmt::Write as _, path::Path, time::SystemTime};
 
-use tonic::transport::Channel;
+use tonic::{
+    metadata::{Ascii, MetadataValue},
+    service::{interceptor::InterceptedService, Interceptor},
+    transport::Channel,
+};
 
 use crate::{
     config::{self, Config, Overrides},
@@ -37,12 +41,57 @@ pub enum Output {
     Json,
 }
 
+/// Adds `authorization: Bearer <token>` to every call, when a token was given.
+#[derive(Clone)]
+pub struct BearerToken(Option<MetadataValue<Ascii>>);
+
+impl BearerToken {
+    /// `None`: calls go without a token. The secret is checked to be a valid header value here, so a
+    /// bad token is a usage error rather than a failed call; it never appears in the message.
+    pub fn new(token: Option<&str>) -> Result<Self, CtlError> {
+        match token.map(str::trim) {
+            None => Ok(BearerToken(None)),
+            Some("") => Err(CtlError::Usage("the token is empty (--token-file or EDGEFAULT_TOKEN)".into())),
+            Some(t) => format!("Bearer {t}").parse().map(|v| BearerToken(Some(v))).map_err(|_| {
+                CtlError::Usage(
+                    "the token holds characters a header cannot carry (--token-file or EDGEFAULT_TOKEN)".into(),
+                )
+            }),
+        }
+    }
+}
+
+impl Interceptor for BearerToken {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// Reads the token `ctl` sends: the first line of `--token-file`, else `EDGEFAULT_TOKEN` (`env`).
+pub fn read_token(file: Option<&Path>, env: Option<String>) -> Result<Option<String>, CtlError> {
+    match file {
+        Some(path) => std::fs::read_to_string(path)
+            .map(|t| t.lines().next().map(str::to_owned))
+            .map_err(|e| CtlError::Usage(format!("--token-file {}: cannot read it: {e}", path.display()))),
+        None => Ok(env.filter(|t| !t.trim().is_empty())),
+    }
+}
+
 pub struct Ctl {
-    client: FaultControlClient<Channel>,
+    client: FaultControlClient<InterceptedService<Channel, BearerToken>>,
 }
 
 impl Ctl {
+    /// Connects without a token.
     pub async fn connect(url: &str) -> Result<Ctl, CtlError> {
+        Self::connect_with(url, BearerToken::new(None)?).await
+    }
+
+    /// Connects; every call carries `token`.
+    pub async fn connect_with(url: &str, token: BearerToken) -> Result<Ctl, CtlError> {
         let url = if url.contains("://") { url.to_owned() } else { format!("http://{url}") };
         let endpoint = Channel::from_shared(url.clone())
             .map_err(|e| CtlError::Usage(format!("--control {url:?} is not a URL ({e}); expected http://host:port")))?
@@ -51,7 +100,7 @@ impl Ctl {
             url: url.clone(),
             detail: std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_else(|| e.to_string()),
         })?;
-        Ok(Ctl { client: FaultControlClient::new(channel) })
+        Ok(Ctl { client: FaultControlClient::with_interceptor(channel, token) })
     }
 
     /// Starts every experiment of a file, in order, after checking all of them with the server. Returns
@@ -123,6 +172,79 @@ impl Ctl {
             .experiments)
     }
 
+    pub async fn renew_lease(&mut self, id: &str) -> Result<v1::Experiment, CtlError> {
+        let r = self
+            .client
+            .renew_lease(v1::RenewLeaseRequest { id: id.into() })
+            .await
+            .map_err(rpc("RenewLease"))?
+            .into_inner();
+        r.experiment.ok_or_else(|| CtlError::Invalid("RenewLease answered without the experiment".into()))
+    }
+
+    /// `ctl start --follow`: keeps the experiments alive while they run, renewing every lease at a third
+    /// of the shortest lease (every second when none has one), and reports each one's end on `out`.
+    /// Returns when all have ended; on Ctrl-C (or `interrupt` resolving) stops those still active first.
+    pub async fn follow(
+        &mut self,
+        started: &[v1::Experiment],
+        interrupt: impl std::future::Future<Output = ()>,
+        out: &mut impl std::io::Write,
+    ) -> Result<(), CtlError> {
+        let lease_of = |e: &v1::Experiment| {
+            e.spec
+                .as_ref()
+                .and_then(|s| s.lease)
+                .map(|d| std::time::Duration::new(d.seconds.max(0) as u64, d.nanos.max(0) as u32))
+        };
+        let period = started
+            .iter()
+            .filter_map(lease_of)
+            .min()
+            .map(|l| l / 3)
+            .unwrap_or(std::time::Duration::from_secs(1))
+            .max(std::time::Duration::from_millis(10));
+        let mut active: Vec<(String, bool)> = started.iter().map(|e| (e.id.clone(), lease_of(e).is_some())).collect();
+        let mut tick = tokio::time::interval(period);
+        tokio::pin!(interrupt);
+        while !active.is_empty() {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = &mut interrupt => {
+                    for (id, _) in &active {
+                        match self.stop(id, "ctl --follow interrupted").await {
+                            Ok(e) => { let _ = writeln!(out, "{id}: stopped"); drop(e) }
+                            Err(CtlError::Rpc { code: tonic::Code::FailedPrecondition, .. }) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    return Ok(());
+                }
+            }
+            let mut still = Vec::with_capacity(active.len());
+            for (id, leased) in active {
+                let e = if leased {
+                    match self.renew_lease(&id).await {
+                        Ok(e) => e,
+                        Err(CtlError::Rpc { code: tonic::Code::FailedPrecondition, .. }) => self.get(&id).await?,
+                        Err(e) => return Err(e),
+                    }
+                } else {
+                    self.get(&id).await?
+                };
+                let state = v1::ExperimentState::try_from(e.state).unwrap_or_default();
+                if matches!(state, v1::ExperimentState::Pending | v1::ExperimentState::Running) {
+                    still.push((id, leased));
+                } else {
+                    let why = if e.end_reason.is_empty() { String::new() } else { format!(" ({})", e.end_reason) };
+                    let _ = writeln!(out, "{id}: {}{why}", state_name(e.state));
+                }
+            }
+            active = still;
+        }
+        Ok(())
+    }
+
     pub async fn abort_all(&mut self, reason: &str) -> Result<v1::AbortAllResponse, CtlError> {
         Ok(self
             .client
@@ -140,15 +262,21 @@ fn read_specs(path: &Path) -> Result<Vec<v1::ExperimentSpec>, CtlError> {
 }
 
 /// `edgefault validate FILE [--config CONFIG]`: checks a config file, or an experiment file (against the
-/// routes and limits of CONFIG when given). Returns a one-line summary.
-pub fn validate_file(path: &Path, config: Option<&Path>, force_config: bool) -> Result<String, CtlError> {
+/// routes and limits of CONFIG when given), with `overrides` applied as `serve` would (the environment's
+/// token). Returns a one-line summary.
+pub fn validate_file(
+    path: &Path,
+    config: Option<&Path>,
+    force_config: bool,
+    overrides: &Overrides,
+) -> Result<String, CtlError> {
     let text =
         std::fs::read_to_string(path).map_err(|e| CtlError::Usage(format!("cannot read {}: {e}", path.display())))?;
     let docs =
         document::parse_yaml_documents(&text).map_err(|e| CtlError::Invalid(format!("{}: {e}", path.display())))?;
     let is_config = force_config || (docs.len() == 1 && config::looks_like_config(&docs[0]));
     if is_config {
-        let c = Config::from_yaml(&text, &path.display().to_string(), &Overrides::default())
+        let c = Config::from_yaml(&text, &path.display().to_string(), overrides)
             .map_err(|e| CtlError::Invalid(e.to_string()))?;
         let routes: usize = c.listeners.iter().map(|l| l.routes.len()).sum();
         return Ok(format!(
@@ -159,7 +287,7 @@ pub fn validate_file(path: &Path, config: Option<&Path>, force_config: bool) -> 
         ));
     }
     let server = match config {
-        Some(c) => Some(Config::load(c, &Overrides::default()).map_err(|e| CtlError::Invalid(e.to_string()))?),
+        Some(c) => Some(Config::load(c, overrides).map_err(|e| CtlError::Invalid(e.to_string()))?),
         None => None,
     };
     let topology = server.as_ref().map(Config::topology);

@@ -10,9 +10,10 @@
 //! config.rs       config file + flags → checked Config and the route Topology
 //! document.rs     experiment YAML (protobuf JSON mapping) → ExperimentSpec
 //! fault/          pure fault model: Matcher, Percentage, Fault (abort, delay)
-//! experiment/     Registry (lifecycle, timers) → RuleSet (immutable, indexed by route)
+//! experiment/     Registry (lifecycle, timers) → RuleSet (immutable, indexed by route); lease.rs, guard.rs
 //! proxy/          data plane: listener, per-request service, upstream clients, responses it writes
-//! control/        gRPC FaultControl service; convert.rs validates proto into domain values
+//! control/        gRPC FaultControl service; convert.rs validates proto into domain values; auth.rs
+//!                 (bearer tokens), audit.rs, limits.rs and guards.rs (safety checks), killswitch.rs
 //! admin.rs        /healthz, /readyz, /metrics
 //! telemetry/      logs and Prometheus metrics
 //! ctl.rs          the `edgefault ctl` client

@@ -71,6 +71,22 @@ struct ServeArgs {
     /// How long shutdown waits for in-flight requests [default: 10s].
     #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
     drain_grace: Option<Duration>,
+    /// Highest percentage an experiment may ask for [default: 100] (limits.max_percentage).
+    #[arg(long, value_name = "PERCENT")]
+    max_percentage: Option<f64>,
+    /// Routes experiments may target, comma-separated [default: all] (limits.allowed_routes).
+    #[arg(long, value_name = "ROUTES", value_delimiter = ',')]
+    allowed_routes: Option<Vec<String>>,
+    /// Requests faulted at once; past it requests pass untouched [default: 10000] (limits.max_active_faults).
+    #[arg(long, value_name = "N")]
+    max_active_faults: Option<usize>,
+    /// Tokens file of the control service (YAML list of { name, role: admin | read-only, token }); added
+    /// to control.tokens_file. The environment variable EDGEFAULT_ADMIN_TOKEN adds one admin token.
+    #[arg(long, value_name = "FILE")]
+    tokens_file: Option<PathBuf>,
+    /// Audit log of state-changing control calls: a file (appended to) or "-" for stderr (audit.path).
+    #[arg(long, value_name = "FILE")]
+    audit: Option<PathBuf>,
     /// Worker threads [default: one per core].
     #[arg(long)]
     workers: Option<usize>,
@@ -84,6 +100,10 @@ struct CtlArgs {
     /// Control service URL.
     #[arg(long, env = "EDGEFAULT_CONTROL", default_value = ctl::DEFAULT_CONTROL_URL, global = true)]
     control: String,
+    /// File whose first line is the bearer token to send; without it, the EDGEFAULT_TOKEN environment
+    /// variable is used, if set.
+    #[arg(long, value_name = "FILE", global = true)]
+    token_file: Option<PathBuf>,
     #[command(subcommand)]
     command: CtlCommand,
 }
@@ -94,6 +114,10 @@ enum CtlCommand {
     Start {
         #[arg(long, short = 'f', value_name = "FILE")]
         file: PathBuf,
+        /// Stay: renew the experiments' leases (every lease/3) until they end, and stop them on Ctrl-C.
+        /// If this client dies, leased experiments end within their lease.
+        #[arg(long)]
+        follow: bool,
     },
     /// Stop an experiment.
     Stop {
@@ -127,9 +151,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Ctl(args) => current_thread(run_ctl(args)),
-        Command::Validate { file, config, as_config } => ctl::validate_file(&file, config.as_deref(), as_config)
-            .map(|summary| println!("{summary}"))
-            .map_err(|e| e.to_string()),
+        Command::Validate { file, config, as_config } => {
+            ctl::validate_file(&file, config.as_deref(), as_config, &env_overrides())
+                .map(|summary| println!("{summary}"))
+                .map_err(|e| e.to_string())
+        }
         Command::Demo { phase } => current_thread(async move {
             let mut out = std::io::stdout();
             edgefault::demo::run(&mut out, phase).await.map_err(|e| e.to_string())
@@ -142,6 +168,15 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// What `serve` takes from the environment, so `validate` checks a config as `serve` would run it here.
+fn env_overrides() -> Overrides {
+    Overrides { admin_token: admin_token_env(), ..Overrides::default() }
+}
+
+fn admin_token_env() -> Option<String> {
+    std::env::var("EDGEFAULT_ADMIN_TOKEN").ok().filter(|t| !t.is_empty())
 }
 
 fn current_thread<F: std::future::Future<Output = Result<(), String>>>(f: F) -> Result<(), String> {
@@ -163,6 +198,12 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         default_duration: args.default_duration,
         max_duration: args.max_duration,
         drain_grace: args.drain_grace,
+        tokens_file: args.tokens_file,
+        admin_token: admin_token_env(),
+        audit: args.audit,
+        max_percentage: args.max_percentage,
+        allowed_routes: args.allowed_routes,
+        max_active_faults: args.max_active_faults,
     };
     let config = match &args.config {
         Some(path) => Config::load(path, &overrides),
@@ -189,11 +230,20 @@ fn serve(args: ServeArgs) -> Result<(), String> {
 
 async fn run_ctl(args: CtlArgs) -> Result<(), String> {
     let fail = |e: CtlError| e.to_string();
-    let mut ctl = Ctl::connect(&args.control).await.map_err(fail)?;
+    let token = ctl::read_token(args.token_file.as_deref(), std::env::var("EDGEFAULT_TOKEN").ok()).map_err(fail)?;
+    let token = ctl::BearerToken::new(token.as_deref()).map_err(fail)?;
+    let mut ctl = Ctl::connect_with(&args.control, token).await.map_err(fail)?;
     match args.command {
-        CtlCommand::Start { file } => {
-            for e in ctl.start_file(&file).await.map_err(fail)? {
+        CtlCommand::Start { file, follow } => {
+            let started = ctl.start_file(&file).await.map_err(fail)?;
+            for e in &started {
                 println!("{}", e.id);
+            }
+            if follow {
+                let interrupt = async {
+                    let _ = tokio::signal::ctrl_c().await;
+                };
+                ctl.follow(&started, interrupt, &mut std::io::stdout()).await.map_err(fail)?;
             }
         }
         CtlCommand::Stop { id, reason } => {

@@ -28,9 +28,15 @@ ports:
     containerPort: {{ .Values.control.port }}
     protocol: TCP
   {{- end }}
-{{- with .Values.extraEnv }}
+{{- if or .Values.extraEnv .Values.control.tokenSecret.name }}
 env:
+  {{- with .Values.control.tokenSecret.name }}
+  {{- include "edgefault.tokenEnv" (list "EDGEFAULT_ADMIN_TOKEN" $.Values.control.tokenSecret) | nindent 2 }}
+  {{- include "edgefault.tokenEnv" (list "EDGEFAULT_TOKEN" $.Values.control.tokenSecret) | nindent 2 }}
+  {{- end }}
+  {{- with .Values.extraEnv }}
   {{- toYaml . | nindent 2 }}
+  {{- end }}
 {{- end }}
 {{- if ne $probeType "none" }}
 readinessProbe:

@@ -56,6 +56,15 @@ app.kubernetes.io/part-of: edgefault
 {{- end -}}
 {{- end -}}
 
+{{/* An env entry read from the control token Secret. Takes (list NAME tokenSecret). */}}
+{{- define "edgefault.tokenEnv" -}}
+- name: {{ index . 0 }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ (index . 1).name | quote }}
+      key: {{ (index . 1).key | quote }}
+{{- end -}}
+
 {{/* "true" when the host is a loopback address, "" otherwise. */}}
 {{- define "edgefault.isLoopback" -}}
 {{- if or (hasPrefix "127." .) (eq . "::1") -}}true{{- end -}}
@@ -137,6 +146,9 @@ app.kubernetes.io/part-of: edgefault
 {{- $ports := list (int $proxy.port) (int .Values.control.port) -}}
 {{- if .Values.admin.enabled -}}
 {{- $ports = append $ports (int .Values.admin.port) -}}
+{{- end -}}
+{{- if and (not (include "edgefault.isLoopback" .Values.control.host)) (not .Values.control.tokenSecret.name) -}}
+{{- fail (printf "edgefault: control.host %s is not loopback: set control.tokenSecret.name (a Secret with an admin token); the server refuses to start with an open control port and no token" .Values.control.host) -}}
 {{- end -}}
 {{- if ne (len $ports) (len (uniq $ports)) -}}
 {{- fail (printf "edgefault: proxy.port, control.port and admin.port must differ (got %s)" (join ", " $ports)) -}}

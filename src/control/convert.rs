@@ -161,6 +161,9 @@ pub fn validate_spec(spec: &pb::ExperimentSpec, ctx: &Context<'_>) -> Result<Exp
             }
         }
     }
+    c.0.extend(super::limits::check(&routes, spec.percentage, ctx.limits));
+    let lease = super::limits::lease(spec.lease.as_ref(), ctx.limits, &mut c.0);
+    let guards = super::guards::convert(&spec.guards, &mut c.0);
     if !c.0.is_empty() {
         return Err(Violations(c.0));
     }
@@ -174,6 +177,9 @@ pub fn validate_spec(spec: &pb::ExperimentSpec, ctx: &Context<'_>) -> Result<Exp
         start_delay,
         faults,
         seed: spec.seed,
+        lease,
+        dry_run: spec.dry_run,
+        guards,
     })
 }
 

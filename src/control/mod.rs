@@ -1,6 +1,11 @@
 //! The control plane: the `edgefault.v1.FaultControl` gRPC service, with health and reflection.
 
+pub mod audit;
+pub mod auth;
 pub mod convert;
+pub mod guards;
+pub mod killswitch;
+pub mod limits;
 mod service;
 
 pub use service::{serve, FaultControlService};

@@ -6,7 +6,11 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
 
-use super::convert::{validate_spec, Context, Violations};
+use super::{
+    audit::{AuditEntry, AuditLog},
+    auth::{AuthLayer, Caller, Tokens},
+    convert::{validate_spec, Context, Violations},
+};
 use crate::{
     experiment::{ExperimentInfo, Registry, RegistryError, State},
     pb::{
@@ -17,11 +21,25 @@ use crate::{
 
 pub struct FaultControlService {
     registry: Arc<Registry>,
+    audit: Arc<AuditLog>,
 }
 
 impl FaultControlService {
-    pub fn new(registry: Arc<Registry>) -> Self {
-        FaultControlService { registry }
+    pub fn new(registry: Arc<Registry>, audit: Arc<AuditLog>) -> Self {
+        FaultControlService { registry, audit }
+    }
+
+    /// Writes the audit line of a state-changing call.
+    fn audit<T>(&self, call: &Call, action: &str, entry: Audited<'_>, result: &Result<T, Status>) {
+        self.audit.record(&AuditEntry {
+            caller: &call.caller,
+            peer: &call.peer,
+            action,
+            experiments: entry.experiments,
+            spec: entry.spec,
+            reason: entry.reason,
+            outcome: result.as_ref().map(|_| ()).map_err(|s| format!("{:?}: {}", s.code(), s.message())),
+        });
     }
 
     fn validate(&self, spec: &v1::ExperimentSpec) -> Result<crate::experiment::ExperimentDef, Violations> {
@@ -34,12 +52,34 @@ fn peer(req: &Request<impl Sized>) -> String {
     req.remote_addr().map(|a| a.to_string()).unwrap_or_else(|| "unknown".into())
 }
 
+/// Who made a call and from where, taken before the request is consumed.
+struct Call {
+    caller: Arc<str>,
+    peer: String,
+}
+
+impl Call {
+    fn of(req: &Request<impl Sized>) -> Self {
+        let caller = req.extensions().get::<Caller>().cloned().unwrap_or_else(Caller::anonymous);
+        Call { caller: caller.name, peer: peer(req) }
+    }
+}
+
+/// What an audit line says about the call's subject.
+#[derive(Default)]
+struct Audited<'a> {
+    experiments: Vec<String>,
+    spec: Option<&'a v1::ExperimentSpec>,
+    reason: &'a str,
+}
+
 impl From<RegistryError> for Status {
     fn from(e: RegistryError) -> Self {
         match e {
             RegistryError::NotFound(..) => Status::not_found(e.to_string()),
             RegistryError::AlreadyEnded { .. } => Status::failed_precondition(e.to_string()),
             RegistryError::TooMany(_) => Status::resource_exhausted(e.to_string()),
+            RegistryError::NoLease(_) => Status::failed_precondition(e.to_string()),
         }
     }
 }
@@ -56,11 +96,24 @@ impl FaultControl for FaultControlService {
         &self,
         req: Request<v1::StartExperimentRequest>,
     ) -> Result<Response<v1::Experiment>, Status> {
-        let peer = peer(&req);
-        let spec = req.into_inner().spec.ok_or_else(|| Status::invalid_argument("spec: required"))?;
-        let def = self.validate(&spec)?;
-        let info = self.registry.start(spec, def)?;
-        tracing::info!(%peer, experiment = %info.id, "StartExperiment");
+        let call = Call::of(&req);
+        let spec = req.into_inner().spec;
+        let result = match &spec {
+            None => Err(Status::invalid_argument("spec: required")),
+            Some(spec) => self
+                .validate(spec)
+                .map_err(Status::from)
+                .and_then(|def| self.registry.start(spec.clone(), def).map_err(Status::from)),
+        };
+        let experiments = result.as_ref().map(|i| vec![i.id.clone()]).unwrap_or_default();
+        self.audit(
+            &call,
+            "StartExperiment",
+            Audited { experiments, spec: spec.as_ref(), ..Audited::default() },
+            &result,
+        );
+        let info = result?;
+        tracing::info!(peer = %call.peer, caller = %call.caller, experiment = %info.id, "StartExperiment");
         Ok(Response::new(to_proto(info)))
     }
 
@@ -68,10 +121,13 @@ impl FaultControl for FaultControlService {
         &self,
         req: Request<v1::StopExperimentRequest>,
     ) -> Result<Response<v1::Experiment>, Status> {
-        let peer = peer(&req);
+        let call = Call::of(&req);
         let r = req.into_inner();
-        let info = self.registry.stop(&r.id, &r.reason)?;
-        tracing::info!(%peer, experiment = %info.id, "StopExperiment");
+        let result = self.registry.stop(&r.id, &r.reason).map_err(Status::from);
+        let audited = Audited { experiments: vec![r.id.clone()], reason: &r.reason, ..Audited::default() };
+        self.audit(&call, "StopExperiment", audited, &result);
+        let info = result?;
+        tracing::info!(peer = %call.peer, caller = %call.caller, experiment = %info.id, "StopExperiment");
         Ok(Response::new(to_proto(info)))
     }
 
@@ -95,9 +151,17 @@ impl FaultControl for FaultControlService {
     }
 
     async fn abort_all(&self, req: Request<v1::AbortAllRequest>) -> Result<Response<v1::AbortAllResponse>, Status> {
-        let peer = peer(&req);
-        let ids = self.registry.abort_all(&req.into_inner().reason);
-        tracing::warn!(%peer, count = ids.len(), "AbortAll");
+        let call = Call::of(&req);
+        let reason = req.into_inner().reason;
+        let ids = self.registry.abort_all(&reason);
+        let result: Result<(), Status> = Ok(());
+        self.audit(
+            &call,
+            "AbortAll",
+            Audited { experiments: ids.clone(), reason: &reason, ..Audited::default() },
+            &result,
+        );
+        tracing::warn!(peer = %call.peer, caller = %call.caller, count = ids.len(), "AbortAll");
         Ok(Response::new(v1::AbortAllResponse { count: ids.len() as u32, ids }))
     }
 
@@ -118,6 +182,23 @@ impl FaultControl for FaultControlService {
             }
         };
         Ok(Response::new(v1::ValidateExperimentResponse { valid: violations.is_empty(), violations }))
+    }
+
+    async fn renew_lease(
+        &self,
+        req: Request<v1::RenewLeaseRequest>,
+    ) -> Result<Response<v1::RenewLeaseResponse>, Status> {
+        self.renew(req).await
+    }
+}
+
+// === safety RPCs ===
+
+impl FaultControlService {
+    /// RenewLease. Not audited: a follower renews every lease/3, and the start it keeps alive is.
+    async fn renew(&self, req: Request<v1::RenewLeaseRequest>) -> Result<Response<v1::RenewLeaseResponse>, Status> {
+        let info = self.registry.renew_lease(&req.into_inner().id)?;
+        Ok(Response::new(v1::RenewLeaseResponse { experiment: Some(to_proto(info)) }))
     }
 }
 
@@ -151,7 +232,9 @@ pub fn to_proto(e: ExperimentInfo) -> v1::Experiment {
             injected: e.injected,
             aborted: e.aborted,
             delayed: e.delayed,
+            would_inject: e.would_inject,
         }),
+        lease_expires_at: e.lease_expires_at.map(timestamp),
         effective_duration: Some(pbjson_types::Duration {
             seconds: e.effective_duration.as_secs() as i64,
             nanos: e.effective_duration.subsec_nanos() as i32,
@@ -163,6 +246,8 @@ pub fn to_proto(e: ExperimentInfo) -> v1::Experiment {
 pub async fn serve(
     listener: TcpListener,
     registry: Arc<Registry>,
+    tokens: Arc<Tokens>,
+    audit: Arc<AuditLog>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -177,10 +262,11 @@ pub async fn serve(
         });
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?addr, "control service listening");
-    let mut router = tonic::transport::Server::builder().add_service(health_service).add_service(
-        v1::fault_control_server::FaultControlServer::new(FaultControlService::new(registry))
-            .max_decoding_message_size(4 * 1024 * 1024),
-    );
+    let mut router =
+        tonic::transport::Server::builder().layer(AuthLayer::new(tokens)).add_service(health_service).add_service(
+            v1::fault_control_server::FaultControlServer::new(FaultControlService::new(registry, audit))
+                .max_decoding_message_size(4 * 1024 * 1024),
+        );
     if let Ok(reflection) = reflection {
         router = router.add_service(reflection);
     }

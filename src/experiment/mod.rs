@@ -4,12 +4,16 @@
 //! One writer (the [`Registry`]) builds a new [`RuleSet`] on every change and swaps it in; the data plane
 //! loads it with one atomic read per request. A request that starts after a change returned sees it.
 
+pub mod guard;
+mod lease;
 mod registry;
 mod ruleset;
 
 use std::time::Duration;
 
-pub use registry::{ExperimentInfo, Limits, Registry, RegistryError, State};
+pub use guard::Guard;
+pub use lease::LEASE_EXPIRED;
+pub use registry::{ExperimentInfo, Guarded, Limits, Registry, RegistryError, State};
 pub use ruleset::{Counters, Decision, Rule, RuleSet};
 
 use crate::fault::{Fault, Matcher, Percentage};
@@ -30,4 +34,10 @@ pub struct ExperimentDef {
     /// Applied in order; an abort ends the list.
     pub faults: Vec<Fault>,
     pub seed: Option<u64>,
+    /// When set, the experiment must be renewed within this long, or it is aborted ("lease expired").
+    pub lease: Option<Duration>,
+    /// Match and count, inject nothing.
+    pub dry_run: bool,
+    /// Stop conditions, checked by the guard supervisor while the experiment runs.
+    pub guards: Vec<Guard>,
 }

@@ -26,6 +26,16 @@ pub struct Limits {
     pub history: usize,
     /// How many experiments may be pending or running at once.
     pub max_active: usize,
+    /// Highest `percentage` a spec may ask for (an absent percentage means 100).
+    pub max_percentage: f64,
+    /// Routes experiments may target; a spec must name routes from this list. Empty: any route.
+    pub allowed_routes: Vec<String>,
+    /// How many requests may be faulted (delayed or aborted) at once; past it requests pass untouched.
+    pub max_active_faults: usize,
+    /// Open client connections per listener; past it, new connections wait to be accepted.
+    pub max_connections: usize,
+    /// Largest request head (request line and headers) a listener reads; larger gets 431.
+    pub max_header_bytes: usize,
 }
 
 impl Default for Limits {
@@ -36,6 +46,11 @@ impl Default for Limits {
             max_start_delay: Duration::from_secs(60 * 60),
             history: 100,
             max_active: 10_000,
+            max_percentage: 100.0,
+            allowed_routes: Vec::new(),
+            max_active_faults: 10_000,
+            max_connections: 10_000,
+            max_header_bytes: 64 * 1024,
         }
     }
 }
@@ -73,6 +88,17 @@ pub enum RegistryError {
     AlreadyEnded { id: String, state: &'static str },
     #[error("{0} experiments are already pending or running, the server's limit (limits.max_active); stop some first")]
     TooMany(usize),
+    #[error("experiment {0} has no lease to renew (start it with `lease` in its spec)")]
+    NoLease(String),
+}
+
+/// A running experiment with guards, for the guard supervisor.
+pub struct Guarded {
+    pub id: Arc<str>,
+    pub def: Arc<ExperimentDef>,
+    pub injected: u64,
+    /// (when, answered, failed) of its routes when it started running.
+    pub baseline: Option<(Instant, u64, u64)>,
 }
 
 /// A copy of an experiment's state, for reports.
@@ -91,6 +117,10 @@ pub struct ExperimentInfo {
     pub injected: u64,
     pub aborted: u64,
     pub delayed: u64,
+    /// When the lease runs out unless renewed (active experiments with a lease).
+    pub lease_expires_at: Option<SystemTime>,
+    /// Dry run: requests selected and left untouched.
+    pub would_inject: u64,
 }
 
 struct Entry {
@@ -108,6 +138,11 @@ struct Entry {
     counters: Arc<Counters>,
     rule: Option<Arc<Rule>>,
     timer: Option<AbortHandle>,
+    /// Its routes' real upstream outcomes when it started running, for its guards.
+    guard_baseline: Option<(Instant, u64, u64)>,
+    /// The lease's current deadline, moved by each renewal; `None` without a lease.
+    lease_deadline: Option<Instant>,
+    lease_timer: Option<AbortHandle>,
 }
 
 impl Entry {
@@ -127,6 +162,11 @@ impl Entry {
             injected: c.injected.load(Ordering::Relaxed),
             aborted: c.aborted.load(Ordering::Relaxed),
             delayed: c.delayed.load(Ordering::Relaxed),
+            would_inject: c.would_inject.load(Ordering::Relaxed),
+            lease_expires_at: self
+                .lease_deadline
+                .filter(|_| self.state.is_active())
+                .map(|d| SystemTime::now() + d.saturating_duration_since(Instant::now())),
         }
     }
 }
@@ -147,12 +187,27 @@ pub struct Registry {
     topology: Arc<Topology>,
     limits: Limits,
     this: Weak<Registry>,
+    /// The data plane's real upstream outcomes, when guards are supervised.
+    health: std::sync::OnceLock<Arc<super::guard::Health>>,
 }
 
 impl Registry {
     pub fn new(topology: Arc<Topology>, limits: Limits) -> Arc<Self> {
         let rules = Arc::new(ArcSwap::from_pointee(RuleSet::build(&topology, Vec::new())));
-        Arc::new_cyclic(|this| Registry { inner: Mutex::default(), rules, topology, limits, this: this.clone() })
+        Arc::new_cyclic(|this| Registry {
+            inner: Mutex::default(),
+            rules,
+            topology,
+            limits,
+            this: this.clone(),
+            health: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// Gives the registry the data plane's upstream outcomes, so experiments with guards record where
+    /// they started from. Set once; later calls are ignored.
+    pub fn watch_health(&self, health: Arc<super::guard::Health>) {
+        let _ = self.health.set(health);
     }
 
     /// The handle the data plane loads the rule set from.
@@ -210,7 +265,15 @@ impl Registry {
             counters: Arc::default(),
             rule: None,
             timer: None,
+            lease_deadline: None,
+            lease_timer: None,
+            guard_baseline: None,
         };
+        if let Some(lease) = entry.def.lease {
+            let deadline = now + lease;
+            entry.lease_deadline = Some(deadline);
+            entry.lease_timer = Some(super::lease::watch(self.this.clone(), Arc::clone(&id), deadline));
+        }
         let registry = self.this.clone();
         let timer_id = Arc::clone(&id);
         let delayed_start = !entry.def.start_delay.is_zero();
@@ -232,15 +295,19 @@ impl Registry {
         );
         inner.entries.insert(Arc::clone(&id), entry);
         if !delayed_start {
-            Self::make_running(&mut inner, &id, end_at);
+            self.make_running(&mut inner, &id, end_at);
             self.publish(&inner);
         }
         tracing::info!(experiment = %id, name = %inner.entries[&id].def.name, "experiment started");
         Ok(inner.entries[&id].info())
     }
 
-    fn make_running(inner: &mut Inner, id: &Arc<str>, end_at: Instant) {
+    fn make_running(&self, inner: &mut Inner, id: &Arc<str>, end_at: Instant) {
         if let Some(e) = inner.entries.get_mut(id) {
+            if let (false, Some(h)) = (e.def.guards.is_empty(), self.health.get()) {
+                let (answered, failed) = h.totals(&super::guard::route_indices(&self.topology, &e.def));
+                e.guard_baseline = Some((Instant::now(), answered, failed));
+            }
             e.state = State::Running;
             e.started_at = Some(SystemTime::now());
             e.rule =
@@ -251,7 +318,7 @@ impl Registry {
     fn activate(&self, id: &Arc<str>, end_at: Instant) {
         let mut inner = self.lock();
         if inner.entries.get(id).is_some_and(|e| e.state == State::Pending) {
-            Self::make_running(&mut inner, id, end_at);
+            self.make_running(&mut inner, id, end_at);
             self.publish(&inner);
             tracing::info!(experiment = %id, "experiment running (start delay over)");
         }
@@ -269,6 +336,9 @@ impl Registry {
         e.end_reason = reason;
         e.rule = None;
         if let Some(t) = e.timer.take() {
+            t.abort();
+        }
+        if let Some(t) = e.lease_timer.take() {
             t.abort();
         }
         let id = Arc::clone(&e.id);
@@ -321,6 +391,60 @@ impl Registry {
         ids.into_iter().map(|(_, id)| id.to_string()).collect()
     }
 
+    /// Moves the lease of an active experiment to `lease` from now.
+    pub fn renew_lease(&self, id: &str) -> Result<ExperimentInfo, RegistryError> {
+        let mut inner = self.lock();
+        let e = inner.entries.get_mut(id).ok_or_else(|| RegistryError::NotFound(id.to_owned(), self.limits.history))?;
+        if !e.state.is_active() {
+            return Err(RegistryError::AlreadyEnded { id: id.to_owned(), state: e.state.as_str() });
+        }
+        let Some(lease) = e.def.lease else { return Err(RegistryError::NoLease(id.to_owned())) };
+        e.lease_deadline = Some(Instant::now() + lease);
+        Ok(e.info())
+    }
+
+    /// The lease deadline of an active experiment with a lease.
+    pub(super) fn lease_deadline(&self, id: &str) -> Option<Instant> {
+        let inner = self.lock();
+        inner.entries.get(id).filter(|e| e.state.is_active()).and_then(|e| e.lease_deadline)
+    }
+
+    /// Aborts an experiment whose lease has run out (checked again under the lock: a renewal may have
+    /// come in since the watcher looked).
+    pub(super) fn expire_lease(&self, id: &str) {
+        let mut inner = self.lock();
+        let due = inner.entries.get(id).and_then(|e| e.lease_deadline).is_some_and(|d| d <= Instant::now());
+        if due && self.end_locked(&mut inner, id, State::Aborted, super::LEASE_EXPIRED.to_owned()) {
+            self.publish(&inner);
+        }
+    }
+
+    /// Running experiments that have guards.
+    pub fn guarded(&self) -> Vec<Guarded> {
+        let inner = self.lock();
+        inner
+            .entries
+            .values()
+            .filter(|e| e.state == State::Running && !e.def.guards.is_empty())
+            .map(|e| Guarded {
+                id: Arc::clone(&e.id),
+                def: Arc::clone(&e.def),
+                injected: e.counters.injected.load(Ordering::Relaxed),
+                baseline: e.guard_baseline,
+            })
+            .collect()
+    }
+
+    /// Aborts one active experiment (a safety mechanism ended it); true if it was running.
+    pub fn abort(&self, id: &str, reason: &str) -> bool {
+        let mut inner = self.lock();
+        let ended = self.end_locked(&mut inner, id, State::Aborted, reason.to_owned());
+        if ended {
+            self.publish(&inner);
+        }
+        ended
+    }
+
     pub fn get(&self, id: &str) -> Result<ExperimentInfo, RegistryError> {
         let inner = self.lock();
         inner
@@ -357,6 +481,9 @@ impl Drop for Registry {
             if let Some(t) = e.timer.take() {
                 t.abort();
             }
+            if let Some(t) = e.lease_timer.take() {
+                t.abort();
+            }
         }
     }
 }
@@ -388,6 +515,9 @@ mod tests {
             start_delay,
             faults: vec![Fault::Abort(Abort::new(None, None, "", None, HeaderMap::new()))],
             seed: Some(1),
+            lease: None,
+            dry_run: false,
+            guards: Vec::new(),
         }
     }
 

@@ -28,6 +28,8 @@ pub struct Counters {
     pub aborted: AtomicU64,
     /// Delayed by this experiment.
     pub delayed: AtomicU64,
+    /// Dry run: selected, and left untouched.
+    pub would_inject: AtomicU64,
 }
 
 impl Counters {
@@ -55,6 +57,8 @@ pub struct Rule {
     /// Past this instant the rule injects nothing, even before the registry removes it.
     ends_at: Instant,
     pub counters: Arc<Counters>,
+    /// Counts what it selects and injects nothing.
+    dry_run: bool,
 }
 
 impl Rule {
@@ -79,6 +83,7 @@ impl Rule {
             draws: AtomicU64::new(0),
             ends_at,
             counters,
+            dry_run: def.dry_run,
         }
     }
 
@@ -333,6 +338,10 @@ impl RuleSet {
             if !rule.percentage.select(&mut rng) {
                 return;
             }
+            if rule.dry_run {
+                Counters::bump(&rule.counters.would_inject);
+                return;
+            }
             let d = decision.get_or_insert_with(Decision::default);
             let mut delayed = false;
             let mut aborted = false;
@@ -386,6 +395,9 @@ mod tests {
             start_delay: Duration::ZERO,
             faults: vec![Fault::Delay(Delay::fixed(Duration::from_millis(1)))],
             seed: Some(seq),
+            lease: None,
+            dry_run: false,
+            guards: Vec::new(),
         };
         Arc::new(Rule::new(
             format!("e{seq}").into(),

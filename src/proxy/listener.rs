@@ -7,9 +7,18 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::{conn::auto, graceful::GracefulShutdown},
 };
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::Semaphore};
 
 use super::service::{ConnService, ReverseProxy};
+
+/// Bounds on what one listener takes from its clients.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    /// Open connections; past it, new ones wait in the accept backlog.
+    pub max_connections: usize,
+    /// Largest request head; larger gets 431 (HTTP/1) or a stream error (HTTP/2).
+    pub max_header_bytes: usize,
+}
 
 /// Serves `listener` until `shutdown` resolves, then lets open connections finish for up to `grace`.
 pub async fn serve(
@@ -17,13 +26,32 @@ pub async fn serve(
     proxy: Arc<ReverseProxy>,
     shutdown: impl std::future::Future<Output = ()>,
     grace: Duration,
+    bounds: Bounds,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30)).keep_alive(true);
-    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(1024);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .keep_alive(true)
+        .max_buf_size(bounds.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(1024)
+        .max_header_list_size(u32::try_from(bounds.max_header_bytes).unwrap_or(u32::MAX));
+    let slots = Arc::new(Semaphore::new(bounds.max_connections));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
+        // A connection slot first: with none free, connections wait in the kernel's backlog.
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, client) = match accepted {
@@ -43,6 +71,7 @@ pub async fn serve(
                     if let Err(e) = conn.await {
                         tracing::debug!(%client, error = %e, "connection ended with an error");
                     }
+                    drop(slot);
                 });
             }
             () = &mut shutdown => break,

@@ -2,6 +2,7 @@
 //! knows nothing of gRPC control: it reads the active rule set and acts on what it decides.
 
 pub mod body;
+pub mod cap;
 pub mod headers;
 pub mod listener;
 pub mod pool;

@@ -6,10 +6,10 @@ use arc_swap::ArcSwap;
 use http::{header, Request, Response};
 use hyper::body::Incoming;
 
-use super::{body::ProxyBody, headers, respond, upstream::Upstream};
+use super::{body::ProxyBody, cap::FaultCap, headers, respond, upstream::Upstream};
 use crate::{
     config::{ListenerConfig, RouteId},
-    experiment::RuleSet,
+    experiment::{guard::Health, RuleSet},
     fault::RequestView,
     telemetry::metrics::{Metrics, Outcome, RouteCounters},
 };
@@ -33,10 +33,20 @@ pub struct ReverseProxy {
     name: Arc<str>,
     routes: Vec<Route>,
     rules: Arc<ArcSwap<RuleSet>>,
+    /// Bounds how many requests are faulted at once, across listeners.
+    cap: Arc<FaultCap>,
+    /// Real upstream outcomes per route, for guards.
+    health: Arc<Health>,
 }
 
 impl ReverseProxy {
-    pub fn new(listener: &ListenerConfig, rules: Arc<ArcSwap<RuleSet>>, metrics: &Metrics) -> Self {
+    pub fn new(
+        listener: &ListenerConfig,
+        rules: Arc<ArcSwap<RuleSet>>,
+        metrics: &Metrics,
+        cap: Arc<FaultCap>,
+        health: Arc<Health>,
+    ) -> Self {
         let routes = listener
             .routes
             .iter()
@@ -46,7 +56,7 @@ impl ReverseProxy {
                 upstream: Upstream::new(r.clone()),
             })
             .collect();
-        ReverseProxy { name: listener.name.as_str().into(), routes, rules }
+        ReverseProxy { name: listener.name.as_str().into(), routes, rules, cap, health }
     }
 
     pub fn name(&self) -> &str {
@@ -55,6 +65,9 @@ impl ReverseProxy {
 
     /// Handles one request. Never fails: every problem becomes a response.
     pub async fn handle(&self, req: Request<Incoming>, client: SocketAddr) -> Response<ProxyBody> {
+        // A request a rule could fault takes a slot of the cap first; with none free it passes untouched
+        // (not even counted as matched), and the slot goes back unless the request is faulted.
+        let mut slot = None;
         let (route, decision) = {
             let host = req
                 .uri()
@@ -68,7 +81,8 @@ impl ReverseProxy {
                 return respond::no_route(&self.name);
             };
             let rules = self.rules.load();
-            let decision = if rules.targets(route.id) {
+            let decision = if let Some(taken) = rules.targets(route.id).then(|| self.cap.try_acquire()).flatten() {
+                slot = Some(taken);
                 let view = RequestView {
                     method: req.method(),
                     host,
@@ -81,12 +95,16 @@ impl ReverseProxy {
             } else {
                 None
             };
+            if decision.is_none() {
+                slot = None;
+            }
             (route, decision)
         };
 
         let injected = decision.is_some();
         if let Some(d) = decision {
             if !d.delay.is_zero() {
+                route.counters.injected_delay(d.delay);
                 tokio::time::sleep(d.delay).await;
             }
             if let (Some(abort), Some(rule)) = (d.abort(), d.abort_rule()) {
@@ -95,14 +113,24 @@ impl ReverseProxy {
                 return respond::abort(abort, headers::is_grpc(req.headers()));
             }
         }
+        // The fault is over once the request goes on: the slot covers the hold, not the upstream's time.
+        drop(slot);
 
+        let sent = tokio::time::Instant::now();
         match route.upstream.forward(req, client).await {
             Ok(resp) => {
+                route.counters.upstream_duration(sent.elapsed());
+                if !injected {
+                    self.health.record(route.id, resp.status().is_server_error());
+                }
                 route.counters.count(if injected { Outcome::Injected } else { Outcome::Passed });
                 resp
             }
             Err(e) => {
                 route.counters.count(Outcome::UpstreamError);
+                if !injected {
+                    self.health.record(route.id, true);
+                }
                 tracing::warn!(listener = %self.name, route = %route.upstream.route().name, upstream = %route.upstream.route().upstream, error = %e, "upstream_error");
                 respond::upstream_error(&e)
             }

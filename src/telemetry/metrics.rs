@@ -1,13 +1,34 @@
 //! Prometheus metrics, served on the admin port. Counters the data plane touches are resolved once per
 //! route at startup, so counting a request is one atomic add.
 
-use std::sync::Mutex;
+use std::{
+    sync::{Mutex, Weak},
+    time::Duration,
+};
 
 use prometheus_client::{
     encoding::{text::encode, EncodeLabelSet},
-    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{exponential_buckets, Histogram},
+    },
     registry::Registry,
 };
+
+/// The latency buckets: 1 ms to about 65 s, doubling.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    listener: String,
+    route: String,
+}
 
 /// What happened to a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +54,8 @@ pub struct RouteCounters {
     passed: Counter,
     injected: Counter,
     upstream_error: Counter,
+    injected_delay: Histogram,
+    upstream_duration: Histogram,
 }
 
 impl RouteCounters {
@@ -43,12 +66,27 @@ impl RouteCounters {
             Outcome::UpstreamError => self.upstream_error.inc(),
         };
     }
+
+    /// An injected delay, the sum of every selected experiment's delays.
+    pub fn injected_delay(&self, d: Duration) {
+        self.injected_delay.observe(d.as_secs_f64());
+    }
+
+    /// How long the upstream took to answer with a response head.
+    pub fn upstream_duration(&self, d: Duration) {
+        self.upstream_duration.observe(d.as_secs_f64());
+    }
 }
 
 pub struct Metrics {
     registry: Mutex<Registry>,
     requests: Family<RequestLabels, Counter>,
+    injected_delay: HistogramFamily,
+    upstream_duration: HistogramFamily,
     running: Gauge,
+    /// `faults_active` and `faults_overflow`, handed to the proxy's fault cap.
+    pub faults_active: Gauge,
+    pub faults_overflow: Counter,
 }
 
 impl Default for Metrics {
@@ -60,9 +98,41 @@ impl Default for Metrics {
             "Requests by listener, route and outcome (passed, injected, upstream_error)",
             requests.clone(),
         );
+        let injected_delay = HistogramFamily::new_with_constructor(latency_histogram);
+        registry.register(
+            "injected_delay_seconds",
+            "Injected delays (the sum of a request's delays), by listener and route",
+            injected_delay.clone(),
+        );
+        let upstream_duration = HistogramFamily::new_with_constructor(latency_histogram);
+        registry.register(
+            "upstream_duration_seconds",
+            "Time from sending a request upstream to its response head, by listener and route (answers only)",
+            upstream_duration.clone(),
+        );
         let running = Gauge::default();
         registry.register("experiments_running", "Experiments injecting now", running.clone());
-        Metrics { registry: Mutex::new(registry), requests, running }
+        let faults_active = Gauge::default();
+        registry.register(
+            "faults_active",
+            "Requests being faulted now (held by a delay or being aborted), bounded by limits.max_active_faults",
+            faults_active.clone(),
+        );
+        let faults_overflow = Counter::default();
+        registry.register(
+            "faults_overflow",
+            "Requests that passed untouched because limits.max_active_faults requests were being faulted",
+            faults_overflow.clone(),
+        );
+        Metrics {
+            registry: Mutex::new(registry),
+            requests,
+            injected_delay,
+            upstream_duration,
+            running,
+            faults_active,
+            faults_overflow,
+        }
     }
 }
 
@@ -73,7 +143,20 @@ impl Metrics {
                 .get_or_create(&RequestLabels { listener: listener.to_owned(), route: route.to_owned(), outcome })
                 .clone()
         };
-        RouteCounters { passed: get("passed"), injected: get("injected"), upstream_error: get("upstream_error") }
+        let labels = RouteLabels { listener: listener.to_owned(), route: route.to_owned() };
+        RouteCounters {
+            passed: get("passed"),
+            injected: get("injected"),
+            upstream_error: get("upstream_error"),
+            injected_delay: self.injected_delay.get_or_create(&labels).clone(),
+            upstream_duration: self.upstream_duration.get_or_create(&labels).clone(),
+        }
+    }
+
+    /// Adds the per-experiment series, read from `experiments` at each scrape.
+    pub fn register_experiments(&self, experiments: Weak<crate::experiment::Registry>) {
+        let mut registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        registry.register_collector(Box::new(super::experiments::ExperimentFaults(experiments)));
     }
 
     /// The text exposition; `running` is sampled at scrape time.

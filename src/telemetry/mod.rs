@@ -1,5 +1,6 @@
 //! Logs and metrics.
 
+pub mod experiments;
 pub mod metrics;
 
 use tracing_subscriber::{fmt, EnvFilter};

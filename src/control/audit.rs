@@ -1,0 +1,149 @@
+//! The audit log: one JSON line per control call that changes state (start, stop, abort-all, and the
+//! admin kill switch), whether it succeeded or was refused.
+//!
+//! ```json
+//! {"time":"2026-11-26T05:01:02.345Z","caller":"gameday","peer":"10.0.0.7:51234","action":"StartExperiment",
+//!  "experiment":"exp-0123456789ab","outcome":"ok","spec":{"name":"checkout-5xx","routes":["api"],"percentage":30.0,"duration":"10m","faults":["abort"]}}
+//! ```
+//!
+//! Tokens never appear: the caller is the token's name.
+
+use std::{
+    fs::OpenOptions,
+    io::{self, Write},
+    path::Path,
+    sync::Mutex,
+    time::SystemTime,
+};
+
+use serde_json::{json, Value};
+
+use crate::pb::v1 as pb;
+
+/// Where audit lines go. Writes are serialised; a failed write is reported in the logs and never fails
+/// the call being audited.
+pub struct AuditLog {
+    out: Option<Mutex<Box<dyn Write + Send>>>,
+}
+
+impl AuditLog {
+    /// No audit log.
+    pub fn disabled() -> Self {
+        AuditLog { out: None }
+    }
+
+    pub fn stderr() -> Self {
+        AuditLog { out: Some(Mutex::new(Box::new(io::stderr()))) }
+    }
+
+    /// Appends to `path` (created if missing).
+    pub fn file(path: &Path) -> io::Result<Self> {
+        let f = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(AuditLog { out: Some(Mutex::new(Box::new(f))) })
+    }
+
+    /// Opens the destination a config names: `-` or `stderr`, or a file path.
+    pub fn open(path: &Path) -> io::Result<Self> {
+        match path.to_str() {
+            Some("-" | "stderr") => Ok(Self::stderr()),
+            _ => Self::file(path),
+        }
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.out.is_some()
+    }
+
+    /// Writes one line.
+    pub fn record(&self, entry: &AuditEntry<'_>) {
+        let Some(out) = &self.out else { return };
+        let mut line = entry.to_json().to_string();
+        line.push('\n');
+        let mut out = out.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = out.write_all(line.as_bytes()).and_then(|()| out.flush()) {
+            tracing::error!(error = %e, "cannot write the audit log");
+        }
+    }
+}
+
+/// One audited call.
+pub struct AuditEntry<'a> {
+    /// Token name, `anonymous`, or `admin-endpoint` / `signal` for the kill switches outside gRPC.
+    pub caller: &'a str,
+    pub peer: &'a str,
+    pub action: &'a str,
+    /// The experiment acted on; for AbortAll, every id it ended.
+    pub experiments: Vec<String>,
+    pub spec: Option<&'a pb::ExperimentSpec>,
+    pub reason: &'a str,
+    /// `Err(message)` when the call was refused.
+    pub outcome: Result<(), String>,
+}
+
+impl AuditEntry<'_> {
+    fn to_json(&self) -> Value {
+        let time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+        let mut v = json!({
+            "time": time,
+            "caller": self.caller,
+            "peer": self.peer,
+            "action": self.action,
+        });
+        // AbortAll lists every id it ended (possibly none); other calls name their one experiment.
+        match self.experiments.as_slice() {
+            many if self.action == "AbortAll" => v["experiments"] = json!(many),
+            [] => {}
+            [one] => v["experiment"] = json!(one),
+            many => v["experiments"] = json!(many),
+        }
+        if !self.reason.is_empty() {
+            v["reason"] = json!(self.reason);
+        }
+        v["outcome"] = match &self.outcome {
+            Ok(()) => json!("ok"),
+            Err(e) => json!(format!("refused: {e}")),
+        };
+        if let Some(spec) = self.spec {
+            v["spec"] = summary(spec);
+        }
+        v
+    }
+}
+
+/// The parts of a spec a reader of the audit log needs: what, where, how much, how long.
+pub fn summary(spec: &pb::ExperimentSpec) -> Value {
+    let m = spec.r#match.clone().unwrap_or_default();
+    let faults: Vec<&str> = spec
+        .faults
+        .iter()
+        .map(|f| match &f.kind {
+            Some(pb::fault::Kind::Abort(_)) => "abort",
+            Some(pb::fault::Kind::Delay(_)) => "delay",
+            None => "none",
+        })
+        .collect();
+    let mut v = json!({ "name": spec.name, "faults": faults });
+    if !m.listeners.is_empty() {
+        v["listeners"] = json!(m.listeners);
+    }
+    if !m.routes.is_empty() {
+        v["routes"] = json!(m.routes);
+    }
+    if let Some(p) = spec.percentage {
+        v["percentage"] = json!(p);
+    }
+    let secs = |d: &pbjson_types::Duration| format!("{}s", d.seconds as f64 + f64::from(d.nanos) / 1e9);
+    if let Some(d) = &spec.duration {
+        v["duration"] = json!(secs(d));
+    }
+    if let Some(d) = &spec.lease {
+        v["lease"] = json!(secs(d));
+    }
+    if spec.dry_run {
+        v["dry_run"] = json!(true);
+    }
+    if !spec.guards.is_empty() {
+        v["guards"] = json!(spec.guards.len());
+    }
+    v
+}

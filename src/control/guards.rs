@@ -1,0 +1,46 @@
+//! Proto → domain for guards (`ExperimentSpec.guards`), every problem named with its field path.
+
+use std::time::Duration;
+
+use super::convert::Violation;
+use crate::{experiment::Guard, pb::v1 as pb};
+
+/// At most this many guards per experiment.
+const MAX_GUARDS: usize = 16;
+
+pub fn convert(guards: &[pb::Guard], out: &mut Vec<Violation>) -> Vec<Guard> {
+    let mut bad = |field: String, description: String| out.push(Violation { field, description });
+    if guards.len() > MAX_GUARDS {
+        bad("guards".into(), format!("at most {MAX_GUARDS} guards"));
+        return Vec::new();
+    }
+    let mut result = Vec::new();
+    for (i, g) in guards.iter().enumerate() {
+        let at = format!("guards[{i}]");
+        match &g.kind {
+            None => bad(at, "empty guard: set one of upstream_error_rate, max_injected".into()),
+            Some(pb::guard::Kind::MaxInjected(0)) => bad(format!("{at}.max_injected"), "must be at least 1".into()),
+            Some(pb::guard::Kind::MaxInjected(n)) => result.push(Guard::MaxInjected(*n)),
+            Some(pb::guard::Kind::UpstreamErrorRate(r)) => {
+                let at = format!("{at}.upstream_error_rate");
+                if !(0.0..1.0).contains(&r.max) {
+                    bad(format!("{at}.max"), format!("a ratio from 0 up to (not including) 1, got {}", r.max));
+                }
+                let window = match &r.window {
+                    None => Duration::from_secs(10),
+                    Some(d) if d.seconds < 0 || d.nanos < 0 => {
+                        bad(format!("{at}.window"), "must not be negative".into());
+                        Duration::ZERO
+                    }
+                    Some(d) => Duration::new(d.seconds as u64, d.nanos as u32),
+                };
+                if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&window) {
+                    bad(format!("{at}.window"), "from 1s to 1h".into());
+                }
+                let min_requests = if r.min_requests == 0 { 10 } else { u64::from(r.min_requests) };
+                result.push(Guard::UpstreamErrorRate { max: r.max, window, min_requests });
+            }
+        }
+    }
+    result
+}
