@@ -13,7 +13,9 @@ use crate::{
     config::Topology,
     experiment::{ExperimentDef, Limits},
     fault::{
-        Abort, Delay, DelayDistribution, Fault, GrpcCode, HostPattern, Matcher, Percentage, Predicate, ValueMatch,
+        page::{Location, Preset},
+        Abort, Delay, DelayDistribution, Fault, GrpcCode, HostPattern, Matcher, Page, Percentage, Predicate,
+        ValueMatch,
     },
     pb::v1 as pb,
 };
@@ -379,7 +381,48 @@ fn convert_abort(a: &pb::AbortFault, path: &str, c: &mut Collector) -> Abort {
         }
     }
     let body = a.body.as_ref().map(|b| Bytes::from(b.clone()));
-    Abort::new(http_status, grpc_status, &a.grpc_message, body, headers)
+    let page = convert_page(a, http_status, path, c);
+    let abort = Abort::new(http_status, grpc_status, &a.grpc_message, body, headers);
+    match page {
+        Some(page) => abort.with_page(page),
+        None => abort,
+    }
+}
+
+/// `abort.page` and `abort.page_location`: a known preset that has a page for the abort's status.
+fn convert_page(a: &pb::AbortFault, http_status: Option<StatusCode>, path: &str, c: &mut Collector) -> Option<Page> {
+    if a.page.is_empty() {
+        if !a.page_location.is_empty() {
+            c.add(format!("{path}.page_location"), "only applies with a page (set page as well)");
+        }
+        return None;
+    }
+    let Some(preset) = Preset::parse(&a.page) else {
+        c.add(format!("{path}.page"), format!("unknown page {:?}: use one of {}", a.page, Preset::NAMES.join(", ")));
+        return None;
+    };
+    if a.body.is_some() {
+        c.add(format!("{path}.body"), "set either body or page, not both");
+    }
+    let status = http_status.unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    if a.http_status.is_none_or(|_| http_status.is_some()) && !preset.supports(status) {
+        c.add(
+            format!("{path}.http_status"),
+            format!("page {:?} has no page for {}: it covers {}", preset.name(), status.as_u16(), preset.statuses()),
+        );
+    }
+    let location = if a.page_location.is_empty() {
+        Location::DEFAULT
+    } else {
+        Location::parse(&a.page_location).unwrap_or_else(|| {
+            c.add(
+                format!("{path}.page_location"),
+                format!("{:?} is not a three-letter location code", a.page_location),
+            );
+            Location::DEFAULT
+        })
+    };
+    Some(Page { preset, location })
 }
 
 fn convert_delay(d: &pb::DelayFault, path: &str, c: &mut Collector) -> Option<Delay> {

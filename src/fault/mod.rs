@@ -5,11 +5,13 @@
 mod abort;
 mod delay;
 mod matcher;
+pub mod page;
 mod sample;
 
 pub use abort::{grpc_code_for_http, Abort, GrpcCode};
 pub use delay::{Delay, DelayDistribution};
 pub use matcher::{HostPattern, Matcher, Predicate, RequestView, ValueMatch};
+pub use page::Page;
 pub use sample::{Percentage, RequestRng};
 
 /// One action taken on a selected request. Each proxy phase matches on this exhaustively, so a new kind

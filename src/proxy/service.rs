@@ -92,7 +92,7 @@ impl ReverseProxy {
             if let (Some(abort), Some(rule)) = (d.abort(), d.abort_rule()) {
                 route.counters.count(Outcome::Injected);
                 tracing::debug!(listener = %self.name, experiment = %rule.id, status = abort.http_status.as_u16(), "abort injected");
-                return respond::abort(abort, headers::is_grpc(req.headers()));
+                return respond::abort(abort, &req);
             }
         }
 
