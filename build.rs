@@ -10,7 +10,8 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     let out = PathBuf::from(env::var("OUT_DIR")?);
     let descriptor_path = out.join("edgefault_descriptor.bin");
-    let protos = ["proto/edgefault/v1/experiment.proto", "proto/edgefault/v1/control.proto"];
+    let protos =
+        ["proto/edgefault/v1/experiment.proto", "proto/edgefault/v1/control.proto", "proto/edgefault/v1/realism.proto"];
 
     tonic_prost_build::configure()
         .file_descriptor_set_path(&descriptor_path)

@@ -20,6 +20,8 @@ use crate::{
     pb::v1 as pb,
 };
 
+mod realism;
+
 /// Regexes are compiled with this size limit, so a hostile pattern cannot take the server's memory.
 const REGEX_SIZE_LIMIT: usize = 256 * 1024;
 /// At most this many entries in any one matcher list or header map.
@@ -142,23 +144,28 @@ pub fn validate_spec(spec: &pb::ExperimentSpec, ctx: &Context<'_>) -> Result<Exp
         c.add("faults", format!("at most {MAX_LIST} faults"));
     }
     let mut faults = Vec::with_capacity(spec.faults.len());
-    let first_abort = spec.faults.iter().position(|f| matches!(f.kind, Some(pb::fault::Kind::Abort(_))));
+    let first_abort = spec.faults.iter().position(realism::ends_request);
     for (i, f) in spec.faults.iter().enumerate() {
         let path = format!("faults[{i}]");
         if first_abort.is_some_and(|a| i == a + 1) {
             c.add(
                 &path,
-                "comes after an abort, which ends the request: it would never run (put delays before the abort)",
+                "comes after a fault that ends the request (abort, hang, reset): it would never run (put it before)",
             );
         }
         match &f.kind {
-            None => c.add(path, "empty fault: set one of abort, delay"),
+            None => c.add(path, "empty fault: set one of abort, delay, hang, reset, truncate, throttle"),
             Some(pb::fault::Kind::Abort(a)) => {
                 faults.push(Fault::Abort(convert_abort(a, &format!("{path}.abort"), &mut c)))
             }
             Some(pb::fault::Kind::Delay(d)) => {
                 if let Some(d) = convert_delay(d, &format!("{path}.delay"), &mut c) {
                     faults.push(Fault::Delay(d));
+                }
+            }
+            Some(kind) => {
+                if let Some(f) = realism::convert(kind, &path, ctx.limits, &mut c) {
+                    faults.push(f);
                 }
             }
         }

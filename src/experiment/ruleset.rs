@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use super::ExperimentDef;
 use crate::{
     config::{RouteId, Topology},
-    fault::{Abort, Fault, HostPattern, Matcher, Percentage, RequestRng, RequestView},
+    fault::{Abort, BodyPlan, Fault, HostPattern, Matcher, Percentage, RequestRng, RequestView, Reset},
 };
 
 /// Per-experiment counters, shared between the rule (data plane) and the registry (reports).
@@ -93,8 +93,11 @@ impl Rule {
 pub struct Decision {
     /// The sum of every selected experiment's delays.
     pub delay: Duration,
-    /// The abort of the earliest-started selected experiment that aborts, as (rule, fault index).
+    /// The abort (or other fault that ends the request: hang, reset) of the earliest-started selected
+    /// experiment that has one, as (rule, fault index).
     abort: Option<(Arc<Rule>, usize)>,
+    /// What happens to the upstream's response body (truncate, throttle, reset after bytes).
+    pub body: BodyPlan,
 }
 
 impl Decision {
@@ -106,6 +109,11 @@ impl Decision {
             },
             None => None,
         }
+    }
+
+    /// The fault that ends the request instead of forwarding it: an abort, a hang or a reset.
+    pub fn ending(&self) -> Option<&Fault> {
+        self.abort.as_ref().and_then(|(rule, i)| rule.faults.get(*i))
     }
 
     /// The experiment whose abort answers the request.
@@ -317,9 +325,11 @@ impl RuleSet {
     /// Decides what a request on `route` gets. `None`: nothing, forward it untouched.
     ///
     /// Combination rule: every experiment in scope is sampled independently, in start order. A selected
-    /// experiment applies its faults in order: its delays add to the request's delay; its first abort ends
-    /// its list. The request then waits the sum of all delays, and is answered by the abort of the
-    /// earliest-started selected experiment that aborts, if any, else forwarded.
+    /// experiment applies its faults in order: its delays add to the request's delay; its body faults join
+    /// the request's [`BodyPlan`] (earliest cut, slowest rate); its first fault that ends the request
+    /// (abort, hang, reset before the response) ends its list. The request then waits the sum of all
+    /// delays, and is ended by the ending fault of the earliest-started selected experiment that has one,
+    /// if any, else forwarded with the body plan applied to the response.
     pub fn decide(&self, route: RouteId, req: &RequestView<'_>) -> Option<Decision> {
         let rules = self.by_route.get(route.index())?;
         let mut now: Option<Instant> = None;
@@ -336,22 +346,36 @@ impl RuleSet {
             let d = decision.get_or_insert_with(Decision::default);
             let mut delayed = false;
             let mut aborted = false;
+            let mut acted = false;
             for (i, fault) in rule.faults.iter().enumerate() {
                 match fault {
                     Fault::Delay(delay) => {
                         d.delay = d.delay.saturating_add(delay.sample(&mut rng));
                         delayed = true;
                     }
-                    Fault::Abort(_) => {
+                    // The faults that end the request (`Fault::ends_request`).
+                    Fault::Abort(_) | Fault::Hang(_) | Fault::Reset(Reset { after_bytes: None }) => {
                         if d.abort.is_none() {
                             d.abort = Some((Arc::clone(rule), i));
                             aborted = true;
                         }
                         break;
                     }
+                    Fault::Reset(r) => {
+                        d.body.add_reset(r);
+                        acted = true;
+                    }
+                    Fault::Truncate(t) => {
+                        d.body.add_truncate(t);
+                        acted = true;
+                    }
+                    Fault::Throttle(t) => {
+                        d.body.add_throttle(t);
+                        acted = true;
+                    }
                 }
             }
-            if delayed || aborted {
+            if delayed || aborted || acted {
                 Counters::bump(&rule.counters.injected);
             }
             if delayed {
@@ -361,7 +385,7 @@ impl RuleSet {
                 Counters::bump(&rule.counters.aborted);
             }
         });
-        decision.filter(|d| d.abort.is_some() || !d.delay.is_zero())
+        decision.filter(|d| d.abort.is_some() || !d.delay.is_zero() || !d.body.is_empty())
     }
 }
 

@@ -1,16 +1,21 @@
 //! The request path of a reverse-proxy listener: route → decide → act → forward.
 
-use std::{convert::Infallible, future::Future, net::SocketAddr, pin::Pin, sync::Arc};
+use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc};
 
 use arc_swap::ArcSwap;
 use http::{header, Request, Response};
 use hyper::body::Incoming;
 
-use super::{body::ProxyBody, headers, respond, upstream::Upstream};
+use super::{
+    act::{self, ActBody, Dropped, ResetSwitch},
+    body::ProxyBody,
+    headers, respond,
+    upstream::Upstream,
+};
 use crate::{
     config::{ListenerConfig, RouteId},
     experiment::RuleSet,
-    fault::RequestView,
+    fault::{BodyPlan, Fault, RequestView},
     telemetry::metrics::{Metrics, Outcome, RouteCounters},
 };
 
@@ -53,8 +58,14 @@ impl ReverseProxy {
         &self.name
     }
 
-    /// Handles one request. Never fails: every problem becomes a response.
-    pub async fn handle(&self, req: Request<Incoming>, client: SocketAddr) -> Response<ProxyBody> {
+    /// Handles one request. Every problem becomes a response; only a fault that drops the connection on
+    /// purpose (hang, reset) returns [`Dropped`].
+    pub async fn handle(
+        &self,
+        req: Request<Incoming>,
+        client: SocketAddr,
+        switch: &ResetSwitch,
+    ) -> Result<Response<ProxyBody>, Dropped> {
         let (route, decision) = {
             let host = req
                 .uri()
@@ -65,7 +76,7 @@ impl ReverseProxy {
             let path = req.uri().path();
             let Some(route) = self.routes.iter().find(|r| r.takes(host, path)) else {
                 tracing::debug!(listener = %self.name, ?host, path, "no route");
-                return respond::no_route(&self.name);
+                return Ok(respond::no_route(&self.name));
             };
             let rules = self.rules.load();
             let decision = if rules.targets(route.id) {
@@ -85,21 +96,46 @@ impl ReverseProxy {
         };
 
         let injected = decision.is_some();
+        let mut body_plan = BodyPlan::default();
         if let Some(d) = decision {
             if !d.delay.is_zero() {
                 tokio::time::sleep(d.delay).await;
             }
-            if let (Some(abort), Some(rule)) = (d.abort(), d.abort_rule()) {
+            if let (Some(fault), Some(rule)) = (d.ending(), d.abort_rule()) {
                 route.counters.count(Outcome::Injected);
-                tracing::debug!(listener = %self.name, experiment = %rule.id, status = abort.http_status.as_u16(), "abort injected");
-                return respond::abort(abort, &req);
+                tracing::debug!(listener = %self.name, experiment = %rule.id, fault = fault.kind(), "request ended by a fault");
+                return match fault {
+                    Fault::Abort(abort) => Ok(respond::abort(abort, &req)),
+                    Fault::Hang(hang) => act::hang(hang, &req, switch).await,
+                    Fault::Reset(_) => Err(act::reset(switch)),
+                    // Never chosen to end a request (see `Fault::ends_request`): forward as usual.
+                    Fault::Delay(_) | Fault::Truncate(_) | Fault::Throttle(_) => {
+                        Ok(self.forward(route, req, client, true, d.body, switch).await)
+                    }
+                };
             }
+            body_plan = d.body;
         }
+        Ok(self.forward(route, req, client, injected, body_plan, switch).await)
+    }
 
+    async fn forward(
+        &self,
+        route: &Route,
+        req: Request<Incoming>,
+        client: SocketAddr,
+        injected: bool,
+        body_plan: BodyPlan,
+        switch: &ResetSwitch,
+    ) -> Response<ProxyBody> {
         match route.upstream.forward(req, client).await {
             Ok(resp) => {
                 route.counters.count(if injected { Outcome::Injected } else { Outcome::Passed });
-                resp
+                if body_plan.is_empty() {
+                    resp
+                } else {
+                    resp.map(|b| ProxyBody::Acted(Box::new(ActBody::new(b, body_plan, switch.clone()))))
+                }
             }
             Err(e) => {
                 route.counters.count(Outcome::UpstreamError);
@@ -115,16 +151,19 @@ impl ReverseProxy {
 pub struct ConnService {
     pub proxy: Arc<ReverseProxy>,
     pub client: SocketAddr,
+    /// Turned on by a reset fault: the connection then closes with RST.
+    pub reset: ResetSwitch,
 }
 
 impl hyper::service::Service<Request<Incoming>> for ConnService {
     type Response = Response<ProxyBody>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>>;
+    type Error = Dropped;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Dropped>> + Send>>;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let proxy = Arc::clone(&self.proxy);
         let client = self.client;
-        Box::pin(async move { Ok(proxy.handle(req, client).await) })
+        let switch = self.reset.clone();
+        Box::pin(async move { proxy.handle(req, client, &switch).await })
     }
 }

@@ -1,0 +1,59 @@
+//! Proto → domain for the edge-realism faults (hang, reset, truncate, throttle).
+
+use std::{num::NonZeroU64, time::Duration};
+
+use super::{convert_abort, human, opt_duration, Collector};
+use crate::{
+    experiment::Limits,
+    fault::{Fault, Hang, HangEnd, Reset, Throttle, Truncate},
+    pb::v1 as pb,
+};
+
+/// Whether a proto fault ends the request (nothing after it in the list could run).
+pub(super) fn ends_request(f: &pb::Fault) -> bool {
+    use pb::fault::Kind as K;
+    match &f.kind {
+        Some(K::Abort(_)) | Some(K::Hang(_)) => true,
+        Some(K::Reset(r)) => r.after_bytes.is_none(),
+        Some(K::Delay(_)) | Some(K::Truncate(_)) | Some(K::Throttle(_)) | None => false,
+    }
+}
+
+/// Converts a fault of the realism kinds; `None` when it is invalid (the problems are in `c`). Abort and
+/// delay are converted by convert.rs before it gets here.
+pub(super) fn convert(kind: &pb::fault::Kind, path: &str, limits: &Limits, c: &mut Collector) -> Option<Fault> {
+    use pb::fault::Kind as K;
+    match kind {
+        // Converted by `validate_spec` itself.
+        K::Abort(_) | K::Delay(_) => None,
+        K::Hang(h) => hang(h, &format!("{path}.hang"), limits, c).map(Fault::Hang),
+        K::Reset(r) => Some(Fault::Reset(Reset { after_bytes: r.after_bytes })),
+        K::Truncate(t) => Some(Fault::Truncate(Truncate { after_bytes: t.after_bytes })),
+        K::Throttle(t) => match NonZeroU64::new(t.bytes_per_second) {
+            Some(bytes_per_second) => Some(Fault::Throttle(Throttle { bytes_per_second })),
+            None => {
+                c.add(format!("{path}.throttle.bytes_per_second"), "required: at least 1 byte per second");
+                None
+            }
+        },
+    }
+}
+
+fn hang(h: &pb::HangFault, path: &str, limits: &Limits, c: &mut Collector) -> Option<Hang> {
+    use pb::hang_fault::Then;
+    let hold = opt_duration(&h.duration, &format!("{path}.duration"), true, c);
+    match hold {
+        Some(d) if d.is_zero() => c.add(format!("{path}.duration"), "must be longer than zero"),
+        Some(d) if d > limits.max_duration => c.add(
+            format!("{path}.duration"),
+            format!("{} exceeds the server's maximum of {}", human(d), human(limits.max_duration)),
+        ),
+        _ => {}
+    }
+    let then = match &h.then {
+        None | Some(Then::Close(_)) => HangEnd::Close,
+        Some(Then::Reset(_)) => HangEnd::Reset,
+        Some(Then::Respond(a)) => HangEnd::Respond(convert_abort(a, &format!("{path}.respond"), c)),
+    };
+    Some(Hang { hold: hold.unwrap_or(Duration::ZERO), then })
+}
