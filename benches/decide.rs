@@ -35,6 +35,7 @@ fn def(matcher: Matcher, routes: Vec<String>) -> ExperimentDef {
         start_delay: Duration::ZERO,
         faults: vec![Fault::Abort(Abort::new(None, None, "", None, HeaderMap::new()))],
         seed: Some(1),
+        trigger: None,
     }
 }
 

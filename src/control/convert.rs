@@ -170,6 +170,7 @@ pub fn validate_spec(spec: &pb::ExperimentSpec, ctx: &Context<'_>) -> Result<Exp
             }
         }
     }
+    let trigger = realism::trigger(spec.trigger.as_ref(), &mut c);
     if !c.0.is_empty() {
         return Err(Violations(c.0));
     }
@@ -183,6 +184,7 @@ pub fn validate_spec(spec: &pb::ExperimentSpec, ctx: &Context<'_>) -> Result<Exp
         start_delay,
         faults,
         seed: spec.seed,
+        trigger,
     })
 }
 

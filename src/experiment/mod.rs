@@ -12,7 +12,7 @@ use std::time::Duration;
 pub use registry::{ExperimentInfo, Limits, Registry, RegistryError, State};
 pub use ruleset::{Counters, Decision, Rule, RuleSet};
 
-use crate::fault::{Fault, Matcher, Percentage};
+use crate::fault::{Fault, Matcher, Percentage, Trigger};
 
 /// A validated experiment: what the control plane accepted. Built only by `control::convert`.
 #[derive(Debug, Clone)]
@@ -30,4 +30,6 @@ pub struct ExperimentDef {
     /// Applied in order; an abort ends the list.
     pub faults: Vec<Fault>,
     pub seed: Option<u64>,
+    /// Deterministic conditions beside the percentage; `None`: every matching request is sampled.
+    pub trigger: Option<Trigger>,
 }

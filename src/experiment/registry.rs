@@ -388,6 +388,7 @@ mod tests {
             start_delay,
             faults: vec![Fault::Abort(Abort::new(None, None, "", None, HeaderMap::new()))],
             seed: Some(1),
+            trigger: None,
         }
     }
 

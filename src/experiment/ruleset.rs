@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use super::ExperimentDef;
 use crate::{
     config::{RouteId, Topology},
-    fault::{Abort, BodyPlan, Fault, HostPattern, Matcher, Percentage, RequestRng, RequestView, Reset},
+    fault::{Abort, BodyPlan, Fault, HostPattern, Matcher, Percentage, RequestRng, RequestView, Reset, Trigger},
 };
 
 /// Per-experiment counters, shared between the rule (data plane) and the registry (reports).
@@ -54,6 +54,9 @@ pub struct Rule {
     draws: AtomicU64,
     /// Past this instant the rule injects nothing, even before the registry removes it.
     ends_at: Instant,
+    /// When the experiment started running (the origin of `trigger`'s window).
+    started: Instant,
+    trigger: Option<Trigger>,
     pub counters: Arc<Counters>,
 }
 
@@ -78,6 +81,8 @@ impl Rule {
             seed,
             draws: AtomicU64::new(0),
             ends_at,
+            started: ends_at.checked_sub(def.duration).unwrap_or(ends_at),
+            trigger: def.trigger,
             counters,
         }
     }
@@ -335,10 +340,18 @@ impl RuleSet {
         let mut now: Option<Instant> = None;
         let mut decision: Option<Decision> = None;
         rules.candidates(req, |rule| {
-            if !rule.matcher.matches(req) || *now.get_or_insert_with(Instant::now) >= rule.ends_at {
+            if !rule.matcher.matches(req) {
                 return;
             }
-            Counters::bump(&rule.counters.matched);
+            let t = *now.get_or_insert_with(Instant::now);
+            if t >= rule.ends_at {
+                return;
+            }
+            // The 1-based count of this request among the experiment's matching ones.
+            let n = rule.counters.matched.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+            if rule.trigger.is_some_and(|tr| !tr.fires(n, t.saturating_duration_since(rule.started))) {
+                return;
+            }
             let mut rng = RequestRng::next(rule.seed, &rule.draws);
             if !rule.percentage.select(&mut rng) {
                 return;
@@ -410,6 +423,7 @@ mod tests {
             start_delay: Duration::ZERO,
             faults: vec![Fault::Delay(Delay::fixed(Duration::from_millis(1)))],
             seed: Some(seq),
+            trigger: None,
         };
         Arc::new(Rule::new(
             format!("e{seq}").into(),

@@ -11,6 +11,7 @@ mod reset;
 mod response;
 mod sample;
 mod throttle;
+mod trigger;
 mod truncate;
 
 pub use abort::{grpc_code_for_http, Abort, GrpcCode};
@@ -22,6 +23,7 @@ pub use reset::Reset;
 pub use response::{BodyPlan, CutKind};
 pub use sample::{Percentage, RequestRng};
 pub use throttle::Throttle;
+pub use trigger::Trigger;
 pub use truncate::Truncate;
 
 /// One action taken on a selected request. Each proxy phase matches on this exhaustively, so a new kind

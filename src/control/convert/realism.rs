@@ -5,7 +5,7 @@ use std::{num::NonZeroU64, time::Duration};
 use super::{convert_abort, human, opt_duration, Collector};
 use crate::{
     experiment::Limits,
-    fault::{Fault, Hang, HangEnd, Reset, Throttle, Truncate},
+    fault::{Fault, Hang, HangEnd, Reset, Throttle, Trigger, Truncate},
     pb::v1 as pb,
 };
 
@@ -56,4 +56,24 @@ fn hang(h: &pb::HangFault, path: &str, limits: &Limits, c: &mut Collector) -> Op
         Some(Then::Respond(a)) => HangEnd::Respond(convert_abort(a, &format!("{path}.respond"), c)),
     };
     Some(Hang { hold: hold.unwrap_or(Duration::ZERO), then })
+}
+
+/// `trigger`: counts at least 1, a window that ends after it starts.
+pub(super) fn trigger(t: Option<&pb::Trigger>, c: &mut Collector) -> Option<Trigger> {
+    let t = t?;
+    let count = |v: Option<u64>, field: &str, c: &mut Collector| match v {
+        None => None,
+        Some(n) => NonZeroU64::new(n).or_else(|| {
+            c.add(format!("trigger.{field}"), "must be at least 1");
+            None
+        }),
+    };
+    let first = count(t.first, "first", c);
+    let every = count(t.every, "every", c);
+    let after = opt_duration(&t.after, "trigger.after", false, c).unwrap_or(Duration::ZERO);
+    let until = opt_duration(&t.until, "trigger.until", false, c);
+    if until.is_some_and(|u| u <= after) {
+        c.add("trigger.until", "must be later than trigger.after");
+    }
+    Some(Trigger { first, every, after, until })
 }
