@@ -36,6 +36,7 @@ fn def(matcher: Matcher, routes: Vec<String>) -> ExperimentDef {
         faults: vec![Fault::Abort(Abort::new(None, None, "", None, HeaderMap::new()))],
         seed: Some(1),
         trigger: None,
+        timeline: Default::default(),
     }
 }
 

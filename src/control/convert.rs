@@ -171,6 +171,7 @@ pub fn validate_spec(spec: &pb::ExperimentSpec, ctx: &Context<'_>) -> Result<Exp
         }
     }
     let trigger = realism::trigger(spec.trigger.as_ref(), &mut c);
+    let timeline = realism::timeline(spec, &mut c);
     if !c.0.is_empty() {
         return Err(Violations(c.0));
     }
@@ -185,6 +186,7 @@ pub fn validate_spec(spec: &pb::ExperimentSpec, ctx: &Context<'_>) -> Result<Exp
         faults,
         seed: spec.seed,
         trigger,
+        timeline,
     })
 }
 

@@ -6,6 +6,7 @@
 
 mod registry;
 mod ruleset;
+pub mod timeline;
 
 use std::time::Duration;
 
@@ -32,4 +33,6 @@ pub struct ExperimentDef {
     pub seed: Option<u64>,
     /// Deterministic conditions beside the percentage; `None`: every matching request is sampled.
     pub trigger: Option<Trigger>,
+    /// Ramp and flap: the percentage over time.
+    pub timeline: timeline::Timeline,
 }

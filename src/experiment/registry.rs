@@ -91,6 +91,8 @@ pub struct ExperimentInfo {
     pub injected: u64,
     pub aborted: u64,
     pub delayed: u64,
+    /// Where a running experiment's ramp or flap stands.
+    pub timeline_state: Option<String>,
 }
 
 struct Entry {
@@ -127,6 +129,7 @@ impl Entry {
             injected: c.injected.load(Ordering::Relaxed),
             aborted: c.aborted.load(Ordering::Relaxed),
             delayed: c.delayed.load(Ordering::Relaxed),
+            timeline_state: self.rule.as_ref().and_then(|r| r.timeline_state(Instant::now())).map(|s| s.to_string()),
         }
     }
 }
@@ -389,6 +392,7 @@ mod tests {
             faults: vec![Fault::Abort(Abort::new(None, None, "", None, HeaderMap::new()))],
             seed: Some(1),
             trigger: None,
+            timeline: Default::default(),
         }
     }
 

@@ -11,7 +11,10 @@ use std::{
 
 use tokio::time::Instant;
 
-use super::ExperimentDef;
+use super::{
+    timeline::{Timeline, TimelineState},
+    ExperimentDef,
+};
 use crate::{
     config::{RouteId, Topology},
     fault::{Abort, BodyPlan, Fault, HostPattern, Matcher, Percentage, RequestRng, RequestView, Reset, Trigger},
@@ -57,6 +60,8 @@ pub struct Rule {
     /// When the experiment started running (the origin of `trigger`'s window).
     started: Instant,
     trigger: Option<Trigger>,
+    /// `None` when the percentage is fixed.
+    timeline: Option<Timeline>,
     pub counters: Arc<Counters>,
 }
 
@@ -83,8 +88,21 @@ impl Rule {
             ends_at,
             started: ends_at.checked_sub(def.duration).unwrap_or(ends_at),
             trigger: def.trigger,
+            timeline: (!def.timeline.is_static()).then(|| {
+                let mut t = def.timeline;
+                // Flap jitter draws from the experiment's seed (the server picks one when the spec has none).
+                if let Some(f) = &mut t.flap {
+                    f.seed = seed;
+                }
+                t
+            }),
             counters,
         }
+    }
+
+    /// Where the experiment's timeline stands at `now`; `None` without ramp or flap.
+    pub fn timeline_state(&self, now: Instant) -> Option<TimelineState> {
+        self.timeline.map(|t| t.at(self.percentage, now.saturating_duration_since(self.started)))
     }
 
     fn targets(&self, listener: &str, route: &str) -> bool {
@@ -353,7 +371,11 @@ impl RuleSet {
                 return;
             }
             let mut rng = RequestRng::next(rule.seed, &rule.draws);
-            if !rule.percentage.select(&mut rng) {
+            let percentage = match rule.timeline_state(t) {
+                Some(state) => state.percentage,
+                None => rule.percentage,
+            };
+            if !percentage.select(&mut rng) {
                 return;
             }
             let d = decision.get_or_insert_with(Decision::default);
@@ -424,6 +446,7 @@ mod tests {
             faults: vec![Fault::Delay(Delay::fixed(Duration::from_millis(1)))],
             seed: Some(seq),
             trigger: None,
+            timeline: Default::default(),
         };
         Arc::new(Rule::new(
             format!("e{seq}").into(),

@@ -4,8 +4,11 @@ use std::{num::NonZeroU64, time::Duration};
 
 use super::{convert_abort, human, opt_duration, Collector};
 use crate::{
-    experiment::Limits,
-    fault::{Fault, Hang, HangEnd, Reset, Throttle, Trigger, Truncate},
+    experiment::{
+        timeline::{Flap, Ramp, Timeline},
+        Limits,
+    },
+    fault::{Fault, Hang, HangEnd, Percentage, Reset, Throttle, Trigger, Truncate},
     pb::v1 as pb,
 };
 
@@ -76,4 +79,38 @@ pub(super) fn trigger(t: Option<&pb::Trigger>, c: &mut Collector) -> Option<Trig
         c.add("trigger.until", "must be later than trigger.after");
     }
     Some(Trigger { first, every, after, until })
+}
+
+/// `ramp` and `flap`.
+pub(super) fn timeline(spec: &pb::ExperimentSpec, c: &mut Collector) -> Timeline {
+    let ramp = spec.ramp.as_ref().and_then(|r| {
+        let pct = |v: f64, field: &str, c: &mut Collector| {
+            Percentage::new(v).or_else(|| {
+                c.add(format!("ramp.{field}"), format!("must be between 0 and 100, got {v}"));
+                None
+            })
+        };
+        let from = pct(r.from, "from", c);
+        let to = pct(r.to, "to", c);
+        let after = opt_duration(&r.after, "ramp.after", false, c).unwrap_or(Duration::ZERO);
+        let over = opt_duration(&r.over, "ramp.over", true, c);
+        Some(Ramp { from: from?, to: to?, after, over: over? })
+    });
+    if ramp.is_some() && spec.percentage.is_some() {
+        c.add("percentage", "set either percentage or ramp, not both");
+    }
+    let flap = spec.flap.as_ref().and_then(|f| {
+        let period = opt_duration(&f.period, "flap.period", true, c)?;
+        if period.is_zero() {
+            c.add("flap.period", "must be longer than zero");
+            return None;
+        }
+        let on = opt_duration(&f.on, "flap.on", false, c).unwrap_or(period / 2);
+        if on > period {
+            c.add("flap.on", "must not be longer than flap.period");
+        }
+        let jitter = opt_duration(&f.jitter, "flap.jitter", false, c).unwrap_or(Duration::ZERO);
+        Some(Flap { period, on, jitter, seed: 0 })
+    });
+    Timeline { ramp, flap }
 }
