@@ -37,6 +37,7 @@ fn def(matcher: Matcher, routes: Vec<String>) -> ExperimentDef {
         seed: Some(1),
         trigger: None,
         timeline: Default::default(),
+        sticky: None,
     }
 }
 

@@ -172,6 +172,7 @@ pub fn validate_spec(spec: &pb::ExperimentSpec, ctx: &Context<'_>) -> Result<Exp
     }
     let trigger = realism::trigger(spec.trigger.as_ref(), &mut c);
     let timeline = realism::timeline(spec, &mut c);
+    let sticky = realism::sticky(spec.sticky.as_ref(), &mut c);
     if !c.0.is_empty() {
         return Err(Violations(c.0));
     }
@@ -187,6 +188,7 @@ pub fn validate_spec(spec: &pb::ExperimentSpec, ctx: &Context<'_>) -> Result<Exp
         seed: spec.seed,
         trigger,
         timeline,
+        sticky,
     })
 }
 

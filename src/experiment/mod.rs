@@ -13,7 +13,7 @@ use std::time::Duration;
 pub use registry::{ExperimentInfo, Limits, Registry, RegistryError, State};
 pub use ruleset::{Counters, Decision, Rule, RuleSet};
 
-use crate::fault::{Fault, Matcher, Percentage, Trigger};
+use crate::fault::{Fault, Matcher, Percentage, StickyKey, Trigger};
 
 /// A validated experiment: what the control plane accepted. Built only by `control::convert`.
 #[derive(Debug, Clone)]
@@ -35,4 +35,6 @@ pub struct ExperimentDef {
     pub trigger: Option<Trigger>,
     /// Ramp and flap: the percentage over time.
     pub timeline: timeline::Timeline,
+    /// Select clients by this key instead of requests at random.
+    pub sticky: Option<StickyKey>,
 }

@@ -393,6 +393,7 @@ mod tests {
             seed: Some(1),
             trigger: None,
             timeline: Default::default(),
+            sticky: None,
         }
     }
 

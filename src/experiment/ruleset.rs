@@ -17,7 +17,9 @@ use super::{
 };
 use crate::{
     config::{RouteId, Topology},
-    fault::{Abort, BodyPlan, Fault, HostPattern, Matcher, Percentage, RequestRng, RequestView, Reset, Trigger},
+    fault::{
+        Abort, BodyPlan, Fault, HostPattern, Matcher, Percentage, RequestRng, RequestView, Reset, StickyKey, Trigger,
+    },
 };
 
 /// Per-experiment counters, shared between the rule (data plane) and the registry (reports).
@@ -62,6 +64,7 @@ pub struct Rule {
     trigger: Option<Trigger>,
     /// `None` when the percentage is fixed.
     timeline: Option<Timeline>,
+    sticky: Option<StickyKey>,
     pub counters: Arc<Counters>,
 }
 
@@ -96,6 +99,7 @@ impl Rule {
                 }
                 t
             }),
+            sticky: def.sticky.clone(),
             counters,
         }
     }
@@ -375,7 +379,11 @@ impl RuleSet {
                 Some(state) => state.percentage,
                 None => rule.percentage,
             };
-            if !percentage.select(&mut rng) {
+            let selected = match &rule.sticky {
+                Some(key) => key.selects(req, rule.seed, percentage),
+                None => percentage.select(&mut rng),
+            };
+            if !selected {
                 return;
             }
             let d = decision.get_or_insert_with(Decision::default);
@@ -447,6 +455,7 @@ mod tests {
             seed: Some(seq),
             trigger: None,
             timeline: Default::default(),
+            sticky: None,
         };
         Arc::new(Rule::new(
             format!("e{seq}").into(),

@@ -204,6 +204,7 @@ mod tests {
                     seed: 7,
                 }),
             },
+            sticky: None,
         };
         let start = Instant::now();
         let rule = Arc::new(Rule::new("e1".into(), 1, &def, 7, start + def.duration, Arc::default()));

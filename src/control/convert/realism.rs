@@ -8,7 +8,7 @@ use crate::{
         timeline::{Flap, Ramp, Timeline},
         Limits,
     },
-    fault::{Fault, Hang, HangEnd, Percentage, Reset, Throttle, Trigger, Truncate},
+    fault::{Fault, Hang, HangEnd, Percentage, Reset, StickyKey, Throttle, Trigger, Truncate},
     pb::v1 as pb,
 };
 
@@ -113,4 +113,32 @@ pub(super) fn timeline(spec: &pb::ExperimentSpec, c: &mut Collector) -> Timeline
         Some(Flap { period, on, jitter, seed: 0 })
     });
     Timeline { ramp, flap }
+}
+
+/// `sticky`: exactly one key, a valid header or cookie name.
+pub(super) fn sticky(s: Option<&pb::Sticky>, c: &mut Collector) -> Option<StickyKey> {
+    use pb::sticky::Key;
+    match &s?.key {
+        None => {
+            c.add("sticky", "set one of header, cookie, client_ip");
+            None
+        }
+        Some(Key::Header(h)) => http::HeaderName::from_bytes(h.as_bytes()).map(StickyKey::Header).ok().or_else(|| {
+            c.add("sticky.header", format!("{h:?} is not a valid header name"));
+            None
+        }),
+        Some(Key::Cookie(name)) => {
+            if name.is_empty() || name.bytes().any(|b| b <= b' ' || b == b'=' || b == b';' || b >= 0x7f) {
+                c.add("sticky.cookie", format!("{name:?} is not a valid cookie name"));
+                None
+            } else {
+                Some(StickyKey::Cookie(name.clone()))
+            }
+        }
+        Some(Key::ClientIp(true)) => Some(StickyKey::ClientIp),
+        Some(Key::ClientIp(false)) => {
+            c.add("sticky.client_ip", "set it to true, or choose header or cookie");
+            None
+        }
+    }
 }
