@@ -125,6 +125,8 @@ pub struct Decision {
     abort: Option<(Arc<Rule>, usize)>,
     /// What happens to the upstream's response body (truncate, throttle, reset after bytes).
     pub body: BodyPlan,
+    /// When a rate limit ends the request: how long until its bucket has a token.
+    pub retry_after: Duration,
 }
 
 impl Decision {
@@ -415,6 +417,17 @@ impl RuleSet {
                     Fault::Throttle(t) => {
                         d.body.add_throttle(t);
                         acted = true;
+                    }
+                    // Within the limit: nothing, go on with the list. Beyond it: ends the request (429).
+                    Fault::RateLimit(rl) => {
+                        if let Some(wait) = rl.take(t) {
+                            if d.abort.is_none() {
+                                d.abort = Some((Arc::clone(rule), i));
+                                d.retry_after = wait;
+                                aborted = true;
+                            }
+                            break;
+                        }
                     }
                 }
             }

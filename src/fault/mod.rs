@@ -7,6 +7,7 @@ mod delay;
 mod hang;
 mod matcher;
 pub mod page;
+mod rate_limit;
 mod reset;
 mod response;
 mod sample;
@@ -20,6 +21,7 @@ pub use delay::{Delay, DelayDistribution};
 pub use hang::{Hang, HangEnd};
 pub use matcher::{HostPattern, Matcher, Predicate, RequestView, ValueMatch};
 pub use page::Page;
+pub use rate_limit::RateLimit;
 pub use reset::Reset;
 pub use response::{BodyPlan, CutKind};
 pub use sample::{Percentage, RequestRng};
@@ -44,6 +46,8 @@ pub enum Fault {
     Truncate(Truncate),
     /// Send the response body at a limited rate.
     Throttle(Throttle),
+    /// Beyond a token-bucket rate, answer 429 with `retry-after`.
+    RateLimit(RateLimit),
 }
 
 impl Fault {
@@ -56,15 +60,17 @@ impl Fault {
             Fault::Reset(_) => "reset",
             Fault::Truncate(_) => "truncate",
             Fault::Throttle(_) => "throttle",
+            Fault::RateLimit(_) => "rate_limit",
         }
     }
 
-    /// Whether the fault ends the request before the upstream is asked (nothing after it can run).
+    /// Whether the fault always ends the request before the upstream is asked (nothing after it can run).
+    /// A rate limit ends only the requests beyond its rate.
     pub fn ends_request(&self) -> bool {
         match self {
             Fault::Abort(_) | Fault::Hang(_) => true,
             Fault::Reset(r) => r.after_bytes.is_none(),
-            Fault::Delay(_) | Fault::Truncate(_) | Fault::Throttle(_) => false,
+            Fault::Delay(_) | Fault::Truncate(_) | Fault::Throttle(_) | Fault::RateLimit(_) => false,
         }
     }
 }

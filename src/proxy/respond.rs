@@ -2,7 +2,7 @@
 //! own errors. The two never look alike: proxy errors carry `x-edgefault-error`, injected faults do not
 //! (a rehearsal should look real).
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use http::{header, HeaderName, HeaderValue, Request, Response, StatusCode};
 use hyper::ext::ReasonPhrase;
@@ -10,7 +10,7 @@ use hyper::ext::ReasonPhrase;
 use super::{body::ProxyBody, headers, upstream::UpstreamError};
 use crate::fault::{
     page::{wants_json, PageRequest},
-    Abort, Page,
+    Abort, GrpcCode, Page,
 };
 
 pub static X_EDGEFAULT_ERROR: HeaderName = HeaderName::from_static("x-edgefault-error");
@@ -43,6 +43,25 @@ pub fn abort<B>(abort: &Abort, req: &Request<B>) -> Response<ProxyBody> {
         resp.headers_mut().insert(name, value.clone());
     }
     resp
+}
+
+/// A request beyond a rate limit: 429 with `retry-after` in whole seconds (at least 1); a gRPC request gets
+/// UNAVAILABLE, the code gRPC's HTTP mapping gives 429.
+pub fn rate_limited<B>(retry_after: Duration, req: &Request<B>) -> Response<ProxyBody> {
+    let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+    let mut r = if headers::is_grpc(req.headers()) {
+        let mut r = Response::new(ProxyBody::empty());
+        r.headers_mut().insert(header::CONTENT_TYPE, GRPC.clone());
+        r.headers_mut().insert(&GRPC_STATUS, GrpcCode::UNAVAILABLE.header_value());
+        r
+    } else {
+        let mut r = Response::new(ProxyBody::full("429 Too Many Requests\n"));
+        *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        r.headers_mut().insert(header::CONTENT_TYPE, TEXT.clone());
+        r
+    };
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    r
 }
 
 /// A built-in error page for `req`, with a fresh request id and the current time.

@@ -108,7 +108,9 @@ impl ReverseProxy {
                     Fault::Abort(abort) => Ok(respond::abort(abort, &req)),
                     Fault::Hang(hang) => act::hang(hang, &req, switch).await,
                     Fault::Reset(_) => Err(act::reset(switch)),
-                    // Never chosen to end a request (see `Fault::ends_request`): forward as usual.
+                    Fault::RateLimit(_) => Ok(respond::rate_limited(d.retry_after, &req)),
+                    // Never chosen to end a request (see `Fault::ends_request` and `RuleSet::decide`): forward as
+                    // usual.
                     Fault::Delay(_) | Fault::Truncate(_) | Fault::Throttle(_) => {
                         Ok(self.forward(route, req, client, true, d.body, switch).await)
                     }

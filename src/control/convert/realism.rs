@@ -8,7 +8,7 @@ use crate::{
         timeline::{Flap, Ramp, Timeline},
         Limits,
     },
-    fault::{Fault, Hang, HangEnd, Percentage, Reset, StickyKey, Throttle, Trigger, Truncate},
+    fault::{Fault, Hang, HangEnd, Percentage, RateLimit, Reset, StickyKey, Throttle, Trigger, Truncate},
     pb::v1 as pb,
 };
 
@@ -18,7 +18,8 @@ pub(super) fn ends_request(f: &pb::Fault) -> bool {
     match &f.kind {
         Some(K::Abort(_)) | Some(K::Hang(_)) => true,
         Some(K::Reset(r)) => r.after_bytes.is_none(),
-        Some(K::Delay(_)) | Some(K::Truncate(_)) | Some(K::Throttle(_)) | None => false,
+        // A rate limit ends only the requests beyond its rate; faults after it run for the others.
+        Some(K::Delay(_)) | Some(K::Truncate(_)) | Some(K::Throttle(_)) | Some(K::RateLimit(_)) | None => false,
     }
 }
 
@@ -32,6 +33,16 @@ pub(super) fn convert(kind: &pb::fault::Kind, path: &str, limits: &Limits, c: &m
         K::Hang(h) => hang(h, &format!("{path}.hang"), limits, c).map(Fault::Hang),
         K::Reset(r) => Some(Fault::Reset(Reset { after_bytes: r.after_bytes })),
         K::Truncate(t) => Some(Fault::Truncate(Truncate { after_bytes: t.after_bytes })),
+        K::RateLimit(r) => {
+            if !(r.requests_per_second.is_finite() && r.requests_per_second > 0.0 && r.requests_per_second <= 1e9) {
+                c.add(
+                    format!("{path}.rate_limit.requests_per_second"),
+                    format!("must be more than 0 (and at most 1e9), got {}", r.requests_per_second),
+                );
+                return None;
+            }
+            Some(Fault::RateLimit(RateLimit::new(r.requests_per_second, r.burst.unwrap_or(1).max(1))))
+        }
         K::Throttle(t) => match NonZeroU64::new(t.bytes_per_second) {
             Some(bytes_per_second) => Some(Fault::Throttle(Throttle { bytes_per_second })),
             None => {
