@@ -70,3 +70,45 @@ async fn bad_timelines_are_refused_with_their_field_paths() {
     let fields: Vec<&str> = r.violations.iter().map(|v| v.field.as_str()).collect();
     assert_eq!(fields, ["percentage", "flap.period"]);
 }
+
+#[tokio::test]
+async fn time_scale_compresses_the_timeline() {
+    let proxy = proxy(upstream().await).await;
+    let start = Instant::now();
+    // An hour-scale flap (on 30 s of every minute) for 2 minutes, at 60x: on 0.5 s of every second, 2 s.
+    let e = proxy
+        .start("name: fast\ntime_scale: 60\nduration: 2m\nflap: { period: 1m, on: 30s }\nfaults: [{ abort: { http_status: 503 } }]\n")
+        .await;
+    let d = e.effective_duration.expect("effective duration");
+    assert_eq!((d.seconds, d.nanos), (2, 0));
+    assert_eq!(status_at(&proxy, start, 200).await, 503, "cycle 0, on");
+    assert_eq!(status_at(&proxy, start, 750).await, 200, "cycle 0, off");
+    assert_eq!(status_at(&proxy, start, 1200).await, 503, "cycle 1, on");
+    // Over after 2 s of real time.
+    let id = e.id.clone();
+    assert_eventually!(
+        proxy
+            .control()
+            .await
+            .get_experiment(v1::GetExperimentRequest { id: id.clone() })
+            .await
+            .expect("get")
+            .into_inner()
+            .state
+            == v1::ExperimentState::Completed as i32,
+        "the experiment completes after 2 s"
+    );
+    assert_eq!(get(&client(), &proxy.url("/")).await.status, 200);
+
+    let r = proxy
+        .control()
+        .await
+        .validate_experiment(v1::ValidateExperimentRequest {
+            spec: Some(spec("name: x\ntime_scale: 0\nfaults: [{ abort: {} }]\n")),
+        })
+        .await
+        .expect("validate")
+        .into_inner();
+    let fields: Vec<&str> = r.violations.iter().map(|v| v.field.as_str()).collect();
+    assert_eq!(fields, ["time_scale"]);
+}

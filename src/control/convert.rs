@@ -74,6 +74,8 @@ impl Collector {
 /// Checks a spec and builds the domain value.
 pub fn validate_spec(spec: &pb::ExperimentSpec, ctx: &Context<'_>) -> Result<ExperimentDef, Violations> {
     let mut c = Collector(Vec::new());
+    let scaled = realism::time_scaled(spec, &mut c);
+    let spec = scaled.as_ref().unwrap_or(spec);
 
     let name = spec.name.trim();
     if name.is_empty() {

@@ -153,3 +153,44 @@ pub(super) fn sticky(s: Option<&pb::Sticky>, c: &mut Collector) -> Option<Sticky
         }
     }
 }
+
+/// `time_scale`: the spec with its timeline values (duration, start_delay, trigger window, ramp, flap)
+/// divided by the scale, so a replay written in real-incident time runs faster. `None` without a scale.
+/// Per-request fault durations (delay, hang) are not scaled: a client still waits as long per request.
+pub(super) fn time_scaled(spec: &pb::ExperimentSpec, c: &mut Collector) -> Option<pb::ExperimentSpec> {
+    let scale = spec.time_scale?;
+    if !(scale.is_finite() && scale > 0.0 && scale <= 100_000.0) {
+        c.add("time_scale", format!("must be more than 0 and at most 100000, got {scale}"));
+        return None;
+    }
+    let div = |d: &mut Option<pbjson_types::Duration>| {
+        if let Some(v) = d {
+            // Negative values are left for the checks that follow to report.
+            if v.seconds >= 0 && v.nanos >= 0 {
+                let real = Duration::new(v.seconds as u64, v.nanos as u32).as_secs_f64() / scale;
+                let real = Duration::from_secs_f64(real.min(1e12));
+                *v = pbjson_types::Duration {
+                    seconds: i64::try_from(real.as_secs()).unwrap_or(i64::MAX),
+                    nanos: real.subsec_nanos() as i32,
+                };
+            }
+        }
+    };
+    let mut s = spec.clone();
+    div(&mut s.duration);
+    div(&mut s.start_delay);
+    if let Some(t) = &mut s.trigger {
+        div(&mut t.after);
+        div(&mut t.until);
+    }
+    if let Some(r) = &mut s.ramp {
+        div(&mut r.after);
+        div(&mut r.over);
+    }
+    if let Some(f) = &mut s.flap {
+        div(&mut f.period);
+        div(&mut f.on);
+        div(&mut f.jitter);
+    }
+    Some(s)
+}
