@@ -1,6 +1,7 @@
 //! edgefault: a sidecar proxy that rehearses edge-provider outages. HTTP traffic flows through untouched
 //! until a gRPC call starts an experiment; from the next request on, the matching share of requests gets
-//! the experiment's faults (aborts, delays); when the experiment ends, traffic is untouched again.
+//! the experiment's faults (aborts and edge error pages, delays, hangs, resets, truncation, throttling, rate
+//! limits); when the experiment ends, traffic is untouched again.
 //!
 //! Layout:
 //!
@@ -9,10 +10,13 @@
 //! app.rs          binds every port, wires the parts, drains on shutdown
 //! config.rs       config file + flags → checked Config and the route Topology
 //! document.rs     experiment YAML (protobuf JSON mapping) → ExperimentSpec
-//! fault/          pure fault model: Matcher, Percentage, Fault (abort, delay)
-//! experiment/     Registry (lifecycle, timers) → RuleSet (immutable, indexed by route)
-//! proxy/          data plane: listener, per-request service, upstream clients, responses it writes
-//! control/        gRPC FaultControl service; convert.rs validates proto into domain values
+//! fault/          pure fault model: Matcher, Percentage, Trigger, StickyKey, Fault (one file per kind:
+//!                 abort, delay, hang, reset, truncate, throttle, rate_limit), page/ (built-in error pages)
+//! experiment/     Registry (lifecycle, timers) → RuleSet (immutable, indexed by route); timeline.rs (ramp, flap)
+//! proxy/          data plane: listener, per-request service, upstream clients, responses it writes,
+//!                 act.rs (connection and body faults)
+//! control/        gRPC FaultControl service; convert.rs validates proto into domain values (convert/realism.rs
+//!                 for the edge-realism fields)
 //! admin.rs        /healthz, /readyz, /metrics
 //! telemetry/      logs and Prometheus metrics
 //! ctl.rs          the `edgefault ctl` client
