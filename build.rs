@@ -15,6 +15,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         "proto/edgefault/v1/control.proto",
         "proto/edgefault/v1/safety.proto",
         "proto/edgefault/v1/guard.proto",
+        "proto/edgefault/v1/realism.proto",
     ];
 
     tonic_prost_build::configure()

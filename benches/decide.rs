@@ -38,6 +38,9 @@ fn def(matcher: Matcher, routes: Vec<String>) -> ExperimentDef {
         lease: None,
         dry_run: false,
         guards: Vec::new(),
+        trigger: None,
+        timeline: Default::default(),
+        sticky: None,
     }
 }
 

@@ -1,6 +1,7 @@
 //! edgefault: a sidecar proxy that rehearses edge-provider outages. HTTP traffic flows through untouched
 //! until a gRPC call starts an experiment; from the next request on, the matching share of requests gets
-//! the experiment's faults (aborts, delays); when the experiment ends, traffic is untouched again.
+//! the experiment's faults (aborts and edge error pages, delays, hangs, resets, truncation, throttling, rate
+//! limits); when the experiment ends, traffic is untouched again.
 //!
 //! Layout:
 //!
@@ -9,11 +10,15 @@
 //! app.rs          binds every port, wires the parts, drains on shutdown
 //! config.rs       config file + flags → checked Config and the route Topology
 //! document.rs     experiment YAML (protobuf JSON mapping) → ExperimentSpec
-//! fault/          pure fault model: Matcher, Percentage, Fault (abort, delay)
-//! experiment/     Registry (lifecycle, timers) → RuleSet (immutable, indexed by route); lease.rs, guard.rs
-//! proxy/          data plane: listener, per-request service, upstream clients, responses it writes
-//! control/        gRPC FaultControl service; convert.rs validates proto into domain values; auth.rs
-//!                 (bearer tokens), audit.rs, limits.rs and guards.rs (safety checks), killswitch.rs
+//! fault/          pure fault model: Matcher, Percentage, Trigger, StickyKey, Fault (one file per kind:
+//!                 abort, delay, hang, reset, truncate, throttle, rate_limit), page/ (built-in error pages)
+//! experiment/     Registry (lifecycle, timers) → RuleSet (immutable, indexed by route); timeline.rs (ramp,
+//!                 flap), lease.rs, guard.rs
+//! proxy/          data plane: listener, per-request service, upstream pool, responses it writes,
+//!                 act.rs (connection and body faults), cap.rs (concurrent-fault cap)
+//! control/        gRPC FaultControl service; convert.rs validates proto into domain values (convert/realism.rs
+//!                 for the realism faults); auth.rs (bearer tokens), audit.rs, limits.rs and guards.rs
+//!                 (safety checks), killswitch.rs
 //! admin.rs        /healthz, /readyz, /metrics
 //! telemetry/      logs and Prometheus metrics
 //! ctl.rs          the `edgefault ctl` client

@@ -119,6 +119,11 @@ pub fn summary(spec: &pb::ExperimentSpec) -> Value {
         .map(|f| match &f.kind {
             Some(pb::fault::Kind::Abort(_)) => "abort",
             Some(pb::fault::Kind::Delay(_)) => "delay",
+            Some(pb::fault::Kind::Hang(_)) => "hang",
+            Some(pb::fault::Kind::Reset(_)) => "reset",
+            Some(pb::fault::Kind::Truncate(_)) => "truncate",
+            Some(pb::fault::Kind::Throttle(_)) => "throttle",
+            Some(pb::fault::Kind::RateLimit(_)) => "rate_limit",
             None => "none",
         })
         .collect();

@@ -13,10 +13,14 @@ use crate::{
     config::Topology,
     experiment::{ExperimentDef, Limits},
     fault::{
-        Abort, Delay, DelayDistribution, Fault, GrpcCode, HostPattern, Matcher, Percentage, Predicate, ValueMatch,
+        page::{Location, Preset},
+        Abort, Delay, DelayDistribution, Fault, GrpcCode, HostPattern, Matcher, Page, Percentage, Predicate,
+        ValueMatch,
     },
     pb::v1 as pb,
 };
+
+mod realism;
 
 /// Regexes are compiled with this size limit, so a hostile pattern cannot take the server's memory.
 const REGEX_SIZE_LIMIT: usize = 256 * 1024;
@@ -70,6 +74,8 @@ impl Collector {
 /// Checks a spec and builds the domain value.
 pub fn validate_spec(spec: &pb::ExperimentSpec, ctx: &Context<'_>) -> Result<ExperimentDef, Violations> {
     let mut c = Collector(Vec::new());
+    let scaled = realism::time_scaled(spec, &mut c);
+    let spec = scaled.as_ref().unwrap_or(spec);
 
     let name = spec.name.trim();
     if name.is_empty() {
@@ -140,17 +146,17 @@ pub fn validate_spec(spec: &pb::ExperimentSpec, ctx: &Context<'_>) -> Result<Exp
         c.add("faults", format!("at most {MAX_LIST} faults"));
     }
     let mut faults = Vec::with_capacity(spec.faults.len());
-    let first_abort = spec.faults.iter().position(|f| matches!(f.kind, Some(pb::fault::Kind::Abort(_))));
+    let first_abort = spec.faults.iter().position(realism::ends_request);
     for (i, f) in spec.faults.iter().enumerate() {
         let path = format!("faults[{i}]");
         if first_abort.is_some_and(|a| i == a + 1) {
             c.add(
                 &path,
-                "comes after an abort, which ends the request: it would never run (put delays before the abort)",
+                "comes after a fault that ends the request (abort, hang, reset): it would never run (put it before)",
             );
         }
         match &f.kind {
-            None => c.add(path, "empty fault: set one of abort, delay"),
+            None => c.add(path, "empty fault: set one of abort, delay, hang, reset, truncate, throttle"),
             Some(pb::fault::Kind::Abort(a)) => {
                 faults.push(Fault::Abort(convert_abort(a, &format!("{path}.abort"), &mut c)))
             }
@@ -159,11 +165,19 @@ pub fn validate_spec(spec: &pb::ExperimentSpec, ctx: &Context<'_>) -> Result<Exp
                     faults.push(Fault::Delay(d));
                 }
             }
+            Some(kind) => {
+                if let Some(f) = realism::convert(kind, &path, ctx.limits, &mut c) {
+                    faults.push(f);
+                }
+            }
         }
     }
     c.0.extend(super::limits::check(&routes, spec.percentage, ctx.limits));
     let lease = super::limits::lease(spec.lease.as_ref(), ctx.limits, &mut c.0);
     let guards = super::guards::convert(&spec.guards, &mut c.0);
+    let trigger = realism::trigger(spec.trigger.as_ref(), &mut c);
+    let timeline = realism::timeline(spec, &mut c);
+    let sticky = realism::sticky(spec.sticky.as_ref(), &mut c);
     if !c.0.is_empty() {
         return Err(Violations(c.0));
     }
@@ -180,6 +194,9 @@ pub fn validate_spec(spec: &pb::ExperimentSpec, ctx: &Context<'_>) -> Result<Exp
         lease,
         dry_run: spec.dry_run,
         guards,
+        trigger,
+        timeline,
+        sticky,
     })
 }
 
@@ -385,7 +402,48 @@ fn convert_abort(a: &pb::AbortFault, path: &str, c: &mut Collector) -> Abort {
         }
     }
     let body = a.body.as_ref().map(|b| Bytes::from(b.clone()));
-    Abort::new(http_status, grpc_status, &a.grpc_message, body, headers)
+    let page = convert_page(a, http_status, path, c);
+    let abort = Abort::new(http_status, grpc_status, &a.grpc_message, body, headers);
+    match page {
+        Some(page) => abort.with_page(page),
+        None => abort,
+    }
+}
+
+/// `abort.page` and `abort.page_location`: a known preset that has a page for the abort's status.
+fn convert_page(a: &pb::AbortFault, http_status: Option<StatusCode>, path: &str, c: &mut Collector) -> Option<Page> {
+    if a.page.is_empty() {
+        if !a.page_location.is_empty() {
+            c.add(format!("{path}.page_location"), "only applies with a page (set page as well)");
+        }
+        return None;
+    }
+    let Some(preset) = Preset::parse(&a.page) else {
+        c.add(format!("{path}.page"), format!("unknown page {:?}: use one of {}", a.page, Preset::NAMES.join(", ")));
+        return None;
+    };
+    if a.body.is_some() {
+        c.add(format!("{path}.body"), "set either body or page, not both");
+    }
+    let status = http_status.unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    if a.http_status.is_none_or(|_| http_status.is_some()) && !preset.supports(status) {
+        c.add(
+            format!("{path}.http_status"),
+            format!("page {:?} has no page for {}: it covers {}", preset.name(), status.as_u16(), preset.statuses()),
+        );
+    }
+    let location = if a.page_location.is_empty() {
+        Location::DEFAULT
+    } else {
+        Location::parse(&a.page_location).unwrap_or_else(|| {
+            c.add(
+                format!("{path}.page_location"),
+                format!("{:?} is not a three-letter location code", a.page_location),
+            );
+            Location::DEFAULT
+        })
+    };
+    Some(Page { preset, location })
 }
 
 fn convert_delay(d: &pb::DelayFault, path: &str, c: &mut Collector) -> Option<Delay> {

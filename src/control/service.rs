@@ -239,6 +239,7 @@ pub fn to_proto(e: ExperimentInfo) -> v1::Experiment {
             seconds: e.effective_duration.as_secs() as i64,
             nanos: e.effective_duration.subsec_nanos() as i32,
         }),
+        timeline_state: e.timeline_state.unwrap_or_default(),
     }
 }
 

@@ -59,6 +59,9 @@ mod tests {
             lease: Some(lease),
             dry_run: false,
             guards: Vec::new(),
+            trigger: None,
+            timeline: Default::default(),
+            sticky: None,
         }
     }
 

@@ -8,6 +8,7 @@ pub mod guard;
 mod lease;
 mod registry;
 mod ruleset;
+pub mod timeline;
 
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ pub use lease::LEASE_EXPIRED;
 pub use registry::{ExperimentInfo, Guarded, Limits, Registry, RegistryError, State};
 pub use ruleset::{Counters, Decision, Rule, RuleSet};
 
-use crate::fault::{Fault, Matcher, Percentage};
+use crate::fault::{Fault, Matcher, Percentage, StickyKey, Trigger};
 
 /// A validated experiment: what the control plane accepted. Built only by `control::convert`.
 #[derive(Debug, Clone)]
@@ -40,4 +41,10 @@ pub struct ExperimentDef {
     pub dry_run: bool,
     /// Stop conditions, checked by the guard supervisor while the experiment runs.
     pub guards: Vec<Guard>,
+    /// Deterministic conditions beside the percentage; `None`: every matching request is sampled.
+    pub trigger: Option<Trigger>,
+    /// Ramp and flap: the percentage over time.
+    pub timeline: timeline::Timeline,
+    /// Select clients by this key instead of requests at random.
+    pub sticky: Option<StickyKey>,
 }

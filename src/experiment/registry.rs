@@ -121,6 +121,8 @@ pub struct ExperimentInfo {
     pub lease_expires_at: Option<SystemTime>,
     /// Dry run: requests selected and left untouched.
     pub would_inject: u64,
+    /// Where a running experiment's ramp or flap stands.
+    pub timeline_state: Option<String>,
 }
 
 struct Entry {
@@ -167,6 +169,7 @@ impl Entry {
                 .lease_deadline
                 .filter(|_| self.state.is_active())
                 .map(|d| SystemTime::now() + d.saturating_duration_since(Instant::now())),
+            timeline_state: self.rule.as_ref().and_then(|r| r.timeline_state(Instant::now())).map(|s| s.to_string()),
         }
     }
 }
@@ -518,6 +521,9 @@ mod tests {
             lease: None,
             dry_run: false,
             guards: Vec::new(),
+            trigger: None,
+            timeline: Default::default(),
+            sticky: None,
         }
     }
 

@@ -11,10 +11,15 @@ use std::{
 
 use tokio::time::Instant;
 
-use super::ExperimentDef;
+use super::{
+    timeline::{Timeline, TimelineState},
+    ExperimentDef,
+};
 use crate::{
     config::{RouteId, Topology},
-    fault::{Abort, Fault, HostPattern, Matcher, Percentage, RequestRng, RequestView},
+    fault::{
+        Abort, BodyPlan, Fault, HostPattern, Matcher, Percentage, RequestRng, RequestView, Reset, StickyKey, Trigger,
+    },
 };
 
 /// Per-experiment counters, shared between the rule (data plane) and the registry (reports).
@@ -56,6 +61,12 @@ pub struct Rule {
     draws: AtomicU64,
     /// Past this instant the rule injects nothing, even before the registry removes it.
     ends_at: Instant,
+    /// When the experiment started running (the origin of `trigger`'s window).
+    started: Instant,
+    trigger: Option<Trigger>,
+    /// `None` when the percentage is fixed.
+    timeline: Option<Timeline>,
+    sticky: Option<StickyKey>,
     pub counters: Arc<Counters>,
     /// Counts what it selects and injects nothing.
     dry_run: bool,
@@ -82,9 +93,25 @@ impl Rule {
             seed,
             draws: AtomicU64::new(0),
             ends_at,
+            started: ends_at.checked_sub(def.duration).unwrap_or(ends_at),
+            trigger: def.trigger,
+            timeline: (!def.timeline.is_static()).then(|| {
+                let mut t = def.timeline;
+                // Flap jitter draws from the experiment's seed (the server picks one when the spec has none).
+                if let Some(f) = &mut t.flap {
+                    f.seed = seed;
+                }
+                t
+            }),
+            sticky: def.sticky.clone(),
             counters,
             dry_run: def.dry_run,
         }
+    }
+
+    /// Where the experiment's timeline stands at `now`; `None` without ramp or flap.
+    pub fn timeline_state(&self, now: Instant) -> Option<TimelineState> {
+        self.timeline.map(|t| t.at(self.percentage, now.saturating_duration_since(self.started)))
     }
 
     fn targets(&self, listener: &str, route: &str) -> bool {
@@ -98,8 +125,13 @@ impl Rule {
 pub struct Decision {
     /// The sum of every selected experiment's delays.
     pub delay: Duration,
-    /// The abort of the earliest-started selected experiment that aborts, as (rule, fault index).
+    /// The abort (or other fault that ends the request: hang, reset) of the earliest-started selected
+    /// experiment that has one, as (rule, fault index).
     abort: Option<(Arc<Rule>, usize)>,
+    /// What happens to the upstream's response body (truncate, throttle, reset after bytes).
+    pub body: BodyPlan,
+    /// When a rate limit ends the request: how long until its bucket has a token.
+    pub retry_after: Duration,
 }
 
 impl Decision {
@@ -111,6 +143,11 @@ impl Decision {
             },
             None => None,
         }
+    }
+
+    /// The fault that ends the request instead of forwarding it: an abort, a hang or a reset.
+    pub fn ending(&self) -> Option<&Fault> {
+        self.abort.as_ref().and_then(|(rule, i)| rule.faults.get(*i))
     }
 
     /// The experiment whose abort answers the request.
@@ -322,20 +359,38 @@ impl RuleSet {
     /// Decides what a request on `route` gets. `None`: nothing, forward it untouched.
     ///
     /// Combination rule: every experiment in scope is sampled independently, in start order. A selected
-    /// experiment applies its faults in order: its delays add to the request's delay; its first abort ends
-    /// its list. The request then waits the sum of all delays, and is answered by the abort of the
-    /// earliest-started selected experiment that aborts, if any, else forwarded.
+    /// experiment applies its faults in order: its delays add to the request's delay; its body faults join
+    /// the request's [`BodyPlan`] (earliest cut, slowest rate); its first fault that ends the request
+    /// (abort, hang, reset before the response) ends its list. The request then waits the sum of all
+    /// delays, and is ended by the ending fault of the earliest-started selected experiment that has one,
+    /// if any, else forwarded with the body plan applied to the response.
     pub fn decide(&self, route: RouteId, req: &RequestView<'_>) -> Option<Decision> {
         let rules = self.by_route.get(route.index())?;
         let mut now: Option<Instant> = None;
         let mut decision: Option<Decision> = None;
         rules.candidates(req, |rule| {
-            if !rule.matcher.matches(req) || *now.get_or_insert_with(Instant::now) >= rule.ends_at {
+            if !rule.matcher.matches(req) {
                 return;
             }
-            Counters::bump(&rule.counters.matched);
+            let t = *now.get_or_insert_with(Instant::now);
+            if t >= rule.ends_at {
+                return;
+            }
+            // The 1-based count of this request among the experiment's matching ones.
+            let n = rule.counters.matched.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+            if rule.trigger.is_some_and(|tr| !tr.fires(n, t.saturating_duration_since(rule.started))) {
+                return;
+            }
             let mut rng = RequestRng::next(rule.seed, &rule.draws);
-            if !rule.percentage.select(&mut rng) {
+            let percentage = match rule.timeline_state(t) {
+                Some(state) => state.percentage,
+                None => rule.percentage,
+            };
+            let selected = match &rule.sticky {
+                Some(key) => key.selects(req, rule.seed, percentage),
+                None => percentage.select(&mut rng),
+            };
+            if !selected {
                 return;
             }
             if rule.dry_run {
@@ -345,22 +400,47 @@ impl RuleSet {
             let d = decision.get_or_insert_with(Decision::default);
             let mut delayed = false;
             let mut aborted = false;
+            let mut acted = false;
             for (i, fault) in rule.faults.iter().enumerate() {
                 match fault {
                     Fault::Delay(delay) => {
                         d.delay = d.delay.saturating_add(delay.sample(&mut rng));
                         delayed = true;
                     }
-                    Fault::Abort(_) => {
+                    // The faults that end the request (`Fault::ends_request`).
+                    Fault::Abort(_) | Fault::Hang(_) | Fault::Reset(Reset { after_bytes: None }) => {
                         if d.abort.is_none() {
                             d.abort = Some((Arc::clone(rule), i));
                             aborted = true;
                         }
                         break;
                     }
+                    Fault::Reset(r) => {
+                        d.body.add_reset(r);
+                        acted = true;
+                    }
+                    Fault::Truncate(t) => {
+                        d.body.add_truncate(t);
+                        acted = true;
+                    }
+                    Fault::Throttle(t) => {
+                        d.body.add_throttle(t);
+                        acted = true;
+                    }
+                    // Within the limit: nothing, go on with the list. Beyond it: ends the request (429).
+                    Fault::RateLimit(rl) => {
+                        if let Some(wait) = rl.take(t) {
+                            if d.abort.is_none() {
+                                d.abort = Some((Arc::clone(rule), i));
+                                d.retry_after = wait;
+                                aborted = true;
+                            }
+                            break;
+                        }
+                    }
                 }
             }
-            if delayed || aborted {
+            if delayed || aborted || acted {
                 Counters::bump(&rule.counters.injected);
             }
             if delayed {
@@ -370,7 +450,7 @@ impl RuleSet {
                 Counters::bump(&rule.counters.aborted);
             }
         });
-        decision.filter(|d| d.abort.is_some() || !d.delay.is_zero())
+        decision.filter(|d| d.abort.is_some() || !d.delay.is_zero() || !d.body.is_empty())
     }
 }
 
@@ -398,6 +478,9 @@ mod tests {
             lease: None,
             dry_run: false,
             guards: Vec::new(),
+            trigger: None,
+            timeline: Default::default(),
+            sticky: None,
         };
         Arc::new(Rule::new(
             format!("e{seq}").into(),

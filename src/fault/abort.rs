@@ -3,6 +3,8 @@
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
 
+use super::Page;
+
 /// A gRPC status code, 0 (OK) to 16 (UNAUTHENTICATED).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GrpcCode(u8);
@@ -53,6 +55,8 @@ pub struct Abort {
     pub body: Bytes,
     /// Extra response headers (both kinds of request).
     pub headers: HeaderMap,
+    /// A built-in page rendered per request instead of `body` (non-gRPC requests only).
+    pub page: Option<Page>,
 }
 
 impl Abort {
@@ -73,7 +77,14 @@ impl Abort {
         let grpc_message = (!grpc_message.is_empty())
             .then(|| HeaderValue::from_maybe_shared(Bytes::from(percent_encode_grpc(grpc_message))).ok())
             .flatten();
-        Abort { http_status, grpc_status, grpc_message, body, headers }
+        Abort { http_status, grpc_status, grpc_message, body, headers, page: None }
+    }
+
+    /// Answers with a built-in page instead of the body. The caller has checked that the page's preset
+    /// supports the status.
+    pub fn with_page(mut self, page: Page) -> Self {
+        self.page = Some(page);
+        self
     }
 }
 

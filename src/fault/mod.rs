@@ -4,13 +4,31 @@
 
 mod abort;
 mod delay;
+mod hang;
 mod matcher;
+pub mod page;
+mod rate_limit;
+mod reset;
+mod response;
 mod sample;
+mod sticky;
+mod throttle;
+mod trigger;
+mod truncate;
 
 pub use abort::{grpc_code_for_http, Abort, GrpcCode};
 pub use delay::{Delay, DelayDistribution};
+pub use hang::{Hang, HangEnd};
 pub use matcher::{HostPattern, Matcher, Predicate, RequestView, ValueMatch};
+pub use page::Page;
+pub use rate_limit::RateLimit;
+pub use reset::Reset;
+pub use response::{BodyPlan, CutKind};
 pub use sample::{Percentage, RequestRng};
+pub use sticky::StickyKey;
+pub use throttle::Throttle;
+pub use trigger::Trigger;
+pub use truncate::Truncate;
 
 /// One action taken on a selected request. Each proxy phase matches on this exhaustively, so a new kind
 /// forces a decision everywhere it matters.
@@ -20,6 +38,16 @@ pub enum Fault {
     Abort(Abort),
     /// Hold the request before it goes on.
     Delay(Delay),
+    /// Hold the request without answering, then close, reset or answer.
+    Hang(Hang),
+    /// Reset the connection, before the response or after some body bytes.
+    Reset(Reset),
+    /// Cut the response body after some bytes.
+    Truncate(Truncate),
+    /// Send the response body at a limited rate.
+    Throttle(Throttle),
+    /// Beyond a token-bucket rate, answer 429 with `retry-after`.
+    RateLimit(RateLimit),
 }
 
 impl Fault {
@@ -28,6 +56,21 @@ impl Fault {
         match self {
             Fault::Abort(_) => "abort",
             Fault::Delay(_) => "delay",
+            Fault::Hang(_) => "hang",
+            Fault::Reset(_) => "reset",
+            Fault::Truncate(_) => "truncate",
+            Fault::Throttle(_) => "throttle",
+            Fault::RateLimit(_) => "rate_limit",
+        }
+    }
+
+    /// Whether the fault always ends the request before the upstream is asked (nothing after it can run).
+    /// A rate limit ends only the requests beyond its rate.
+    pub fn ends_request(&self) -> bool {
+        match self {
+            Fault::Abort(_) | Fault::Hang(_) => true,
+            Fault::Reset(r) => r.after_bytes.is_none(),
+            Fault::Delay(_) | Fault::Truncate(_) | Fault::Throttle(_) | Fault::RateLimit(_) => false,
         }
     }
 }

@@ -11,11 +11,16 @@ use http_body::{Body, Frame, SizeHint};
 
 use super::pool::PooledBody;
 
+use super::act::{ActBody, BodyError};
+
 pub enum ProxyBody {
     /// The upstream's body, data and trailers, as they arrive.
     Upstream(PooledBody),
     /// A body the proxy wrote (an abort, an error); `None` once sent.
     Full(Option<Bytes>),
+    /// The upstream's body with body faults applied (truncate, throttle, reset); boxed, as only faulted
+    /// responses pay for it.
+    Acted(Box<ActBody>),
 }
 
 impl ProxyBody {
@@ -31,12 +36,13 @@ impl ProxyBody {
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
-            ProxyBody::Upstream(b) => Pin::new(b).poll_frame(cx),
+            ProxyBody::Upstream(b) => Pin::new(b).poll_frame(cx).map_err(BodyError::Upstream),
             ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            ProxyBody::Acted(b) => Pin::new(&mut **b).poll_frame(cx),
         }
     }
 
@@ -44,6 +50,7 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Upstream(b) => b.is_end_stream(),
             ProxyBody::Full(b) => b.is_none(),
+            ProxyBody::Acted(b) => b.is_end_stream(),
         }
     }
 
@@ -51,6 +58,7 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Upstream(b) => b.size_hint(),
             ProxyBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            ProxyBody::Acted(b) => b.size_hint(),
         }
     }
 }

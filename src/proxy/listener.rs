@@ -9,7 +9,10 @@ use hyper_util::{
 };
 use tokio::{net::TcpListener, sync::Semaphore};
 
-use super::service::{ConnService, ReverseProxy};
+use super::{
+    act::{ResetOnDrop, ResetSwitch},
+    service::{ConnService, ReverseProxy},
+};
 
 /// Bounds on what one listener takes from its clients.
 #[derive(Debug, Clone, Copy)]
@@ -64,7 +67,9 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let service = ConnService { proxy: Arc::clone(&proxy), client };
+                let reset = ResetSwitch::default();
+                let service = ConnService { proxy: Arc::clone(&proxy), client, reset: reset.clone() };
+                let stream = ResetOnDrop::new(stream, reset);
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {

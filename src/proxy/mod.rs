@@ -1,6 +1,7 @@
 //! The data plane: listeners, routes, the upstream clients, and the responses the proxy writes itself. It
 //! knows nothing of gRPC control: it reads the active rule set and acts on what it decides.
 
+pub mod act;
 pub mod body;
 pub mod cap;
 pub mod headers;

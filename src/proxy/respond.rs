@@ -2,10 +2,16 @@
 //! own errors. The two never look alike: proxy errors carry `x-edgefault-error`, injected faults do not
 //! (a rehearsal should look real).
 
-use http::{header, HeaderName, HeaderValue, Response, StatusCode};
+use std::time::{Duration, SystemTime};
 
-use super::{body::ProxyBody, upstream::UpstreamError};
-use crate::fault::Abort;
+use http::{header, HeaderName, HeaderValue, Request, Response, StatusCode};
+use hyper::ext::ReasonPhrase;
+
+use super::{body::ProxyBody, headers, upstream::UpstreamError};
+use crate::fault::{
+    page::{wants_json, PageRequest},
+    Abort, GrpcCode, Page,
+};
 
 pub static X_EDGEFAULT_ERROR: HeaderName = HeaderName::from_static("x-edgefault-error");
 static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
@@ -14,9 +20,9 @@ static TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8")
 static GRPC: HeaderValue = HeaderValue::from_static("application/grpc");
 
 /// An injected abort. A gRPC request gets a trailers-only response (HTTP 200, `grpc-status` in the only
-/// header block); any other request gets the abort's status, headers and body.
-pub fn abort(abort: &Abort, grpc: bool) -> Response<ProxyBody> {
-    let mut resp = if grpc {
+/// header block); any other request gets the abort's status, headers and body, or its page.
+pub fn abort<B>(abort: &Abort, req: &Request<B>) -> Response<ProxyBody> {
+    let mut resp = if headers::is_grpc(req.headers()) {
         let mut r = Response::new(ProxyBody::empty());
         let h = r.headers_mut();
         h.insert(header::CONTENT_TYPE, GRPC.clone());
@@ -25,6 +31,8 @@ pub fn abort(abort: &Abort, grpc: bool) -> Response<ProxyBody> {
             h.insert(&GRPC_MESSAGE, m.clone());
         }
         r
+    } else if let Some(p) = &abort.page {
+        page(abort.http_status, p, req)
     } else {
         let mut r = Response::new(ProxyBody::full(abort.body.clone()));
         *r.status_mut() = abort.http_status;
@@ -35,6 +43,46 @@ pub fn abort(abort: &Abort, grpc: bool) -> Response<ProxyBody> {
         resp.headers_mut().insert(name, value.clone());
     }
     resp
+}
+
+/// A request beyond a rate limit: 429 with `retry-after` in whole seconds (at least 1); a gRPC request gets
+/// UNAVAILABLE, the code gRPC's HTTP mapping gives 429.
+pub fn rate_limited<B>(retry_after: Duration, req: &Request<B>) -> Response<ProxyBody> {
+    let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+    let mut r = if headers::is_grpc(req.headers()) {
+        let mut r = Response::new(ProxyBody::empty());
+        r.headers_mut().insert(header::CONTENT_TYPE, GRPC.clone());
+        r.headers_mut().insert(&GRPC_STATUS, GrpcCode::UNAVAILABLE.header_value());
+        r
+    } else {
+        let mut r = Response::new(ProxyBody::full("429 Too Many Requests\n"));
+        *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        r.headers_mut().insert(header::CONTENT_TYPE, TEXT.clone());
+        r
+    };
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    r
+}
+
+/// A built-in error page for `req`, with a fresh request id and the current time.
+fn page<B>(status: StatusCode, page: &Page, req: &Request<B>) -> Response<ProxyBody> {
+    let host = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()))
+        .map(headers::strip_port);
+    let rendered = page.render(
+        status,
+        &PageRequest { host, json: wants_json(req.headers()), now: SystemTime::now(), id: rand::random() },
+    );
+    let mut r = Response::new(ProxyBody::full(rendered.body));
+    *r.status_mut() = status;
+    *r.headers_mut() = rendered.headers;
+    if let Some(Ok(reason)) = rendered.reason.map(|r| ReasonPhrase::try_from(r.as_bytes())) {
+        r.extensions_mut().insert(reason);
+    }
+    r
 }
 
 /// The proxy's own answer when the upstream failed: 504 for a timeout, 502 otherwise.

@@ -1,16 +1,22 @@
 //! The request path of a reverse-proxy listener: route → decide → act → forward.
 
-use std::{convert::Infallible, future::Future, net::SocketAddr, pin::Pin, sync::Arc};
+use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc};
 
 use arc_swap::ArcSwap;
 use http::{header, Request, Response};
 use hyper::body::Incoming;
 
-use super::{body::ProxyBody, cap::FaultCap, headers, respond, upstream::Upstream};
+use super::{
+    act::{self, ActBody, Dropped, ResetSwitch},
+    body::ProxyBody,
+    cap::FaultCap,
+    headers, respond,
+    upstream::Upstream,
+};
 use crate::{
     config::{ListenerConfig, RouteId},
     experiment::{guard::Health, RuleSet},
-    fault::RequestView,
+    fault::{BodyPlan, Fault, RequestView},
     telemetry::metrics::{Metrics, Outcome, RouteCounters},
 };
 
@@ -63,10 +69,17 @@ impl ReverseProxy {
         &self.name
     }
 
-    /// Handles one request. Never fails: every problem becomes a response.
-    pub async fn handle(&self, req: Request<Incoming>, client: SocketAddr) -> Response<ProxyBody> {
+    /// Handles one request. Every problem becomes a response; only a fault that drops the connection on
+    /// purpose (hang, reset) returns [`Dropped`].
+    pub async fn handle(
+        &self,
+        req: Request<Incoming>,
+        client: SocketAddr,
+        switch: &ResetSwitch,
+    ) -> Result<Response<ProxyBody>, Dropped> {
         // A request a rule could fault takes a slot of the cap first; with none free it passes untouched
-        // (not even counted as matched), and the slot goes back unless the request is faulted.
+        // (not even counted as matched), and the slot goes back unless the request is faulted. A request
+        // that a fault ends (abort, hang, reset, rate limit) keeps it until it is answered.
         let mut slot = None;
         let (route, decision) = {
             let host = req
@@ -78,7 +91,7 @@ impl ReverseProxy {
             let path = req.uri().path();
             let Some(route) = self.routes.iter().find(|r| r.takes(host, path)) else {
                 tracing::debug!(listener = %self.name, ?host, path, "no route");
-                return respond::no_route(&self.name);
+                return Ok(respond::no_route(&self.name));
             };
             let rules = self.rules.load();
             let decision = if let Some(taken) = rules.targets(route.id).then(|| self.cap.try_acquire()).flatten() {
@@ -102,20 +115,43 @@ impl ReverseProxy {
         };
 
         let injected = decision.is_some();
+        let mut body_plan = BodyPlan::default();
         if let Some(d) = decision {
             if !d.delay.is_zero() {
                 route.counters.injected_delay(d.delay);
                 tokio::time::sleep(d.delay).await;
             }
-            if let (Some(abort), Some(rule)) = (d.abort(), d.abort_rule()) {
+            if let (Some(fault), Some(rule)) = (d.ending(), d.abort_rule()) {
                 route.counters.count(Outcome::Injected);
-                tracing::debug!(listener = %self.name, experiment = %rule.id, status = abort.http_status.as_u16(), "abort injected");
-                return respond::abort(abort, headers::is_grpc(req.headers()));
+                tracing::debug!(listener = %self.name, experiment = %rule.id, fault = fault.kind(), "request ended by a fault");
+                return match fault {
+                    Fault::Abort(abort) => Ok(respond::abort(abort, &req)),
+                    Fault::Hang(hang) => act::hang(hang, &req, switch).await,
+                    Fault::Reset(_) => Err(act::reset(switch)),
+                    Fault::RateLimit(_) => Ok(respond::rate_limited(d.retry_after, &req)),
+                    // Never chosen to end a request (see `Fault::ends_request` and `RuleSet::decide`): forward as
+                    // usual.
+                    Fault::Delay(_) | Fault::Truncate(_) | Fault::Throttle(_) => {
+                        Ok(self.forward(route, req, client, true, d.body, switch).await)
+                    }
+                };
             }
+            body_plan = d.body;
         }
         // The fault is over once the request goes on: the slot covers the hold, not the upstream's time.
         drop(slot);
+        Ok(self.forward(route, req, client, injected, body_plan, switch).await)
+    }
 
+    async fn forward(
+        &self,
+        route: &Route,
+        req: Request<Incoming>,
+        client: SocketAddr,
+        injected: bool,
+        body_plan: BodyPlan,
+        switch: &ResetSwitch,
+    ) -> Response<ProxyBody> {
         let sent = tokio::time::Instant::now();
         match route.upstream.forward(req, client).await {
             Ok(resp) => {
@@ -124,7 +160,11 @@ impl ReverseProxy {
                     self.health.record(route.id, resp.status().is_server_error());
                 }
                 route.counters.count(if injected { Outcome::Injected } else { Outcome::Passed });
-                resp
+                if body_plan.is_empty() {
+                    resp
+                } else {
+                    resp.map(|b| ProxyBody::Acted(Box::new(ActBody::new(b, body_plan, switch.clone()))))
+                }
             }
             Err(e) => {
                 route.counters.count(Outcome::UpstreamError);
@@ -143,16 +183,19 @@ impl ReverseProxy {
 pub struct ConnService {
     pub proxy: Arc<ReverseProxy>,
     pub client: SocketAddr,
+    /// Turned on by a reset fault: the connection then closes with RST.
+    pub reset: ResetSwitch,
 }
 
 impl hyper::service::Service<Request<Incoming>> for ConnService {
     type Response = Response<ProxyBody>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>>;
+    type Error = Dropped;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Dropped>> + Send>>;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let proxy = Arc::clone(&self.proxy);
         let client = self.client;
-        Box::pin(async move { Ok(proxy.handle(req, client).await) })
+        let switch = self.reset.clone();
+        Box::pin(async move { proxy.handle(req, client, &switch).await })
     }
 }

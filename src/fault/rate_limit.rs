@@ -1,0 +1,100 @@
+//! `rate_limit`: a token bucket per experiment; requests beyond it get 429 with `retry-after`, like an edge
+//! rate-limiting during a spike. Requests within the limit pass on untouched.
+//!
+//! The bucket is a GCRA ("theoretical arrival time") in one atomic, so the data plane takes no lock.
+
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use tokio::time::Instant;
+
+#[derive(Debug, Clone)]
+pub struct RateLimit {
+    /// Time between two tokens.
+    interval: Duration,
+    /// How far ahead of now the theoretical arrival time may run: (burst − 1) intervals.
+    tolerance: Duration,
+    bucket: Arc<Bucket>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    /// The clock's origin for `tat`.
+    base: Instant,
+    /// Theoretical arrival time of the next request, in nanoseconds since `base`.
+    tat: AtomicU64,
+}
+
+impl RateLimit {
+    /// `per_second` > 0 and finite, `burst` ≥ 1 (checked by the caller).
+    pub fn new(per_second: f64, burst: u32) -> Self {
+        let interval = Duration::from_secs_f64(1.0 / per_second);
+        RateLimit {
+            interval,
+            tolerance: interval.saturating_mul(burst.saturating_sub(1)),
+            bucket: Arc::new(Bucket { base: Instant::now(), tat: AtomicU64::new(0) }),
+        }
+    }
+
+    /// Takes a token at `now`: `None` when the request is within the limit, else how long until a token
+    /// is free (for `retry-after`).
+    pub fn take(&self, now: Instant) -> Option<Duration> {
+        let now = nanos(now.saturating_duration_since(self.bucket.base));
+        let interval = nanos(self.interval);
+        let tolerance = nanos(self.tolerance);
+        let mut tat = self.bucket.tat.load(Ordering::Relaxed);
+        loop {
+            let start = tat.max(now);
+            if start - now > tolerance {
+                return Some(Duration::from_nanos(start - now - tolerance));
+            }
+            match self.bucket.tat.compare_exchange_weak(
+                tat,
+                start.saturating_add(interval),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return None,
+                Err(current) => tat = current,
+            }
+        }
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_then_the_rate() {
+        let rl = RateLimit::new(10.0, 3);
+        let now = Instant::now();
+        assert_eq!(rl.take(now), None);
+        assert_eq!(rl.take(now), None);
+        assert_eq!(rl.take(now), None);
+        assert_eq!(rl.take(now), Some(Duration::from_millis(100)), "the burst is spent");
+        tokio::time::advance(Duration::from_millis(100)).await;
+        assert_eq!(rl.take(Instant::now()), None, "one token back after one interval");
+        assert!(rl.take(Instant::now()).is_some());
+        // Over ten seconds at most 10 per second pass, whatever the demand.
+        let mut passed = 0;
+        for _ in 0..100 {
+            tokio::time::advance(Duration::from_millis(10)).await;
+            for _ in 0..5 {
+                if rl.take(Instant::now()).is_none() {
+                    passed += 1;
+                }
+            }
+        }
+        assert!((9..=11).contains(&passed), "{passed} in 1 s at 10/s");
+    }
+}

@@ -1,0 +1,259 @@
+//! Faults that act on the connection and on the response body: hang, reset, truncate, throttle.
+//!
+//! A connection fault makes hyper drop the client's connection: the request's service returns
+//! [`Dropped`], or the response body returns [`BodyError::Cut`]. Over HTTP/1.1 hyper then closes the
+//! connection; over HTTP/2 it resets the stream. For a reset, the connection's [`ResetSwitch`] is flipped
+//! first, and [`ResetOnDrop`] sets `SO_LINGER` to zero when hyper drops the socket, so the kernel sends RST
+//! instead of FIN.
+
+use std::{
+    future::Future,
+    io,
+    num::NonZeroU64,
+    pin::Pin,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::TcpStream,
+    time::{Instant, Sleep},
+};
+
+use super::{body::ProxyBody, respond};
+use crate::fault::{BodyPlan, CutKind, Hang, HangEnd};
+
+/// The request's connection is dropped on purpose by a fault; hyper closes it (HTTP/2: resets the stream).
+#[derive(Debug, thiserror::Error)]
+#[error("connection dropped by an injected fault")]
+pub struct Dropped;
+
+/// Why a response body ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The upstream's body failed.
+    #[error(transparent)]
+    Upstream(#[from] hyper::Error),
+    /// A truncate or reset fault cut the body.
+    #[error("response body cut by an injected fault")]
+    Cut,
+}
+
+// === impl ResetSwitch ===
+
+/// Shared by one client connection and its requests: once on, the connection ends with a TCP reset.
+#[derive(Debug, Clone, Default)]
+pub struct ResetSwitch(Arc<AtomicBool>);
+
+impl ResetSwitch {
+    pub fn turn_on(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    fn is_on(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+// === impl ResetOnDrop ===
+
+/// The client's socket; when dropped with its switch on, it is closed with RST rather than FIN.
+pub struct ResetOnDrop {
+    stream: TcpStream,
+    switch: ResetSwitch,
+}
+
+impl ResetOnDrop {
+    pub fn new(stream: TcpStream, switch: ResetSwitch) -> Self {
+        ResetOnDrop { stream, switch }
+    }
+}
+
+impl Drop for ResetOnDrop {
+    fn drop(&mut self) {
+        if self.switch.is_on() {
+            // Zero linger: close() discards unsent data and sends RST. Does not block.
+            if let Err(e) = self.stream.set_zero_linger() {
+                tracing::debug!(error = %e, "could not arm the connection reset");
+            }
+        }
+    }
+}
+
+impl AsyncRead for ResetOnDrop {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ResetOnDrop {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
+// === connection faults before the response ===
+
+/// Resets the connection without a response.
+pub fn reset(switch: &ResetSwitch) -> Dropped {
+    switch.turn_on();
+    Dropped
+}
+
+/// Holds the request, then ends it as the hang says.
+pub async fn hang<B>(hang: &Hang, req: &Request<B>, switch: &ResetSwitch) -> Result<Response<ProxyBody>, Dropped> {
+    tokio::time::sleep(hang.hold).await;
+    match &hang.then {
+        HangEnd::Close => Err(Dropped),
+        HangEnd::Reset => Err(reset(switch)),
+        HangEnd::Respond(abort) => Ok(respond::abort(abort, req)),
+    }
+}
+
+// === impl ActBody ===
+
+/// How long a cut body waits before ending the connection. hyper drops what it still buffers when a body
+/// fails, so the cut first returns `Pending` for this long: hyper flushes the bytes before the cut to the
+/// socket meanwhile, and the client receives them.
+const DRAIN: Duration = Duration::from_millis(25);
+
+/// Throttled bodies are sent in pieces of at most this long a time's worth of bytes.
+const PIECE: Duration = Duration::from_millis(50);
+
+/// The upstream's body with the request's body faults applied.
+pub struct ActBody {
+    inner: ProxyBody,
+    plan: BodyPlan,
+    switch: ResetSwitch,
+    /// Body bytes passed on so far.
+    sent: u64,
+    /// When the first piece went out (the throttle's time origin).
+    started: Option<Instant>,
+    /// The throttle's wait before the next piece.
+    sleep: Option<Pin<Box<Sleep>>>,
+    /// Data received but not yet passed on (throttled pieces).
+    pending: Bytes,
+}
+
+impl ActBody {
+    pub fn new(inner: ProxyBody, plan: BodyPlan, switch: ResetSwitch) -> Self {
+        ActBody { inner, plan, switch, sent: 0, started: None, sleep: None, pending: Bytes::new() }
+    }
+
+    /// How many more bytes may pass before the cut.
+    fn room(&self) -> Option<u64> {
+        self.plan.cut.map(|(n, _)| n.saturating_sub(self.sent))
+    }
+
+    fn cut(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let drain = self.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(DRAIN)));
+        if drain.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        if let Some((_, CutKind::Reset)) = self.plan.cut {
+            self.switch.turn_on();
+        }
+        Poll::Ready(Some(Err(BodyError::Cut)))
+    }
+
+    /// The throttle's wait: the bytes already sent must have taken their time at the rate.
+    fn wait(&mut self, cx: &mut Context<'_>, rate: NonZeroU64) -> Poll<()> {
+        let Some(started) = self.started else { return Poll::Ready(()) };
+        let due = started + Duration::from_secs_f64(self.sent as f64 / rate.get() as f64);
+        if due <= Instant::now() {
+            self.sleep = None;
+            return Poll::Ready(());
+        }
+        let sleep = self.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        if sleep.deadline() != due {
+            sleep.as_mut().reset(due);
+        }
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                self.sleep = None;
+                Poll::Ready(())
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Passes on up to `room` and the throttle's piece size of `data`, keeping the rest for later.
+    fn pass(&mut self, mut data: Bytes) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let mut max = self.room().unwrap_or(u64::MAX);
+        if let Some(rate) = self.plan.rate {
+            max = max.min(((rate.get() as f64 * PIECE.as_secs_f64()) as u64).max(1));
+        }
+        let take = usize::try_from(max).unwrap_or(usize::MAX).min(data.len());
+        self.pending = data.split_off(take);
+        self.sent += data.len() as u64;
+        self.started.get_or_insert_with(Instant::now);
+        Poll::Ready(Some(Ok(Frame::data(data))))
+    }
+}
+
+impl Body for ActBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        if this.room() == Some(0) {
+            return this.cut(cx);
+        }
+        if let Some(rate) = this.plan.rate {
+            if this.wait(cx, rate).is_pending() {
+                return Poll::Pending;
+            }
+        }
+        if !this.pending.is_empty() {
+            let data = std::mem::take(&mut this.pending);
+            return this.pass(data);
+        }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) if data.is_empty() => Poll::Ready(Some(Ok(Frame::data(data)))),
+                Ok(data) => this.pass(data),
+                // Trailers come after the whole body: the cut (if any) was not reached.
+                Err(frame) => Poll::Ready(Some(Ok(frame))),
+            },
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.pending.is_empty() && self.room() != Some(0) && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        // Keep the upstream's length: a cut body then ends short of its content-length, as a real cut does.
+        self.inner.size_hint()
+    }
+}
