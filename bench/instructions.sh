@@ -54,12 +54,17 @@ run() {
   awk '/^(summary|totals):/ {print $2; exit}' "$DIR/$name.$n.out"
 }
 
+
 measure() {
   local name=$1 port=$2; shift 2
   local a b
   a=$(run "$name" "$port" 1000 "$@")
   b=$(run "$name" "$port" 3000 "$@")
-  printf '| %s | %s |\n' "$name" "$(( (b - a) / 2000 ))"
+  if [[ -z "$a" || -z "$b" ]]; then
+    printf '| %s | failed (see the callgrind logs) |\n' "$name"
+  else
+    printf '| %s | %s |\n' "$name" "$(( (b - a) / 2000 ))"
+  fi
 }
 
 cat > "$DIR/haproxy.cfg" <<CONF
@@ -79,14 +84,10 @@ frontend plain
 backend app
     server up1 127.0.0.1:$UP
 CONF
-cat > "$DIR/nginx-proxy.conf" <<CONF
-worker_processes 1; daemon off; master_process off; pid $DIR/proxy.pid; error_log $DIR/proxy.err;
-events { worker_connections 1024; }
-http { access_log off; client_body_temp_path $DIR/tmp; proxy_temp_path $DIR/tmp; keepalive_requests 1000000;
-  upstream app { server 127.0.0.1:$UP; keepalive 64; }
-  server { listen 127.0.0.1:$((BASE + 3));
-    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
-CONF
+# The nginx peer of bench/run.sh, as one process (callgrind follows one).
+sed -e "s/@WORKERS@/1/; s/@NOFILE@/4096/; s#@DIR@#$DIR#g; s/@UPPORT@/$UP/; s/@PORT@/$((BASE + 3))/; s/@H2PORT@/$((BASE + 4))/" \
+  bench/peers/nginx-proxy.conf.in >"$DIR/nginx-proxy.conf"
+sed -i 's/master_process on;/master_process off;/' "$DIR/nginx-proxy.conf"
 
 echo "| proxy | instructions per request |"
 echo "| --- | ---: |"

@@ -339,8 +339,8 @@ def full(raw, out):
     idle = [r for r in res if r["kind"] == "rss-idle"]
     conns = [r for r in res if r["kind"] == "conns"]
     stream = [r for r in res if r["kind"] == "stream"]
-    held = [r for r in res if r["kind"] == "held"]
-    if idle or conns or stream or held:
+    held_rows = [r for r in res if r["kind"] == "held"]
+    if idle or conns or stream or held_rows:
         L.append("## Resources")
         L.append("")
         L.append("RSS = VmRSS from /proc, summed over a process and its children (nginx master + "
@@ -394,13 +394,13 @@ def full(raw, out):
                      f"{fmt(mib(r['peak_rss_kb'] - r['rss_before_kb']), 1)} |")
         L.append("")
 
-    if held:
+    if held_rows:
         L.append("Held requests: a 10-minute fixed-delay experiment runs; that many connections each send one "
                  "request, RSS is read after 3 s (`bench/held.py`), then every connection is closed.")
         L.append("")
         L.append("| process | requests | held | answered early | RSS before MiB | RSS held MiB | kB per held request |")
         L.append("|---|--:|--:|--:|--:|--:|--:|")
-        for r in held:
+        for r in held_rows:
             if "error" in r:
                 L.append(f"| {r['target']} | failed | | | | | |")
                 continue

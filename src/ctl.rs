@@ -116,8 +116,7 @@ impl Ctl {
                 .map_err(rpc("ValidateExperiment"))?
                 .into_inner();
             for v in r.violations {
-                let doc = if specs.len() > 1 { format!("document {}: ", i + 1) } else { String::new() };
-                let _ = write!(problems, "\n  - {doc}{}: {}", v.field, v.description);
+                list_problem(&mut problems, specs.len(), i, &v.field, &v.description);
             }
         }
         if !problems.is_empty() {
@@ -255,6 +254,12 @@ impl Ctl {
     }
 }
 
+/// Adds one problem of document `i` (of `docs`) to a bulleted list.
+fn list_problem(out: &mut String, docs: usize, i: usize, field: &str, description: &str) {
+    let doc = if docs > 1 { format!("document {}: ", i + 1) } else { String::new() };
+    let _ = write!(out, "\n  - {doc}{field}: {description}");
+}
+
 fn read_specs(path: &Path) -> Result<Vec<v1::ExperimentSpec>, CtlError> {
     let text =
         std::fs::read_to_string(path).map_err(|e| CtlError::Usage(format!("cannot read {}: {e}", path.display())))?;
@@ -298,8 +303,7 @@ pub fn validate_file(
     for (i, spec) in specs.iter().enumerate() {
         if let Err(v) = validate_spec(spec, &ctx) {
             for v in v.0 {
-                let doc = if specs.len() > 1 { format!("document {}: ", i + 1) } else { String::new() };
-                let _ = write!(problems, "\n  - {doc}{}: {}", v.field, v.description);
+                list_problem(&mut problems, specs.len(), i, &v.field, &v.description);
             }
         }
     }
