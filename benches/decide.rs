@@ -26,21 +26,15 @@ fn topology() -> Topology {
 
 fn def(matcher: Matcher, routes: Vec<String>) -> ExperimentDef {
     ExperimentDef {
-        name: "bench".into(),
-        listeners: Vec::new(),
         routes,
         matcher,
         percentage: Percentage::new(50.0).expect("valid"),
-        duration: Duration::from_secs(3600),
-        start_delay: Duration::ZERO,
-        faults: vec![Fault::Abort(Abort::new(None, None, "", None, HeaderMap::new()))],
         seed: Some(1),
-        lease: None,
-        dry_run: false,
-        guards: Vec::new(),
-        trigger: None,
-        timeline: Default::default(),
-        sticky: None,
+        ..ExperimentDef::new(
+            "bench",
+            Duration::from_secs(3600),
+            vec![Fault::Abort(Abort::new(None, None, "", None, HeaderMap::new()))],
+        )
     }
 }
 

@@ -41,27 +41,19 @@ mod tests {
     use crate::{
         config::Topology,
         experiment::{ExperimentDef, Limits, RegistryError, State},
-        fault::{Abort, Fault, Matcher, Percentage},
+        fault::{Abort, Fault},
         pb::v1 as pb,
     };
 
     fn leased(lease: Duration) -> ExperimentDef {
         ExperimentDef {
-            name: "leased".into(),
-            listeners: Vec::new(),
-            routes: Vec::new(),
-            matcher: Matcher::default(),
-            percentage: Percentage::ALL,
-            duration: Duration::from_secs(60),
-            start_delay: Duration::ZERO,
-            faults: vec![Fault::Abort(Abort::new(None, None, "", None, HeaderMap::new()))],
             seed: Some(1),
             lease: Some(lease),
-            dry_run: false,
-            guards: Vec::new(),
-            trigger: None,
-            timeline: Default::default(),
-            sticky: None,
+            ..ExperimentDef::new(
+                "leased",
+                Duration::from_secs(60),
+                vec![Fault::Abort(Abort::new(None, None, "", None, HeaderMap::new()))],
+            )
         }
     }
 

@@ -48,3 +48,29 @@ pub struct ExperimentDef {
     /// Select clients by this key instead of requests at random.
     pub sticky: Option<StickyKey>,
 }
+
+impl ExperimentDef {
+    /// Every request, these faults, this long, with every optional feature off (no match conditions, 100 %,
+    /// no start delay, seed, lease, dry run, guards, trigger, timeline or sticky key). Code that builds a
+    /// definition itself (tests, benchmarks) starts here and sets what it needs; specs from users go
+    /// through `control::convert`.
+    pub fn new(name: impl Into<String>, duration: Duration, faults: Vec<Fault>) -> Self {
+        ExperimentDef {
+            name: name.into(),
+            listeners: Vec::new(),
+            routes: Vec::new(),
+            matcher: Matcher::default(),
+            percentage: Percentage::ALL,
+            duration,
+            start_delay: Duration::ZERO,
+            faults,
+            seed: None,
+            lease: None,
+            dry_run: false,
+            guards: Vec::new(),
+            trigger: None,
+            timeline: timeline::Timeline::default(),
+            sticky: None,
+        }
+    }
+}

@@ -500,7 +500,7 @@ mod tests {
     use super::*;
     use crate::{
         config::RouteId,
-        fault::{Abort, Fault, Matcher, Percentage, RequestView},
+        fault::{Abort, Fault, RequestView},
     };
 
     fn registry() -> Arc<Registry> {
@@ -509,21 +509,9 @@ mod tests {
 
     fn def(duration: Duration, start_delay: Duration) -> ExperimentDef {
         ExperimentDef {
-            name: "x".into(),
-            listeners: Vec::new(),
-            routes: Vec::new(),
-            matcher: Matcher::default(),
-            percentage: Percentage::ALL,
-            duration,
             start_delay,
-            faults: vec![Fault::Abort(Abort::new(None, None, "", None, HeaderMap::new()))],
             seed: Some(1),
-            lease: None,
-            dry_run: false,
-            guards: Vec::new(),
-            trigger: None,
-            timeline: Default::default(),
-            sticky: None,
+            ..ExperimentDef::new("x", duration, vec![Fault::Abort(Abort::new(None, None, "", None, HeaderMap::new()))])
         }
     }
 

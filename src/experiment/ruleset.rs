@@ -466,21 +466,13 @@ mod tests {
 
     fn rule(seq: u64, matcher: Matcher) -> Arc<Rule> {
         let def = ExperimentDef {
-            name: format!("r{seq}"),
-            listeners: Vec::new(),
-            routes: Vec::new(),
             matcher,
-            percentage: Percentage::ALL,
-            duration: Duration::from_secs(60),
-            start_delay: Duration::ZERO,
-            faults: vec![Fault::Delay(Delay::fixed(Duration::from_millis(1)))],
             seed: Some(seq),
-            lease: None,
-            dry_run: false,
-            guards: Vec::new(),
-            trigger: None,
-            timeline: Default::default(),
-            sticky: None,
+            ..ExperimentDef::new(
+                format!("r{seq}"),
+                Duration::from_secs(60),
+                vec![Fault::Delay(Delay::fixed(Duration::from_millis(1)))],
+            )
         };
         Arc::new(Rule::new(
             format!("e{seq}").into(),

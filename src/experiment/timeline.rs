@@ -127,7 +127,7 @@ mod tests {
     use crate::{
         config::Topology,
         experiment::{ExperimentDef, Rule, RuleSet},
-        fault::{Abort, Fault, Matcher},
+        fault::{Abort, Fault},
     };
 
     fn pct(p: f64) -> Percentage {
@@ -180,19 +180,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_rule_set_follows_the_timeline_on_the_paused_clock() {
         let def = ExperimentDef {
-            name: "flapping ramp".into(),
-            listeners: Vec::new(),
-            routes: Vec::new(),
-            matcher: Matcher::default(),
-            percentage: Percentage::ALL,
-            duration: Duration::from_secs(3600),
-            start_delay: Duration::ZERO,
-            faults: vec![Fault::Abort(Abort::new(None, None, "", None, HeaderMap::new()))],
             seed: Some(7),
-            lease: None,
-            dry_run: false,
-            guards: Vec::new(),
-            trigger: None,
             timeline: Timeline {
                 ramp: Some(Ramp {
                     from: pct(0.0),
@@ -207,7 +195,11 @@ mod tests {
                     seed: 7,
                 }),
             },
-            sticky: None,
+            ..ExperimentDef::new(
+                "flapping ramp",
+                Duration::from_secs(3600),
+                vec![Fault::Abort(Abort::new(None, None, "", None, HeaderMap::new()))],
+            )
         };
         let start = Instant::now();
         let rule = Arc::new(Rule::new("e1".into(), 1, &def, 7, start + def.duration, Arc::default()));
