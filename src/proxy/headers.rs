@@ -131,6 +131,15 @@ pub fn is_grpc(headers: &HeaderMap) -> bool {
     headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
+/// The request's host without port: the HTTP/2 `:authority` (or an absolute URI), else the `host` header.
+pub fn request_host<B>(req: &http::Request<B>) -> Option<&str> {
+    req.uri()
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()))
+        .map(strip_port)
+}
+
 /// Host without port from an authority or Host value ("[::1]:80" → "::1").
 pub fn strip_port(authority: &str) -> &str {
     if let Some(rest) = authority.strip_prefix('[') {

@@ -66,12 +66,8 @@ pub fn rate_limited<B>(retry_after: Duration, req: &Request<B>) -> Response<Prox
 
 /// A built-in error page for `req`, with a fresh request id and the current time.
 fn page<B>(status: StatusCode, page: &Page, req: &Request<B>) -> Response<ProxyBody> {
-    let host = req
-        .uri()
-        .authority()
-        .map(|a| a.as_str())
-        .or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()))
-        .map(headers::strip_port);
+    let host = headers::request_host(req);
+
     let rendered = page.render(
         status,
         &PageRequest { host, json: wants_json(req.headers()), now: SystemTime::now(), id: rand::random() },

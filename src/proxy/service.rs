@@ -3,7 +3,7 @@
 use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc};
 
 use arc_swap::ArcSwap;
-use http::{header, Request, Response};
+use http::{Request, Response};
 use hyper::body::Incoming;
 
 use super::{
@@ -82,12 +82,8 @@ impl ReverseProxy {
         // that a fault ends (abort, hang, reset, rate limit) keeps it until it is answered.
         let mut slot = None;
         let (route, decision) = {
-            let host = req
-                .uri()
-                .authority()
-                .map(|a| a.as_str())
-                .or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()))
-                .map(headers::strip_port);
+            let host = headers::request_host(&req);
+
             let path = req.uri().path();
             let Some(route) = self.routes.iter().find(|r| r.takes(host, path)) else {
                 tracing::debug!(listener = %self.name, ?host, path, "no route");
