@@ -5,6 +5,7 @@ use std::{
     fmt,
     net::SocketAddr,
     path::{Path, PathBuf},
+    sync::Arc,
     time::Duration,
 };
 
@@ -21,6 +22,7 @@ use crate::{
     experiment::Limits,
     fault::HostPattern,
     pb::v1::ExperimentSpec,
+    proxy::tls::{Roots, TlsOrigin, TlsSetupError},
 };
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -102,6 +104,8 @@ pub enum Protocol {
 pub struct Upstream {
     pub scheme: Scheme,
     pub authority: Authority,
+    /// Set for `https://` upstreams: how the proxy speaks TLS to it.
+    pub tls: Option<Arc<TlsOrigin>>,
 }
 
 impl fmt::Display for Upstream {
@@ -110,13 +114,30 @@ impl fmt::Display for Upstream {
     }
 }
 
+/// A host a route takes, with the port a forward listener's destination must have (`api.example.com:443`).
+#[derive(Debug, Clone)]
+pub struct RouteHost {
+    pub host: HostPattern,
+    pub port: Option<u16>,
+}
+
+impl RouteHost {
+    pub fn matches(&self, host: &str, port: Option<u16>) -> bool {
+        self.host.matches(host) && self.port.is_none_or(|p| Some(p) == port)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct RouteConfig {
     pub id: RouteId,
     pub name: String,
-    pub hosts: Vec<HostPattern>,
+    pub hosts: Vec<RouteHost>,
     pub path_prefix: Option<String>,
-    pub upstream: Upstream,
+    /// `None` on a forward listener: the request's own destination.
+    pub upstream: Option<Upstream>,
+    /// Whether the client's `host` header goes to the upstream unchanged; otherwise it becomes the
+    /// upstream's authority (the default for `https://` upstreams, whose certificate names that host).
+    pub preserve_host: bool,
     pub protocol: Protocol,
     /// Longest wait for the upstream's TCP connection.
     pub connect_timeout: Duration,
@@ -124,10 +145,23 @@ pub struct RouteConfig {
     pub timeout: Duration,
 }
 
+/// What a listener is to its clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// In front of a service: routes send requests to their upstream.
+    #[default]
+    Reverse,
+    /// An egress proxy (`HTTP_PROXY`/`HTTPS_PROXY`): absolute-form requests go to their own destination,
+    /// `CONNECT` opens a tunnel to it.
+    Forward,
+}
+
 #[derive(Debug, Clone)]
 pub struct ListenerConfig {
     pub name: String,
     pub bind: SocketAddr,
+    pub mode: Mode,
     /// First match wins.
     pub routes: Vec<RouteConfig>,
 }
@@ -221,13 +255,6 @@ struct FileListener {
     routes: Vec<FileRoute>,
 }
 
-#[derive(Debug, Default, Deserialize, PartialEq)]
-#[serde(rename_all = "lowercase")]
-enum Mode {
-    #[default]
-    Reverse,
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileRoute {
@@ -235,11 +262,22 @@ struct FileRoute {
     #[serde(default)]
     hosts: Vec<String>,
     path_prefix: Option<String>,
-    upstream: String,
+    upstream: Option<String>,
     #[serde(default)]
     protocol: Protocol,
     connect_timeout: Option<String>,
     timeout: Option<String>,
+    tls: Option<FileUpstreamTls>,
+    preserve_host: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileUpstreamTls {
+    #[serde(default)]
+    roots: Roots,
+    ca_file: Option<PathBuf>,
+    server_name: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -332,15 +370,17 @@ impl Config {
             }
             if let Some(upstream) = &o.upstream {
                 match first.routes.iter_mut().find(|r| r.hosts.is_empty() && r.path_prefix.is_none()) {
-                    Some(default) => default.upstream = upstream.clone(),
+                    Some(default) => default.upstream = Some(upstream.clone()),
                     None => first.routes.push(FileRoute {
                         name: "default".into(),
                         hosts: Vec::new(),
                         path_prefix: None,
-                        upstream: upstream.clone(),
+                        upstream: Some(upstream.clone()),
                         protocol: Protocol::Auto,
                         connect_timeout: None,
                         timeout: None,
+                        tls: None,
+                        preserve_host: None,
                     }),
                 }
             }
@@ -348,16 +388,32 @@ impl Config {
 
         let mut listeners = Vec::new();
         let mut next_route = 0u32;
-        for (li, l) in file.listeners.iter().enumerate() {
+        let names: Vec<String> = file.listeners.iter().map(|l| l.name.clone()).collect();
+        for (li, l) in file.listeners.iter_mut().enumerate() {
             let at = format!("listeners[{li}]");
             check_name(&l.name, &format!("{at}.name"), &mut problems);
-            if file.listeners[..li].iter().any(|o| o.name == l.name) {
+            if names[..li].contains(&l.name) {
                 problems.push(format!("{at}.name: another listener is already named {:?}", l.name));
             }
-            // Only reverse listeners exist; the field is kept so files name their mode explicitly.
-            let Mode::Reverse = l.mode;
             let bind = socket_addr(&l.bind, &format!("{at}.bind"), &mut problems);
-            if l.routes.is_empty() && implicit_listener {
+            let forward = l.mode == Mode::Forward;
+            if forward {
+                // Every destination has a route: those the file names, then one for the rest.
+                let catch_all = l.routes.iter().any(|r| r.hosts.is_empty() && r.path_prefix.is_none());
+                if !catch_all && !l.routes.iter().any(|r| r.name == "default") {
+                    l.routes.push(FileRoute {
+                        name: "default".into(),
+                        hosts: Vec::new(),
+                        path_prefix: None,
+                        upstream: None,
+                        protocol: Protocol::Auto,
+                        connect_timeout: None,
+                        timeout: None,
+                        tls: None,
+                        preserve_host: None,
+                    });
+                }
+            } else if l.routes.is_empty() && implicit_listener {
                 problems.push("no listener and no upstream: pass --upstream http://host:port, or list listeners in a config file (--config)".into());
             } else if l.routes.is_empty() {
                 problems.push(format!(
@@ -376,7 +432,31 @@ impl Config {
                         problems.push(format!("{at}.path_prefix: must start with '/', got {p:?}"));
                     }
                 }
-                let upstream = parse_upstream(&r.upstream, &format!("{at}.upstream"), &mut problems);
+                let upstream = match (&r.upstream, forward) {
+                    (Some(u), false) => parse_upstream(u, &format!("{at}.upstream"), &mut problems)
+                        .and_then(|u| with_tls(u, r.tls.as_ref(), &at, &mut problems))
+                        .map(Some),
+                    (None, false) => {
+                        problems
+                            .push(format!("{at}.upstream: missing; a route needs an upstream URL (http://host:port)"));
+                        None
+                    }
+                    (None, true) => Some(None),
+                    (Some(_), true) => {
+                        problems.push(format!(
+                            "{at}.upstream: a forward listener's requests go to their own destination; name the \
+                             destinations in hosts (\"api.example.com\", \"*.example.com:443\") and leave upstream out"
+                        ));
+                        None
+                    }
+                };
+                if forward && r.tls.is_some() {
+                    problems.push(format!("{at}.tls: only for a reverse route with an https:// upstream"));
+                }
+                let hosts = route_hosts(&r.hosts, forward, &at, &mut problems);
+                let preserve_host = r
+                    .preserve_host
+                    .unwrap_or_else(|| upstream.as_ref().and_then(Option::as_ref).is_none_or(|u| u.tls.is_none()));
                 let connect_timeout = opt_duration(&r.connect_timeout, &format!("{at}.connect_timeout"), &mut problems)
                     .unwrap_or(Duration::from_secs(5));
                 let timeout = opt_duration(&r.timeout, &format!("{at}.timeout"), &mut problems)
@@ -385,9 +465,10 @@ impl Config {
                     routes.push(RouteConfig {
                         id: RouteId(next_route),
                         name: r.name.clone(),
-                        hosts: r.hosts.iter().map(|h| HostPattern::parse(h)).collect(),
+                        hosts,
                         path_prefix: r.path_prefix.clone(),
                         upstream,
+                        preserve_host,
                         protocol: r.protocol,
                         connect_timeout,
                         timeout,
@@ -396,7 +477,7 @@ impl Config {
                 }
             }
             if let Some(bind) = bind {
-                listeners.push(ListenerConfig { name: l.name.clone(), bind, routes });
+                listeners.push(ListenerConfig { name: l.name.clone(), bind, mode: l.mode, routes });
             }
         }
 
@@ -590,7 +671,76 @@ fn opt_duration(s: &Option<String>, at: &str, problems: &mut Vec<String>) -> Opt
     }
 }
 
-/// An upstream URL: `http://host:port`, no path.
+/// A route's `hosts`: names, `*.suffix` wildcards, and on a forward listener an optional port.
+fn route_hosts(hosts: &[String], forward: bool, at: &str, problems: &mut Vec<String>) -> Vec<RouteHost> {
+    let mut out = Vec::new();
+    for (i, h) in hosts.iter().enumerate() {
+        let (name, port) = match h.rsplit_once(':') {
+            Some((name, port)) if !name.contains(':') || name.ends_with(']') => match port.parse::<u16>() {
+                Ok(p) if forward && p > 0 => (name, Some(p)),
+                Ok(_) if forward => {
+                    problems.push(format!("{at}.hosts[{i}]: {h:?}: the port must be 1–65535"));
+                    continue;
+                }
+                Ok(_) => {
+                    problems.push(format!(
+                        "{at}.hosts[{i}]: {h:?}: a port is only for forward listeners' destinations; a reverse \
+                         route matches the host name alone"
+                    ));
+                    continue;
+                }
+                Err(_) => {
+                    problems.push(format!("{at}.hosts[{i}]: {h:?}: {port:?} is not a port"));
+                    continue;
+                }
+            },
+            _ => (h.as_str(), None),
+        };
+        let name = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')).unwrap_or(name);
+        if name.is_empty() {
+            problems.push(format!("{at}.hosts[{i}]: empty host"));
+            continue;
+        }
+        out.push(RouteHost { host: HostPattern::parse(name), port });
+    }
+    out
+}
+
+/// Adds the route's `tls` settings to an `https://` upstream; refuses them on an `http://` one.
+fn with_tls(
+    mut upstream: Upstream,
+    tls: Option<&FileUpstreamTls>,
+    at: &str,
+    problems: &mut Vec<String>,
+) -> Option<Upstream> {
+    if upstream.scheme != Scheme::HTTPS {
+        if tls.is_some() {
+            problems.push(format!("{at}.tls: the upstream is http://; TLS settings need an https:// upstream"));
+            return None;
+        }
+        return Some(upstream);
+    }
+    let default = FileUpstreamTls::default();
+    let t = tls.unwrap_or(&default);
+    match TlsOrigin::new(upstream.authority.host(), t.server_name.as_deref(), t.roots, t.ca_file.as_deref()) {
+        Ok(origin) => {
+            upstream.tls = Some(Arc::new(origin));
+            Some(upstream)
+        }
+        Err(e) => {
+            let field = match &e {
+                TlsSetupError::ServerName(_) if t.server_name.is_some() => "tls.server_name",
+                TlsSetupError::ServerName(_) => "upstream",
+                TlsSetupError::System(_) | TlsSetupError::NoRoots => "tls.roots",
+                _ => "tls.ca_file",
+            };
+            problems.push(format!("{at}.{field}: {e}"));
+            None
+        }
+    }
+}
+
+/// An upstream URL: `http://host:port` or `https://host:port`, no path.
 pub fn parse_upstream(s: &str, at: &str, problems: &mut Vec<String>) -> Option<Upstream> {
     let uri: http::Uri = match s.parse() {
         Ok(u) => u,
@@ -599,17 +749,14 @@ pub fn parse_upstream(s: &str, at: &str, problems: &mut Vec<String>) -> Option<U
             return None;
         }
     };
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            problems.push(format!("{at}: {s:?}: HTTPS upstreams are not supported; use an http:// upstream"));
-            return None;
-        }
+    let scheme = match uri.scheme_str() {
+        Some("http") => Scheme::HTTP,
+        Some("https") => Scheme::HTTPS,
         _ => {
-            problems.push(format!("{at}: {s:?} needs the http:// scheme (http://host:port)"));
+            problems.push(format!("{at}: {s:?} needs the http:// or https:// scheme (http://host:port)"));
             return None;
         }
-    }
+    };
     let Some(authority) = uri.authority().cloned() else {
         problems.push(format!("{at}: {s:?} has no host"));
         return None;
@@ -620,7 +767,7 @@ pub fn parse_upstream(s: &str, at: &str, problems: &mut Vec<String>) -> Option<U
         ));
         return None;
     }
-    Some(Upstream { scheme: Scheme::HTTP, authority })
+    Some(Upstream { scheme, authority, tls: None })
 }
 
 #[cfg(test)]

@@ -24,7 +24,10 @@ use hyper::{
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
-use super::upstream::UpstreamError;
+use super::{
+    tls::{TlsOrigin, UpstreamIo},
+    upstream::UpstreamError,
+};
 
 /// Idle HTTP/1.1 connections kept per route; more are closed when they fall idle.
 const MAX_IDLE: usize = 1024;
@@ -33,6 +36,8 @@ pub struct Pool {
     /// `host:port` to connect to.
     addr: String,
     connect_timeout: Duration,
+    /// `Some`: the upstream speaks HTTPS.
+    tls: Option<Arc<TlsOrigin>>,
     idle: ArrayQueue<http1::SendRequest<Incoming>>,
     h2: ArcSwapOption<http2::SendRequest<Incoming>>,
     /// Serialises opening the HTTP/2 connection, so a burst opens one, not many.
@@ -40,29 +45,44 @@ pub struct Pool {
 }
 
 impl Pool {
-    pub fn new(addr: String, connect_timeout: Duration) -> Arc<Self> {
+    pub fn new(addr: String, connect_timeout: Duration, tls: Option<Arc<TlsOrigin>>) -> Arc<Self> {
         Arc::new(Pool {
             addr,
             connect_timeout,
+            tls,
             idle: ArrayQueue::new(MAX_IDLE),
             h2: ArcSwapOption::empty(),
             h2_connecting: tokio::sync::Mutex::new(()),
         })
     }
 
-    async fn connect(&self) -> Result<TokioIo<TcpStream>, UpstreamError> {
-        let stream = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.addr)).await {
-            Err(_) => return Err(UpstreamError::ConnectTimeout),
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => return Err(UpstreamError::ConnectTimeout),
-            Ok(Err(e)) => return Err(UpstreamError::Connect(e.to_string())),
-            Ok(Ok(s)) => s,
+    /// A new connection; over TLS when the upstream is HTTPS, offering `h2` or HTTP/1.1 by ALPN. The TLS
+    /// handshake counts towards the connect timeout.
+    async fn connect(&self, h2: bool) -> Result<TokioIo<UpstreamIo>, UpstreamError> {
+        match tokio::time::timeout(self.connect_timeout, self.connect_within(h2)).await {
+            Err(_) => Err(UpstreamError::ConnectTimeout),
+            Ok(r) => r,
+        }
+    }
+
+    async fn connect_within(&self, h2: bool) -> Result<TokioIo<UpstreamIo>, UpstreamError> {
+        let stream = match TcpStream::connect(&self.addr).await {
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(UpstreamError::ConnectTimeout),
+            Err(e) => return Err(UpstreamError::Connect(e.to_string())),
+            Ok(s) => s,
         };
         let _ = stream.set_nodelay(true);
-        Ok(TokioIo::new(stream))
+        let io = match &self.tls {
+            None => UpstreamIo::Plain(stream),
+            Some(tls) => {
+                UpstreamIo::Tls(Box::new(tls.connect(stream, h2).await.map_err(|e| UpstreamError::Tls(e.to_string()))?))
+            }
+        };
+        Ok(TokioIo::new(io))
     }
 
     async fn connect_h1(&self) -> Result<http1::SendRequest<Incoming>, UpstreamError> {
-        let io = self.connect().await?;
+        let io = self.connect(false).await?;
         let (sender, conn) =
             http1::handshake(io).await.map_err(|e| UpstreamError::Connect(format!("HTTP/1.1 handshake: {e}")))?;
         tokio::spawn(async move {
@@ -128,7 +148,7 @@ impl Pool {
         if let Some(s) = self.h2.load().as_deref().filter(|s| !s.is_closed()) {
             return Ok(s.clone());
         }
-        let io = self.connect().await?;
+        let io = self.connect(true).await?;
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .keep_alive_interval(Duration::from_secs(30))

@@ -85,7 +85,8 @@ fn page<B>(status: StatusCode, page: &Page, req: &Request<B>) -> Response<ProxyB
 pub fn upstream_error(err: &UpstreamError) -> Response<ProxyBody> {
     let status = match err {
         UpstreamError::ConnectTimeout | UpstreamError::ResponseTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-        UpstreamError::Connect(_) | UpstreamError::Request(_) => StatusCode::BAD_GATEWAY,
+        UpstreamError::Connect(_) | UpstreamError::Request(_) | UpstreamError::Tls(_) => StatusCode::BAD_GATEWAY,
+        UpstreamError::Destination(_) => StatusCode::BAD_REQUEST,
     };
     proxy_error(status, err.kind(), format!("edgefault: {err}\n"))
 }

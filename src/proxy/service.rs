@@ -29,7 +29,7 @@ struct Route {
 impl Route {
     fn takes(&self, host: Option<&str>, path: &str) -> bool {
         let r = self.upstream.route();
-        (r.hosts.is_empty() || host.is_some_and(|h| r.hosts.iter().any(|p| p.matches(h))))
+        (r.hosts.is_empty() || host.is_some_and(|h| r.hosts.iter().any(|p| p.matches(h, None))))
             && r.path_prefix.as_ref().is_none_or(|p| path.starts_with(p.as_str()))
     }
 }
@@ -167,7 +167,7 @@ impl ReverseProxy {
                 if !injected {
                     self.health.record(route.id, true);
                 }
-                tracing::warn!(listener = %self.name, route = %route.upstream.route().name, upstream = %route.upstream.route().upstream, error = %e, "upstream_error");
+                tracing::warn!(listener = %self.name, route = %route.upstream.route().name, upstream = %route.upstream.route().upstream.as_ref().map_or_else(|| "destination".to_owned(), ToString::to_string), error = %e, "upstream_error");
                 respond::upstream_error(&e)
             }
         }

@@ -1,9 +1,18 @@
 //! Forwarding to an upstream: pooled clients per route (HTTP/1.1 and cleartext HTTP/2), timeouts, upgrades,
 //! and errors that say what failed.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, VecDeque},
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
-use http::{header, uri::PathAndQuery, Request, Response, StatusCode, Uri, Version};
+use http::{
+    header,
+    uri::{Authority, PathAndQuery, Scheme},
+    Request, Response, StatusCode, Uri, Version,
+};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
@@ -21,6 +30,10 @@ pub enum UpstreamError {
     ResponseTimeout(Duration),
     #[error("upstream request failed: {0}")]
     Request(String),
+    #[error("upstream TLS handshake failed: {0}")]
+    Tls(String),
+    #[error("the request has no destination: {0}")]
+    Destination(String),
 }
 
 impl UpstreamError {
@@ -31,22 +44,80 @@ impl UpstreamError {
             UpstreamError::ConnectTimeout => "upstream-connect-timeout",
             UpstreamError::ResponseTimeout(_) => "upstream-timeout",
             UpstreamError::Request(_) => "upstream-request",
+            UpstreamError::Tls(_) => "upstream-tls",
+            UpstreamError::Destination(_) => "no-destination",
         }
     }
+}
+
+/// Destinations a forward route keeps connections to; past this many, the least recently added go.
+const MAX_DESTINATIONS: usize = 256;
+
+/// Where a route's requests go.
+enum Target {
+    /// The route's configured upstream.
+    Fixed { pool: Arc<Pool>, scheme: Scheme, authority: Authority },
+    /// Each request's own destination (a forward listener), with a pool per destination.
+    Destination(Mutex<Destinations>),
+}
+
+#[derive(Default)]
+struct Destinations {
+    pools: HashMap<Authority, Arc<Pool>>,
+    order: VecDeque<Authority>,
 }
 
 /// A route's upstream: where it is, and the connections kept open to it.
 pub struct Upstream {
     route: RouteConfig,
-    pool: Arc<Pool>,
+    target: Target,
 }
 
 impl Upstream {
     pub fn new(route: RouteConfig) -> Self {
-        let authority = &route.upstream.authority;
-        let addr = format!("{}:{}", authority.host(), authority.port_u16().unwrap_or(80));
-        let pool = Pool::new(addr, route.connect_timeout);
-        Upstream { route, pool }
+        let target = match &route.upstream {
+            Some(u) => {
+                let default_port = if u.scheme == Scheme::HTTPS { 443 } else { 80 };
+                let addr = format!("{}:{}", u.authority.host(), u.authority.port_u16().unwrap_or(default_port));
+                Target::Fixed {
+                    pool: Pool::new(addr, route.connect_timeout, u.tls.clone()),
+                    scheme: u.scheme.clone(),
+                    authority: u.authority.clone(),
+                }
+            }
+            None => Target::Destination(Mutex::new(Destinations::default())),
+        };
+        Upstream { route, target }
+    }
+
+    /// The pool, scheme and authority a request goes to.
+    fn target_of(&self, uri: &Uri) -> Result<(Arc<Pool>, Scheme, Authority), UpstreamError> {
+        match &self.target {
+            Target::Fixed { pool, scheme, authority } => Ok((Arc::clone(pool), scheme.clone(), authority.clone())),
+            Target::Destination(destinations) => {
+                let authority = uri
+                    .authority()
+                    .cloned()
+                    .ok_or_else(|| UpstreamError::Destination("a forward proxy needs an absolute URI".into()))?;
+                let mut d = destinations.lock().unwrap_or_else(|p| p.into_inner());
+                let pool = match d.pools.get(&authority) {
+                    Some(p) => Arc::clone(p),
+                    None => {
+                        if d.order.len() >= MAX_DESTINATIONS {
+                            if let Some(old) = d.order.pop_front() {
+                                d.pools.remove(&old);
+                            }
+                        }
+                        let addr = format!("{}:{}", authority.host(), authority.port_u16().unwrap_or(80));
+                        let pool = Pool::new(addr, self.route.connect_timeout, None);
+                        d.pools.insert(authority.clone(), Arc::clone(&pool));
+                        d.order.push_back(authority.clone());
+                        pool
+                    }
+                };
+                Ok((pool, Scheme::HTTP, authority))
+            }
+        }
     }
 
     pub fn route(&self) -> &RouteConfig {
@@ -69,18 +140,31 @@ impl Upstream {
                 Protocol::Http2 => true,
             };
 
+        let (pool, scheme, authority) = self.target_of(req.uri())?;
         let (mut parts, body) = req.into_parts();
-        if !h2 && !parts.headers.contains_key(header::HOST) {
-            if let Some(host) = parts.uri.authority().and_then(|a| http::HeaderValue::from_str(a.as_str()).ok()) {
-                parts.headers.insert(header::HOST, host);
+        if !h2 {
+            if !self.route.preserve_host {
+                if let Ok(host) = http::HeaderValue::from_str(authority.as_str()) {
+                    parts.headers.insert(header::HOST, host);
+                }
+            } else if !parts.headers.contains_key(header::HOST) {
+                if let Some(host) = parts.uri.authority().and_then(|a| http::HeaderValue::from_str(a.as_str()).ok()) {
+                    parts.headers.insert(header::HOST, host);
+                }
             }
         }
         let path = parts.uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
-        let mut uri = http::uri::Parts::default();
-        uri.scheme = Some(self.route.upstream.scheme.clone());
-        uri.authority = Some(self.route.upstream.authority.clone());
-        uri.path_and_query = Some(path);
-        parts.uri = Uri::from_parts(uri).map_err(|e| UpstreamError::Request(e.to_string()))?;
+        parts.uri = if h2 {
+            // HTTP/2 carries the scheme and authority as pseudo-headers, taken from the URI.
+            let mut uri = http::uri::Parts::default();
+            uri.scheme = Some(scheme);
+            uri.authority = Some(authority);
+            uri.path_and_query = Some(path);
+            Uri::from_parts(uri).map_err(|e| UpstreamError::Request(e.to_string()))?
+        } else {
+            // HTTP/1.1 to an origin: the origin form (`GET /path HTTP/1.1`), the host in `host`.
+            Uri::from(path)
+        };
         headers::remove_hop_by_hop(&mut parts.headers);
         if let Some(proto) = &upgrade {
             parts.headers.insert(header::CONNECTION, http::HeaderValue::from_static("upgrade"));
@@ -95,9 +179,9 @@ impl Upstream {
         let req = Request::from_parts(parts, body);
         let sent = async {
             if h2 {
-                self.pool.send_h2(req).await
+                pool.send_h2(req).await
             } else {
-                self.pool.send_h1(req, upgrade.is_none()).await
+                pool.send_h1(req, upgrade.is_none()).await
             }
         };
         let mut resp = match tokio::time::timeout(self.route.timeout, sent).await {
