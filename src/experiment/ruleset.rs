@@ -114,6 +114,11 @@ impl Rule {
         self.timeline.map(|t| t.at(self.percentage, now.saturating_duration_since(self.started)))
     }
 
+    /// The instant the experiment ends: nothing it started may outlast it.
+    pub fn ends_at(&self) -> Instant {
+        self.ends_at
+    }
+
     fn targets(&self, listener: &str, route: &str) -> bool {
         (self.listeners.is_empty() || self.listeners.iter().any(|l| l == listener))
             && (self.routes.is_empty() || self.routes.iter().any(|r| r == route))
@@ -408,7 +413,11 @@ impl RuleSet {
                         delayed = true;
                     }
                     // The faults that end the request (`Fault::ends_request`).
-                    Fault::Abort(_) | Fault::Hang(_) | Fault::Reset(Reset { after_bytes: None }) => {
+                    Fault::Abort(_)
+                    | Fault::Hang(_)
+                    | Fault::Reset(Reset { after_bytes: None })
+                    | Fault::Blackhole(_)
+                    | Fault::Unresolvable(_) => {
                         if d.abort.is_none() {
                             d.abort = Some((Arc::clone(rule), i));
                             aborted = true;

@@ -4,6 +4,7 @@
 
 mod abort;
 mod delay;
+mod egress;
 mod hang;
 mod matcher;
 pub mod page;
@@ -18,6 +19,7 @@ mod truncate;
 
 pub use abort::{grpc_code_for_http, Abort, GrpcCode};
 pub use delay::{Delay, DelayDistribution};
+pub use egress::{Blackhole, Unresolvable};
 pub use hang::{Hang, HangEnd};
 pub use matcher::{HostPattern, Matcher, Predicate, RequestView, ValueMatch};
 pub use page::Page;
@@ -48,6 +50,10 @@ pub enum Fault {
     Throttle(Throttle),
     /// Beyond a token-bucket rate, answer 429 with `retry-after`.
     RateLimit(RateLimit),
+    /// Accept and never answer (a CONNECT tunnel is opened and swallows what the client sends).
+    Blackhole(Blackhole),
+    /// Answer as if the destination's name did not resolve.
+    Unresolvable(Unresolvable),
 }
 
 impl Fault {
@@ -61,6 +67,8 @@ impl Fault {
             Fault::Truncate(_) => "truncate",
             Fault::Throttle(_) => "throttle",
             Fault::RateLimit(_) => "rate_limit",
+            Fault::Blackhole(_) => "blackhole",
+            Fault::Unresolvable(_) => "unresolvable",
         }
     }
 
@@ -68,7 +76,7 @@ impl Fault {
     /// A rate limit ends only the requests beyond its rate.
     pub fn ends_request(&self) -> bool {
         match self {
-            Fault::Abort(_) | Fault::Hang(_) => true,
+            Fault::Abort(_) | Fault::Hang(_) | Fault::Blackhole(_) | Fault::Unresolvable(_) => true,
             Fault::Reset(r) => r.after_bytes.is_none(),
             Fault::Delay(_) | Fault::Truncate(_) | Fault::Throttle(_) | Fault::RateLimit(_) => false,
         }

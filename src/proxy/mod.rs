@@ -4,6 +4,7 @@
 pub mod act;
 pub mod body;
 pub mod cap;
+pub mod forward;
 pub mod headers;
 pub mod listener;
 pub mod pool;

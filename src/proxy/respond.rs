@@ -100,6 +100,11 @@ pub fn no_route(listener: &str) -> Response<ProxyBody> {
     )
 }
 
+/// A request a forward listener cannot proxy (not absolute-form, not a CONNECT to host:port).
+pub fn not_a_proxy_request(why: &str) -> Response<ProxyBody> {
+    proxy_error(StatusCode::BAD_REQUEST, "not-a-proxy-request", format!("edgefault: {why}\n"))
+}
+
 fn proxy_error(status: StatusCode, kind: &'static str, body: String) -> Response<ProxyBody> {
     let mut r = Response::new(ProxyBody::full(body));
     *r.status_mut() = status;

@@ -3,18 +3,18 @@
 use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc};
 
 use arc_swap::ArcSwap;
-use http::{Request, Response};
+use http::{Method, Request, Response};
 use hyper::body::Incoming;
 
 use super::{
     act::{self, ActBody, Dropped, ResetSwitch},
     body::ProxyBody,
     cap::FaultCap,
-    headers, respond,
+    forward, headers, respond,
     upstream::Upstream,
 };
 use crate::{
-    config::{ListenerConfig, RouteId},
+    config::{ListenerConfig, Mode, RouteId},
     experiment::{guard::Health, RuleSet},
     fault::{BodyPlan, Fault, RequestView},
     telemetry::metrics::{Metrics, Outcome, RouteCounters},
@@ -27,9 +27,10 @@ struct Route {
 }
 
 impl Route {
-    fn takes(&self, host: Option<&str>, path: &str) -> bool {
+    /// `port`: the destination's, on a forward listener.
+    fn takes(&self, host: Option<&str>, port: Option<u16>, path: &str) -> bool {
         let r = self.upstream.route();
-        (r.hosts.is_empty() || host.is_some_and(|h| r.hosts.iter().any(|p| p.matches(h, None))))
+        (r.hosts.is_empty() || host.is_some_and(|h| r.hosts.iter().any(|p| p.matches(h, port))))
             && r.path_prefix.as_ref().is_none_or(|p| path.starts_with(p.as_str()))
     }
 }
@@ -37,6 +38,7 @@ impl Route {
 /// One reverse-proxy listener's routes and its view of the active rules.
 pub struct ReverseProxy {
     name: Arc<str>,
+    mode: Mode,
     routes: Vec<Route>,
     rules: Arc<ArcSwap<RuleSet>>,
     /// Bounds how many requests are faulted at once, across listeners.
@@ -62,7 +64,7 @@ impl ReverseProxy {
                 upstream: Upstream::new(r.clone()),
             })
             .collect();
-        ReverseProxy { name: listener.name.as_str().into(), routes, rules, cap, health }
+        ReverseProxy { name: listener.name.as_str().into(), mode: listener.mode, routes, rules, cap, health }
     }
 
     pub fn name(&self) -> &str {
@@ -81,11 +83,16 @@ impl ReverseProxy {
         // (not even counted as matched), and the slot goes back unless the request is faulted. A request
         // that a fault ends (abort, hang, reset, rate limit) keeps it until it is answered.
         let mut slot = None;
+        let connect = self.mode == Mode::Forward && req.method() == Method::CONNECT;
         let (route, decision) = {
-            let host = headers::request_host(&req);
-
-            let path = req.uri().path();
-            let Some(route) = self.routes.iter().find(|r| r.takes(host, path)) else {
+            let (host, port, path) = match self.mode {
+                Mode::Reverse => (headers::request_host(&req), None, req.uri().path()),
+                Mode::Forward => match forward::destination(&req) {
+                    Ok(d) => (Some(d.host), Some(d.port), d.path),
+                    Err(why) => return Ok(respond::not_a_proxy_request(why.0)),
+                },
+            };
+            let Some(route) = self.routes.iter().find(|r| r.takes(host, port, path)) else {
                 tracing::debug!(listener = %self.name, ?host, path, "no route");
                 return Ok(respond::no_route(&self.name));
             };
@@ -125,6 +132,16 @@ impl ReverseProxy {
                     Fault::Hang(hang) => act::hang(hang, &req, switch).await,
                     Fault::Reset(_) => Err(act::reset(switch)),
                     Fault::RateLimit(_) => Ok(respond::rate_limited(d.retry_after, &req)),
+                    Fault::Unresolvable(_) => Ok(forward::unresolvable(headers::request_host(&req))),
+                    Fault::Blackhole(b) => {
+                        let until = forward::blackhole_until(b, rule.ends_at());
+                        if connect {
+                            let mut req = req;
+                            Ok(forward::blackhole_tunnel(hyper::upgrade::on(&mut req), until))
+                        } else {
+                            Err(forward::blackhole_request(until).await)
+                        }
+                    }
                     // Never chosen to end a request (see `Fault::ends_request` and `RuleSet::decide`): forward as
                     // usual.
                     Fault::Delay(_) | Fault::Truncate(_) | Fault::Throttle(_) => {
@@ -136,7 +153,42 @@ impl ReverseProxy {
         }
         // The fault is over once the request goes on: the slot covers the hold, not the upstream's time.
         drop(slot);
+        if connect {
+            return Ok(self.tunnel(route, req, injected, body_plan, switch).await);
+        }
         Ok(self.forward(route, req, client, injected, body_plan, switch).await)
+    }
+
+    /// Opens a CONNECT tunnel to the request's `host:port` and answers 200; the tunnel runs on its own task
+    /// once hyper hands over the connection.
+    async fn tunnel(
+        &self,
+        route: &Route,
+        mut req: Request<Incoming>,
+        injected: bool,
+        body_plan: BodyPlan,
+        switch: &ResetSwitch,
+    ) -> Response<ProxyBody> {
+        let authority = req.uri().authority().map(|a| a.as_str().to_owned()).unwrap_or_default();
+        match forward::connect(&authority, route.upstream.route().connect_timeout).await {
+            Ok(upstream) => {
+                if !injected {
+                    self.health.record(route.id, false);
+                }
+                route.counters.count(if injected { Outcome::Injected } else { Outcome::Passed });
+                let on_upgrade = hyper::upgrade::on(&mut req);
+                tokio::spawn(forward::tunnel(on_upgrade, upstream, body_plan, switch.clone()));
+                forward::established()
+            }
+            Err(e) => {
+                route.counters.count(Outcome::UpstreamError);
+                if !injected {
+                    self.health.record(route.id, true);
+                }
+                tracing::warn!(listener = %self.name, route = %route.upstream.route().name, destination = %authority, error = %e, "upstream_error");
+                respond::upstream_error(&e)
+            }
+        }
     }
 
     async fn forward(

@@ -8,7 +8,10 @@ use crate::{
         timeline::{Flap, Ramp, Timeline},
         Limits,
     },
-    fault::{Fault, Hang, HangEnd, Percentage, RateLimit, Reset, StickyKey, Throttle, Trigger, Truncate},
+    fault::{
+        Blackhole, Fault, Hang, HangEnd, Percentage, RateLimit, Reset, StickyKey, Throttle, Trigger, Truncate,
+        Unresolvable,
+    },
     pb::v1 as pb,
 };
 
@@ -16,7 +19,7 @@ use crate::{
 pub(super) fn ends_request(f: &pb::Fault) -> bool {
     use pb::fault::Kind as K;
     match &f.kind {
-        Some(K::Abort(_)) | Some(K::Hang(_)) => true,
+        Some(K::Abort(_)) | Some(K::Hang(_)) | Some(K::Blackhole(_)) | Some(K::Unresolvable(_)) => true,
         Some(K::Reset(r)) => r.after_bytes.is_none(),
         // A rate limit ends only the requests beyond its rate; faults after it run for the others.
         Some(K::Delay(_)) | Some(K::Truncate(_)) | Some(K::Throttle(_)) | Some(K::RateLimit(_)) | None => false,
@@ -32,6 +35,22 @@ pub(super) fn convert(kind: &pb::fault::Kind, path: &str, limits: &Limits, c: &m
         K::Abort(_) | K::Delay(_) => None,
         K::Hang(h) => hang(h, &format!("{path}.hang"), limits, c).map(Fault::Hang),
         K::Reset(r) => Some(Fault::Reset(Reset { after_bytes: r.after_bytes })),
+        K::Blackhole(b) => {
+            let at = format!("{path}.blackhole.duration");
+            let hold = opt_duration(&b.duration, &at, false, c);
+            match hold {
+                Some(d) if d.is_zero() => {
+                    c.add(at, "must be longer than zero (leave it out to hold until the experiment ends)");
+                    None
+                }
+                Some(d) if d > limits.max_duration => {
+                    c.add(at, format!("{} exceeds the server's maximum of {}", human(d), human(limits.max_duration)));
+                    None
+                }
+                _ => Some(Fault::Blackhole(Blackhole { hold })),
+            }
+        }
+        K::Unresolvable(_) => Some(Fault::Unresolvable(Unresolvable)),
         K::Truncate(t) => Some(Fault::Truncate(Truncate { after_bytes: t.after_bytes })),
         K::RateLimit(r) => {
             if !(r.requests_per_second.is_finite() && r.requests_per_second > 0.0 && r.requests_per_second <= 1e9) {

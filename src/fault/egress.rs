@@ -1,0 +1,14 @@
+//! Egress faults: a destination that never answers, or whose name does not resolve.
+
+use std::time::Duration;
+
+/// Accept and never answer; see `BlackholeFault` in traffic.proto.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Blackhole {
+    /// `None`: until the client leaves or the experiment ends.
+    pub hold: Option<Duration>,
+}
+
+/// The destination's name does not resolve: 502 without contacting it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unresolvable;

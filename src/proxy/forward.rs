@@ -1,0 +1,208 @@
+//! The forward (egress) listener: absolute-form requests go to their own destination, `CONNECT` opens a
+//! TCP tunnel to it. Tunnels take connection-level faults: refused (the CONNECT answered with a status),
+//! delayed, held, reset or closed after some bytes, throttled, or blackholed.
+
+use std::{num::NonZeroU64, time::Duration};
+
+use http::{Method, Request, Response, StatusCode};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    net::TcpStream,
+    time::Instant,
+};
+
+use super::{
+    act::{Dropped, ResetSwitch},
+    body::ProxyBody,
+    upstream::UpstreamError,
+};
+use crate::fault::{Blackhole, BodyPlan, CutKind};
+
+/// Where a forward listener's request goes.
+pub struct Destination<'a> {
+    pub host: &'a str,
+    pub port: u16,
+    /// A CONNECT has none (""), so no route with a path prefix takes it.
+    pub path: &'a str,
+}
+
+/// Why a request on a forward listener cannot be proxied (answered 400 with this text).
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("{0}")]
+pub struct NotProxied(pub &'static str);
+
+/// The destination of an absolute `http://` request or of a CONNECT to `host:port`.
+pub fn destination<B>(req: &Request<B>) -> Result<Destination<'_>, NotProxied> {
+    let uri = req.uri();
+    let Some(authority) = uri.authority() else {
+        return Err(NotProxied(
+            "this listener is a forward proxy: send absolute-form requests (http://host/path) or CONNECT \
+             host:port, as clients do with HTTP_PROXY/HTTPS_PROXY set to it",
+        ));
+    };
+    let host = authority.host();
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    if req.method() == Method::CONNECT {
+        return match authority.port_u16() {
+            Some(port) if port > 0 => Ok(Destination { host, port, path: "" }),
+            _ => Err(NotProxied("CONNECT needs host:port")),
+        };
+    }
+    match uri.scheme_str() {
+        Some("http") => Ok(Destination { host, port: authority.port_u16().unwrap_or(80), path: uri.path() }),
+        Some("https") => Err(NotProxied(
+            "an https:// URI goes through a CONNECT tunnel; this proxy does not originate TLS for absolute-form \
+             requests",
+        )),
+        _ => Err(NotProxied("only http:// URIs and CONNECT are proxied")),
+    }
+}
+
+/// Opens the TCP connection a CONNECT asks for.
+pub async fn connect(authority: &str, timeout: Duration) -> Result<TcpStream, UpstreamError> {
+    match tokio::time::timeout(timeout, TcpStream::connect(authority)).await {
+        Err(_) => Err(UpstreamError::ConnectTimeout),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => Err(UpstreamError::ConnectTimeout),
+        Ok(Err(e)) => Err(UpstreamError::Connect(e.to_string())),
+        Ok(Ok(s)) => {
+            let _ = s.set_nodelay(true);
+            Ok(s)
+        }
+    }
+}
+
+/// The answer to a CONNECT that opened: 200, then the tunnel.
+pub fn established() -> Response<ProxyBody> {
+    Response::new(ProxyBody::empty())
+}
+
+/// Carries a tunnel once hyper hands over the client's connection: client → destination untouched,
+/// destination → client with the body plan (cut after bytes, rate) applied.
+pub async fn tunnel(on_upgrade: OnUpgrade, upstream: TcpStream, plan: BodyPlan, switch: ResetSwitch) {
+    let client = match on_upgrade.await {
+        Ok(u) => TokioIo::new(u),
+        Err(e) => {
+            tracing::debug!(error = %e, "CONNECT upgrade failed");
+            return;
+        }
+    };
+    let (mut client_read, mut client_write) = tokio::io::split(client);
+    let (mut up_read, mut up_write) = upstream.into_split();
+    let to_upstream = async {
+        let _ = tokio::io::copy(&mut client_read, &mut up_write).await;
+        let _ = up_write.shutdown().await;
+    };
+    let to_client = async {
+        let cut = pipe(&mut up_read, &mut client_write, plan).await;
+        if cut == Some(CutKind::Reset) {
+            switch.turn_on();
+        }
+        if cut.is_none() {
+            let _ = client_write.shutdown().await;
+        }
+        cut
+    };
+    // A cut ends the tunnel at once (both halves are dropped with the connection); otherwise each direction
+    // runs until its end.
+    tokio::pin!(to_client, to_upstream);
+    let cut_first = tokio::select! {
+        cut = &mut to_client => Some(cut),
+        () = &mut to_upstream => None,
+    };
+    match cut_first {
+        Some(Some(_)) => {}
+        Some(None) => to_upstream.await,
+        None => {
+            to_client.await;
+        }
+    }
+}
+
+/// Copies `from` into `to` under `plan`. Returns the cut when one ended the copy.
+async fn pipe<R, W>(from: &mut R, to: &mut W, plan: BodyPlan) -> Option<CutKind>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut sent: u64 = 0;
+    let started = Instant::now();
+    loop {
+        let room = plan.cut.map(|(n, _)| n.saturating_sub(sent));
+        if room == Some(0) {
+            let _ = to.flush().await;
+            return plan.cut.map(|(_, kind)| kind);
+        }
+        let mut want = buf.len();
+        if let Some(room) = room {
+            want = want.min(usize::try_from(room).unwrap_or(usize::MAX));
+        }
+        if let Some(rate) = plan.rate {
+            want = want.min(piece(rate));
+        }
+        let n = match from.read(&mut buf[..want]).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => n,
+        };
+        if to.write_all(&buf[..n]).await.is_err() {
+            return None;
+        }
+        sent += n as u64;
+        if let Some(rate) = plan.rate {
+            let _ = to.flush().await;
+            let due = started + Duration::from_secs_f64(sent as f64 / rate.get() as f64);
+            tokio::time::sleep_until(due).await;
+        }
+    }
+}
+
+/// A throttled tunnel moves at most 50 ms worth of bytes at a time.
+fn piece(rate: NonZeroU64) -> usize {
+    usize::try_from(rate.get() / 20).unwrap_or(usize::MAX).clamp(1, 16 * 1024)
+}
+
+/// A blackholed CONNECT: answered 200, then whatever the client sends is read and dropped, nothing comes
+/// back, until the client leaves or `until` (then the connection closes).
+pub fn blackhole_tunnel(on_upgrade: OnUpgrade, until: Instant) -> Response<ProxyBody> {
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else { return };
+        let mut client = TokioIo::new(upgraded);
+        let mut sink = [0u8; 4096];
+        let swallow = async {
+            while let Ok(n) = client.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout_at(until, swallow).await;
+    });
+    established()
+}
+
+/// A blackholed HTTP request: no answer until `until`, then the connection closes.
+pub async fn blackhole_request(until: Instant) -> Dropped {
+    tokio::time::sleep_until(until).await;
+    Dropped
+}
+
+/// When a blackhole ends: its hold, and never after the experiment.
+pub fn blackhole_until(b: &Blackhole, experiment_ends: Instant) -> Instant {
+    match b.hold {
+        Some(hold) => (Instant::now() + hold).min(experiment_ends),
+        None => experiment_ends,
+    }
+}
+
+/// An injected name-resolution failure, as a proxy reports one: 502.
+pub fn unresolvable(host: Option<&str>) -> Response<ProxyBody> {
+    let mut r = Response::new(ProxyBody::full(format!(
+        "could not resolve host {}: no address for this name\n",
+        host.unwrap_or("(none)")
+    )));
+    *r.status_mut() = StatusCode::BAD_GATEWAY;
+    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
