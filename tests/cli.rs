@@ -174,6 +174,30 @@ fn examples_are_valid() {
     assert!(checked >= 4, "only {checked} example experiments");
 }
 
+/// Each `examples/<shape>/` directory with its own `edgefault.yaml`: the config and every experiment in it.
+#[test]
+fn deployment_shape_examples_are_valid() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut shapes = 0;
+    for dir in std::fs::read_dir(&root).expect("examples/").map(|e| e.expect("entry").path()) {
+        let config = dir.join("edgefault.yaml");
+        if !dir.is_dir() || !config.exists() {
+            continue;
+        }
+        let (ok, _, err) = edgefault(&["validate", &config.display().to_string(), "--as-config"]);
+        assert!(ok, "{}: {err}", config.display());
+        for path in std::fs::read_dir(&dir).expect("shape dir").map(|e| e.expect("entry").path()) {
+            if path.extension().is_some_and(|e| e == "yaml") && path != config {
+                let (ok, _, err) =
+                    edgefault(&["validate", &path.display().to_string(), "--config", &config.display().to_string()]);
+                assert!(ok, "{}: {err}", path.display());
+            }
+        }
+        shapes += 1;
+    }
+    assert!(shapes >= 1, "no deployment-shape example");
+}
+
 #[test]
 fn demo_runs_and_reports() {
     let (ok, out, err) = edgefault(&["demo", "--phase", "400ms"]);
