@@ -126,6 +126,7 @@ pub fn summary(spec: &pb::ExperimentSpec) -> Value {
             Some(pb::fault::Kind::RateLimit(_)) => "rate_limit",
             Some(pb::fault::Kind::Blackhole(_)) => "blackhole",
             Some(pb::fault::Kind::Unresolvable(_)) => "unresolvable",
+            Some(pb::fault::Kind::GrpcStream(_)) => "grpc_stream",
             None => "none",
         })
         .collect();

@@ -21,6 +21,7 @@ use crate::{
 };
 
 mod realism;
+mod traffic;
 
 /// Regexes are compiled with this size limit, so a hostile pattern cannot take the server's memory.
 const REGEX_SIZE_LIMIT: usize = 256 * 1024;
@@ -321,6 +322,9 @@ fn convert_match(m: &pb::Match, topology: Option<&Topology>, c: &mut Collector) 
                 ),
             }
         }
+    }
+    if let Some(g) = &m.grpc {
+        traffic::grpc(g, m, &mut matcher, c);
     }
     (m.listeners.clone(), m.routes.clone(), matcher)
 }

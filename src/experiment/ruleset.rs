@@ -18,7 +18,8 @@ use super::{
 use crate::{
     config::{RouteId, Topology},
     fault::{
-        Abort, BodyPlan, Fault, HostPattern, Matcher, Percentage, RequestRng, RequestView, Reset, StickyKey, Trigger,
+        Abort, BodyPlan, Fault, GrpcStream, HostPattern, Matcher, Percentage, RequestRng, RequestView, Reset,
+        StickyKey, Trigger,
     },
 };
 
@@ -137,6 +138,8 @@ pub struct Decision {
     pub body: BodyPlan,
     /// When a rate limit ends the request: how long until its bucket has a token.
     pub retry_after: Duration,
+    /// Where a gRPC response stream is ended with a status.
+    pub grpc_stream: Option<GrpcStream>,
 }
 
 impl Decision {
@@ -436,6 +439,13 @@ impl RuleSet {
                         d.body.add_throttle(t);
                         acted = true;
                     }
+                    Fault::GrpcStream(g) => {
+                        match &mut d.grpc_stream {
+                            Some(earlier) => earlier.combine(g),
+                            None => d.grpc_stream = Some(g.clone()),
+                        }
+                        acted = true;
+                    }
                     // Within the limit: nothing, go on with the list. Beyond it: ends the request (429).
                     Fault::RateLimit(rl) => {
                         if let Some(wait) = rl.take(t) {
@@ -459,7 +469,7 @@ impl RuleSet {
                 Counters::bump(&rule.counters.aborted);
             }
         });
-        decision.filter(|d| d.abort.is_some() || !d.delay.is_zero() || !d.body.is_empty())
+        decision.filter(|d| d.abort.is_some() || !d.delay.is_zero() || !d.body.is_empty() || d.grpc_stream.is_some())
     }
 }
 

@@ -90,7 +90,7 @@ impl Abort {
 
 /// Percent-encodes a `grpc-message` as the gRPC HTTP/2 protocol asks: bytes outside printable ASCII, and
 /// `%`, become `%XX`.
-fn percent_encode_grpc(s: &str) -> String {
+pub fn percent_encode_grpc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if (0x20..=0x7e).contains(&b) && b != b'%' {

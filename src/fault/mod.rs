@@ -5,6 +5,7 @@
 mod abort;
 mod delay;
 mod egress;
+mod grpc_stream;
 mod hang;
 mod matcher;
 pub mod page;
@@ -17,9 +18,10 @@ mod throttle;
 mod trigger;
 mod truncate;
 
-pub use abort::{grpc_code_for_http, Abort, GrpcCode};
+pub use abort::{grpc_code_for_http, percent_encode_grpc, Abort, GrpcCode};
 pub use delay::{Delay, DelayDistribution};
 pub use egress::{Blackhole, Unresolvable};
+pub use grpc_stream::GrpcStream;
 pub use hang::{Hang, HangEnd};
 pub use matcher::{HostPattern, Matcher, Predicate, RequestView, ValueMatch};
 pub use page::Page;
@@ -54,6 +56,8 @@ pub enum Fault {
     Blackhole(Blackhole),
     /// Answer as if the destination's name did not resolve.
     Unresolvable(Unresolvable),
+    /// End a gRPC response stream with a status after some messages or some time.
+    GrpcStream(GrpcStream),
 }
 
 impl Fault {
@@ -69,6 +73,7 @@ impl Fault {
             Fault::RateLimit(_) => "rate_limit",
             Fault::Blackhole(_) => "blackhole",
             Fault::Unresolvable(_) => "unresolvable",
+            Fault::GrpcStream(_) => "grpc_stream",
         }
     }
 
@@ -78,7 +83,9 @@ impl Fault {
         match self {
             Fault::Abort(_) | Fault::Hang(_) | Fault::Blackhole(_) | Fault::Unresolvable(_) => true,
             Fault::Reset(r) => r.after_bytes.is_none(),
-            Fault::Delay(_) | Fault::Truncate(_) | Fault::Throttle(_) | Fault::RateLimit(_) => false,
+            Fault::Delay(_) | Fault::Truncate(_) | Fault::Throttle(_) | Fault::RateLimit(_) | Fault::GrpcStream(_) => {
+                false
+            }
         }
     }
 }

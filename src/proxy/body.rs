@@ -11,7 +11,10 @@ use http_body::{Body, Frame, SizeHint};
 
 use super::pool::PooledBody;
 
-use super::act::{ActBody, BodyError};
+use super::{
+    act::{ActBody, BodyError},
+    grpc::GrpcCutBody,
+};
 
 pub enum ProxyBody {
     /// The upstream's body, data and trailers, as they arrive.
@@ -21,6 +24,8 @@ pub enum ProxyBody {
     /// The upstream's body with body faults applied (truncate, throttle, reset); boxed, as only faulted
     /// responses pay for it.
     Acted(Box<ActBody>),
+    /// A gRPC response stream that a `grpc_stream` fault ends with a status.
+    Grpc(Box<GrpcCutBody>),
 }
 
 impl ProxyBody {
@@ -43,6 +48,7 @@ impl Body for ProxyBody {
             ProxyBody::Upstream(b) => Pin::new(b).poll_frame(cx).map_err(BodyError::Upstream),
             ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             ProxyBody::Acted(b) => Pin::new(&mut **b).poll_frame(cx),
+            ProxyBody::Grpc(b) => Pin::new(&mut **b).poll_frame(cx),
         }
     }
 
@@ -51,6 +57,7 @@ impl Body for ProxyBody {
             ProxyBody::Upstream(b) => b.is_end_stream(),
             ProxyBody::Full(b) => b.is_none(),
             ProxyBody::Acted(b) => b.is_end_stream(),
+            ProxyBody::Grpc(b) => b.is_end_stream(),
         }
     }
 
@@ -59,6 +66,7 @@ impl Body for ProxyBody {
             ProxyBody::Upstream(b) => b.size_hint(),
             ProxyBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             ProxyBody::Acted(b) => b.size_hint(),
+            ProxyBody::Grpc(b) => b.size_hint(),
         }
     }
 }

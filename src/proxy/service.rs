@@ -10,13 +10,15 @@ use super::{
     act::{self, ActBody, Dropped, ResetSwitch},
     body::ProxyBody,
     cap::FaultCap,
-    forward, headers, respond,
+    forward,
+    grpc::GrpcCutBody,
+    headers, respond,
     upstream::Upstream,
 };
 use crate::{
     config::{ListenerConfig, Mode, RouteId},
     experiment::{guard::Health, RuleSet},
-    fault::{BodyPlan, Fault, RequestView},
+    fault::{BodyPlan, Fault, GrpcStream, RequestView},
     telemetry::metrics::{Metrics, Outcome, RouteCounters},
 };
 
@@ -33,6 +35,14 @@ impl Route {
         (r.hosts.is_empty() || host.is_some_and(|h| r.hosts.iter().any(|p| p.matches(h, port))))
             && r.path_prefix.as_ref().is_none_or(|p| path.starts_with(p.as_str()))
     }
+}
+
+/// What happens to a forwarded request's response.
+struct Acts {
+    /// Whether an experiment acted on the request (counted `injected`, kept out of guards' health).
+    injected: bool,
+    body: BodyPlan,
+    grpc_stream: Option<GrpcStream>,
 }
 
 /// One reverse-proxy listener's routes and its view of the active rules.
@@ -119,6 +129,7 @@ impl ReverseProxy {
 
         let injected = decision.is_some();
         let mut body_plan = BodyPlan::default();
+        let mut grpc_stream = None;
         if let Some(d) = decision {
             if !d.delay.is_zero() {
                 route.counters.injected_delay(d.delay);
@@ -144,19 +155,22 @@ impl ReverseProxy {
                     }
                     // Never chosen to end a request (see `Fault::ends_request` and `RuleSet::decide`): forward as
                     // usual.
-                    Fault::Delay(_) | Fault::Truncate(_) | Fault::Throttle(_) => {
-                        Ok(self.forward(route, req, client, true, d.body, switch).await)
+                    Fault::Delay(_) | Fault::Truncate(_) | Fault::Throttle(_) | Fault::GrpcStream(_) => {
+                        let acts = Acts { injected: true, body: d.body, grpc_stream: d.grpc_stream.clone() };
+                        Ok(self.forward(route, req, client, acts, switch).await)
                     }
                 };
             }
             body_plan = d.body;
+            grpc_stream = d.grpc_stream;
         }
         // The fault is over once the request goes on: the slot covers the hold, not the upstream's time.
         drop(slot);
         if connect {
             return Ok(self.tunnel(route, req, injected, body_plan, switch).await);
         }
-        Ok(self.forward(route, req, client, injected, body_plan, switch).await)
+        let acts = Acts { injected, body: body_plan, grpc_stream };
+        Ok(self.forward(route, req, client, acts, switch).await)
     }
 
     /// Opens a CONNECT tunnel to the request's `host:port` and answers 200; the tunnel runs on its own task
@@ -196,10 +210,10 @@ impl ReverseProxy {
         route: &Route,
         req: Request<Incoming>,
         client: SocketAddr,
-        injected: bool,
-        body_plan: BodyPlan,
+        acts: Acts,
         switch: &ResetSwitch,
     ) -> Response<ProxyBody> {
+        let Acts { injected, body: body_plan, grpc_stream } = acts;
         let sent = tokio::time::Instant::now();
         match route.upstream.forward(req, client).await {
             Ok(resp) => {
@@ -208,10 +222,16 @@ impl ReverseProxy {
                     self.health.record(route.id, resp.status().is_server_error());
                 }
                 route.counters.count(if injected { Outcome::Injected } else { Outcome::Passed });
-                if body_plan.is_empty() {
+                let resp = if body_plan.is_empty() {
                     resp
                 } else {
                     resp.map(|b| ProxyBody::Acted(Box::new(ActBody::new(b, body_plan, switch.clone()))))
+                };
+                match grpc_stream {
+                    Some(g) if headers::is_grpc(resp.headers()) => {
+                        resp.map(|b| ProxyBody::Grpc(Box::new(GrpcCutBody::new(b, g))))
+                    }
+                    _ => resp,
                 }
             }
             Err(e) => {

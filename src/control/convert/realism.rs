@@ -22,7 +22,12 @@ pub(super) fn ends_request(f: &pb::Fault) -> bool {
         Some(K::Abort(_)) | Some(K::Hang(_)) | Some(K::Blackhole(_)) | Some(K::Unresolvable(_)) => true,
         Some(K::Reset(r)) => r.after_bytes.is_none(),
         // A rate limit ends only the requests beyond its rate; faults after it run for the others.
-        Some(K::Delay(_)) | Some(K::Truncate(_)) | Some(K::Throttle(_)) | Some(K::RateLimit(_)) | None => false,
+        Some(K::Delay(_))
+        | Some(K::Truncate(_))
+        | Some(K::Throttle(_))
+        | Some(K::RateLimit(_))
+        | Some(K::GrpcStream(_))
+        | None => false,
     }
 }
 
@@ -51,6 +56,7 @@ pub(super) fn convert(kind: &pb::fault::Kind, path: &str, limits: &Limits, c: &m
             }
         }
         K::Unresolvable(_) => Some(Fault::Unresolvable(Unresolvable)),
+        K::GrpcStream(g) => super::traffic::grpc_stream(g, &format!("{path}.grpc_stream"), c).map(Fault::GrpcStream),
         K::Truncate(t) => Some(Fault::Truncate(Truncate { after_bytes: t.after_bytes })),
         K::RateLimit(r) => {
             if !(r.requests_per_second.is_finite() && r.requests_per_second > 0.0 && r.requests_per_second <= 1e9) {
