@@ -314,3 +314,26 @@ fn forward_listener_config_errors_say_where() {
     .expect("a forward listener needs no route");
     assert_eq!(ok.listeners[0].routes[0].name, "default");
 }
+
+#[tokio::test]
+async fn a_tunnel_is_closed_or_reset_after_a_time() {
+    let dest = byte_server(10).await;
+    let target = format!("localhost:{}", dest.port());
+    let proxy = forward_proxy(dest.port()).await;
+    let e =
+        proxy.start("name: drop\nmatch: { routes: [provider] }\nfaults: [{ disconnect: { after: 300ms } }]\n").await;
+    let t = Instant::now();
+    let (_, mut s) = connect(proxy.addr, &target).await;
+    let (got, end) = read_all(&mut s, Duration::from_secs(5)).await;
+    assert_eq!(got.len(), 10, "the tunnel works until then");
+    assert_eq!(end, Ok(()), "closed with FIN");
+    assert!(t.elapsed() >= Duration::from_millis(290), "after {:?}", t.elapsed());
+    proxy.stop(&e.id).await;
+
+    proxy
+        .start("name: rst\nmatch: { routes: [provider] }\nfaults: [{ disconnect: { after: 300ms, reset: true } }]\n")
+        .await;
+    let (_, mut s) = connect(proxy.addr, &target).await;
+    let (_, end) = read_all(&mut s, Duration::from_secs(5)).await;
+    assert_eq!(end, Err(std::io::ErrorKind::ConnectionReset));
+}

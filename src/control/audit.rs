@@ -127,6 +127,7 @@ pub fn summary(spec: &pb::ExperimentSpec) -> Value {
             Some(pb::fault::Kind::Blackhole(_)) => "blackhole",
             Some(pb::fault::Kind::Unresolvable(_)) => "unresolvable",
             Some(pb::fault::Kind::GrpcStream(_)) => "grpc_stream",
+            Some(pb::fault::Kind::Disconnect(_)) => "disconnect",
             None => "none",
         })
         .collect();

@@ -18,8 +18,8 @@ use super::{
 use crate::{
     config::{RouteId, Topology},
     fault::{
-        Abort, BodyPlan, Fault, GrpcStream, HostPattern, Matcher, Percentage, RequestRng, RequestView, Reset,
-        StickyKey, Trigger,
+        Abort, BodyPlan, Disconnect, Fault, GrpcStream, HostPattern, Matcher, Percentage, RequestRng, RequestView,
+        Reset, StickyKey, Trigger,
     },
 };
 
@@ -140,6 +140,8 @@ pub struct Decision {
     pub retry_after: Duration,
     /// Where a gRPC response stream is ended with a status.
     pub grpc_stream: Option<GrpcStream>,
+    /// When an upgraded connection or tunnel is ended (the earliest wins).
+    pub disconnect: Option<Disconnect>,
 }
 
 impl Decision {
@@ -439,6 +441,12 @@ impl RuleSet {
                         d.body.add_throttle(t);
                         acted = true;
                     }
+                    Fault::Disconnect(x) => {
+                        if d.disconnect.is_none_or(|earlier| x.after < earlier.after) {
+                            d.disconnect = Some(*x);
+                        }
+                        acted = true;
+                    }
                     Fault::GrpcStream(g) => {
                         match &mut d.grpc_stream {
                             Some(earlier) => earlier.combine(g),
@@ -469,7 +477,13 @@ impl RuleSet {
                 Counters::bump(&rule.counters.aborted);
             }
         });
-        decision.filter(|d| d.abort.is_some() || !d.delay.is_zero() || !d.body.is_empty() || d.grpc_stream.is_some())
+        decision.filter(|d| {
+            d.abort.is_some()
+                || !d.delay.is_zero()
+                || !d.body.is_empty()
+                || d.grpc_stream.is_some()
+                || d.disconnect.is_some()
+        })
     }
 }
 

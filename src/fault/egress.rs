@@ -9,6 +9,14 @@ pub struct Blackhole {
     pub hold: Option<Duration>,
 }
 
+/// End an upgraded connection or a tunnel some time after it opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Disconnect {
+    pub after: Duration,
+    /// Reset (RST) rather than close (FIN).
+    pub reset: bool,
+}
+
 /// The destination's name does not resolve: 502 without contacting it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unresolvable;

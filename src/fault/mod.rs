@@ -20,7 +20,7 @@ mod truncate;
 
 pub use abort::{grpc_code_for_http, percent_encode_grpc, Abort, GrpcCode};
 pub use delay::{Delay, DelayDistribution};
-pub use egress::{Blackhole, Unresolvable};
+pub use egress::{Blackhole, Disconnect, Unresolvable};
 pub use grpc_stream::GrpcStream;
 pub use hang::{Hang, HangEnd};
 pub use matcher::{HostPattern, Matcher, Predicate, RequestView, ValueMatch};
@@ -58,6 +58,8 @@ pub enum Fault {
     Unresolvable(Unresolvable),
     /// End a gRPC response stream with a status after some messages or some time.
     GrpcStream(GrpcStream),
+    /// End a WebSocket or a CONNECT tunnel some time after it opens.
+    Disconnect(Disconnect),
 }
 
 impl Fault {
@@ -74,6 +76,7 @@ impl Fault {
             Fault::Blackhole(_) => "blackhole",
             Fault::Unresolvable(_) => "unresolvable",
             Fault::GrpcStream(_) => "grpc_stream",
+            Fault::Disconnect(_) => "disconnect",
         }
     }
 
@@ -83,9 +86,12 @@ impl Fault {
         match self {
             Fault::Abort(_) | Fault::Hang(_) | Fault::Blackhole(_) | Fault::Unresolvable(_) => true,
             Fault::Reset(r) => r.after_bytes.is_none(),
-            Fault::Delay(_) | Fault::Truncate(_) | Fault::Throttle(_) | Fault::RateLimit(_) | Fault::GrpcStream(_) => {
-                false
-            }
+            Fault::Delay(_)
+            | Fault::Truncate(_)
+            | Fault::Throttle(_)
+            | Fault::RateLimit(_)
+            | Fault::GrpcStream(_)
+            | Fault::Disconnect(_) => false,
         }
     }
 }

@@ -18,7 +18,7 @@ use super::{
     body::ProxyBody,
     upstream::UpstreamError,
 };
-use crate::fault::{Blackhole, BodyPlan, CutKind};
+use crate::fault::{Blackhole, BodyPlan, CutKind, Disconnect};
 
 /// Where a forward listener's request goes.
 pub struct Destination<'a> {
@@ -78,47 +78,85 @@ pub fn established() -> Response<ProxyBody> {
     Response::new(ProxyBody::empty())
 }
 
-/// Carries a tunnel once hyper hands over the client's connection: client → destination untouched,
-/// destination → client with the body plan (cut after bytes, rate) applied.
-pub async fn tunnel(on_upgrade: OnUpgrade, upstream: TcpStream, plan: BodyPlan, switch: ResetSwitch) {
-    let client = match on_upgrade.await {
-        Ok(u) => TokioIo::new(u),
-        Err(e) => {
-            tracing::debug!(error = %e, "CONNECT upgrade failed");
-            return;
-        }
-    };
+/// What happens to a tunnel (CONNECT) or an upgraded connection (WebSocket) while it runs.
+#[derive(Debug, Clone, Default)]
+pub struct TunnelPlan {
+    /// Applied to the destination → client direction.
+    pub body: BodyPlan,
+    pub disconnect: Option<Disconnect>,
+    /// The client connection's: a reset turns it on before the connection is dropped.
+    pub switch: ResetSwitch,
+}
+
+/// Carries a CONNECT tunnel once hyper hands over the client's connection.
+pub async fn tunnel(on_upgrade: OnUpgrade, upstream: TcpStream, plan: TunnelPlan) {
+    match on_upgrade.await {
+        Ok(u) => carry(TokioIo::new(u), upstream, plan).await,
+        Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
+    }
+}
+
+/// Carries bytes both ways between a client and an upstream: client → upstream untouched, upstream →
+/// client with the body plan (cut after bytes, rate) applied, the whole ended by a `disconnect`.
+pub async fn carry<C, U>(client: C, upstream: U, plan: TunnelPlan)
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
+{
+    let TunnelPlan { body, disconnect, switch } = plan;
     let (mut client_read, mut client_write) = tokio::io::split(client);
-    let (mut up_read, mut up_write) = upstream.into_split();
-    let to_upstream = async {
-        let _ = tokio::io::copy(&mut client_read, &mut up_write).await;
-        let _ = up_write.shutdown().await;
-    };
-    let to_client = async {
-        let cut = pipe(&mut up_read, &mut client_write, plan).await;
-        if cut == Some(CutKind::Reset) {
-            switch.turn_on();
+    let (mut up_read, mut up_write) = tokio::io::split(upstream);
+    let work = async {
+        let to_upstream = async {
+            let _ = tokio::io::copy(&mut client_read, &mut up_write).await;
+            let _ = up_write.shutdown().await;
+        };
+        let to_client = async {
+            let cut = pipe(&mut up_read, &mut client_write, body).await;
+            if cut.is_none() {
+                let _ = client_write.shutdown().await;
+            }
+            cut
+        };
+        // A cut ends the tunnel at once; otherwise each direction runs until its end.
+        tokio::pin!(to_client, to_upstream);
+        let cut_first = tokio::select! {
+            cut = &mut to_client => Some(cut),
+            () = &mut to_upstream => None,
+        };
+        match cut_first {
+            Some(Some(kind)) => Some(kind),
+            Some(None) => {
+                to_upstream.await;
+                None
+            }
+            None => to_client.await,
         }
-        if cut.is_none() {
+    };
+    let end = match disconnect {
+        None => work.await,
+        Some(d) => match tokio::time::timeout(d.after, work).await {
+            Ok(cut) => cut,
+            Err(_) if d.reset => Some(CutKind::Reset),
+            Err(_) => Some(CutKind::Close),
+        },
+    };
+    match end {
+        None => {}
+        Some(CutKind::Reset) => switch.turn_on(),
+        Some(CutKind::Close) => {
+            // A FIN, not a reset: closing a socket with unread data sends RST, so what the client still sends
+            // is read and dropped for a moment after our side is shut.
             let _ = client_write.shutdown().await;
-        }
-        cut
-    };
-    // A cut ends the tunnel at once (both halves are dropped with the connection); otherwise each direction
-    // runs until its end.
-    tokio::pin!(to_client, to_upstream);
-    let cut_first = tokio::select! {
-        cut = &mut to_client => Some(cut),
-        () = &mut to_upstream => None,
-    };
-    match cut_first {
-        Some(Some(_)) => {}
-        Some(None) => to_upstream.await,
-        None => {
-            to_client.await;
+            let mut sink = [0u8; 4096];
+            let drain = async { while matches!(client_read.read(&mut sink).await, Ok(n) if n > 0) {} };
+            let _ = tokio::time::timeout(CLOSE_LINGER, drain).await;
         }
     }
 }
+
+/// How long a closed tunnel keeps reading (and dropping) what the client still sends, so the close is a FIN.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
 /// Copies `from` into `to` under `plan`. Returns the cut when one ended the copy.
 async fn pipe<R, W>(from: &mut R, to: &mut W, plan: BodyPlan) -> Option<CutKind>
@@ -146,12 +184,11 @@ where
             Ok(0) | Err(_) => return None,
             Ok(n) => n,
         };
-        if to.write_all(&buf[..n]).await.is_err() {
+        if to.write_all(&buf[..n]).await.is_err() || to.flush().await.is_err() {
             return None;
         }
         sent += n as u64;
         if let Some(rate) = plan.rate {
-            let _ = to.flush().await;
             let due = started + Duration::from_secs_f64(sent as f64 / rate.get() as f64);
             tokio::time::sleep_until(due).await;
         }

@@ -10,7 +10,7 @@ use super::{
     act::{self, ActBody, Dropped, ResetSwitch},
     body::ProxyBody,
     cap::FaultCap,
-    forward,
+    forward::{self, TunnelPlan},
     grpc::GrpcCutBody,
     headers, respond,
     upstream::Upstream,
@@ -18,7 +18,7 @@ use super::{
 use crate::{
     config::{ListenerConfig, Mode, RouteId},
     experiment::{guard::Health, RuleSet},
-    fault::{BodyPlan, Fault, GrpcStream, RequestView},
+    fault::{BodyPlan, Disconnect, Fault, GrpcStream, RequestView},
     telemetry::metrics::{Metrics, Outcome, RouteCounters},
 };
 
@@ -43,6 +43,8 @@ struct Acts {
     injected: bool,
     body: BodyPlan,
     grpc_stream: Option<GrpcStream>,
+    /// For upgraded connections and tunnels.
+    disconnect: Option<Disconnect>,
 }
 
 /// One reverse-proxy listener's routes and its view of the active rules.
@@ -130,6 +132,7 @@ impl ReverseProxy {
         let injected = decision.is_some();
         let mut body_plan = BodyPlan::default();
         let mut grpc_stream = None;
+        let mut disconnect = None;
         if let Some(d) = decision {
             if !d.delay.is_zero() {
                 route.counters.injected_delay(d.delay);
@@ -155,21 +158,31 @@ impl ReverseProxy {
                     }
                     // Never chosen to end a request (see `Fault::ends_request` and `RuleSet::decide`): forward as
                     // usual.
-                    Fault::Delay(_) | Fault::Truncate(_) | Fault::Throttle(_) | Fault::GrpcStream(_) => {
-                        let acts = Acts { injected: true, body: d.body, grpc_stream: d.grpc_stream.clone() };
+                    Fault::Delay(_)
+                    | Fault::Truncate(_)
+                    | Fault::Throttle(_)
+                    | Fault::GrpcStream(_)
+                    | Fault::Disconnect(_) => {
+                        let acts = Acts {
+                            injected: true,
+                            body: d.body,
+                            grpc_stream: d.grpc_stream.clone(),
+                            disconnect: d.disconnect,
+                        };
                         Ok(self.forward(route, req, client, acts, switch).await)
                     }
                 };
             }
             body_plan = d.body;
             grpc_stream = d.grpc_stream;
+            disconnect = d.disconnect;
         }
         // The fault is over once the request goes on: the slot covers the hold, not the upstream's time.
         drop(slot);
+        let acts = Acts { injected, body: body_plan, grpc_stream, disconnect };
         if connect {
-            return Ok(self.tunnel(route, req, injected, body_plan, switch).await);
+            return Ok(self.tunnel(route, req, acts, switch).await);
         }
-        let acts = Acts { injected, body: body_plan, grpc_stream };
         Ok(self.forward(route, req, client, acts, switch).await)
     }
 
@@ -179,10 +192,11 @@ impl ReverseProxy {
         &self,
         route: &Route,
         mut req: Request<Incoming>,
-        injected: bool,
-        body_plan: BodyPlan,
+        acts: Acts,
         switch: &ResetSwitch,
     ) -> Response<ProxyBody> {
+        let Acts { injected, body, disconnect, .. } = acts;
+        let plan = TunnelPlan { body, disconnect, switch: switch.clone() };
         let authority = req.uri().authority().map(|a| a.as_str().to_owned()).unwrap_or_default();
         match forward::connect(&authority, route.upstream.route().connect_timeout).await {
             Ok(upstream) => {
@@ -191,7 +205,7 @@ impl ReverseProxy {
                 }
                 route.counters.count(if injected { Outcome::Injected } else { Outcome::Passed });
                 let on_upgrade = hyper::upgrade::on(&mut req);
-                tokio::spawn(forward::tunnel(on_upgrade, upstream, body_plan, switch.clone()));
+                tokio::spawn(forward::tunnel(on_upgrade, upstream, plan));
                 forward::established()
             }
             Err(e) => {
@@ -213,9 +227,10 @@ impl ReverseProxy {
         acts: Acts,
         switch: &ResetSwitch,
     ) -> Response<ProxyBody> {
-        let Acts { injected, body: body_plan, grpc_stream } = acts;
+        let Acts { injected, body: body_plan, grpc_stream, disconnect } = acts;
         let sent = tokio::time::Instant::now();
-        match route.upstream.forward(req, client).await {
+        let upgraded = TunnelPlan { body: body_plan, disconnect, switch: switch.clone() };
+        match route.upstream.forward(req, client, upgraded).await {
             Ok(resp) => {
                 route.counters.upstream_duration(sent.elapsed());
                 if !injected {

@@ -16,7 +16,12 @@ use http::{
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
-use super::{body::ProxyBody, headers, pool::Pool};
+use super::{
+    body::ProxyBody,
+    forward::{carry, TunnelPlan},
+    headers,
+    pool::Pool,
+};
 use crate::config::{Protocol, RouteConfig};
 
 /// Why the upstream gave no response.
@@ -130,6 +135,7 @@ impl Upstream {
         &self,
         mut req: Request<Incoming>,
         client: SocketAddr,
+        upgraded: TunnelPlan,
     ) -> Result<Response<ProxyBody>, UpstreamError> {
         let upgrade = (req.version() == Version::HTTP_11).then(|| headers::upgrade_request(req.headers())).flatten();
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
@@ -194,12 +200,7 @@ impl Upstream {
                 let upstream_upgrade = hyper::upgrade::on(&mut resp);
                 tokio::spawn(async move {
                     match tokio::try_join!(client_upgrade, upstream_upgrade) {
-                        Ok((c, u)) => {
-                            let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
-                            if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
-                                tracing::debug!(error = %e, "upgraded connection ended with an error");
-                            }
-                        }
+                        Ok((c, u)) => carry(TokioIo::new(c), TokioIo::new(u), upgraded).await,
                         Err(e) => tracing::debug!(error = %e, "upgrade failed"),
                     }
                 });

@@ -9,8 +9,8 @@ use crate::{
         Limits,
     },
     fault::{
-        Blackhole, Fault, Hang, HangEnd, Percentage, RateLimit, Reset, StickyKey, Throttle, Trigger, Truncate,
-        Unresolvable,
+        Blackhole, Disconnect, Fault, Hang, HangEnd, Percentage, RateLimit, Reset, StickyKey, Throttle, Trigger,
+        Truncate, Unresolvable,
     },
     pb::v1 as pb,
 };
@@ -27,6 +27,7 @@ pub(super) fn ends_request(f: &pb::Fault) -> bool {
         | Some(K::Throttle(_))
         | Some(K::RateLimit(_))
         | Some(K::GrpcStream(_))
+        | Some(K::Disconnect(_))
         | None => false,
     }
 }
@@ -56,6 +57,17 @@ pub(super) fn convert(kind: &pb::fault::Kind, path: &str, limits: &Limits, c: &m
             }
         }
         K::Unresolvable(_) => Some(Fault::Unresolvable(Unresolvable)),
+        K::Disconnect(x) => {
+            let at = format!("{path}.disconnect.after");
+            match opt_duration(&x.after, &at, true, c) {
+                Some(d) if d.is_zero() => {
+                    c.add(at, "must be longer than zero");
+                    None
+                }
+                Some(after) => Some(Fault::Disconnect(Disconnect { after, reset: x.reset })),
+                None => None,
+            }
+        }
         K::GrpcStream(g) => super::traffic::grpc_stream(g, &format!("{path}.grpc_stream"), c).map(Fault::GrpcStream),
         K::Truncate(t) => Some(Fault::Truncate(Truncate { after_bytes: t.after_bytes })),
         K::RateLimit(r) => {
