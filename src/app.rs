@@ -99,7 +99,17 @@ impl Server {
                 max_connections: config.limits.max_connections,
                 max_header_bytes: config.limits.max_header_bytes,
             };
-            tasks.spawn(listener::serve(tcp, proxy, stopped(stop.subscribe()), config.drain_grace, bounds));
+            if let Some(tls) = &l.tls {
+                tasks.spawn(Arc::clone(tls).watch(l.name.clone(), stopped(stop.subscribe())));
+            }
+            tasks.spawn(listener::serve(
+                tcp,
+                proxy,
+                l.tls.clone(),
+                stopped(stop.subscribe()),
+                config.drain_grace,
+                bounds,
+            ));
         }
         let control = control_listener.local_addr().map_err(|source| AppError::Bind {
             what: "control".into(),

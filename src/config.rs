@@ -22,7 +22,10 @@ use crate::{
     experiment::Limits,
     fault::HostPattern,
     pb::v1::ExperimentSpec,
-    proxy::tls::{Roots, TlsOrigin, TlsSetupError},
+    proxy::{
+        tls::{Roots, TlsOrigin, TlsSetupError},
+        tls_listen::ListenerTls,
+    },
 };
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -138,6 +141,8 @@ pub struct RouteConfig {
     /// Whether the client's `host` header goes to the upstream unchanged; otherwise it becomes the
     /// upstream's authority (the default for `https://` upstreams, whose certificate names that host).
     pub preserve_host: bool,
+    /// What `x-forwarded-proto` records: `https` behind a TLS listener.
+    pub forwarded_proto: &'static str,
     pub protocol: Protocol,
     /// Longest wait for the upstream's TCP connection.
     pub connect_timeout: Duration,
@@ -162,6 +167,8 @@ pub struct ListenerConfig {
     pub name: String,
     pub bind: SocketAddr,
     pub mode: Mode,
+    /// Set when the listener terminates TLS.
+    pub tls: Option<Arc<ListenerTls>>,
     /// First match wins.
     pub routes: Vec<RouteConfig>,
 }
@@ -251,8 +258,16 @@ struct FileListener {
     bind: String,
     #[serde(default)]
     mode: Mode,
+    tls: Option<FileListenerTls>,
     #[serde(default)]
     routes: Vec<FileRoute>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileListenerTls {
+    cert_file: PathBuf,
+    key_file: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -361,6 +376,7 @@ impl Config {
                 name: "web".into(),
                 bind: DEFAULT_LISTEN.into(),
                 mode: Mode::Reverse,
+                tls: None,
                 routes: Vec::new(),
             });
         }
@@ -397,6 +413,26 @@ impl Config {
             }
             let bind = socket_addr(&l.bind, &format!("{at}.bind"), &mut problems);
             let forward = l.mode == Mode::Forward;
+            let tls = match &l.tls {
+                None => None,
+                Some(_) if forward => {
+                    problems.push(format!("{at}.tls: a forward listener does not terminate TLS (clients use CONNECT)"));
+                    None
+                }
+                Some(t) => match ListenerTls::new(&t.cert_file, &t.key_file) {
+                    Ok(tls) => Some(Arc::new(tls)),
+                    Err(e) => {
+                        let field = match &e {
+                            TlsSetupError::BadKey { .. } => "key_file",
+                            TlsSetupError::Read { path, .. } if *path == t.key_file => "key_file",
+                            _ => "cert_file",
+                        };
+                        problems.push(format!("{at}.tls.{field}: {e}"));
+                        None
+                    }
+                },
+            };
+            let forwarded_proto = if l.tls.is_some() { "https" } else { "http" };
             if forward {
                 // Every destination has a route: those the file names, then one for the rest.
                 let catch_all = l.routes.iter().any(|r| r.hosts.is_empty() && r.path_prefix.is_none());
@@ -469,6 +505,7 @@ impl Config {
                         path_prefix: r.path_prefix.clone(),
                         upstream,
                         preserve_host,
+                        forwarded_proto,
                         protocol: r.protocol,
                         connect_timeout,
                         timeout,
@@ -477,7 +514,7 @@ impl Config {
                 }
             }
             if let Some(bind) = bind {
-                listeners.push(ListenerConfig { name: l.name.clone(), bind, mode: l.mode, routes });
+                listeners.push(ListenerConfig { name: l.name.clone(), bind, mode: l.mode, tls, routes });
             }
         }
 

@@ -12,7 +12,11 @@ use tokio::{net::TcpListener, sync::Semaphore};
 use super::{
     act::{ResetOnDrop, ResetSwitch},
     service::{ConnService, ReverseProxy},
+    tls_listen::ListenerTls,
 };
+
+/// Longest wait for a client's TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Bounds on what one listener takes from its clients.
 #[derive(Debug, Clone, Copy)]
@@ -27,6 +31,7 @@ pub struct Bounds {
 pub async fn serve(
     listener: TcpListener,
     proxy: Arc<ReverseProxy>,
+    tls: Option<Arc<ListenerTls>>,
     shutdown: impl std::future::Future<Output = ()>,
     grace: Duration,
     bounds: Bounds,
@@ -70,6 +75,26 @@ pub async fn serve(
                 let reset = ResetSwitch::default();
                 let service = ConnService { proxy: Arc::clone(&proxy), client, reset: reset.clone() };
                 let stream = ResetOnDrop::new(stream, reset);
+                if let Some(tls) = &tls {
+                    // The handshake runs on the connection's own task, bounded like a request head.
+                    let acceptor = tls.acceptor().clone();
+                    let builder = builder.clone();
+                    let watcher = graceful.watcher();
+                    tokio::spawn(async move {
+                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                            Ok(Ok(tls_stream)) => {
+                                let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
+                                if let Err(e) = watcher.watch(conn.into_owned()).await {
+                                    tracing::debug!(%client, error = %e, "connection ended with an error");
+                                }
+                            }
+                            Ok(Err(e)) => tracing::debug!(%client, error = %e, "TLS handshake failed"),
+                            Err(_) => tracing::debug!(%client, "TLS handshake timed out"),
+                        }
+                        drop(slot);
+                    });
+                    continue;
+                }
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {

@@ -12,6 +12,7 @@ pub mod pool;
 pub mod respond;
 pub mod service;
 pub mod tls;
+pub mod tls_listen;
 pub mod upstream;
 
 pub use body::ProxyBody;

@@ -48,6 +48,8 @@ pub enum TlsSetupError {
     System(String),
     #[error("roots: none needs a ca_file")]
     NoRoots,
+    #[error("{path}: not a usable private key: {message}")]
+    BadKey { path: PathBuf, message: String },
     #[error("{0:?} is not a valid TLS server name")]
     ServerName(String),
 }

@@ -179,7 +179,7 @@ impl Upstream {
         if h2 {
             parts.headers.remove(header::HOST);
         }
-        headers::append_forwarded(&mut parts.headers, client.ip(), "http");
+        headers::append_forwarded(&mut parts.headers, client.ip(), self.route.forwarded_proto);
         parts.version = if h2 { Version::HTTP_2 } else { Version::HTTP_11 };
 
         let req = Request::from_parts(parts, body);

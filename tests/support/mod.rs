@@ -332,3 +332,43 @@ pub async fn tls_upstream(names: &[&str]) -> (SocketAddr, std::path::PathBuf) {
     });
     (addr, temp_file("ca.pem", &ca_pem))
 }
+
+/// Like [`test_certificate`], as PEM text: (CA certificate, server certificate, server key).
+pub fn test_certificate_pem(names: &[&str]) -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().expect("ca key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).expect("ca cert");
+    let key = KeyPair::generate().expect("server key");
+    let params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).expect("params");
+    let cert = params.signed_by(&key, &rcgen::Issuer::new(ca_params, ca_key)).expect("server cert");
+    (ca.pem(), cert.pem(), key.serialize_pem())
+}
+
+/// A TLS client connection (HTTP/2 or HTTP/1.1 offered by ALPN) trusting only the CA in `ca_pem`; returns
+/// the HTTP request sender and the protocol the server chose.
+pub async fn tls_client(
+    addr: SocketAddr,
+    ca_pem: &str,
+    name: &str,
+    h2: bool,
+) -> Result<hyper::client::conn::http1::SendRequest<BoxBody>, Box<dyn std::error::Error + Send + Sync>> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert?)?;
+    }
+    let mut config =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    config.alpn_protocols = vec![if h2 { b"h2".to_vec() } else { b"http/1.1".to_vec() }];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let tls = connector.connect(rustls::pki_types::ServerName::try_from(name.to_owned())?, tcp).await?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+    tokio::spawn(conn);
+    Ok(sender)
+}
