@@ -124,6 +124,10 @@ pub fn summary(spec: &pb::ExperimentSpec) -> Value {
             Some(pb::fault::Kind::Truncate(_)) => "truncate",
             Some(pb::fault::Kind::Throttle(_)) => "throttle",
             Some(pb::fault::Kind::RateLimit(_)) => "rate_limit",
+            Some(pb::fault::Kind::FirstByteDelay(_)) => "first_byte_delay",
+            Some(pb::fault::Kind::Drip(_)) => "drip",
+            Some(pb::fault::Kind::Rewrite(_)) => "rewrite",
+            Some(pb::fault::Kind::Body(_)) => "body",
             None => "none",
         })
         .collect();

@@ -21,6 +21,7 @@ use crate::{
 };
 
 mod realism;
+mod response;
 
 /// Regexes are compiled with this size limit, so a hostile pattern cannot take the server's memory.
 const REGEX_SIZE_LIMIT: usize = 256 * 1024;
@@ -156,7 +157,11 @@ pub fn validate_spec(spec: &pb::ExperimentSpec, ctx: &Context<'_>) -> Result<Exp
             );
         }
         match &f.kind {
-            None => c.add(path, "empty fault: set one of abort, delay, hang, reset, truncate, throttle"),
+            None => c.add(
+                path,
+                "empty fault: set one of abort, delay, hang, reset, truncate, throttle, rate_limit, first_byte_delay, \
+                 drip, rewrite, body",
+            ),
             Some(pb::fault::Kind::Abort(a)) => {
                 faults.push(Fault::Abort(convert_abort(a, &format!("{path}.abort"), &mut c)))
             }

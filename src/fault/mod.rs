@@ -3,13 +3,17 @@
 //! request: every value is valid by construction (see `control::convert` for how proto becomes domain).
 
 mod abort;
+pub mod body;
 mod delay;
+mod drip;
+mod first_byte;
 mod hang;
 mod matcher;
 pub mod page;
 mod rate_limit;
 mod reset;
 mod response;
+mod rewrite;
 mod sample;
 mod sticky;
 mod throttle;
@@ -17,13 +21,17 @@ mod trigger;
 mod truncate;
 
 pub use abort::{grpc_code_for_http, Abort, GrpcCode};
+pub use body::{BodyFault, Corrupt, Corruptor, Pick, Replace};
 pub use delay::{Delay, DelayDistribution};
+pub use drip::Drip;
+pub use first_byte::FirstByteDelay;
 pub use hang::{Hang, HangEnd};
 pub use matcher::{HostPattern, Matcher, Predicate, RequestView, ValueMatch};
 pub use page::Page;
 pub use rate_limit::RateLimit;
 pub use reset::Reset;
-pub use response::{BodyPlan, CutKind};
+pub use response::{BodyPlan, CutKind, ResponsePlan};
+pub use rewrite::{rewrite_refuses, HeaderEdit, Rewrite};
 pub use sample::{Percentage, RequestRng};
 pub use sticky::StickyKey;
 pub use throttle::Throttle;
@@ -48,6 +56,14 @@ pub enum Fault {
     Throttle(Throttle),
     /// Beyond a token-bucket rate, answer 429 with `retry-after`.
     RateLimit(RateLimit),
+    /// Hold the upstream's response on its way back (slow time-to-first-byte).
+    FirstByteDelay(FirstByteDelay),
+    /// Send the response body in chunks with pauses.
+    Drip(Drip),
+    /// Change request and response headers, replace the status.
+    Rewrite(std::sync::Arc<Rewrite>),
+    /// Replace or corrupt the response body.
+    Body(BodyFault),
 }
 
 impl Fault {
@@ -61,6 +77,10 @@ impl Fault {
             Fault::Truncate(_) => "truncate",
             Fault::Throttle(_) => "throttle",
             Fault::RateLimit(_) => "rate_limit",
+            Fault::FirstByteDelay(_) => "first_byte_delay",
+            Fault::Drip(_) => "drip",
+            Fault::Rewrite(_) => "rewrite",
+            Fault::Body(_) => "body",
         }
     }
 
@@ -71,6 +91,7 @@ impl Fault {
             Fault::Abort(_) | Fault::Hang(_) => true,
             Fault::Reset(r) => r.after_bytes.is_none(),
             Fault::Delay(_) | Fault::Truncate(_) | Fault::Throttle(_) | Fault::RateLimit(_) => false,
+            Fault::FirstByteDelay(_) | Fault::Drip(_) | Fault::Rewrite(_) | Fault::Body(_) => false,
         }
     }
 }

@@ -16,7 +16,7 @@ use super::{
 use crate::{
     config::{ListenerConfig, RouteId},
     experiment::{guard::Health, RuleSet},
-    fault::{BodyPlan, Fault, RequestView},
+    fault::{BodyPlan, Fault, RequestView, ResponsePlan},
     telemetry::metrics::{Metrics, Outcome, RouteCounters},
 };
 
@@ -73,7 +73,7 @@ impl ReverseProxy {
     /// purpose (hang, reset) returns [`Dropped`].
     pub async fn handle(
         &self,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         client: SocketAddr,
         switch: &ResetSwitch,
     ) -> Result<Response<ProxyBody>, Dropped> {
@@ -112,6 +112,7 @@ impl ReverseProxy {
 
         let injected = decision.is_some();
         let mut body_plan = BodyPlan::default();
+        let mut response = ResponsePlan::default();
         if let Some(d) = decision {
             if !d.delay.is_zero() {
                 route.counters.injected_delay(d.delay);
@@ -127,16 +128,31 @@ impl ReverseProxy {
                     Fault::RateLimit(_) => Ok(respond::rate_limited(d.retry_after, &req)),
                     // Never chosen to end a request (see `Fault::ends_request` and `RuleSet::decide`): forward as
                     // usual.
-                    Fault::Delay(_) | Fault::Truncate(_) | Fault::Throttle(_) => {
-                        Ok(self.forward(route, req, client, true, d.body, switch).await)
-                    }
+                    Fault::Delay(_)
+                    | Fault::Truncate(_)
+                    | Fault::Throttle(_)
+                    | Fault::FirstByteDelay(_)
+                    | Fault::Drip(_)
+                    | Fault::Rewrite(_)
+                    | Fault::Body(_) => Ok(self.forward(route, req, client, true, (d.body, &d.response), switch).await),
                 };
             }
             body_plan = d.body;
+            response = d.response;
         }
-        // The fault is over once the request goes on: the slot covers the hold, not the upstream's time.
+        if response.rewrites_request() {
+            for r in &response.rewrites {
+                r.request.apply(req.headers_mut());
+            }
+        }
+        // The fault is over once the request goes on: the slot covers the hold, not the upstream's time
+        // (unless the response's head is held on its way back: then it covers that hold as well).
+        if response.head_delay.is_zero() {
+            slot = None;
+        }
+        let resp = self.forward(route, req, client, injected, (body_plan, &response), switch).await;
         drop(slot);
-        Ok(self.forward(route, req, client, injected, body_plan, switch).await)
+        Ok(resp)
     }
 
     async fn forward(
@@ -145,7 +161,7 @@ impl ReverseProxy {
         req: Request<Incoming>,
         client: SocketAddr,
         injected: bool,
-        body_plan: BodyPlan,
+        (body_plan, response): (BodyPlan, &ResponsePlan),
         switch: &ResetSwitch,
     ) -> Response<ProxyBody> {
         let sent = tokio::time::Instant::now();
@@ -156,7 +172,9 @@ impl ReverseProxy {
                     self.health.record(route.id, resp.status().is_server_error());
                 }
                 route.counters.count(if injected { Outcome::Injected } else { Outcome::Passed });
-                if body_plan.is_empty() {
+                if !response.is_empty() {
+                    act::shape(resp, body_plan, response, switch).await
+                } else if body_plan.is_empty() {
                     resp
                 } else {
                     resp.map(|b| ProxyBody::Acted(Box::new(ActBody::new(b, body_plan, switch.clone()))))

@@ -20,6 +20,7 @@ pub(super) fn ends_request(f: &pb::Fault) -> bool {
         Some(K::Reset(r)) => r.after_bytes.is_none(),
         // A rate limit ends only the requests beyond its rate; faults after it run for the others.
         Some(K::Delay(_)) | Some(K::Truncate(_)) | Some(K::Throttle(_)) | Some(K::RateLimit(_)) | None => false,
+        Some(K::FirstByteDelay(_)) | Some(K::Drip(_)) | Some(K::Rewrite(_)) | Some(K::Body(_)) => false,
     }
 }
 
@@ -50,6 +51,10 @@ pub(super) fn convert(kind: &pb::fault::Kind, path: &str, limits: &Limits, c: &m
                 None
             }
         },
+        K::FirstByteDelay(f) => super::response::first_byte_delay(f, &format!("{path}.first_byte_delay"), c),
+        K::Drip(d) => super::response::drip(d, &format!("{path}.drip"), c),
+        K::Rewrite(r) => super::response::rewrite(r, &format!("{path}.rewrite"), c),
+        K::Body(b) => super::response::body(b, &format!("{path}.body"), c),
     }
 }
 
