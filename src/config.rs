@@ -20,13 +20,15 @@ use crate::{
     },
     document::{self, DocumentError},
     experiment::Limits,
-    fault::HostPattern,
+    fault::{page::PageTemplates, HostPattern},
     pb::v1::ExperimentSpec,
     proxy::{
         tls::{Roots, TlsOrigin, TlsSetupError},
         tls_listen::ListenerTls,
     },
 };
+
+mod pages;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_CONTROL: &str = "127.0.0.1:7070";
@@ -51,15 +53,28 @@ impl RouteId {
     }
 }
 
-/// The names of listeners and their routes, in order: what experiments may target.
+/// The names of listeners and their routes, in order: what experiments may target. Also the config's page
+/// templates, which experiments may name in `abort.page`.
 #[derive(Debug, Clone, Default)]
 pub struct Topology {
     listeners: Vec<(String, Vec<String>)>,
+    pages: PageTemplates,
 }
 
 impl Topology {
     pub fn new(listeners: Vec<(String, Vec<String>)>) -> Self {
-        Topology { listeners }
+        Topology { listeners, pages: PageTemplates::default() }
+    }
+
+    /// The same names, with the config's page templates.
+    pub fn with_pages(mut self, pages: PageTemplates) -> Self {
+        self.pages = pages;
+        self
+    }
+
+    /// The config's page templates.
+    pub fn pages(&self) -> &PageTemplates {
+        &self.pages
     }
 
     /// Every (listener, route) pair, in [`RouteId`] order.
@@ -190,6 +205,8 @@ pub struct Config {
     pub drain_grace: Duration,
     /// Started at boot, in order.
     pub experiments: Vec<ExperimentSpec>,
+    /// Page templates experiments may name in `abort.page`.
+    pub pages: PageTemplates,
 }
 
 /// Command-line values that override the file.
@@ -249,6 +266,8 @@ struct FileConfig {
     drain_grace: Option<String>,
     #[serde(default)]
     experiments: Vec<Value>,
+    #[serde(default)]
+    pages: std::collections::BTreeMap<String, pages::FilePage>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -333,7 +352,9 @@ struct FileLimits {
 
 /// Whether a YAML value looks like a config file rather than an experiment.
 pub fn looks_like_config(v: &Value) -> bool {
-    ["listeners", "control", "admin", "audit", "limits", "experiments", "workers"].iter().any(|k| v.get(k).is_some())
+    ["listeners", "control", "admin", "audit", "limits", "experiments", "workers", "pages"]
+        .iter()
+        .any(|k| v.get(k).is_some())
 }
 
 impl Config {
@@ -618,7 +639,8 @@ impl Config {
             .or_else(|| opt_duration(&file.drain_grace, "drain_grace", &mut problems))
             .unwrap_or(Duration::from_secs(10));
 
-        let topology = topology_of(&listeners);
+        let pages = pages::templates(&file.pages, &mut problems);
+        let topology = topology_of(&listeners).with_pages(pages.clone());
         let mut experiments = Vec::new();
         for (i, v) in file.experiments.into_iter().enumerate() {
             match document::spec_from_value(v, format!("experiments[{i}].")) {
@@ -649,11 +671,12 @@ impl Config {
             workers,
             drain_grace,
             experiments,
+            pages,
         })
     }
 
     pub fn topology(&self) -> Topology {
-        topology_of(&self.listeners)
+        topology_of(&self.listeners).with_pages(self.pages.clone())
     }
 }
 

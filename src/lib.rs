@@ -8,16 +8,17 @@
 //! ```text
 //! main.rs         command line only (clap), calls into this library
 //! app.rs          binds every port, wires the parts, drains on shutdown
-//! config.rs       config file + flags → checked Config and the route Topology
+//! config.rs       config file + flags → checked Config and the route Topology; config/pages.rs (pages:)
 //! document.rs     experiment YAML (protobuf JSON mapping) → ExperimentSpec
 //! fault/          pure fault model: Matcher, Percentage, Trigger, StickyKey, Fault (one file per kind:
-//!                 abort, delay, hang, reset, truncate, throttle, rate_limit), page/ (built-in error pages)
+//!                 abort, delay, hang, reset, truncate, throttle, rate_limit, first_byte, drip, rewrite, body),
+//!                 page/ (built-in error pages; custom.rs: the config's page templates)
 //! experiment/     Registry (lifecycle, timers) → RuleSet (immutable, indexed by route); timeline.rs (ramp,
 //!                 flap), lease.rs, guard.rs
 //! proxy/          data plane: listener, per-request service, upstream pool, responses it writes,
-//!                 act.rs (connection and body faults), cap.rs (concurrent-fault cap)
+//!                 act.rs (connection, body and response faults), cap.rs (concurrent-fault cap)
 //! control/        gRPC FaultControl service; convert.rs validates proto into domain values (convert/realism.rs
-//!                 for the realism faults); auth.rs (bearer tokens), audit.rs, limits.rs and guards.rs
+//!                 and convert/response.rs for the realism faults); auth.rs (bearer tokens), audit.rs, limits.rs and guards.rs
 //!                 (safety checks), killswitch.rs
 //! admin.rs        /healthz, /readyz, /metrics
 //! telemetry/      logs and Prometheus metrics

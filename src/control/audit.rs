@@ -128,6 +128,10 @@ pub fn summary(spec: &pb::ExperimentSpec) -> Value {
             Some(pb::fault::Kind::Unresolvable(_)) => "unresolvable",
             Some(pb::fault::Kind::GrpcStream(_)) => "grpc_stream",
             Some(pb::fault::Kind::Disconnect(_)) => "disconnect",
+            Some(pb::fault::Kind::FirstByteDelay(_)) => "first_byte_delay",
+            Some(pb::fault::Kind::Drip(_)) => "drip",
+            Some(pb::fault::Kind::Rewrite(_)) => "rewrite",
+            Some(pb::fault::Kind::Body(_)) => "body",
             None => "none",
         })
         .collect();

@@ -13,7 +13,7 @@ use crate::{
     config::Topology,
     experiment::{ExperimentDef, Limits},
     fault::{
-        page::{Location, Preset},
+        page::{Location, PageTemplates, Preset},
         Abort, Delay, DelayDistribution, Fault, GrpcCode, HostPattern, Matcher, Page, Percentage, Predicate,
         ValueMatch,
     },
@@ -21,6 +21,7 @@ use crate::{
 };
 
 mod realism;
+mod response;
 mod traffic;
 
 /// Regexes are compiled with this size limit, so a hostile pattern cannot take the server's memory.
@@ -64,7 +65,9 @@ pub struct Context<'a> {
     pub limits: &'a Limits,
 }
 
-struct Collector(Vec<Violation>);
+/// The problems found so far, and the config's page templates a spec may name (`None`: not known, when a
+/// file is validated without its server's config).
+struct Collector(Vec<Violation>, Option<PageTemplates>);
 
 impl Collector {
     fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
@@ -74,7 +77,7 @@ impl Collector {
 
 /// Checks a spec and builds the domain value.
 pub fn validate_spec(spec: &pb::ExperimentSpec, ctx: &Context<'_>) -> Result<ExperimentDef, Violations> {
-    let mut c = Collector(Vec::new());
+    let mut c = Collector(Vec::new(), ctx.topology.map(|t| t.pages().clone()));
     let scaled = realism::time_scaled(spec, &mut c);
     let spec = scaled.as_ref().unwrap_or(spec);
 
@@ -157,7 +160,11 @@ pub fn validate_spec(spec: &pb::ExperimentSpec, ctx: &Context<'_>) -> Result<Exp
             );
         }
         match &f.kind {
-            None => c.add(path, "empty fault: set one of abort, delay, hang, reset, truncate, throttle"),
+            None => c.add(
+                path,
+                "empty fault: set one of abort, delay, hang, reset, truncate, throttle, rate_limit, first_byte_delay, \
+                 drip, rewrite, body",
+            ),
             Some(pb::fault::Kind::Abort(a)) => {
                 faults.push(Fault::Abort(convert_abort(a, &format!("{path}.abort"), &mut c)))
             }
@@ -422,8 +429,20 @@ fn convert_page(a: &pb::AbortFault, http_status: Option<StatusCode>, path: &str,
         }
         return None;
     }
-    let Some(preset) = Preset::parse(&a.page) else {
-        c.add(format!("{path}.page"), format!("unknown page {:?}: use one of {}", a.page, Preset::NAMES.join(", ")));
+    let custom = |c: &Collector| c.1.as_ref().and_then(|p| p.get(&a.page)).map(|t| Preset::Custom(t.clone()));
+    let Some(preset) = Preset::parse(&a.page).or_else(|| custom(c)) else {
+        let known = match &c.1 {
+            Some(pages) => {
+                let mut names: Vec<&str> = Preset::NAMES.to_vec();
+                names.extend(pages.names());
+                format!("use one of {} (the config's pages: templates included)", names.join(", "))
+            }
+            None => format!(
+                "use one of {}, or a page template of the server's config (check with --config CONFIG)",
+                Preset::NAMES.join(", ")
+            ),
+        };
+        c.add(format!("{path}.page"), format!("unknown page {:?}: {known}", a.page));
         return None;
     };
     if a.body.is_some() {

@@ -19,7 +19,7 @@ use crate::{
     config::{RouteId, Topology},
     fault::{
         Abort, BodyPlan, Disconnect, Fault, GrpcStream, HostPattern, Matcher, Percentage, RequestRng, RequestView,
-        Reset, StickyKey, Trigger,
+        Reset, ResponsePlan, StickyKey, Trigger,
     },
 };
 
@@ -142,6 +142,9 @@ pub struct Decision {
     pub grpc_stream: Option<GrpcStream>,
     /// When an upgraded connection or tunnel is ended (the earliest wins).
     pub disconnect: Option<Disconnect>,
+    /// What happens to the request's headers and the upstream's response head and body beyond the body
+    /// plan (first_byte_delay, rewrite, body replace and corrupt).
+    pub response: ResponsePlan,
 }
 
 impl Decision {
@@ -370,7 +373,9 @@ impl RuleSet {
     ///
     /// Combination rule: every experiment in scope is sampled independently, in start order. A selected
     /// experiment applies its faults in order: its delays add to the request's delay; its body faults join
-    /// the request's [`BodyPlan`] (earliest cut, slowest rate); its first fault that ends the request
+    /// the request's [`BodyPlan`] (earliest cut, slowest rate, slowest drip, first-byte waits added); its
+    /// rewrites, body replacement and corruptions join the [`ResponsePlan`] (rewrites in order, the first
+    /// replacement, every corruption); its first fault that ends the request
     /// (abort, hang, reset before the response) ends its list. The request then waits the sum of all
     /// delays, and is ended by the ending fault of the earliest-started selected experiment that has one,
     /// if any, else forwarded with the body plan applied to the response.
@@ -454,6 +459,27 @@ impl RuleSet {
                         }
                         acted = true;
                     }
+                    Fault::FirstByteDelay(f) => {
+                        let wait = f.delay.sample(&mut rng);
+                        if f.head_first {
+                            d.body.first_byte = d.body.first_byte.saturating_add(wait);
+                        } else {
+                            d.response.head_delay = d.response.head_delay.saturating_add(wait);
+                        }
+                        acted = true;
+                    }
+                    Fault::Drip(drip) => {
+                        d.body.add_drip(drip);
+                        acted = true;
+                    }
+                    Fault::Rewrite(r) => {
+                        d.response.rewrites.push(Arc::clone(r));
+                        acted = true;
+                    }
+                    Fault::Body(b) => {
+                        d.response.add_body(b, rand::RngExt::random(rng.rng()));
+                        acted = true;
+                    }
                     // Within the limit: nothing, go on with the list. Beyond it: ends the request (429).
                     Fault::RateLimit(rl) => {
                         if let Some(wait) = rl.take(t) {
@@ -481,6 +507,7 @@ impl RuleSet {
             d.abort.is_some()
                 || !d.delay.is_zero()
                 || !d.body.is_empty()
+                || !d.response.is_empty()
                 || d.grpc_stream.is_some()
                 || d.disconnect.is_some()
         })

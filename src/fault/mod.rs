@@ -3,8 +3,11 @@
 //! request: every value is valid by construction (see `control::convert` for how proto becomes domain).
 
 mod abort;
+pub mod body;
 mod delay;
+mod drip;
 mod egress;
+mod first_byte;
 mod grpc_stream;
 mod hang;
 mod matcher;
@@ -12,6 +15,7 @@ pub mod page;
 mod rate_limit;
 mod reset;
 mod response;
+mod rewrite;
 mod sample;
 mod sticky;
 mod throttle;
@@ -19,15 +23,19 @@ mod trigger;
 mod truncate;
 
 pub use abort::{grpc_code_for_http, percent_encode_grpc, Abort, GrpcCode};
+pub use body::{BodyFault, Corrupt, Corruptor, Pick, Replace};
 pub use delay::{Delay, DelayDistribution};
+pub use drip::Drip;
 pub use egress::{Blackhole, Disconnect, Unresolvable};
+pub use first_byte::FirstByteDelay;
 pub use grpc_stream::GrpcStream;
 pub use hang::{Hang, HangEnd};
 pub use matcher::{HostPattern, Matcher, Predicate, RequestView, ValueMatch};
 pub use page::Page;
 pub use rate_limit::RateLimit;
 pub use reset::Reset;
-pub use response::{BodyPlan, CutKind};
+pub use response::{BodyPlan, CutKind, ResponsePlan};
+pub use rewrite::{rewrite_refuses, HeaderEdit, Rewrite};
 pub use sample::{Percentage, RequestRng};
 pub use sticky::StickyKey;
 pub use throttle::Throttle;
@@ -60,6 +68,14 @@ pub enum Fault {
     GrpcStream(GrpcStream),
     /// End a WebSocket or a CONNECT tunnel some time after it opens.
     Disconnect(Disconnect),
+    /// Hold the upstream's response on its way back (slow time-to-first-byte).
+    FirstByteDelay(FirstByteDelay),
+    /// Send the response body in chunks with pauses.
+    Drip(Drip),
+    /// Change request and response headers, replace the status.
+    Rewrite(std::sync::Arc<Rewrite>),
+    /// Replace or corrupt the response body.
+    Body(BodyFault),
 }
 
 impl Fault {
@@ -77,6 +93,10 @@ impl Fault {
             Fault::Unresolvable(_) => "unresolvable",
             Fault::GrpcStream(_) => "grpc_stream",
             Fault::Disconnect(_) => "disconnect",
+            Fault::FirstByteDelay(_) => "first_byte_delay",
+            Fault::Drip(_) => "drip",
+            Fault::Rewrite(_) => "rewrite",
+            Fault::Body(_) => "body",
         }
     }
 
@@ -92,6 +112,7 @@ impl Fault {
             | Fault::RateLimit(_)
             | Fault::GrpcStream(_)
             | Fault::Disconnect(_) => false,
+            Fault::FirstByteDelay(_) | Fault::Drip(_) | Fault::Rewrite(_) | Fault::Body(_) => false,
         }
     }
 }

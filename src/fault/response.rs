@@ -1,9 +1,9 @@
 //! What the selected experiments do to the upstream's response body, combined: a plain value the proxy's
 //! body wrapper (`proxy::act`) carries out.
 
-use std::num::NonZeroU64;
+use std::{num::NonZeroU64, sync::Arc, time::Duration};
 
-use super::{Reset, Throttle, Truncate};
+use super::{body::Replace, BodyFault, Corrupt, Drip, Reset, Rewrite, Throttle, Truncate};
 
 /// How a body cut ends the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,11 +22,15 @@ pub struct BodyPlan {
     pub cut: Option<(u64, CutKind)>,
     /// At most this many bytes per second.
     pub rate: Option<NonZeroU64>,
+    /// Chunks of a size, a pause between them.
+    pub drip: Option<Drip>,
+    /// How long the first body byte waits (`first_byte_delay` with `head_first`).
+    pub first_byte: Duration,
 }
 
 impl BodyPlan {
     pub fn is_empty(&self) -> bool {
-        self.cut.is_none() && self.rate.is_none()
+        self.cut.is_none() && self.rate.is_none() && self.drip.is_none() && self.first_byte.is_zero()
     }
 
     fn cut_at(&mut self, n: u64, kind: CutKind) {
@@ -52,6 +56,49 @@ impl BodyPlan {
 
     pub fn add_throttle(&mut self, t: &Throttle) {
         self.rate = Some(self.rate.map_or(t.bytes_per_second, |r| r.min(t.bytes_per_second)));
+    }
+
+    /// Drips combine into the smallest chunk and the longest pause.
+    pub fn add_drip(&mut self, d: &Drip) {
+        self.drip = Some(self.drip.map_or(*d, |old| old.slowest(*d)));
+    }
+}
+
+/// What the selected experiments do to the upstream's response head and to which body it sends: the
+/// faults that are not plain values (`rewrite`, `body`) and the head's hold. Empty (and allocation-free)
+/// unless one of them was selected.
+#[derive(Debug, Clone, Default)]
+pub struct ResponsePlan {
+    /// How long the upstream's response is held before its head goes to the client (`first_byte_delay`).
+    pub head_delay: Duration,
+    /// Applied in start order, then list order: for the same header or the status, the last applied wins.
+    pub rewrites: Vec<Arc<Rewrite>>,
+    /// The body sent instead of the upstream's: the earliest-started experiment's.
+    pub replace: Option<Arc<Replace>>,
+    /// Every selected corruption, each with the seed its experiment's random stream drew for the request.
+    pub corrupt: Vec<(Arc<Corrupt>, u64)>,
+}
+
+impl ResponsePlan {
+    pub fn is_empty(&self) -> bool {
+        self.head_delay.is_zero() && self.rewrites.is_empty() && self.replace.is_none() && self.corrupt.is_empty()
+    }
+
+    /// Whether the request itself is changed before forwarding.
+    pub fn rewrites_request(&self) -> bool {
+        self.rewrites.iter().any(|r| !r.request.is_empty())
+    }
+
+    /// Adds a body fault; `seed` is used by a corruption.
+    pub fn add_body(&mut self, b: &BodyFault, seed: u64) {
+        match b {
+            BodyFault::Replace(r) => {
+                if self.replace.is_none() {
+                    self.replace = Some(Arc::clone(r));
+                }
+            }
+            BodyFault::Corrupt(c) => self.corrupt.push((Arc::clone(c), seed)),
+        }
     }
 }
 

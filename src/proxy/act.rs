@@ -1,4 +1,5 @@
-//! Faults that act on the connection and on the response body: hang, reset, truncate, throttle.
+//! Faults that act on the connection and on the response: hang, reset, truncate, throttle, and the
+//! response shaping of first_byte_delay, drip, rewrite and body (replace, corrupt).
 //!
 //! A connection fault makes hyper drop the client's connection: the request's service returns
 //! [`Dropped`], or the response body returns [`BodyError::Cut`]. Over HTTP/1.1 hyper then closes the
@@ -9,7 +10,6 @@
 use std::{
     future::Future,
     io,
-    num::NonZeroU64,
     pin::Pin,
     sync::{
         atomic::{AtomicBool, Ordering},
@@ -29,7 +29,7 @@ use tokio::{
 };
 
 use super::{body::ProxyBody, respond};
-use crate::fault::{BodyPlan, CutKind, Hang, HangEnd};
+use crate::fault::{BodyPlan, Corruptor, CutKind, Hang, HangEnd, ResponsePlan};
 
 /// The request's connection is dropped on purpose by a fault; hyper closes it (HTTP/2: resets the stream).
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +138,45 @@ pub async fn hang<B>(hang: &Hang, req: &Request<B>, switch: &ResetSwitch) -> Res
     }
 }
 
+// === response shaping ===
+
+/// Applies the request's response plan to the upstream's response: holds its head (`first_byte_delay`),
+/// rewrites status and headers, swaps in a replacement body, then wraps the body for the body faults.
+pub async fn shape(
+    resp: Response<ProxyBody>,
+    plan: BodyPlan,
+    response: &ResponsePlan,
+    switch: &ResetSwitch,
+) -> Response<ProxyBody> {
+    if !response.head_delay.is_zero() {
+        tokio::time::sleep(response.head_delay).await;
+    }
+    let (mut parts, mut body) = resp.into_parts();
+    for r in &response.rewrites {
+        r.apply_response(&mut parts);
+    }
+    if let Some(replace) = &response.replace {
+        // The upstream's body is dropped unread: its connection is not reused.
+        body = ProxyBody::full(replace.body.clone());
+        let h = &mut parts.headers;
+        h.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(replace.body.len()));
+        // The new bytes are neither encoded nor the upstream's representation.
+        h.remove(http::header::CONTENT_ENCODING);
+        h.remove(http::header::ETAG);
+        h.remove(http::header::CONTENT_RANGE);
+        if let Some(ct) = &replace.content_type {
+            h.insert(http::header::CONTENT_TYPE, ct.clone());
+        }
+    }
+    if plan.is_empty() && response.corrupt.is_empty() {
+        return Response::from_parts(parts, body);
+    }
+    let length = body.size_hint().exact();
+    let corrupt = response.corrupt.iter().map(|(c, seed)| c.start(*seed, length)).collect();
+    let acted = ActBody::new(body, plan, switch.clone()).with_corruption(corrupt);
+    Response::from_parts(parts, ProxyBody::Acted(Box::new(acted)))
+}
+
 // === impl ActBody ===
 
 /// How long a cut body waits before ending the connection. hyper drops what it still buffers when a body
@@ -161,11 +200,36 @@ pub struct ActBody {
     sleep: Option<Pin<Box<Sleep>>>,
     /// Data received but not yet passed on (throttled pieces).
     pending: Bytes,
+    /// Corruptions at work on the body, applied in order to every piece.
+    corrupt: Vec<Corruptor>,
+    /// When the last drip chunk went out.
+    dripped: Option<Instant>,
+    /// Whether the first body byte's wait (`BodyPlan::first_byte`) is over.
+    first_byte_done: bool,
+    /// When that wait ends, from the first time the body is asked for data.
+    first_byte_due: Option<Instant>,
 }
 
 impl ActBody {
     pub fn new(inner: ProxyBody, plan: BodyPlan, switch: ResetSwitch) -> Self {
-        ActBody { inner, plan, switch, sent: 0, started: None, sleep: None, pending: Bytes::new() }
+        ActBody {
+            inner,
+            first_byte_done: plan.first_byte.is_zero(),
+            plan,
+            switch,
+            sent: 0,
+            started: None,
+            sleep: None,
+            pending: Bytes::new(),
+            corrupt: Vec::new(),
+            dripped: None,
+            first_byte_due: None,
+        }
+    }
+
+    pub fn with_corruption(mut self, corrupt: Vec<Corruptor>) -> Self {
+        self.corrupt = corrupt;
+        self
     }
 
     /// How many more bytes may pass before the cut.
@@ -184,11 +248,28 @@ impl ActBody {
         Poll::Ready(Some(Err(BodyError::Cut)))
     }
 
-    /// The throttle's wait: the bytes already sent must have taken their time at the rate.
-    fn wait(&mut self, cx: &mut Context<'_>, rate: NonZeroU64) -> Poll<()> {
-        let Some(started) = self.started else { return Poll::Ready(()) };
-        let due = started + Duration::from_secs_f64(self.sent as f64 / rate.get() as f64);
+    /// When the next piece may go: the first byte's wait, the throttle (the bytes already sent must have
+    /// taken their time at the rate) and the drip's pause, whichever is latest. `None`: now.
+    fn due(&mut self) -> Option<Instant> {
+        if !self.first_byte_done {
+            let wait = self.plan.first_byte;
+            return Some(*self.first_byte_due.get_or_insert_with(|| Instant::now() + wait));
+        }
+        let throttle = match (self.started, self.plan.rate) {
+            (Some(started), Some(rate)) => {
+                Some(started + Duration::from_secs_f64(self.sent as f64 / rate.get() as f64))
+            }
+            _ => None,
+        };
+        let drip = self.plan.drip.and_then(|d| self.dripped.map(|at| at + d.interval));
+        throttle.max(drip)
+    }
+
+    /// Waits until [`ActBody::due`].
+    fn wait(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(due) = self.due() else { return Poll::Ready(()) };
         if due <= Instant::now() {
+            self.end_first_byte_wait();
             self.sleep = None;
             return Poll::Ready(());
         }
@@ -199,10 +280,15 @@ impl ActBody {
         match sleep.as_mut().poll(cx) {
             Poll::Ready(()) => {
                 self.sleep = None;
+                self.end_first_byte_wait();
                 Poll::Ready(())
             }
             Poll::Pending => Poll::Pending,
         }
+    }
+
+    fn end_first_byte_wait(&mut self) {
+        self.first_byte_done = true;
     }
 
     /// Passes on up to `room` and the throttle's piece size of `data`, keeping the rest for later.
@@ -211,8 +297,15 @@ impl ActBody {
         if let Some(rate) = self.plan.rate {
             max = max.min(((rate.get() as f64 * PIECE.as_secs_f64()) as u64).max(1));
         }
+        if let Some(drip) = self.plan.drip {
+            max = max.min(drip.chunk.get());
+            self.dripped = Some(Instant::now());
+        }
         let take = usize::try_from(max).unwrap_or(usize::MAX).min(data.len());
         self.pending = data.split_off(take);
+        for c in &mut self.corrupt {
+            data = c.apply(self.sent, data);
+        }
         self.sent += data.len() as u64;
         self.started.get_or_insert_with(Instant::now);
         Poll::Ready(Some(Ok(Frame::data(data))))
@@ -228,10 +321,8 @@ impl Body for ActBody {
         if this.room() == Some(0) {
             return this.cut(cx);
         }
-        if let Some(rate) = this.plan.rate {
-            if this.wait(cx, rate).is_pending() {
-                return Poll::Pending;
-            }
+        if this.wait(cx).is_pending() {
+            return Poll::Pending;
         }
         if !this.pending.is_empty() {
             let data = std::mem::take(&mut this.pending);

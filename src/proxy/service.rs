@@ -18,7 +18,7 @@ use super::{
 use crate::{
     config::{ListenerConfig, Mode, RouteId},
     experiment::{guard::Health, RuleSet},
-    fault::{BodyPlan, Disconnect, Fault, GrpcStream, RequestView},
+    fault::{BodyPlan, Disconnect, Fault, GrpcStream, RequestView, ResponsePlan},
     telemetry::metrics::{Metrics, Outcome, RouteCounters},
 };
 
@@ -42,6 +42,8 @@ struct Acts {
     /// Whether an experiment acted on the request (counted `injected`, kept out of guards' health).
     injected: bool,
     body: BodyPlan,
+    /// Head delay, rewrites, body replace and corrupt.
+    response: ResponsePlan,
     grpc_stream: Option<GrpcStream>,
     /// For upgraded connections and tunnels.
     disconnect: Option<Disconnect>,
@@ -87,7 +89,7 @@ impl ReverseProxy {
     /// purpose (hang, reset) returns [`Dropped`].
     pub async fn handle(
         &self,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         client: SocketAddr,
         switch: &ResetSwitch,
     ) -> Result<Response<ProxyBody>, Dropped> {
@@ -133,6 +135,7 @@ impl ReverseProxy {
         let mut body_plan = BodyPlan::default();
         let mut grpc_stream = None;
         let mut disconnect = None;
+        let mut response = ResponsePlan::default();
         if let Some(d) = decision {
             if !d.delay.is_zero() {
                 route.counters.injected_delay(d.delay);
@@ -162,10 +165,15 @@ impl ReverseProxy {
                     | Fault::Truncate(_)
                     | Fault::Throttle(_)
                     | Fault::GrpcStream(_)
-                    | Fault::Disconnect(_) => {
+                    | Fault::Disconnect(_)
+                    | Fault::FirstByteDelay(_)
+                    | Fault::Drip(_)
+                    | Fault::Rewrite(_)
+                    | Fault::Body(_) => {
                         let acts = Acts {
                             injected: true,
                             body: d.body,
+                            response: d.response.clone(),
                             grpc_stream: d.grpc_stream.clone(),
                             disconnect: d.disconnect,
                         };
@@ -176,14 +184,26 @@ impl ReverseProxy {
             body_plan = d.body;
             grpc_stream = d.grpc_stream;
             disconnect = d.disconnect;
+            response = d.response;
         }
-        // The fault is over once the request goes on: the slot covers the hold, not the upstream's time.
+        if response.rewrites_request() {
+            for r in &response.rewrites {
+                r.request.apply(req.headers_mut());
+            }
+        }
+        // The fault is over once the request goes on: the slot covers the hold, not the upstream's time
+        // (unless the response's head is held on its way back: then it covers that hold as well).
+        if response.head_delay.is_zero() {
+            slot = None;
+        }
+        let acts = Acts { injected, body: body_plan, response, grpc_stream, disconnect };
+        let resp = if connect {
+            self.tunnel(route, req, acts, switch).await
+        } else {
+            self.forward(route, req, client, acts, switch).await
+        };
         drop(slot);
-        let acts = Acts { injected, body: body_plan, grpc_stream, disconnect };
-        if connect {
-            return Ok(self.tunnel(route, req, acts, switch).await);
-        }
-        Ok(self.forward(route, req, client, acts, switch).await)
+        Ok(resp)
     }
 
     /// Opens a CONNECT tunnel to the request's `host:port` and answers 200; the tunnel runs on its own task
@@ -227,7 +247,7 @@ impl ReverseProxy {
         acts: Acts,
         switch: &ResetSwitch,
     ) -> Response<ProxyBody> {
-        let Acts { injected, body: body_plan, grpc_stream, disconnect } = acts;
+        let Acts { injected, body: body_plan, response, grpc_stream, disconnect } = acts;
         let sent = tokio::time::Instant::now();
         let upgraded = TunnelPlan { body: body_plan, disconnect, switch: switch.clone() };
         match route.upstream.forward(req, client, upgraded).await {
@@ -237,7 +257,9 @@ impl ReverseProxy {
                     self.health.record(route.id, resp.status().is_server_error());
                 }
                 route.counters.count(if injected { Outcome::Injected } else { Outcome::Passed });
-                let resp = if body_plan.is_empty() {
+                let resp = if !response.is_empty() {
+                    act::shape(resp, body_plan, &response, switch).await
+                } else if body_plan.is_empty() {
                     resp
                 } else {
                     resp.map(|b| ProxyBody::Acted(Box::new(ActBody::new(b, body_plan, switch.clone()))))

@@ -29,6 +29,7 @@ pub(super) fn ends_request(f: &pb::Fault) -> bool {
         | Some(K::GrpcStream(_))
         | Some(K::Disconnect(_))
         | None => false,
+        Some(K::FirstByteDelay(_)) | Some(K::Drip(_)) | Some(K::Rewrite(_)) | Some(K::Body(_)) => false,
     }
 }
 
@@ -87,6 +88,10 @@ pub(super) fn convert(kind: &pb::fault::Kind, path: &str, limits: &Limits, c: &m
                 None
             }
         },
+        K::FirstByteDelay(f) => super::response::first_byte_delay(f, &format!("{path}.first_byte_delay"), c),
+        K::Drip(d) => super::response::drip(d, &format!("{path}.drip"), c),
+        K::Rewrite(r) => super::response::rewrite(r, &format!("{path}.rewrite"), c),
+        K::Body(b) => super::response::body(b, &format!("{path}.body"), c),
     }
 }
 

@@ -51,5 +51,5 @@ pub fn render(status: StatusCode, location: Location, req: &PageRequest<'_>) -> 
             ),
         )
     };
-    Rendered { reason: Some(REASON), headers, body }
+    Rendered { reason: Some(REASON.into()), headers, body }
 }

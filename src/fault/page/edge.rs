@@ -141,6 +141,6 @@ pub fn render(status: StatusCode, location: Location, req: &PageRequest<'_>) -> 
             ),
         )
     };
-    let reason = status.canonical_reason().is_none().then_some(entry.title);
+    let reason = status.canonical_reason().is_none().then_some(entry.title.into());
     Rendered { reason, headers, body }
 }

@@ -11,7 +11,7 @@ pub fn supports(status: StatusCode) -> bool {
 }
 
 /// The title of a status, including the edge-specific codes HTTP names none for.
-fn title(status: StatusCode) -> &'static str {
+pub(super) fn title(status: StatusCode) -> &'static str {
     status.canonical_reason().unwrap_or(match status.as_u16() {
         520 => "Unknown Error",
         521 => "Web Server Is Down",
@@ -46,5 +46,5 @@ pub fn render(status: StatusCode, req: &PageRequest<'_>) -> Rendered {
             ),
         )
     };
-    Rendered { reason: status.canonical_reason().is_none().then_some(title), headers, body }
+    Rendered { reason: status.canonical_reason().is_none().then_some(title.into()), headers, body }
 }

@@ -6,16 +6,19 @@
 //! the shapes clients key on (status, header names, id formats), as described in docs/faults.md.
 
 mod cdn;
+mod custom;
 mod edge;
 mod generic;
 
-use std::{fmt::Write as _, time::SystemTime};
+use std::{borrow::Cow, fmt::Write as _, sync::Arc, time::SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
-/// The built-in pages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub use custom::{PageTemplate, PageTemplates, Template, Variant, PLACEHOLDERS};
+
+/// The built-in pages, and the config's page templates.
+#[derive(Debug, Clone)]
 pub enum Preset {
     /// A plain page naming the status, with an `x-request-id`.
     Generic,
@@ -23,6 +26,8 @@ pub enum Preset {
     Edge,
     /// A Varnish-based CDN's synthetic 503, modelled on the CDN outage of 8 June 2021.
     Cdn,
+    /// A page template of the config (`pages:`).
+    Custom(Arc<PageTemplate>),
 }
 
 impl Preset {
@@ -37,29 +42,32 @@ impl Preset {
         }
     }
 
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> &str {
         match self {
             Preset::Generic => "generic",
             Preset::Edge => "edge",
             Preset::Cdn => "cdn",
+            Preset::Custom(t) => &t.name,
         }
     }
 
     /// Whether the preset has a page for this status.
-    pub fn supports(self, status: StatusCode) -> bool {
+    pub fn supports(&self, status: StatusCode) -> bool {
         match self {
             Preset::Generic => generic::supports(status),
             Preset::Edge => edge::supports(status),
             Preset::Cdn => cdn::supports(status),
+            Preset::Custom(t) => t.supports(status),
         }
     }
 
     /// The statuses the preset has pages for, for error messages.
-    pub fn statuses(self) -> &'static str {
+    pub fn statuses(&self) -> Cow<'static, str> {
         match self {
-            Preset::Generic => generic::STATUSES,
-            Preset::Edge => edge::STATUSES,
-            Preset::Cdn => cdn::STATUSES,
+            Preset::Generic => generic::STATUSES.into(),
+            Preset::Edge => edge::STATUSES.into(),
+            Preset::Cdn => cdn::STATUSES.into(),
+            Preset::Custom(t) => t.statuses().into(),
         }
     }
 }
@@ -84,7 +92,7 @@ impl Location {
 }
 
 /// A validated page choice: a preset that has a page for the abort's status, and a location.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Page {
     pub preset: Preset,
     pub location: Location,
@@ -108,7 +116,7 @@ pub struct PageRequest<'a> {
 pub struct Rendered {
     /// The reason phrase of the HTTP/1 status line, when it differs from the canonical one (or the status
     /// has none, like the 52x codes).
-    pub reason: Option<&'static str>,
+    pub reason: Option<Cow<'static, str>>,
     /// Every header of the response, `content-type` included.
     pub headers: HeaderMap,
     pub body: Bytes,
@@ -116,10 +124,11 @@ pub struct Rendered {
 
 impl Page {
     pub fn render(&self, status: StatusCode, req: &PageRequest<'_>) -> Rendered {
-        match self.preset {
+        match &self.preset {
             Preset::Generic => generic::render(status, req),
             Preset::Edge => edge::render(status, self.location, req),
             Preset::Cdn => cdn::render(status, self.location, req),
+            Preset::Custom(t) => t.render(status, self.location, req),
         }
     }
 }
