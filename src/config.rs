@@ -50,11 +50,29 @@ impl RouteId {
 #[derive(Debug, Clone, Default)]
 pub struct Topology {
     listeners: Vec<(String, Vec<String>)>,
+    /// The names of the TCP listeners (`mode: tcp`) among `listeners`; each has one route of its own name.
+    tcp_listeners: Vec<String>,
 }
 
 impl Topology {
     pub fn new(listeners: Vec<(String, Vec<String>)>) -> Self {
-        Topology { listeners }
+        Topology { listeners, tcp_listeners: Vec::new() }
+    }
+
+    /// Marks these listeners (already in the topology, each with one route of its own name) as TCP listeners.
+    pub fn with_tcp_listeners(mut self, names: Vec<String>) -> Self {
+        self.tcp_listeners = names;
+        self
+    }
+
+    /// Whether the listener is a TCP listener (its experiments carry toxics, not HTTP faults).
+    pub fn is_tcp_listener(&self, name: &str) -> bool {
+        self.tcp_listeners.iter().any(|l| l == name)
+    }
+
+    /// Whether a route name is a TCP listener's own route.
+    pub fn is_tcp_route(&self, name: &str) -> bool {
+        self.is_tcp_listener(name)
     }
 
     /// Every (listener, route) pair, in [`RouteId`] order.
@@ -132,10 +150,26 @@ pub struct ListenerConfig {
     pub routes: Vec<RouteConfig>,
 }
 
+/// A TCP listener (`mode: tcp`): every connection is relayed byte for byte to one upstream, with the toxics of
+/// the experiments that target it.
+#[derive(Debug, Clone)]
+pub struct TcpListenerConfig {
+    pub name: String,
+    pub bind: SocketAddr,
+    /// `host:port`, resolved at each connection.
+    pub upstream: String,
+    /// Longest wait for the upstream's TCP connection.
+    pub connect_timeout: Duration,
+    /// The listener's one implicit route (named after the listener), so experiments index it like any route.
+    pub route: RouteId,
+}
+
 /// Everything the server needs, checked.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listeners: Vec<ListenerConfig>,
+    /// TCP listeners; their routes come after every HTTP listener's in [`RouteId`] order.
+    pub tcp_listeners: Vec<TcpListenerConfig>,
     pub control: SocketAddr,
     /// Tokens the control service accepts; empty only when `control` is a loopback address.
     pub tokens: Tokens,
@@ -219,6 +253,10 @@ struct FileListener {
     mode: Mode,
     #[serde(default)]
     routes: Vec<FileRoute>,
+    /// `mode: tcp` only: `host:port`.
+    upstream: Option<String>,
+    /// `mode: tcp` only.
+    connect_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, PartialEq)]
@@ -226,6 +264,7 @@ struct FileListener {
 enum Mode {
     #[default]
     Reverse,
+    Tcp,
 }
 
 #[derive(Debug, Deserialize)]
@@ -324,6 +363,8 @@ impl Config {
                 bind: DEFAULT_LISTEN.into(),
                 mode: Mode::Reverse,
                 routes: Vec::new(),
+                upstream: None,
+                connect_timeout: None,
             });
         }
         if let Some(first) = file.listeners.first_mut() {
@@ -347,6 +388,7 @@ impl Config {
         }
 
         let mut listeners = Vec::new();
+        let mut tcp_files = Vec::new();
         let mut next_route = 0u32;
         for (li, l) in file.listeners.iter().enumerate() {
             let at = format!("listeners[{li}]");
@@ -354,8 +396,17 @@ impl Config {
             if file.listeners[..li].iter().any(|o| o.name == l.name) {
                 problems.push(format!("{at}.name: another listener is already named {:?}", l.name));
             }
-            // Only reverse listeners exist; the field is kept so files name their mode explicitly.
-            let Mode::Reverse = l.mode;
+            if l.mode == Mode::Tcp {
+                tcp_files.push((li, l));
+                continue;
+            }
+            for (key, set) in [("upstream", l.upstream.is_some()), ("connect_timeout", l.connect_timeout.is_some())] {
+                if set {
+                    problems.push(format!(
+                        "{at}.{key}: only a tcp listener (mode: tcp) has one; an HTTP listener's routes have upstreams"
+                    ));
+                }
+            }
             let bind = socket_addr(&l.bind, &format!("{at}.bind"), &mut problems);
             if l.routes.is_empty() && implicit_listener {
                 problems.push("no listener and no upstream: pass --upstream http://host:port, or list listeners in a config file (--config)".into());
@@ -399,6 +450,8 @@ impl Config {
                 listeners.push(ListenerConfig { name: l.name.clone(), bind, routes });
             }
         }
+
+        let tcp_listeners = tcp_listeners(&tcp_files, &listeners, &mut next_route, &mut problems);
 
         let control_key = if o.control.is_some() { "--control" } else { "control.bind" };
         let control = socket_addr(
@@ -467,7 +520,7 @@ impl Config {
         }
         if let Some(routes) = o.allowed_routes.as_ref().or(fl.allowed_routes.as_ref()) {
             let at = if o.allowed_routes.is_some() { "--allowed-routes" } else { "limits.allowed_routes" };
-            let known = topology_of(&listeners);
+            let known = topology_of(&listeners, &tcp_listeners);
             for (i, r) in routes.iter().enumerate() {
                 if !known.has_route(r) {
                     problems.push(format!(
@@ -500,7 +553,7 @@ impl Config {
             .or_else(|| opt_duration(&file.drain_grace, "drain_grace", &mut problems))
             .unwrap_or(Duration::from_secs(10));
 
-        let topology = topology_of(&listeners);
+        let topology = topology_of(&listeners, &tcp_listeners);
         let mut experiments = Vec::new();
         for (i, v) in file.experiments.into_iter().enumerate() {
             match document::spec_from_value(v, format!("experiments[{i}].")) {
@@ -523,6 +576,7 @@ impl Config {
         }
         Ok(Config {
             listeners,
+            tcp_listeners,
             control: control.ok_or_else(Vec::new)?,
             tokens,
             audit,
@@ -535,7 +589,7 @@ impl Config {
     }
 
     pub fn topology(&self) -> Topology {
-        topology_of(&self.listeners)
+        topology_of(&self.listeners, &self.tcp_listeners)
     }
 }
 
@@ -554,10 +608,88 @@ fn control_tokens(file: Option<&FileControl>, o: &Overrides, problems: &mut Vec<
     tokens
 }
 
-fn topology_of(listeners: &[ListenerConfig]) -> Topology {
+/// HTTP listeners first, then TCP listeners: the [`RouteId`] order.
+fn topology_of(listeners: &[ListenerConfig], tcp: &[TcpListenerConfig]) -> Topology {
     Topology::new(
-        listeners.iter().map(|l| (l.name.clone(), l.routes.iter().map(|r| r.name.clone()).collect())).collect(),
+        listeners
+            .iter()
+            .map(|l| (l.name.clone(), l.routes.iter().map(|r| r.name.clone()).collect()))
+            .chain(tcp.iter().map(|t| (t.name.clone(), vec![t.name.clone()])))
+            .collect(),
     )
+    .with_tcp_listeners(tcp.iter().map(|t| t.name.clone()).collect())
+}
+
+/// The TCP listeners, checked; their routes are numbered after every HTTP route. A TCP listener's implicit
+/// route is named after it, so its name must not be an HTTP route's too (`match.routes` would be ambiguous).
+fn tcp_listeners(
+    files: &[(usize, &FileListener)],
+    http: &[ListenerConfig],
+    next_route: &mut u32,
+    problems: &mut Vec<String>,
+) -> Vec<TcpListenerConfig> {
+    let mut out = Vec::new();
+    for &(li, l) in files {
+        let at = format!("listeners[{li}]");
+        if let Some(route) =
+            http.iter().flat_map(|h| h.routes.iter().map(move |r| (h, r))).find(|(_, r)| r.name == l.name)
+        {
+            problems.push(format!(
+                "{at}.name: {:?} is also a route of listener {:?}; a tcp listener's name is its route's name in                  match.routes, so it must be unique among routes",
+                l.name, route.0.name
+            ));
+        }
+        if !l.routes.is_empty() {
+            problems.push(format!("{at}.routes: a tcp listener has no routes; give it an upstream: \"host:port\""));
+        }
+        let bind = socket_addr(&l.bind, &format!("{at}.bind"), problems);
+        let upstream = match &l.upstream {
+            None => {
+                problems.push(format!(
+                    "{at}.upstream: required for a tcp listener (\"host:port\", e.g. \"127.0.0.1:6379\")"
+                ));
+                None
+            }
+            Some(u) => tcp_upstream(u, &format!("{at}.upstream"), problems),
+        };
+        let connect_timeout = opt_duration(&l.connect_timeout, &format!("{at}.connect_timeout"), problems)
+            .unwrap_or(Duration::from_secs(5));
+        if let (Some(bind), Some(upstream)) = (bind, upstream) {
+            out.push(TcpListenerConfig {
+                name: l.name.clone(),
+                bind,
+                upstream,
+                connect_timeout,
+                route: RouteId(*next_route),
+            });
+            *next_route += 1;
+        }
+    }
+    out
+}
+
+/// A TCP upstream: `host:port` (a name, an IPv4 address, or `[IPv6]`), no scheme.
+fn tcp_upstream(s: &str, at: &str, problems: &mut Vec<String>) -> Option<String> {
+    if s.contains("://") {
+        problems.push(format!("{at}: {s:?} has a scheme; a tcp upstream is host:port (\"127.0.0.1:6379\")"));
+        return None;
+    }
+    let ok = match s.rsplit_once(':') {
+        Some((host, port)) => {
+            let host_ok = !host.is_empty()
+                && !host.contains(['/', ' '])
+                && (host.starts_with('[') == host.ends_with(']'))
+                && (host.starts_with('[') || !host.contains(':'));
+            host_ok && port.parse::<u16>().is_ok_and(|p| p != 0)
+        }
+        None => false,
+    };
+    if ok {
+        Some(s.to_owned())
+    } else {
+        problems.push(format!("{at}: {s:?} is not host:port (\"127.0.0.1:6379\", \"redis:6379\", \"[::1]:5432\")"));
+        None
+    }
 }
 
 fn check_name(name: &str, at: &str, problems: &mut Vec<String>) {

@@ -124,6 +124,7 @@ pub fn summary(spec: &pb::ExperimentSpec) -> Value {
             Some(pb::fault::Kind::Truncate(_)) => "truncate",
             Some(pb::fault::Kind::Throttle(_)) => "throttle",
             Some(pb::fault::Kind::RateLimit(_)) => "rate_limit",
+            Some(pb::fault::Kind::Toxic(_)) => "toxic",
             None => "none",
         })
         .collect();

@@ -13,6 +13,7 @@ mod response;
 mod sample;
 mod sticky;
 mod throttle;
+pub mod toxic;
 mod trigger;
 mod truncate;
 
@@ -27,6 +28,7 @@ pub use response::{BodyPlan, CutKind};
 pub use sample::{Percentage, RequestRng};
 pub use sticky::StickyKey;
 pub use throttle::Throttle;
+pub use toxic::{Direction, Toxic, ToxicKind};
 pub use trigger::Trigger;
 pub use truncate::Truncate;
 
@@ -48,6 +50,8 @@ pub enum Fault {
     Throttle(Throttle),
     /// Beyond a token-bucket rate, answer 429 with `retry-after`.
     RateLimit(RateLimit),
+    /// A byte-level fault on a TCP listener's connections (never on HTTP requests).
+    Toxic(Toxic),
 }
 
 impl Fault {
@@ -61,6 +65,7 @@ impl Fault {
             Fault::Truncate(_) => "truncate",
             Fault::Throttle(_) => "throttle",
             Fault::RateLimit(_) => "rate_limit",
+            Fault::Toxic(_) => "toxic",
         }
     }
 
@@ -71,6 +76,8 @@ impl Fault {
             Fault::Abort(_) | Fault::Hang(_) => true,
             Fault::Reset(r) => r.after_bytes.is_none(),
             Fault::Delay(_) | Fault::Truncate(_) | Fault::Throttle(_) | Fault::RateLimit(_) => false,
+            // Acts on connections, not requests.
+            Fault::Toxic(_) => false,
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod listener;
 pub mod pool;
 pub mod respond;
 pub mod service;
+pub mod tcp;
 pub mod upstream;
 
 pub use body::ProxyBody;

@@ -127,7 +127,8 @@ impl ReverseProxy {
                     Fault::RateLimit(_) => Ok(respond::rate_limited(d.retry_after, &req)),
                     // Never chosen to end a request (see `Fault::ends_request` and `RuleSet::decide`): forward as
                     // usual.
-                    Fault::Delay(_) | Fault::Truncate(_) | Fault::Throttle(_) => {
+                    // Toxic rules are never filed under HTTP routes (`RuleSet::build`).
+                    Fault::Delay(_) | Fault::Truncate(_) | Fault::Throttle(_) | Fault::Toxic(_) => {
                         Ok(self.forward(route, req, client, true, d.body, switch).await)
                     }
                 };

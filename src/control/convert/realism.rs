@@ -20,6 +20,8 @@ pub(super) fn ends_request(f: &pb::Fault) -> bool {
         Some(K::Reset(r)) => r.after_bytes.is_none(),
         // A rate limit ends only the requests beyond its rate; faults after it run for the others.
         Some(K::Delay(_)) | Some(K::Truncate(_)) | Some(K::Throttle(_)) | Some(K::RateLimit(_)) | None => false,
+        // Acts on TCP connections, not requests.
+        Some(K::Toxic(_)) => false,
     }
 }
 
@@ -28,8 +30,8 @@ pub(super) fn ends_request(f: &pb::Fault) -> bool {
 pub(super) fn convert(kind: &pb::fault::Kind, path: &str, limits: &Limits, c: &mut Collector) -> Option<Fault> {
     use pb::fault::Kind as K;
     match kind {
-        // Converted by `validate_spec` itself.
-        K::Abort(_) | K::Delay(_) => None,
+        // Converted by `validate_spec` itself (toxics by `convert::tcp`).
+        K::Abort(_) | K::Delay(_) | K::Toxic(_) => None,
         K::Hang(h) => hang(h, &format!("{path}.hang"), limits, c).map(Fault::Hang),
         K::Reset(r) => Some(Fault::Reset(Reset { after_bytes: r.after_bytes })),
         K::Truncate(t) => Some(Fault::Truncate(Truncate { after_bytes: t.after_bytes })),
