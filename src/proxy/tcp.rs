@@ -368,15 +368,11 @@ impl<'a, 'c> Writer<'a, 'c> {
                 wake = wake.min(at);
             }
             tokio::select! {
+                // Queued, and passed on at the top of the loop unless a hold began meanwhile.
                 chunk = rx.recv(), if !eof && held_bytes < HOLD_BYTES => match chunk {
-                    Some(chunk) if hold.is_some() => {
+                    Some(chunk) => {
                         held_bytes += chunk.data.len();
                         held.push_back(chunk);
-                    }
-                    Some(chunk) => {
-                        if let Err(end) = self.forward(chunk).await {
-                            return end;
-                        }
                     }
                     // The source left while its data was held: like Toxiproxy's timeout, close.
                     None if hold.is_some() => return End::Close,
