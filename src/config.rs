@@ -802,6 +802,49 @@ mod tests {
     }
 
     #[test]
+    fn tcp_listeners_own_one_route_after_every_http_route() {
+        let c = Config::from_yaml(
+            "listeners:\n  - { name: cache, bind: \"127.0.0.1:0\", mode: tcp, upstream: \"127.0.0.1:6379\", connect_timeout: 1s }\n  - name: web\n    bind: 127.0.0.1:0\n    routes: [{ name: api, upstream: \"http://127.0.0.1:3000\" }, { name: default, upstream: \"http://127.0.0.1:3000\" }]\n",
+            "test",
+            &Overrides::default(),
+        )
+        .expect("valid");
+        assert_eq!(c.tcp_listeners.len(), 1);
+        let t = &c.tcp_listeners[0];
+        assert_eq!(
+            (t.upstream.as_str(), t.connect_timeout, t.route.index()),
+            ("127.0.0.1:6379", Duration::from_secs(1), 2)
+        );
+        let topology = c.topology();
+        assert!(topology.is_tcp_listener("cache") && topology.is_tcp_route("cache") && topology.has_route("cache"));
+        assert!(!topology.is_tcp_listener("web"));
+        let order: Vec<(&str, &str)> = topology.routes().collect();
+        assert_eq!(order, [("web", "api"), ("web", "default"), ("cache", "cache")]);
+    }
+
+    #[test]
+    fn tcp_listener_problems_are_placed() {
+        let e = Config::from_yaml(
+            "listeners:\n  - name: web\n    bind: 127.0.0.1:0\n    upstream: \"127.0.0.1:1\"\n    routes: [{ name: db, upstream: \"http://127.0.0.1:3000\" }]\n  - { name: db, bind: \"127.0.0.1:0\", mode: tcp, upstream: \"127.0.0.1:5432\" }\n  - { name: a, bind: \"127.0.0.1:0\", mode: tcp }\n  - { name: b, bind: \"127.0.0.1:0\", mode: tcp, upstream: \"http://127.0.0.1:1\" }\n  - { name: c, bind: \"127.0.0.1:0\", mode: tcp, upstream: \"127.0.0.1\", connect_timeout: soon, routes: [{ name: x, upstream: \"http://127.0.0.1:1\" }] }\n",
+            "t",
+            &Overrides::default(),
+        )
+        .expect_err("invalid");
+        let text = e.to_string();
+        for needle in [
+            "listeners[0].upstream: only a tcp listener",
+            "listeners[1].name: \"db\" is also a route of listener \"web\"",
+            "listeners[2].upstream: required",
+            "listeners[3].upstream: \"http://127.0.0.1:1\" has a scheme",
+            "listeners[4].upstream: \"127.0.0.1\" is not host:port",
+            "listeners[4].connect_timeout",
+            "listeners[4].routes: a tcp listener has no routes",
+        ] {
+            assert!(text.contains(needle), "{needle} missing in:\n{text}");
+        }
+    }
+
+    #[test]
     fn flags_make_a_default_route() {
         let o = Overrides { upstream: Some("http://127.0.0.1:9".into()), ..Overrides::default() };
         let c = Config::from_overrides(&o).expect("valid");
