@@ -25,11 +25,8 @@ use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
 use rand::{rngs::SmallRng, SeedableRng};
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{
-        tcp::{ReadHalf, WriteHalf},
-        TcpListener, TcpStream,
-    },
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
     sync::{mpsc, Semaphore},
     task::JoinSet,
     time::{sleep_until, timeout, Instant},
@@ -76,9 +73,9 @@ impl TcpProxy {
 
     /// Relays one client connection until both directions end, or a toxic, an error or a peer ends it.
     async fn handle(&self, client: TcpStream, peer: SocketAddr) {
-        self.counters.open.inc();
+        let open = OpenConnection::new(&self.counters.open);
         let outcome = self.relay(client, peer).await;
-        self.counters.open.dec();
+        drop(open);
         self.counters.count(outcome);
     }
 
@@ -179,6 +176,22 @@ pub async fn serve(
     }
 }
 
+/// Counts a connection in `edgefault_tcp_connections_open` while it lives, also when its task is dropped.
+struct OpenConnection<'a>(&'a prometheus_client::metrics::gauge::Gauge);
+
+impl<'a> OpenConnection<'a> {
+    fn new(gauge: &'a prometheus_client::metrics::gauge::Gauge) -> Self {
+        gauge.inc();
+        OpenConnection(gauge)
+    }
+}
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// How a direction, or the whole connection, ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum End {
@@ -222,7 +235,7 @@ struct Chunk {
 }
 
 /// One direction: reads from `src`, writes to `dst`.
-async fn pipe(mut src: ReadHalf<'_>, dst: WriteHalf<'_>, dir: Direction, ctx: &Ctx<'_>) -> End {
+async fn pipe(mut src: impl AsyncRead + Unpin, dst: impl AsyncWrite + Unpin, dir: Direction, ctx: &Ctx<'_>) -> End {
     let (tx, rx) = mpsc::channel(QUEUE_CHUNKS);
     let reader = async move {
         loop {
@@ -258,8 +271,8 @@ async fn pipe(mut src: ReadHalf<'_>, dst: WriteHalf<'_>, dir: Direction, ctx: &C
 }
 
 /// The writing half of one direction, with the state its toxics keep.
-struct Writer<'a, 'c> {
-    dst: WriteHalf<'a>,
+struct Writer<'c, W> {
+    dst: W,
     dir: Direction,
     ctx: &'c Ctx<'c>,
     /// The rule set last looked at, and the connection's toxics under it.
@@ -275,8 +288,8 @@ struct Writer<'a, 'c> {
     chunks: u64,
 }
 
-impl<'a, 'c> Writer<'a, 'c> {
-    fn new(dst: WriteHalf<'a>, dir: Direction, ctx: &'c Ctx<'c>) -> Self {
+impl<'c, W: AsyncWrite + Unpin> Writer<'c, W> {
+    fn new(dst: W, dir: Direction, ctx: &'c Ctx<'c>) -> Self {
         let (seen, toxics) = {
             let conn = ctx.conn.lock().unwrap_or_else(|e| e.into_inner());
             (Arc::clone(conn.seen()), Arc::from([]))
@@ -355,7 +368,8 @@ impl<'a, 'c> Writer<'a, 'c> {
                     }
                     continue;
                 }
-                if eof {
+                // An armed reset_peer resets even a connection whose sender has finished.
+                if eof && self.reset_at.is_none() {
                     let _ = self.dst.shutdown().await;
                     return End::Eof;
                 }
@@ -500,5 +514,117 @@ impl<'a, 'c> Writer<'a, 'c> {
         };
         bytes.inc_by(data.len() as u64);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        net::{IpAddr, Ipv4Addr},
+        num::NonZeroU64,
+    };
+
+    use tokio::io::duplex;
+
+    use super::*;
+    use crate::{
+        config::{RouteId, Topology},
+        experiment::{ExperimentDef, Rule},
+        fault::{Fault, Toxic},
+    };
+
+    /// A connection on TCP listener `db` under one experiment with these toxics.
+    fn setup(toxics: Vec<Toxic>) -> (ArcSwap<RuleSet>, Mutex<ConnectionRules>, TcpCounters) {
+        let topology = Topology::new(vec![("db".into(), vec!["db".into()])]).with_tcp_listeners(vec!["db".into()]);
+        let faults = toxics.into_iter().map(Fault::Toxic).collect();
+        let hour = Duration::from_secs(3600);
+        let def = ExperimentDef { listeners: vec!["db".into()], ..ExperimentDef::new("t", hour, faults) };
+        let rule = Arc::new(Rule::new("e".into(), 1, &def, 1, Instant::now() + hour, Arc::default()));
+        let set = Arc::new(RuleSet::build(&topology, vec![rule]));
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let conn = ConnectionRules::new(RouteId::first(), ip, Arc::clone(&set), Instant::now());
+        (ArcSwap::new(set), Mutex::new(conn), Metrics::default().tcp_counters("db"))
+    }
+
+    /// Sends `data` through one downstream pipe (then end of stream); what came out, how the pipe ended, and
+    /// how long it took (in the paused clock's time).
+    async fn through(toxics: Vec<Toxic>, data: &[u8]) -> (Vec<u8>, End, Duration) {
+        let (rules, conn, counters) = setup(toxics);
+        let ctx = Ctx { rules: &rules, conn: &conn, counters: &counters };
+        let (mut from, pipe_in) = duplex(64 * 1024);
+        let (pipe_out, mut to) = duplex(64 * 1024);
+        let start = Instant::now();
+        let (end, got) = tokio::join!(pipe(pipe_in, pipe_out, Direction::Downstream, &ctx), async {
+            let ((), got) = tokio::join!(
+                async {
+                    let _ = from.write_all(data).await;
+                    let _ = from.shutdown().await;
+                },
+                async {
+                    let mut got = Vec::new();
+                    let _ = to.read_to_end(&mut got).await;
+                    got
+                }
+            );
+            got
+        });
+        (got, end, start.elapsed())
+    }
+
+    fn toxic(kind: ToxicKind) -> Toxic {
+        Toxic { direction: Direction::Downstream, kind }
+    }
+
+    fn rate(n: u64) -> NonZeroU64 {
+        NonZeroU64::new(n).unwrap_or(NonZeroU64::MIN)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bandwidth_paces_to_the_rate() {
+        let data = vec![7u8; 50_000];
+        let (got, end, took) =
+            through(vec![toxic(ToxicKind::Bandwidth { bytes_per_second: rate(10_000) })], &data).await;
+        assert_eq!((got.len(), end), (data.len(), End::Eof));
+        // 50 000 bytes at 10 000 B/s: 5 s of the paused clock, in pieces of 0.1 s.
+        assert!((Duration::from_secs(5)..Duration::from_millis(5_100)).contains(&took), "{took:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn toxics_of_the_other_direction_do_nothing_here() {
+        let slow = Toxic { direction: Direction::Upstream, kind: ToxicKind::Bandwidth { bytes_per_second: rate(1) } };
+        let (got, end, took) = through(vec![slow], b"quick").await;
+        assert_eq!((got.as_slice(), end, took), (&b"quick"[..], End::Eof, Duration::ZERO));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn latencies_add_and_count_from_arrival() {
+        let lat = |ms| toxic(ToxicKind::Latency { latency: Duration::from_millis(ms), jitter: Duration::ZERO });
+        let (got, _, took) = through(vec![lat(200), lat(50)], b"ping").await;
+        assert_eq!(got, b"ping");
+        assert!((Duration::from_millis(250)..Duration::from_millis(260)).contains(&took), "{took:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timeout_holds_everything_then_closes() {
+        let (got, end, took) =
+            through(vec![toxic(ToxicKind::Timeout { timeout: Some(Duration::from_secs(30)) })], b"lost").await;
+        // The sender left while its data was held: the connection closes at once, nothing delivered.
+        assert_eq!((got.len(), end), (0, End::Close));
+        assert!(took < Duration::from_secs(30), "{took:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn limit_data_passes_exactly_n_bytes() {
+        let data = vec![1u8; 10_000];
+        let (got, end, _) = through(vec![toxic(ToxicKind::LimitData { bytes: 4096 })], &data).await;
+        assert_eq!((got.len(), end), (4096, End::Close));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reset_peer_drops_data_and_resets_after_its_timeout() {
+        let (got, end, took) =
+            through(vec![toxic(ToxicKind::ResetPeer { timeout: Duration::from_secs(2) })], b"dropped").await;
+        assert_eq!((got.len(), end), (0, End::Reset));
+        assert!((Duration::from_secs(2)..Duration::from_millis(2_010)).contains(&took), "{took:?}");
     }
 }
