@@ -11,13 +11,15 @@
 //! config.rs       config file + flags → checked Config and the route Topology
 //! document.rs     experiment YAML (protobuf JSON mapping) → ExperimentSpec
 //! fault/          pure fault model: Matcher, Percentage, Trigger, StickyKey, Fault (one file per kind:
-//!                 abort, delay, hang, reset, truncate, throttle, rate_limit), page/ (built-in error pages)
+//!                 abort, delay, hang, reset, truncate, throttle, rate_limit, toxic), page/ (built-in error
+//!                 pages)
 //! experiment/     Registry (lifecycle, timers) → RuleSet (immutable, indexed by route); timeline.rs (ramp,
-//!                 flap), lease.rs, guard.rs
+//!                 flap), lease.rs, guard.rs; ruleset/tcp.rs (the rules as one TCP connection meets them)
 //! proxy/          data plane: listener, per-request service, upstream pool, responses it writes,
-//!                 act.rs (connection and body faults), cap.rs (concurrent-fault cap)
+//!                 act.rs (connection and body faults), cap.rs (concurrent-fault cap), tcp.rs (TCP listeners:
+//!                 byte relay with toxics)
 //! control/        gRPC FaultControl service; convert.rs validates proto into domain values (convert/realism.rs
-//!                 for the realism faults); auth.rs (bearer tokens), audit.rs, limits.rs and guards.rs
+//!                 for the realism faults, convert/tcp.rs for toxics); auth.rs (bearer tokens), audit.rs, limits.rs and guards.rs
 //!                 (safety checks), killswitch.rs
 //! admin.rs        /healthz, /readyz, /metrics
 //! telemetry/      logs and Prometheus metrics
