@@ -614,6 +614,16 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn slicer_pauses_between_pieces() {
+        let data: Vec<u8> = (0..100u8).collect();
+        let slicer = ToxicKind::Slicer { average_size: rate(10), size_variation: 0, delay: Duration::from_millis(10) };
+        let (got, _, took) = through(vec![toxic(slicer)], &data).await;
+        assert_eq!(got, data);
+        // Ten pieces of 10 bytes: nine pauses.
+        assert!((Duration::from_millis(90)..Duration::from_millis(95)).contains(&took), "{took:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn limit_data_passes_exactly_n_bytes() {
         let data = vec![1u8; 10_000];
         let (got, end, _) = through(vec![toxic(ToxicKind::LimitData { bytes: 4096 })], &data).await;
