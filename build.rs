@@ -17,6 +17,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         "proto/edgefault/v1/guard.proto",
         "proto/edgefault/v1/realism.proto",
         "proto/edgefault/v1/traffic.proto",
+        "proto/edgefault/v1/tcp.proto",
     ];
 
     tonic_prost_build::configure()

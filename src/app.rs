@@ -16,7 +16,12 @@ use crate::{
     config::Config,
     control::{self, audit::AuditLog, convert},
     experiment::{guard, Registry},
-    proxy::{cap::FaultCap, listener, ReverseProxy},
+    proxy::{
+        cap::FaultCap,
+        listener,
+        tcp::{self, TcpProxy},
+        ReverseProxy,
+    },
     telemetry::metrics::Metrics,
 };
 
@@ -51,6 +56,10 @@ impl Server {
         let mut bound = Vec::new();
         for l in &config.listeners {
             bound.push(bind(format!("listener {:?}", l.name), l.bind).await?);
+        }
+        let mut tcp_bound = Vec::new();
+        for t in &config.tcp_listeners {
+            tcp_bound.push(bind(format!("tcp listener {:?}", t.name), t.bind).await?);
         }
         let control_listener = bind("the control service".into(), config.control).await?;
         let admin_listener = match config.admin {
@@ -111,6 +120,15 @@ impl Server {
                 bounds,
             ));
         }
+        for (t, tcp) in config.tcp_listeners.iter().zip(tcp_bound) {
+            let addr =
+                tcp.local_addr().map_err(|source| AppError::Bind { what: t.name.clone(), addr: t.bind, source })?;
+            tracing::info!(listener = %t.name, %addr, upstream = %t.upstream, "listening (tcp)");
+            listeners.push((t.name.clone(), addr));
+            let proxy = Arc::new(TcpProxy::new(t, registry.rules(), &metrics, Arc::clone(&health)));
+            let max = config.limits.max_connections;
+            tasks.spawn(tcp::serve(tcp, proxy, stopped(stop.subscribe()), config.drain_grace, max));
+        }
         let control = control_listener.local_addr().map_err(|source| AppError::Bind {
             what: "control".into(),
             addr: config.control,
@@ -159,7 +177,7 @@ impl Server {
         self.listeners.iter().find(|(n, _)| n == name).map(|(_, a)| *a)
     }
 
-    /// Bound address of every listener, in config order.
+    /// Bound address of every listener: the HTTP listeners in config order, then the TCP listeners.
     pub fn listener_addrs(&self) -> &[(String, SocketAddr)] {
         &self.listeners
     }

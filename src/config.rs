@@ -59,11 +59,13 @@ impl RouteId {
 pub struct Topology {
     listeners: Vec<(String, Vec<String>)>,
     pages: PageTemplates,
+    /// The names of the TCP listeners (`mode: tcp`) among `listeners`; each has one route of its own name.
+    tcp_listeners: Vec<String>,
 }
 
 impl Topology {
     pub fn new(listeners: Vec<(String, Vec<String>)>) -> Self {
-        Topology { listeners, pages: PageTemplates::default() }
+        Topology { listeners, pages: PageTemplates::default(), tcp_listeners: Vec::new() }
     }
 
     /// The same names, with the config's page templates.
@@ -75,6 +77,22 @@ impl Topology {
     /// The config's page templates.
     pub fn pages(&self) -> &PageTemplates {
         &self.pages
+    }
+
+    /// Marks these listeners (already in the topology, each with one route of its own name) as TCP listeners.
+    pub fn with_tcp_listeners(mut self, names: Vec<String>) -> Self {
+        self.tcp_listeners = names;
+        self
+    }
+
+    /// Whether the listener is a TCP listener (its experiments carry toxics, not HTTP faults).
+    pub fn is_tcp_listener(&self, name: &str) -> bool {
+        self.tcp_listeners.iter().any(|l| l == name)
+    }
+
+    /// Whether a route name is a TCP listener's own route.
+    pub fn is_tcp_route(&self, name: &str) -> bool {
+        self.is_tcp_listener(name)
     }
 
     /// Every (listener, route) pair, in [`RouteId`] order.
@@ -175,6 +193,8 @@ pub enum Mode {
     /// An egress proxy (`HTTP_PROXY`/`HTTPS_PROXY`): absolute-form requests go to their own destination,
     /// `CONNECT` opens a tunnel to it.
     Forward,
+    /// A byte relay to one upstream for non-HTTP dependencies, with toxics (a [`TcpListenerConfig`]).
+    Tcp,
 }
 
 #[derive(Debug, Clone)]
@@ -188,10 +208,26 @@ pub struct ListenerConfig {
     pub routes: Vec<RouteConfig>,
 }
 
+/// A TCP listener (`mode: tcp`): every connection is relayed byte for byte to one upstream, with the toxics of
+/// the experiments that target it.
+#[derive(Debug, Clone)]
+pub struct TcpListenerConfig {
+    pub name: String,
+    pub bind: SocketAddr,
+    /// `host:port`, resolved at each connection.
+    pub upstream: String,
+    /// Longest wait for the upstream's TCP connection.
+    pub connect_timeout: Duration,
+    /// The listener's one implicit route (named after the listener), so experiments index it like any route.
+    pub route: RouteId,
+}
+
 /// Everything the server needs, checked.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listeners: Vec<ListenerConfig>,
+    /// TCP listeners; their routes come after every HTTP listener's in [`RouteId`] order.
+    pub tcp_listeners: Vec<TcpListenerConfig>,
     pub control: SocketAddr,
     /// Tokens the control service accepts; empty only when `control` is a loopback address.
     pub tokens: Tokens,
@@ -280,6 +316,10 @@ struct FileListener {
     tls: Option<FileListenerTls>,
     #[serde(default)]
     routes: Vec<FileRoute>,
+    /// `mode: tcp` only: `host:port`.
+    upstream: Option<String>,
+    /// `mode: tcp` only.
+    connect_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -399,6 +439,8 @@ impl Config {
                 mode: Mode::Reverse,
                 tls: None,
                 routes: Vec::new(),
+                upstream: None,
+                connect_timeout: None,
             });
         }
         if let Some(first) = file.listeners.first_mut() {
@@ -424,13 +466,41 @@ impl Config {
         }
 
         let mut listeners = Vec::new();
+        let mut tcp_files = Vec::new();
         let mut next_route = 0u32;
-        let names: Vec<String> = file.listeners.iter().map(|l| l.name.clone()).collect();
-        for (li, l) in file.listeners.iter_mut().enumerate() {
+        // Every destination of a forward listener has a route: those the file names, then one for the rest.
+        for l in file.listeners.iter_mut().filter(|l| l.mode == Mode::Forward) {
+            let catch_all = l.routes.iter().any(|r| r.hosts.is_empty() && r.path_prefix.is_none());
+            if !catch_all && !l.routes.iter().any(|r| r.name == "default") {
+                l.routes.push(FileRoute {
+                    name: "default".into(),
+                    hosts: Vec::new(),
+                    path_prefix: None,
+                    upstream: None,
+                    protocol: Protocol::Auto,
+                    connect_timeout: None,
+                    timeout: None,
+                    tls: None,
+                    preserve_host: None,
+                });
+            }
+        }
+        for (li, l) in file.listeners.iter().enumerate() {
             let at = format!("listeners[{li}]");
             check_name(&l.name, &format!("{at}.name"), &mut problems);
-            if names[..li].contains(&l.name) {
+            if file.listeners[..li].iter().any(|o| o.name == l.name) {
                 problems.push(format!("{at}.name: another listener is already named {:?}", l.name));
+            }
+            if l.mode == Mode::Tcp {
+                tcp_files.push((li, l));
+                continue;
+            }
+            for (key, set) in [("upstream", l.upstream.is_some()), ("connect_timeout", l.connect_timeout.is_some())] {
+                if set {
+                    problems.push(format!(
+                        "{at}.{key}: only a tcp listener (mode: tcp) has one; an HTTP listener's routes have upstreams"
+                    ));
+                }
             }
             let bind = socket_addr(&l.bind, &format!("{at}.bind"), &mut problems);
             let forward = l.mode == Mode::Forward;
@@ -455,21 +525,7 @@ impl Config {
             };
             let forwarded_proto = if l.tls.is_some() { "https" } else { "http" };
             if forward {
-                // Every destination has a route: those the file names, then one for the rest.
-                let catch_all = l.routes.iter().any(|r| r.hosts.is_empty() && r.path_prefix.is_none());
-                if !catch_all && !l.routes.iter().any(|r| r.name == "default") {
-                    l.routes.push(FileRoute {
-                        name: "default".into(),
-                        hosts: Vec::new(),
-                        path_prefix: None,
-                        upstream: None,
-                        protocol: Protocol::Auto,
-                        connect_timeout: None,
-                        timeout: None,
-                        tls: None,
-                        preserve_host: None,
-                    });
-                }
+                // The routes were completed above.
             } else if l.routes.is_empty() && implicit_listener {
                 problems.push("no listener and no upstream: pass --upstream http://host:port, or list listeners in a config file (--config)".into());
             } else if l.routes.is_empty() {
@@ -539,6 +595,8 @@ impl Config {
             }
         }
 
+        let tcp_listeners = tcp_listeners(&tcp_files, &listeners, &mut next_route, &mut problems);
+
         let control_key = if o.control.is_some() { "--control" } else { "control.bind" };
         let control = socket_addr(
             o.control.as_deref().or(file.control.as_ref().and_then(|c| c.bind.as_deref())).unwrap_or(DEFAULT_CONTROL),
@@ -606,7 +664,7 @@ impl Config {
         }
         if let Some(routes) = o.allowed_routes.as_ref().or(fl.allowed_routes.as_ref()) {
             let at = if o.allowed_routes.is_some() { "--allowed-routes" } else { "limits.allowed_routes" };
-            let known = topology_of(&listeners);
+            let known = topology_of(&listeners, &tcp_listeners);
             for (i, r) in routes.iter().enumerate() {
                 if !known.has_route(r) {
                     problems.push(format!(
@@ -640,7 +698,7 @@ impl Config {
             .unwrap_or(Duration::from_secs(10));
 
         let pages = pages::templates(&file.pages, &mut problems);
-        let topology = topology_of(&listeners).with_pages(pages.clone());
+        let topology = topology_of(&listeners, &tcp_listeners).with_pages(pages.clone());
         let mut experiments = Vec::new();
         for (i, v) in file.experiments.into_iter().enumerate() {
             match document::spec_from_value(v, format!("experiments[{i}].")) {
@@ -663,6 +721,7 @@ impl Config {
         }
         Ok(Config {
             listeners,
+            tcp_listeners,
             control: control.ok_or_else(Vec::new)?,
             tokens,
             audit,
@@ -676,7 +735,7 @@ impl Config {
     }
 
     pub fn topology(&self) -> Topology {
-        topology_of(&self.listeners).with_pages(self.pages.clone())
+        topology_of(&self.listeners, &self.tcp_listeners).with_pages(self.pages.clone())
     }
 }
 
@@ -695,10 +754,88 @@ fn control_tokens(file: Option<&FileControl>, o: &Overrides, problems: &mut Vec<
     tokens
 }
 
-fn topology_of(listeners: &[ListenerConfig]) -> Topology {
+/// HTTP listeners first, then TCP listeners: the [`RouteId`] order.
+fn topology_of(listeners: &[ListenerConfig], tcp: &[TcpListenerConfig]) -> Topology {
     Topology::new(
-        listeners.iter().map(|l| (l.name.clone(), l.routes.iter().map(|r| r.name.clone()).collect())).collect(),
+        listeners
+            .iter()
+            .map(|l| (l.name.clone(), l.routes.iter().map(|r| r.name.clone()).collect()))
+            .chain(tcp.iter().map(|t| (t.name.clone(), vec![t.name.clone()])))
+            .collect(),
     )
+    .with_tcp_listeners(tcp.iter().map(|t| t.name.clone()).collect())
+}
+
+/// The TCP listeners, checked; their routes are numbered after every HTTP route. A TCP listener's implicit
+/// route is named after it, so its name must not be an HTTP route's too (`match.routes` would be ambiguous).
+fn tcp_listeners(
+    files: &[(usize, &FileListener)],
+    http: &[ListenerConfig],
+    next_route: &mut u32,
+    problems: &mut Vec<String>,
+) -> Vec<TcpListenerConfig> {
+    let mut out = Vec::new();
+    for &(li, l) in files {
+        let at = format!("listeners[{li}]");
+        if let Some(route) =
+            http.iter().flat_map(|h| h.routes.iter().map(move |r| (h, r))).find(|(_, r)| r.name == l.name)
+        {
+            problems.push(format!(
+                "{at}.name: {:?} is also a route of listener {:?}; a tcp listener's name is its route's name in match.routes, so it must be unique among routes",
+                l.name, route.0.name
+            ));
+        }
+        if !l.routes.is_empty() {
+            problems.push(format!("{at}.routes: a tcp listener has no routes; give it an upstream: \"host:port\""));
+        }
+        let bind = socket_addr(&l.bind, &format!("{at}.bind"), problems);
+        let upstream = match &l.upstream {
+            None => {
+                problems.push(format!(
+                    "{at}.upstream: required for a tcp listener (\"host:port\", e.g. \"127.0.0.1:6379\")"
+                ));
+                None
+            }
+            Some(u) => tcp_upstream(u, &format!("{at}.upstream"), problems),
+        };
+        let connect_timeout = opt_duration(&l.connect_timeout, &format!("{at}.connect_timeout"), problems)
+            .unwrap_or(Duration::from_secs(5));
+        if let (Some(bind), Some(upstream)) = (bind, upstream) {
+            out.push(TcpListenerConfig {
+                name: l.name.clone(),
+                bind,
+                upstream,
+                connect_timeout,
+                route: RouteId(*next_route),
+            });
+            *next_route += 1;
+        }
+    }
+    out
+}
+
+/// A TCP upstream: `host:port` (a name, an IPv4 address, or `[IPv6]`), no scheme.
+fn tcp_upstream(s: &str, at: &str, problems: &mut Vec<String>) -> Option<String> {
+    if s.contains("://") {
+        problems.push(format!("{at}: {s:?} has a scheme; a tcp upstream is host:port (\"127.0.0.1:6379\")"));
+        return None;
+    }
+    let ok = match s.rsplit_once(':') {
+        Some((host, port)) => {
+            let host_ok = !host.is_empty()
+                && !host.contains(['/', ' '])
+                && (host.starts_with('[') == host.ends_with(']'))
+                && (host.starts_with('[') || !host.contains(':'));
+            host_ok && port.parse::<u16>().is_ok_and(|p| p != 0)
+        }
+        None => false,
+    };
+    if ok {
+        Some(s.to_owned())
+    } else {
+        problems.push(format!("{at}: {s:?} is not host:port (\"127.0.0.1:6379\", \"redis:6379\", \"[::1]:5432\")"));
+        None
+    }
 }
 
 fn check_name(name: &str, at: &str, problems: &mut Vec<String>) {
@@ -874,6 +1011,49 @@ mod tests {
         let e =
             Config::from_yaml("listeners:\n  - name: web\n    bnid: x\n", "t", &Overrides::default()).expect_err("bad");
         assert!(e.to_string().contains("listeners[0]") && e.to_string().contains("bnid"), "{e}");
+    }
+
+    #[test]
+    fn tcp_listeners_own_one_route_after_every_http_route() {
+        let c = Config::from_yaml(
+            "listeners:\n  - { name: cache, bind: \"127.0.0.1:0\", mode: tcp, upstream: \"127.0.0.1:6379\", connect_timeout: 1s }\n  - name: web\n    bind: 127.0.0.1:0\n    routes: [{ name: api, upstream: \"http://127.0.0.1:3000\" }, { name: default, upstream: \"http://127.0.0.1:3000\" }]\n",
+            "test",
+            &Overrides::default(),
+        )
+        .expect("valid");
+        assert_eq!(c.tcp_listeners.len(), 1);
+        let t = &c.tcp_listeners[0];
+        assert_eq!(
+            (t.upstream.as_str(), t.connect_timeout, t.route.index()),
+            ("127.0.0.1:6379", Duration::from_secs(1), 2)
+        );
+        let topology = c.topology();
+        assert!(topology.is_tcp_listener("cache") && topology.is_tcp_route("cache") && topology.has_route("cache"));
+        assert!(!topology.is_tcp_listener("web"));
+        let order: Vec<(&str, &str)> = topology.routes().collect();
+        assert_eq!(order, [("web", "api"), ("web", "default"), ("cache", "cache")]);
+    }
+
+    #[test]
+    fn tcp_listener_problems_are_placed() {
+        let e = Config::from_yaml(
+            "listeners:\n  - name: web\n    bind: 127.0.0.1:0\n    upstream: \"127.0.0.1:1\"\n    routes: [{ name: db, upstream: \"http://127.0.0.1:3000\" }]\n  - { name: db, bind: \"127.0.0.1:0\", mode: tcp, upstream: \"127.0.0.1:5432\" }\n  - { name: a, bind: \"127.0.0.1:0\", mode: tcp }\n  - { name: b, bind: \"127.0.0.1:0\", mode: tcp, upstream: \"http://127.0.0.1:1\" }\n  - { name: c, bind: \"127.0.0.1:0\", mode: tcp, upstream: \"127.0.0.1\", connect_timeout: soon, routes: [{ name: x, upstream: \"http://127.0.0.1:1\" }] }\n",
+            "t",
+            &Overrides::default(),
+        )
+        .expect_err("invalid");
+        let text = e.to_string();
+        for needle in [
+            "listeners[0].upstream: only a tcp listener",
+            "listeners[1].name: \"db\" is also a route of listener \"web\"",
+            "listeners[2].upstream: required",
+            "listeners[3].upstream: \"http://127.0.0.1:1\" has a scheme",
+            "listeners[4].upstream: \"127.0.0.1\" is not host:port",
+            "listeners[4].connect_timeout",
+            "listeners[4].routes: a tcp listener has no routes",
+        ] {
+            assert!(text.contains(needle), "{needle} missing in:\n{text}");
+        }
     }
 
     #[test]

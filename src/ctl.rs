@@ -287,7 +287,7 @@ pub fn validate_file(
         return Ok(format!(
             "ok: {}: config with {} listener(s), {routes} route(s), {} boot experiment(s)",
             path.display(),
-            c.listeners.len(),
+            c.listeners.len() + c.tcp_listeners.len(),
             c.experiments.len()
         ));
     }

@@ -11,14 +11,18 @@
 //! config.rs       config file + flags → checked Config and the route Topology; config/pages.rs (pages:)
 //! document.rs     experiment YAML (protobuf JSON mapping) → ExperimentSpec
 //! fault/          pure fault model: Matcher, Percentage, Trigger, StickyKey, Fault (one file per kind:
-//!                 abort, delay, hang, reset, truncate, throttle, rate_limit, first_byte, drip, rewrite, body),
-//!                 page/ (built-in error pages; custom.rs: the config's page templates)
+//!                 abort, delay, hang, reset, truncate, throttle, rate_limit, first_byte, drip, rewrite, body,
+//!                 toxic, egress: blackhole/unresolvable/disconnect, grpc_stream), page/ (built-in error pages;
+//!                 custom.rs: the config's page templates)
 //! experiment/     Registry (lifecycle, timers) → RuleSet (immutable, indexed by route); timeline.rs (ramp,
-//!                 flap), lease.rs, guard.rs
+//!                 flap), lease.rs, guard.rs; ruleset/tcp.rs (the rules as one TCP connection meets them)
 //! proxy/          data plane: listener, per-request service, upstream pool, responses it writes,
-//!                 act.rs (connection, body and response faults), cap.rs (concurrent-fault cap)
+//!                 act.rs (connection, body and response faults), cap.rs (concurrent-fault cap), tcp.rs (TCP
+//!                 listeners: byte relay with toxics), forward.rs (forward listeners: CONNECT tunnels), tls.rs
+//!                 (TLS origination), tls_listen.rs (TLS on listeners), grpc.rs (gRPC stream faults)
 //! control/        gRPC FaultControl service; convert.rs validates proto into domain values (convert/realism.rs
-//!                 and convert/response.rs for the realism faults); auth.rs (bearer tokens), audit.rs, limits.rs and guards.rs
+//!                 and convert/response.rs for the realism faults, convert/tcp.rs for toxics, convert/traffic.rs
+//!                 for gRPC matchers); auth.rs (bearer tokens), audit.rs, limits.rs and guards.rs
 //!                 (safety checks), killswitch.rs
 //! admin.rs        /healthz, /readyz, /metrics
 //! telemetry/      logs and Prometheus metrics

@@ -132,6 +132,7 @@ pub fn summary(spec: &pb::ExperimentSpec) -> Value {
             Some(pb::fault::Kind::Drip(_)) => "drip",
             Some(pb::fault::Kind::Rewrite(_)) => "rewrite",
             Some(pb::fault::Kind::Body(_)) => "body",
+            Some(pb::fault::Kind::Toxic(_)) => "toxic",
             None => "none",
         })
         .collect();

@@ -22,6 +22,7 @@ use crate::{
 
 mod realism;
 mod response;
+mod tcp;
 mod traffic;
 
 /// Regexes are compiled with this size limit, so a hostile pattern cannot take the server's memory.
@@ -173,6 +174,11 @@ pub fn validate_spec(spec: &pb::ExperimentSpec, ctx: &Context<'_>) -> Result<Exp
                     faults.push(Fault::Delay(d));
                 }
             }
+            Some(pb::fault::Kind::Toxic(t)) => {
+                if let Some(f) = tcp::convert(t, &format!("{path}.toxic"), ctx.limits, &mut c) {
+                    faults.push(f);
+                }
+            }
             Some(kind) => {
                 if let Some(f) = realism::convert(kind, &path, ctx.limits, &mut c) {
                     faults.push(f);
@@ -180,6 +186,7 @@ pub fn validate_spec(spec: &pb::ExperimentSpec, ctx: &Context<'_>) -> Result<Exp
             }
         }
     }
+    tcp::check_kinds(spec, ctx.topology, &mut c);
     c.0.extend(super::limits::check(&routes, spec.percentage, ctx.limits));
     let lease = super::limits::lease(spec.lease.as_ref(), ctx.limits, &mut c.0);
     let guards = super::guards::convert(&spec.guards, &mut c.0);

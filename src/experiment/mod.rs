@@ -15,7 +15,7 @@ use std::time::Duration;
 pub use guard::Guard;
 pub use lease::LEASE_EXPIRED;
 pub use registry::{ExperimentInfo, Guarded, Limits, Registry, RegistryError, State};
-pub use ruleset::{Counters, Decision, Rule, RuleSet};
+pub use ruleset::{ActiveToxic, ConnectionRules, Counters, Decision, Rule, RuleSet};
 
 use crate::fault::{Fault, Matcher, Percentage, StickyKey, Trigger};
 

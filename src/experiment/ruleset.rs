@@ -15,6 +15,9 @@ use super::{
     timeline::{Timeline, TimelineState},
     ExperimentDef,
 };
+
+mod tcp;
+
 use crate::{
     config::{RouteId, Topology},
     fault::{
@@ -22,6 +25,7 @@ use crate::{
         Reset, ResponsePlan, StickyKey, Trigger,
     },
 };
+pub use tcp::{ActiveToxic, ConnectionRules};
 
 /// Per-experiment counters, shared between the rule (data plane) and the registry (reports).
 #[derive(Debug, Default)]
@@ -123,6 +127,12 @@ impl Rule {
     fn targets(&self, listener: &str, route: &str) -> bool {
         (self.listeners.is_empty() || self.listeners.iter().any(|l| l == listener))
             && (self.routes.is_empty() || self.routes.iter().any(|r| r == route))
+    }
+
+    /// Whether the experiment acts on TCP connections (its faults are toxics) rather than on HTTP requests.
+    /// Validation keeps an experiment's faults all toxics or none.
+    fn is_tcp(&self) -> bool {
+        self.faults.iter().any(|f| matches!(f, Fault::Toxic(_)))
     }
 }
 
@@ -342,13 +352,17 @@ pub struct RuleSet {
 }
 
 impl RuleSet {
-    /// Indexes `rules` (any order) over every route of the topology.
+    /// Indexes `rules` (any order) over every route of the topology. An experiment with toxics is filed
+    /// only under TCP listeners' routes, and one with HTTP faults only under HTTP routes.
     pub fn build(topology: &Topology, mut rules: Vec<Arc<Rule>>) -> Self {
         rules.sort_by_key(|r| r.seq);
         let by_route = topology
             .routes()
             .map(|(listener, route)| {
-                RouteRules::build(rules.iter().filter(|r| r.targets(listener, route)).cloned().collect())
+                let tcp = topology.is_tcp_listener(listener);
+                RouteRules::build(
+                    rules.iter().filter(|r| r.targets(listener, route) && r.is_tcp() == tcp).cloned().collect(),
+                )
             })
             .collect::<Vec<_>>()
             .into_boxed_slice();
@@ -480,6 +494,8 @@ impl RuleSet {
                         d.response.add_body(b, rand::RngExt::random(rng.rng()));
                         acted = true;
                     }
+                    // Toxic rules are filed only under TCP routes, which never decide requests (`RuleSet::build`).
+                    Fault::Toxic(_) => {}
                     // Within the limit: nothing, go on with the list. Beyond it: ends the request (429).
                     Fault::RateLimit(rl) => {
                         if let Some(wait) = rl.take(t) {

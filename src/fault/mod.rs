@@ -19,6 +19,7 @@ mod rewrite;
 mod sample;
 mod sticky;
 mod throttle;
+pub mod toxic;
 mod trigger;
 mod truncate;
 
@@ -39,6 +40,7 @@ pub use rewrite::{rewrite_refuses, HeaderEdit, Rewrite};
 pub use sample::{Percentage, RequestRng};
 pub use sticky::StickyKey;
 pub use throttle::Throttle;
+pub use toxic::{Direction, Toxic, ToxicKind};
 pub use trigger::Trigger;
 pub use truncate::Truncate;
 
@@ -76,6 +78,8 @@ pub enum Fault {
     Rewrite(std::sync::Arc<Rewrite>),
     /// Replace or corrupt the response body.
     Body(BodyFault),
+    /// A byte-level fault on a TCP listener's connections (never on HTTP requests).
+    Toxic(Toxic),
 }
 
 impl Fault {
@@ -97,6 +101,7 @@ impl Fault {
             Fault::Drip(_) => "drip",
             Fault::Rewrite(_) => "rewrite",
             Fault::Body(_) => "body",
+            Fault::Toxic(_) => "toxic",
         }
     }
 
@@ -113,6 +118,8 @@ impl Fault {
             | Fault::GrpcStream(_)
             | Fault::Disconnect(_) => false,
             Fault::FirstByteDelay(_) | Fault::Drip(_) | Fault::Rewrite(_) | Fault::Body(_) => false,
+            // Acts on connections, not requests.
+            Fault::Toxic(_) => false,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod listener;
 pub mod pool;
 pub mod respond;
 pub mod service;
+pub mod tcp;
 pub mod tls;
 pub mod tls_listen;
 pub mod upstream;

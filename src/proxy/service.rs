@@ -100,7 +100,8 @@ impl ReverseProxy {
         let connect = self.mode == Mode::Forward && req.method() == Method::CONNECT;
         let (route, decision) = {
             let (host, port, path) = match self.mode {
-                Mode::Reverse => (headers::request_host(&req), None, req.uri().path()),
+                // TCP listeners are not served here (`proxy::tcp`).
+                Mode::Reverse | Mode::Tcp => (headers::request_host(&req), None, req.uri().path()),
                 Mode::Forward => match forward::destination(&req) {
                     Ok(d) => (Some(d.host), Some(d.port), d.path),
                     Err(why) => return Ok(respond::not_a_proxy_request(why.0)),
@@ -169,7 +170,9 @@ impl ReverseProxy {
                     | Fault::FirstByteDelay(_)
                     | Fault::Drip(_)
                     | Fault::Rewrite(_)
-                    | Fault::Body(_) => {
+                    | Fault::Body(_)
+                    // Toxic rules are never filed under HTTP routes (`RuleSet::build`).
+                    | Fault::Toxic(_) => {
                         let acts = Acts {
                             injected: true,
                             body: d.body,

@@ -78,8 +78,54 @@ impl RouteCounters {
     }
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TcpConnectionLabels {
+    listener: String,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TcpBytesLabels {
+    listener: String,
+    /// `upstream` (client to server) or `downstream` (server to client).
+    direction: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerLabels {
+    listener: String,
+}
+
+/// A TCP listener's counters, resolved once when it starts.
+#[derive(Clone)]
+pub struct TcpCounters {
+    passed: Counter,
+    injected: Counter,
+    upstream_error: Counter,
+    /// Bytes relayed client → server.
+    pub bytes_upstream: Counter,
+    /// Bytes relayed server → client.
+    pub bytes_downstream: Counter,
+    /// Connections open now.
+    pub open: Gauge,
+}
+
+impl TcpCounters {
+    /// A connection that ended: relayed untouched, with toxics, or refused by the upstream.
+    pub fn count(&self, outcome: Outcome) {
+        match outcome {
+            Outcome::Passed => self.passed.inc(),
+            Outcome::Injected => self.injected.inc(),
+            Outcome::UpstreamError => self.upstream_error.inc(),
+        };
+    }
+}
+
 pub struct Metrics {
     registry: Mutex<Registry>,
+    tcp_connections: Family<TcpConnectionLabels, Counter>,
+    tcp_bytes: Family<TcpBytesLabels, Counter>,
+    tcp_open: Family<ListenerLabels, Gauge>,
     requests: Family<RequestLabels, Counter>,
     injected_delay: HistogramFamily,
     upstream_duration: HistogramFamily,
@@ -124,8 +170,25 @@ impl Default for Metrics {
             "Requests that passed untouched because limits.max_active_faults requests were being faulted",
             faults_overflow.clone(),
         );
+        let tcp_connections = Family::<TcpConnectionLabels, Counter>::default();
+        registry.register(
+            "tcp_connections",
+            "Connections of TCP listeners by listener and outcome (passed, injected, upstream_error), counted when they end",
+            tcp_connections.clone(),
+        );
+        let tcp_bytes = Family::<TcpBytesLabels, Counter>::default();
+        registry.register(
+            "tcp_bytes",
+            "Bytes relayed by TCP listeners, by listener and direction (upstream: client to server, downstream: server to client)",
+            tcp_bytes.clone(),
+        );
+        let tcp_open = Family::<ListenerLabels, Gauge>::default();
+        registry.register("tcp_connections_open", "Connections of TCP listeners open now", tcp_open.clone());
         Metrics {
             registry: Mutex::new(registry),
+            tcp_connections,
+            tcp_bytes,
+            tcp_open,
             requests,
             injected_delay,
             upstream_duration,
@@ -150,6 +213,23 @@ impl Metrics {
             upstream_error: get("upstream_error"),
             injected_delay: self.injected_delay.get_or_create(&labels).clone(),
             upstream_duration: self.upstream_duration.get_or_create(&labels).clone(),
+        }
+    }
+
+    pub fn tcp_counters(&self, listener: &str) -> TcpCounters {
+        let conn = |outcome| {
+            self.tcp_connections.get_or_create(&TcpConnectionLabels { listener: listener.to_owned(), outcome }).clone()
+        };
+        let bytes = |direction| {
+            self.tcp_bytes.get_or_create(&TcpBytesLabels { listener: listener.to_owned(), direction }).clone()
+        };
+        TcpCounters {
+            passed: conn("passed"),
+            injected: conn("injected"),
+            upstream_error: conn("upstream_error"),
+            bytes_upstream: bytes("upstream"),
+            bytes_downstream: bytes("downstream"),
+            open: self.tcp_open.get_or_create(&ListenerLabels { listener: listener.to_owned() }).clone(),
         }
     }
 
