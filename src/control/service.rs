@@ -240,6 +240,12 @@ pub fn to_proto(e: ExperimentInfo) -> v1::Experiment {
             nanos: e.effective_duration.subsec_nanos() as i32,
         }),
         timeline_state: e.timeline_state.unwrap_or_default(),
+        phase: e.phase.map(|p| v1::PhaseState {
+            index: u32::try_from(p.index).unwrap_or(u32::MAX),
+            name: p.name,
+            next_change_at: p.next.as_ref().map(|(at, _)| timestamp(*at)),
+            next_name: p.next.map(|(_, name)| name).unwrap_or_default(),
+        }),
     }
 }
 

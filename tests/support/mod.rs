@@ -274,3 +274,25 @@ pub async fn counting_upstream(keep_alive: bool) -> (SocketAddr, std::sync::Arc<
     });
     (addr, accepted)
 }
+
+/// Stops tokio's paused clock from jumping ahead by itself while held: on a paused clock the runtime
+/// moves time to the next timer whenever it waits, even for socket I/O, so a test over real sockets that
+/// wants time to move only by `tokio::time::advance` holds this. (A running blocking task inhibits the
+/// automatic advance; this one waits until the guard is dropped.)
+pub struct ClockHold(Option<std::sync::mpsc::Sender<()>>);
+
+impl ClockHold {
+    pub fn new() -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        tokio::task::spawn_blocking(move || {
+            let _ = rx.recv();
+        });
+        ClockHold(Some(tx))
+    }
+}
+
+impl Drop for ClockHold {
+    fn drop(&mut self) {
+        self.0.take();
+    }
+}
