@@ -5,6 +5,7 @@ use std::{
     fmt,
     net::SocketAddr,
     path::{Path, PathBuf},
+    sync::Arc,
     time::Duration,
 };
 
@@ -21,6 +22,7 @@ use crate::{
     experiment::Limits,
     fault::HostPattern,
     pb::v1::ExperimentSpec,
+    scenario::Catalogue,
 };
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -149,6 +151,8 @@ pub struct Config {
     pub drain_grace: Duration,
     /// Started at boot, in order.
     pub experiments: Vec<ExperimentSpec>,
+    /// The scenario catalogue: the built-ins and those of `scenarios_dir`, checked.
+    pub scenarios: Arc<Catalogue>,
 }
 
 /// Command-line values that override the file.
@@ -208,6 +212,8 @@ struct FileConfig {
     drain_grace: Option<String>,
     #[serde(default)]
     experiments: Vec<Value>,
+    /// A directory of scenario files (`*.yaml`) added to the built-in catalogue.
+    scenarios_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -280,7 +286,9 @@ struct FileLimits {
 
 /// Whether a YAML value looks like a config file rather than an experiment.
 pub fn looks_like_config(v: &Value) -> bool {
-    ["listeners", "control", "admin", "audit", "limits", "experiments", "workers"].iter().any(|k| v.get(k).is_some())
+    ["listeners", "control", "admin", "audit", "limits", "experiments", "workers", "scenarios_dir"]
+        .iter()
+        .any(|k| v.get(k).is_some())
 }
 
 impl Config {
@@ -518,6 +526,14 @@ impl Config {
             }
         }
 
+        let scenarios = match &file.scenarios_dir {
+            None => Catalogue::builtin(),
+            Some(dir) => Catalogue::with_dir(dir).unwrap_or_else(|p| {
+                problems.extend(p.into_iter().map(|p| format!("scenarios_dir: {p}")));
+                Catalogue::default()
+            }),
+        };
+
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -531,6 +547,7 @@ impl Config {
             workers,
             drain_grace,
             experiments,
+            scenarios: Arc::new(scenarios),
         })
     }
 

@@ -144,6 +144,38 @@ enum CtlCommand {
         #[arg(long, default_value = "")]
         reason: String,
     },
+    /// The scenario catalogue: list, show, start.
+    Scenario {
+        #[command(subcommand)]
+        command: ScenarioCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScenarioCommand {
+    /// List the scenarios of the server's catalogue.
+    List {
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Show a scenario: what it models, its parameters, and the experiments (with their phases) it starts.
+    Show {
+        name: String,
+        /// A parameter, NAME=VALUE; repeatable.
+        #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
+        params: Vec<String>,
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Start a scenario's experiments; prints one id per line.
+    Start {
+        name: String,
+        /// A parameter, NAME=VALUE; repeatable.
+        #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
+        params: Vec<String>,
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
 }
 
 fn main() -> ExitCode {
@@ -257,6 +289,21 @@ async fn run_ctl(args: CtlArgs) -> Result<(), String> {
         CtlCommand::List { state, output } => {
             let list = ctl.list(state).await.map_err(fail)?;
             println!("{}", ctl::render(&list, output).trim_end());
+        }
+        CtlCommand::Scenario { command: ScenarioCommand::List { output } } => {
+            let list = ctl.list_scenarios().await.map_err(fail)?;
+            println!("{}", ctl::render_scenarios(&list, output).trim_end());
+        }
+        CtlCommand::Scenario { command: ScenarioCommand::Show { name, params, output } } => {
+            let r = ctl.get_scenario(&name, &params).await.map_err(fail)?;
+            println!("{}", ctl::render_scenario(&r, output).trim_end());
+        }
+        CtlCommand::Scenario { command: ScenarioCommand::Start { name, params, output } } => {
+            let started = ctl.start_scenario(&name, &params).await.map_err(fail)?;
+            match output {
+                Output::Text => started.iter().for_each(|e| println!("{}", e.id)),
+                Output::Json => println!("{}", ctl::render(&started, output).trim_end()),
+            }
         }
         CtlCommand::AbortAll { reason } => {
             let r = ctl.abort_all(&reason).await.map_err(fail)?;
