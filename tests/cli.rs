@@ -194,3 +194,59 @@ fn serve_refuses_a_bad_config_with_the_place_of_each_problem() {
     assert!(!ok);
     assert!(err.contains("--upstream"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctl_scenario_lists_shows_and_starts() {
+    let proxy = proxy(upstream().await).await;
+    let control = proxy.control_url.clone();
+    let run = |args: Vec<String>| async move {
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            edgefault(&args)
+        })
+        .await
+        .expect("join")
+    };
+    let ctl = |rest: &[&str]| {
+        let mut v = vec!["ctl".to_owned(), "--control".to_owned(), control.clone(), "scenario".to_owned()];
+        v.extend(rest.iter().map(|s| s.to_string()));
+        v
+    };
+
+    let (ok, out, err) = run(ctl(&["list"])).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("nov-18-2025-edge-outage") && out.contains("built-in"), "{out}");
+    let (ok, out, _) = run(ctl(&["list", "-o", "json"])).await;
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert!(v.as_array().is_some_and(|a| a.len() >= 8), "{out}");
+
+    let (ok, out, err) = run(ctl(&["show", "nov-18-2025-edge-outage", "--param", "speed=60"])).await;
+    assert!(ok, "{err}");
+    for want in ["parameters (--param NAME=VALUE)", "steady-failure", "1h30m", "1m30s", "known-good-file", "source: "] {
+        assert!(out.contains(want), "{want} missing from:\n{out}");
+    }
+
+    let (ok, out, err) = run(ctl(&["start", "edge-5xx-storm", "-p", "percentage=100", "-p", "status=502"])).await;
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 1, "one id: {out}");
+    assert_eq!(get(&client(), &proxy.url("/")).await.status, 502);
+
+    let (ok, _, err) = run(ctl(&["start", "edge-5xx-storm", "-p", "percentage"])).await;
+    assert!(!ok && err.contains("--param \"percentage\": expected NAME=VALUE"), "{err}");
+    let (ok, _, err) = run(ctl(&["start", "edge-5xx-storm", "-p", "status=200"])).await;
+    assert!(!ok && err.contains("params.status: must be one of"), "{err}");
+}
+
+#[test]
+fn validate_takes_a_scenario_file() {
+    let dir = tempdir::Dir::new("scenario");
+    let good = write(&dir, "s.yaml", "name: mine\nsummary: a storm\nparams:\n  - { name: pct, type: percentage, default: 20 }\nexperiments:\n  - name: storm\n    percentage: \"${pct}\"\n    faults: [{ abort: { http_status: 503 } }]\n");
+    let (ok, out, err) = edgefault(&["validate", &good.display().to_string()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("scenario mine with 3 parameter(s), 1 experiment(s)"), "{out}");
+    let bad = write(&dir, "b.yaml", "name: mine\nsummary: a storm\nparams:\n  - { name: pct, type: percent, default: 20 }\nexperiments:\n  - name: storm\n    faults: [{ abort: {} }]\n");
+    let (ok, _, err) = edgefault(&["validate", &bad.display().to_string()]);
+    assert!(!ok);
+    assert!(err.contains("b.yaml:4: params[0] (pct): type \"percent\""), "{err}");
+}
