@@ -13,12 +13,13 @@
 //! fault/          pure fault model: Matcher, Percentage, Trigger, StickyKey, Fault (one file per kind:
 //!                 abort, delay, hang, reset, truncate, throttle, rate_limit), page/ (built-in error pages)
 //! experiment/     Registry (lifecycle, timers) → RuleSet (immutable, indexed by route); timeline.rs (ramp,
-//!                 flap), lease.rs, guard.rs
+//!                 flap, phases), lease.rs, guard.rs
+//! scenario/       the scenario catalogue: parameters, expansion into experiments, builtin/*.yaml
 //! proxy/          data plane: listener, per-request service, upstream pool, responses it writes,
 //!                 act.rs (connection and body faults), cap.rs (concurrent-fault cap)
 //! control/        gRPC FaultControl service; convert.rs validates proto into domain values (convert/realism.rs
 //!                 for the realism faults); auth.rs (bearer tokens), audit.rs, limits.rs and guards.rs
-//!                 (safety checks), killswitch.rs
+//!                 (safety checks), killswitch.rs, scenarios.rs (the scenario RPCs)
 //! admin.rs        /healthz, /readyz, /metrics
 //! telemetry/      logs and Prometheus metrics
 //! ctl.rs          the `edgefault ctl` client

@@ -172,6 +172,14 @@ fn examples_are_valid() {
     let (ok, _, err) = edgefault(&["validate", &config.display().to_string()]);
     assert!(ok, "{err}");
     assert!(checked >= 4, "only {checked} example experiments");
+    // The example scenarios_dir: each file a valid scenario, and together a valid catalogue.
+    for entry in std::fs::read_dir(dir.join("scenarios")).expect("examples/scenarios/") {
+        let path = entry.expect("entry").path();
+        let (ok, out, err) =
+            edgefault(&["validate", &path.display().to_string(), "--config", &config.display().to_string()]);
+        assert!(ok && out.contains("scenario"), "{}: {err}", path.display());
+    }
+    assert!(edgefault::scenario::Catalogue::with_dir(&dir.join("scenarios")).is_ok());
 }
 
 #[test]
