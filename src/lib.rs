@@ -23,7 +23,7 @@
 //! admin.rs        /healthz, /readyz, /metrics
 //! telemetry/      logs and Prometheus metrics
 //! ctl.rs          the `edgefault ctl` client
-//! demo.rs         `edgefault demo`: upstream, proxy and traffic in one process
+//! demo.rs         `edgefault demo`: the 18 November replay against a sample upstream, live
 //! ```
 
 #![forbid(unsafe_code)]

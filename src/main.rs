@@ -36,12 +36,12 @@ enum Command {
         #[arg(long, conflicts_with = "config")]
         as_config: bool,
     },
-    /// Start a sample upstream and the proxy, inject faults through the gRPC service, and show what
-    /// clients saw. Exits when done (about 6 seconds).
+    /// Replay the 18 November 2025 edge outage at high speed against a sample upstream, and show once a
+    /// second what clients see. Exits when the replay is over.
     Demo {
-        /// Length of each of the three phases.
-        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
-        phase: Duration,
+        /// How long the replay runs (the 5h46m incident compressed into it), 2s to 1h.
+        #[arg(long, default_value = "40s", value_parser = humantime::parse_duration)]
+        duration: Duration,
     },
 }
 
@@ -188,9 +188,9 @@ fn main() -> ExitCode {
                 .map(|summary| println!("{summary}"))
                 .map_err(|e| e.to_string())
         }
-        Command::Demo { phase } => current_thread(async move {
+        Command::Demo { duration } => current_thread(async move {
             let mut out = std::io::stdout();
-            edgefault::demo::run(&mut out, phase).await.map_err(|e| e.to_string())
+            edgefault::demo::run(&mut out, duration).await.map_err(|e| e.to_string())
         }),
     };
     match result {

@@ -184,11 +184,25 @@ fn examples_are_valid() {
 
 #[test]
 fn demo_runs_and_reports() {
-    let (ok, out, err) = edgefault(&["demo", "--phase", "400ms"]);
+    let (ok, out, err) = edgefault(&["demo", "--duration", "3s"]);
     assert!(ok, "{err}");
-    for line in ["before: no experiment", "during: api 30% 503", "after: experiments stopped", "demo-edge-5xx"] {
+    for line in [
+        "replaying nov-18-2025-edge-outage",
+        "phase: core / dashboard / api",
+        "steady-failure",
+        "whole run, by route:",
+        "nov18-core-traffic",
+        "completed",
+    ] {
         assert!(out.contains(line), "{line} missing from:\n{out}");
     }
+    assert_eq!(
+        out.lines().filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit())).count(),
+        3,
+        "a line a second:\n{out}"
+    );
+    let (ok, _, err) = edgefault(&["demo", "--duration", "1s"]);
+    assert!(!ok && err.contains("--duration must be between 2s and 1h"), "{err}");
 }
 
 #[test]
