@@ -460,6 +460,18 @@ mod tests {
         assert_eq!(specs[0].percentage, Some(10.0));
         let specs = s.expand(&with("speed", "60")).expect("speed");
         assert_eq!(specs[0].time_scale, Some(60.0));
+
+        // The cap reaches phases and ramps; a replay's own speed multiplies.
+        let replay = c.find("nov-18-2025-edge-outage").expect("built-in");
+        let specs = replay.expand(&with("max_percentage", "5")).expect("cap");
+        for spec in &specs {
+            assert!(spec.percentage.is_some_and(|p| p <= 5.0), "{}", spec.name);
+            for p in &spec.phases {
+                assert!(p.percentage.is_none_or(|v| v <= 5.0), "{}/{}", spec.name, p.name);
+                assert!(p.ramp.as_ref().is_none_or(|r| r.from <= 5.0 && r.to <= 5.0), "{}/{}", spec.name, p.name);
+            }
+        }
+        assert_eq!(replay.expand(&BTreeMap::new()).expect("defaults")[0].time_scale, Some(10.0));
     }
 
     #[test]
