@@ -189,7 +189,6 @@ fn demo_runs_and_reports() {
     for line in [
         "replaying nov-18-2025-edge-outage",
         "phase: core / dashboard / api",
-        "steady-failure",
         "whole run, by route:",
         "nov18-core-traffic",
         "completed",
