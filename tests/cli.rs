@@ -200,6 +200,11 @@ fn demo_runs_and_reports() {
         3,
         "a line a second:\n{out}"
     );
+    // Each second is 1h55m of incident: which phase a line shows depends on when its tick ran.
+    assert!(
+        ["flapping", "steady-failure", "known-good-file"].iter().any(|p| out.contains(&format!("{p} / "))),
+        "a phase of the core traffic:\n{out}"
+    );
     let (ok, _, err) = edgefault(&["demo", "--duration", "1s"]);
     assert!(!ok && err.contains("--duration must be between 2s and 1h"), "{err}");
 }
