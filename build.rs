@@ -18,6 +18,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         "proto/edgefault/v1/realism.proto",
         "proto/edgefault/v1/traffic.proto",
         "proto/edgefault/v1/tcp.proto",
+        "proto/edgefault/v1/scenario.proto",
     ];
 
     tonic_prost_build::configure()

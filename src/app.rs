@@ -138,9 +138,10 @@ impl Server {
         let control_stop = stopped(stop.subscribe());
         let tokens = Arc::new(config.tokens.clone());
         let control_audit = Arc::clone(&audit);
+        let scenarios = Arc::clone(&config.scenarios);
         tasks.spawn(async move {
             if let Err(e) =
-                control::serve(control_listener, control_registry, tokens, control_audit, control_stop).await
+                control::serve(control_listener, control_registry, tokens, control_audit, control_stop, scenarios).await
             {
                 tracing::error!(error = %e, "control service failed");
             }

@@ -26,6 +26,7 @@ use crate::{
         tls::{Roots, TlsOrigin, TlsSetupError},
         tls_listen::ListenerTls,
     },
+    scenario::Catalogue,
 };
 
 mod pages;
@@ -243,6 +244,8 @@ pub struct Config {
     pub experiments: Vec<ExperimentSpec>,
     /// Page templates experiments may name in `abort.page`.
     pub pages: PageTemplates,
+    /// The scenario catalogue: the built-ins and those of `scenarios_dir`, checked.
+    pub scenarios: Arc<Catalogue>,
 }
 
 /// Command-line values that override the file.
@@ -304,6 +307,8 @@ struct FileConfig {
     experiments: Vec<Value>,
     #[serde(default)]
     pages: std::collections::BTreeMap<String, pages::FilePage>,
+    /// A directory of scenario files (`*.yaml`) added to the built-in catalogue.
+    scenarios_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -392,7 +397,7 @@ struct FileLimits {
 
 /// Whether a YAML value looks like a config file rather than an experiment.
 pub fn looks_like_config(v: &Value) -> bool {
-    ["listeners", "control", "admin", "audit", "limits", "experiments", "workers", "pages"]
+    ["listeners", "control", "admin", "audit", "limits", "experiments", "workers", "pages", "scenarios_dir"]
         .iter()
         .any(|k| v.get(k).is_some())
 }
@@ -716,6 +721,14 @@ impl Config {
             }
         }
 
+        let scenarios = match &file.scenarios_dir {
+            None => Catalogue::builtin(),
+            Some(dir) => Catalogue::with_dir(dir).unwrap_or_else(|p| {
+                problems.extend(p.into_iter().map(|p| format!("scenarios_dir: {p}")));
+                Catalogue::default()
+            }),
+        };
+
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -731,6 +744,7 @@ impl Config {
             drain_grace,
             experiments,
             pages,
+            scenarios: Arc::new(scenarios),
         })
     }
 

@@ -13,6 +13,7 @@ use crate::{
     control::convert::{self, validate_spec},
     document,
     pb::v1::{self as v1, fault_control_client::FaultControlClient},
+    scenario,
 };
 
 pub const DEFAULT_CONTROL_URL: &str = "http://127.0.0.1:7070";
@@ -244,6 +245,39 @@ impl Ctl {
         Ok(())
     }
 
+    pub async fn list_scenarios(&mut self) -> Result<Vec<v1::Scenario>, CtlError> {
+        Ok(self
+            .client
+            .list_scenarios(v1::ListScenariosRequest {})
+            .await
+            .map_err(rpc("ListScenarios"))?
+            .into_inner()
+            .scenarios)
+    }
+
+    /// A scenario and the experiments it expands into with `params` (`k=v` each).
+    pub async fn get_scenario(&mut self, name: &str, params: &[String]) -> Result<v1::GetScenarioResponse, CtlError> {
+        let params = parse_params(params)?;
+        Ok(self
+            .client
+            .get_scenario(v1::GetScenarioRequest { name: name.into(), params })
+            .await
+            .map_err(rpc("GetScenario"))?
+            .into_inner())
+    }
+
+    /// Starts a scenario with `params` (`k=v` each); returns the experiments started.
+    pub async fn start_scenario(&mut self, name: &str, params: &[String]) -> Result<Vec<v1::Experiment>, CtlError> {
+        let params = parse_params(params)?;
+        Ok(self
+            .client
+            .start_scenario(v1::StartScenarioRequest { name: name.into(), params })
+            .await
+            .map_err(rpc("StartScenario"))?
+            .into_inner()
+            .experiments)
+    }
+
     pub async fn abort_all(&mut self, reason: &str) -> Result<v1::AbortAllResponse, CtlError> {
         Ok(self
             .client
@@ -279,6 +313,9 @@ pub fn validate_file(
         std::fs::read_to_string(path).map_err(|e| CtlError::Usage(format!("cannot read {}: {e}", path.display())))?;
     let docs =
         document::parse_yaml_documents(&text).map_err(|e| CtlError::Invalid(format!("{}: {e}", path.display())))?;
+    if !force_config && docs.len() == 1 && scenario::looks_like_scenario(&docs[0]) {
+        return validate_scenario(path, &text, config, overrides);
+    }
     let is_config = force_config || (docs.len() == 1 && config::looks_like_config(&docs[0]));
     if is_config {
         let c = Config::from_yaml(&text, &path.display().to_string(), overrides)
@@ -313,6 +350,183 @@ pub fn validate_file(
     let note =
         if config.is_none() { " (route and listener names not checked: pass --config to check them)" } else { "" };
     Ok(format!("ok: {}: {} experiment(s){note}", path.display(), specs.len()))
+}
+
+/// `edgefault validate SCENARIO.yaml [--config CONFIG]`: the scenario's format and parameters, and its
+/// experiments with the default parameters (against CONFIG's routes and limits when given).
+fn validate_scenario(
+    path: &Path,
+    text: &str,
+    config: Option<&Path>,
+    overrides: &Overrides,
+) -> Result<String, CtlError> {
+    let origin = path.display().to_string();
+    let s = scenario::Scenario::parse(text, &origin, Some(path.to_owned()))
+        .map_err(|e| CtlError::Invalid(e.to_string()))?;
+    let specs = s.expand(&Default::default()).map_err(|e| CtlError::Invalid(format!("{origin}: {e}")))?;
+    if let Some(c) = config {
+        let server = Config::load(c, overrides).map_err(|e| CtlError::Invalid(e.to_string()))?;
+        let topology = server.topology();
+        let ctx = convert::Context { topology: Some(&topology), limits: &server.limits };
+        s.check(&specs, &ctx).map_err(|e| CtlError::Invalid(format!("{origin}: with its defaults: {e}")))?;
+    }
+    Ok(format!(
+        "ok: {origin}: scenario {} with {} parameter(s), {} experiment(s) with its defaults",
+        s.name,
+        s.params.len(),
+        specs.len()
+    ))
+}
+
+/// `--param k=v` values as a map; a value may contain '='.
+pub fn parse_params(params: &[String]) -> Result<std::collections::HashMap<String, String>, CtlError> {
+    params
+        .iter()
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
+            _ => Err(CtlError::Usage(format!("--param {p:?}: expected NAME=VALUE, e.g. --param speed=60"))),
+        })
+        .collect()
+}
+
+/// Renders the scenario list as a table or JSON.
+pub fn render_scenarios(scenarios: &[v1::Scenario], output: Output) -> String {
+    match output {
+        Output::Json => serde_json::to_string_pretty(scenarios).unwrap_or_default(),
+        Output::Text => {
+            let mut out = format!("{:<32} {:<8} {}\n", "NAME", "ORIGIN", "SUMMARY");
+            for s in scenarios {
+                let origin = if s.builtin { "built-in" } else { "file" };
+                let _ = writeln!(out, "{:<32} {:<8} {}", s.name, origin, s.summary);
+            }
+            out
+        }
+    }
+}
+
+/// Renders one scenario, its parameters and the experiments it expands into.
+pub fn render_scenario(r: &v1::GetScenarioResponse, output: Output) -> String {
+    if output == Output::Json {
+        return serde_json::to_string_pretty(r).unwrap_or_default();
+    }
+    let s = r.scenario.clone().unwrap_or_default();
+    let mut out = format!("{} — {}\n", s.name, s.summary);
+    if !s.file.is_empty() {
+        let _ = writeln!(out, "file: {}", s.file);
+    }
+    if !s.source.is_empty() {
+        let _ = writeln!(out, "source: {}", s.source);
+    }
+    let _ = writeln!(out, "\n{}", s.description.trim_end());
+    let _ = writeln!(out, "\nparameters (--param NAME=VALUE):");
+    let _ = writeln!(out, "  {:<18} {:<10} {:<34} DESCRIPTION", "NAME", "TYPE", "DEFAULT");
+    for p in &s.params {
+        let choices = if p.choices.is_empty() { String::new() } else { format!(" (one of {})", p.choices.join(", ")) };
+        let default = if p.default_value.is_empty() { "(empty)".to_owned() } else { p.default_value.clone() };
+        let _ = writeln!(out, "  {:<18} {:<10} {:<34} {}{choices}", p.name, p.r#type, default, p.description);
+    }
+    let _ = writeln!(out, "\nexperiments with these parameters:");
+    for e in &r.experiments {
+        let scale = e.time_scale.unwrap_or(1.0);
+        let routes = e.r#match.as_ref().map(|m| m.routes.join(",")).filter(|r| !r.is_empty());
+        let hosts = e.r#match.as_ref().map(|m| m.hosts.join(",")).filter(|h| !h.is_empty());
+        let scope = match (routes, hosts) {
+            (Some(r), _) => format!("routes {r}"),
+            (None, Some(h)) => format!("hosts {h}"),
+            (None, None) => "every route".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "  {}: {scope}, {} of incident time{}, {}",
+            e.name,
+            e.duration.map(span).unwrap_or_else(|| "the server's default".into()),
+            if scale == 1.0 {
+                String::new()
+            } else {
+                format!(" (runs {} at time_scale {scale})", scaled(e.duration, scale))
+            },
+            e.faults.iter().map(fault_summary).collect::<Vec<_>>().join(" + "),
+        );
+        if e.phases.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "    {:<24} {:>10} {:>10} {:>6}  FAULTS", "PHASE", "START", "REAL", "PCT");
+        for p in &e.phases {
+            let pct = match (&p.ramp, p.percentage.or(e.percentage)) {
+                (Some(r), _) => format!("{}→{}", r.from, r.to),
+                (None, Some(v)) => format!("{v}"),
+                (None, None) => "100".into(),
+            };
+            let mut faults = if p.faults.is_empty() {
+                "(the experiment's)".to_owned()
+            } else {
+                p.faults.iter().map(fault_summary).collect::<Vec<_>>().join(" + ")
+            };
+            if let Some(f) = &p.flap {
+                let _ = write!(faults, ", flapping every {}", f.period.map(span).unwrap_or_default());
+            }
+            let _ = writeln!(
+                out,
+                "    {:<24} {:>10} {:>10} {:>6}  {faults}",
+                p.name,
+                p.start.map(span).unwrap_or_else(|| "0s".into()),
+                scaled(p.start, scale),
+                pct
+            );
+        }
+    }
+    out
+}
+
+fn span(d: pbjson_types::Duration) -> String {
+    let d = std::time::Duration::new(d.seconds.max(0) as u64, d.nanos.max(0) as u32);
+    humantime::format_duration(d).to_string().replace(' ', "")
+}
+
+fn scaled(d: Option<pbjson_types::Duration>, scale: f64) -> String {
+    let d = d.map(|d| std::time::Duration::new(d.seconds.max(0) as u64, d.nanos.max(0) as u32)).unwrap_or_default();
+    let real = std::time::Duration::from_millis((d.as_secs_f64() / scale * 1000.0).round() as u64);
+    humantime::format_duration(real).to_string().replace(' ', "")
+}
+
+/// One fault in a few words: "abort 500 (edge page)", "delay", "reset".
+pub fn fault_summary(f: &v1::Fault) -> String {
+    use v1::fault::Kind;
+    let abort = |a: &v1::AbortFault| {
+        let status = a.http_status.map(|s| s.to_string()).unwrap_or_else(|| "503".into());
+        if a.page.is_empty() {
+            status
+        } else {
+            format!("{status} ({} page)", a.page)
+        }
+    };
+    match &f.kind {
+        Some(Kind::Abort(a)) => format!("abort {}", abort(a)),
+        Some(Kind::Delay(_)) => "delay".into(),
+        Some(Kind::Hang(h)) => match &h.then {
+            Some(v1::hang_fault::Then::Respond(a)) => {
+                format!("hang {} then {}", h.duration.map(span).unwrap_or_default(), abort(a))
+            }
+            _ => format!("hang {}", h.duration.map(span).unwrap_or_default()),
+        },
+        Some(Kind::Reset(_)) => "reset".into(),
+        Some(Kind::Truncate(_)) => "truncate".into(),
+        Some(Kind::Throttle(_)) => "throttle".into(),
+        Some(Kind::RateLimit(_)) => "rate limit".into(),
+        Some(Kind::FirstByteDelay(_)) => "first-byte delay".into(),
+        Some(Kind::Drip(_)) => "drip".into(),
+        Some(Kind::Rewrite(r)) => match r.status {
+            Some(status) => format!("rewrite to {status}"),
+            None => "rewrite".into(),
+        },
+        Some(Kind::Body(_)) => "body".into(),
+        Some(Kind::Blackhole(_)) => "blackhole".into(),
+        Some(Kind::Unresolvable(_)) => "unresolvable".into(),
+        Some(Kind::GrpcStream(_)) => "gRPC stream cut".into(),
+        Some(Kind::Disconnect(_)) => "disconnect".into(),
+        Some(Kind::Toxic(_)) => "toxic".into(),
+        None => "?".into(),
+    }
 }
 
 /// Renders experiments as a table or JSON.

@@ -1,11 +1,13 @@
-//! `edgefault demo`: a sample upstream, the proxy and a load generator in one process. It starts an
-//! experiment through its own gRPC service and shows what clients saw before, during and after.
+//! `edgefault demo`: the 18 November 2025 replay, at high speed, against a sample upstream, in one
+//! process. It starts the proxy, starts the `nov-18-2025-edge-outage` scenario through its own gRPC
+//! service, sends traffic from a pool of clients, and prints once a second what they saw: the share of
+//! 2xx, 5xx and timeouts, latency percentiles, and the phase each experiment is in.
 
 use std::{
     convert::Infallible,
     io::Write,
     net::SocketAddr,
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -16,123 +18,251 @@ use hyper_util::{
     client::legacy::Client,
     rt::{TokioExecutor, TokioIo},
 };
-use tokio::{net::TcpListener, sync::Mutex};
+use tokio::net::TcpListener;
 
 use crate::{
     app::Server,
     config::{Config, Overrides},
     ctl::Ctl,
-    document,
+    pb::v1,
 };
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
     #[error("demo setup failed: {0}")]
     Setup(String),
+    #[error("--duration must be between 2s and 1h, got {0}")]
+    Duration(String),
     #[error("writing the report failed: {0}")]
     Io(#[from] std::io::Error),
 }
 
-const EXPERIMENTS: &str = "\
-name: demo-edge-5xx
-match: { routes: [api] }
-percentage: 30
-duration: 1m
-seed: 1118
-faults:
-  - abort: { http_status: 503, body: \"503 Service Unavailable (injected by edgefault)\\n\" }
----
-name: demo-slow-edge
-percentage: 50
-duration: 1m
-seed: 2025
-faults:
-  - delay: { lognormal: { median: 20ms, sigma: 0.6 }, max: 250ms }
-";
+/// The replay the demo plays, and how long it lasts in incident time (t0 to 5xx back to baseline).
+pub const SCENARIO: &str = "nov-18-2025-edge-outage";
+const INCIDENT: Duration = Duration::from_secs(5 * 3600 + 46 * 60);
+/// Concurrent clients.
+const CLIENTS: u32 = 16;
+/// A client gives up on a request after this long: a timeout, as a browser or SDK would see it.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Runs the demo, writing the report to `out`. Bounded: three phases of `phase` each, on loopback.
-pub async fn run(out: &mut (impl Write + Send), phase: Duration) -> Result<(), DemoError> {
-    let upstream = start_upstream().await.map_err(|e| DemoError::Setup(e.to_string()))?;
+/// Runs the demo for `duration` of real time (the 5h46m incident compressed into it), writing the live
+/// report to `out`.
+pub async fn run(out: &mut (impl Write + Send), duration: Duration) -> Result<(), DemoError> {
+    if !(Duration::from_secs(2)..=Duration::from_secs(3600)).contains(&duration) {
+        return Err(DemoError::Duration(humantime::format_duration(duration).to_string()));
+    }
+    let setup = |e: &dyn std::fmt::Display| DemoError::Setup(e.to_string());
+    let upstream = start_upstream().await.map_err(|e| setup(&e))?;
     let config = Config::from_yaml(
         &format!(
-            "listeners:\n  - name: web\n    bind: 127.0.0.1:0\n    routes:\n      - {{ name: api, path_prefix: /api/, upstream: \"http://{upstream}\" }}\n      - {{ name: site, upstream: \"http://{upstream}\" }}\ncontrol: {{ bind: \"127.0.0.1:0\" }}\n"
+            "listeners:\n  - name: web\n    bind: 127.0.0.1:0\n    routes:\n      - {{ name: api, path_prefix: /api/, upstream: \"http://{upstream}\" }}\n      - {{ name: dashboard, hosts: [dash.example.com], upstream: \"http://{upstream}\" }}\n      - {{ name: site, upstream: \"http://{upstream}\" }}\ncontrol: {{ bind: \"127.0.0.1:0\" }}\n"
         ),
         "demo",
         &Overrides::default(),
     )
-    .map_err(|e| DemoError::Setup(e.to_string()))?;
-    let server = Server::start(config).await.map_err(|e| DemoError::Setup(e.to_string()))?;
+    .map_err(|e| setup(&e))?;
+    let server = Server::start(config).await.map_err(|e| setup(&e))?;
     let proxy = server.listener_addr("web").ok_or_else(|| DemoError::Setup("no listener".into()))?;
     let control = format!("http://{}", server.control_addr());
+    let mut ctl = Ctl::connect(&control).await.map_err(|e| setup(&e))?;
 
+    let speed = INCIDENT.as_secs_f64() / duration.as_secs_f64();
     writeln!(out, "edgefault demo: sample upstream on {upstream}, proxy on {proxy}, control service on {control}")?;
-    writeln!(out, "traffic: 16 concurrent clients, half to /api/items (route api), half to / (route site)\n")?;
     writeln!(
         out,
-        "{:<34} {:>8} {:>6} {:>6} {:>6} {:>8} {:>8} {:>8}",
-        "phase", "requests", "2xx", "5xx", "other", "p50", "p90", "p99"
+        "replaying {SCENARIO} (docs/scenarios.md): 5h46m of incident in {} (speed {speed:.0})",
+        humantime::format_duration(duration)
     )?;
+    writeln!(
+        out,
+        "traffic: {CLIENTS} clients; half to / (route site), a quarter to /api/items (route api), a quarter to the \
+         dashboard (host dash.example.com); a client gives up after {}s\n",
+        CLIENT_TIMEOUT.as_secs()
+    )?;
+    let speed_param = format!("speed={speed}");
+    let started = ctl.start_scenario(SCENARIO, &[speed_param]).await.map_err(|e| setup(&e))?;
+    let begun = Instant::now();
 
-    let report = |out: &mut (dyn Write + Send), name: &str, s: &Summary| {
+    let window = Arc::new(Mutex::new(Window::default()));
+    let total = Arc::new(Mutex::new(Window::default()));
+    let until = begun + duration;
+    let mut tasks = Vec::new();
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    for worker in 0..CLIENTS {
+        let (client, window, total) = (client.clone(), Arc::clone(&window), Arc::clone(&total));
+        tasks.push(tokio::spawn(async move {
+            let mut n = worker;
+            while Instant::now() < until {
+                n = n.wrapping_add(1);
+                let target = Target::of(n);
+                let started = Instant::now();
+                let outcome = send(&client, proxy, target).await;
+                let took = started.elapsed();
+                for w in [&window, &total] {
+                    w.lock().unwrap_or_else(|e| e.into_inner()).add(target, outcome, took);
+                }
+            }
+        }));
+    }
+
+    writeln!(
+        out,
+        "{:>5} {:>9} {:>6} {:>6} {:>6} {:>8} {:>8} {:>8} {:>8}  phase: core / dashboard / api",
+        "time", "incident", "req/s", "2xx", "5xx", "timeout", "p50", "p90", "p99"
+    )?;
+    let mut tick = tokio::time::interval_at((begun + Duration::from_secs(1)).into(), Duration::from_secs(1));
+    let mut second = 0u64;
+    while begun.elapsed() < duration {
+        tick.tick().await;
+        second += 1;
+        let w = std::mem::take(&mut *window.lock().unwrap_or_else(|e| e.into_inner()));
+        let incident = Duration::from_secs_f64((begun.elapsed().as_secs_f64() * speed).min(INCIDENT.as_secs_f64()));
+        let mut phases = Vec::new();
+        for e in &started {
+            let name = match ctl.get(&e.id).await {
+                Ok(now) if now.state == v1::ExperimentState::Running as i32 => {
+                    now.phase.map(|p| p.name).unwrap_or_else(|| "running".into())
+                }
+                Ok(_) => "ended".into(),
+                Err(_) => "?".into(),
+            };
+            if e.spec.as_ref().is_some_and(|s| s.name != "nov18-latency") {
+                phases.push(name);
+            }
+        }
         writeln!(
             out,
-            "{:<34} {:>8} {:>6} {:>6} {:>6} {:>8} {:>8} {:>8}",
+            "{:>4}s {:>9} {:>6} {:>6} {:>6} {:>8} {:>8} {:>8} {:>8}  {}",
+            second,
+            clock(incident),
+            w.all.requests,
+            w.all.share(w.all.ok),
+            w.all.share(w.all.server_errors),
+            w.all.share(w.all.timeouts),
+            ms(w.all.p(0.50)),
+            ms(w.all.p(0.90)),
+            ms(w.all.p(0.99)),
+            phases.join(" / ")
+        )?;
+        out.flush()?;
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+
+    let total = std::mem::take(&mut *total.lock().unwrap_or_else(|e| e.into_inner()));
+    writeln!(out, "\nwhole run, by route:")?;
+    writeln!(
+        out,
+        "{:<22} {:>8} {:>6} {:>6} {:>8} {:>6} {:>8} {:>8} {:>8}",
+        "route", "requests", "2xx", "5xx", "timeout", "other", "p50", "p90", "p99"
+    )?;
+    for (name, s) in [
+        ("/ (site)", &total.site),
+        ("/api/items (api)", &total.api),
+        ("dashboard", &total.dashboard),
+        ("all", &total.all),
+    ] {
+        writeln!(
+            out,
+            "{:<22} {:>8} {:>6} {:>6} {:>8} {:>6} {:>8} {:>8} {:>8}",
             name,
             s.requests,
-            s.ok,
-            s.server_errors,
-            s.other,
+            s.share(s.ok),
+            s.share(s.server_errors),
+            s.share(s.timeouts),
+            s.share(s.other),
             ms(s.p(0.50)),
             ms(s.p(0.90)),
             ms(s.p(0.99))
-        )
-    };
-
-    let before = load(proxy, phase).await;
-    report(out, "before: no experiment", &before.all)?;
-
-    let mut ctl = Ctl::connect(&control).await.map_err(|e| DemoError::Setup(e.to_string()))?;
-    let specs = document::parse_specs(EXPERIMENTS).map_err(|e| DemoError::Setup(e.to_string()))?;
-    let mut ids = Vec::new();
-    for spec in specs {
-        let e = ctl.start_spec(spec).await.map_err(|e| DemoError::Setup(e.to_string()))?;
-        ids.push(e.id);
+        )?;
     }
-    let during = load(proxy, phase).await;
-    report(out, "during: api 30% 503, all 50% slow", &during.all)?;
-    report(out, "  of which /api/ (route api)", &during.api)?;
-    report(out, "  of which / (route site)", &during.site)?;
-
-    let mut stats = Vec::new();
-    for id in &ids {
-        let e = ctl.stop(id, "demo phase over").await.map_err(|e| DemoError::Setup(e.to_string()))?;
-        let s = e.stats.unwrap_or_default();
-        stats.push(format!(
-            "  {} {:<16} matched {:>6}, injected {:>6} (aborted {}, delayed {})",
-            e.id,
-            e.spec.map(|s| s.name).unwrap_or_default(),
+    writeln!(out, "\nexperiments of the scenario (started over gRPC, ended by their own timeline):")?;
+    for e in &started {
+        let now = ctl.get(&e.id).await.unwrap_or_else(|_| e.clone());
+        let s = now.stats.unwrap_or_default();
+        writeln!(
+            out,
+            "  {} {:<20} {:<10} matched {:>7}, injected {:>7} (aborted {}, delayed {})",
+            now.id,
+            now.spec.map(|s| s.name).unwrap_or_default(),
+            crate::ctl::state_name(now.state),
             s.matched,
             s.injected,
             s.aborted,
             s.delayed
-        ));
+        )?;
     }
-    let after = load(proxy, phase).await;
-    report(out, "after: experiments stopped", &after.all)?;
-    writeln!(out, "\nexperiments (started and stopped over gRPC):")?;
-    for line in stats {
-        writeln!(out, "{line}")?;
-    }
-    writeln!(
-        out,
-        "\nlatency in milliseconds; 5xx during the experiment come from edgefault, the upstream never fails."
-    )?;
+    writeln!(out, "\nevery 5xx and timeout came from edgefault: the sample upstream never fails.")?;
+    let _ = ctl.abort_all("demo over").await;
     server.shutdown().await;
     Ok(())
 }
 
+/// t0+HhMMm.
+fn clock(d: Duration) -> String {
+    let m = d.as_secs() / 60;
+    format!("t0+{}h{:02}m", m / 60, m % 60)
+}
+
 fn ms(d: Duration) -> String {
-    format!("{:.1}ms", d.as_secs_f64() * 1000.0)
+    if d >= Duration::from_secs(1) {
+        format!("{:.2}s", d.as_secs_f64())
+    } else {
+        format!("{:.0}ms", d.as_secs_f64() * 1000.0)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Target {
+    Site,
+    Api,
+    Dashboard,
+}
+
+impl Target {
+    fn of(n: u32) -> Target {
+        match n % 4 {
+            0 => Target::Api,
+            1 => Target::Dashboard,
+            _ => Target::Site,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Outcome {
+    Status(StatusCode),
+    Timeout,
+    Error,
+}
+
+async fn send(
+    client: &Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
+    proxy: SocketAddr,
+    target: Target,
+) -> Outcome {
+    let (path, host) = match target {
+        Target::Site => ("/", None),
+        Target::Api => ("/api/items", None),
+        Target::Dashboard => ("/login", Some("dash.example.com")),
+    };
+    let mut req = Request::get(format!("http://{proxy}{path}"));
+    if let Some(h) = host {
+        req = req.header(http::header::HOST, h);
+    }
+    let Ok(req) = req.body(Empty::new()) else { return Outcome::Error };
+    let exchange = async {
+        let resp = client.request(req).await.map_err(|_| ())?;
+        let status = resp.status();
+        resp.into_body().collect().await.map_err(|_| ())?;
+        Ok::<_, ()>(status)
+    };
+    match tokio::time::timeout(CLIENT_TIMEOUT, exchange).await {
+        Ok(Ok(status)) => Outcome::Status(status),
+        Ok(Err(())) => Outcome::Error,
+        Err(_) => Outcome::Timeout,
+    }
 }
 
 #[derive(Default)]
@@ -140,19 +270,30 @@ struct Summary {
     requests: u64,
     ok: u64,
     server_errors: u64,
+    timeouts: u64,
     other: u64,
     latencies: Vec<Duration>,
 }
 
 impl Summary {
-    fn add(&mut self, status: Option<StatusCode>, took: Duration) {
+    fn add(&mut self, outcome: Outcome, took: Duration) {
         self.requests += 1;
-        match status {
-            Some(s) if s.is_success() => self.ok += 1,
-            Some(s) if s.is_server_error() => self.server_errors += 1,
-            _ => self.other += 1,
+        match outcome {
+            Outcome::Status(s) if s.is_success() => self.ok += 1,
+            Outcome::Status(s) if s.is_server_error() => self.server_errors += 1,
+            Outcome::Timeout => self.timeouts += 1,
+            Outcome::Status(_) | Outcome::Error => self.other += 1,
         }
         self.latencies.push(took);
+    }
+
+    /// `n` as a share of the requests, "12.3%".
+    fn share(&self, n: u64) -> String {
+        if self.requests == 0 {
+            "-".into()
+        } else {
+            format!("{:.1}%", n as f64 * 100.0 / self.requests as f64)
+        }
     }
 
     fn p(&self, q: f64) -> Duration {
@@ -162,55 +303,24 @@ impl Summary {
     }
 }
 
+/// What clients saw over a span of time, overall and by route.
 #[derive(Default)]
-struct PhaseReport {
+struct Window {
     all: Summary,
-    api: Summary,
     site: Summary,
+    api: Summary,
+    dashboard: Summary,
 }
 
-/// 16 clients send requests for `phase`, alternating between the two routes.
-async fn load(proxy: SocketAddr, phase: Duration) -> PhaseReport {
-    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let report = Arc::new(Mutex::new(PhaseReport::default()));
-    let until = Instant::now() + phase;
-    let mut tasks = Vec::new();
-    for worker in 0..16u32 {
-        let client = client.clone();
-        let report = Arc::clone(&report);
-        tasks.push(tokio::spawn(async move {
-            let mut n = worker;
-            while Instant::now() < until {
-                n += 1;
-                let api = n % 2 == 0;
-                let uri = format!("http://{proxy}{}", if api { "/api/items" } else { "/" });
-                let started = Instant::now();
-                let status = match Request::get(uri).body(Empty::new()) {
-                    Ok(req) => match tokio::time::timeout(Duration::from_secs(5), client.request(req)).await {
-                        Ok(Ok(resp)) => {
-                            let status = resp.status();
-                            let _ = resp.into_body().collect().await;
-                            Some(status)
-                        }
-                        _ => None,
-                    },
-                    Err(_) => None,
-                };
-                let took = started.elapsed();
-                let mut r = report.lock().await;
-                r.all.add(status, took);
-                if api {
-                    r.api.add(status, took)
-                } else {
-                    r.site.add(status, took)
-                }
-            }
-        }));
+impl Window {
+    fn add(&mut self, target: Target, outcome: Outcome, took: Duration) {
+        self.all.add(outcome, took);
+        match target {
+            Target::Site => self.site.add(outcome, took),
+            Target::Api => self.api.add(outcome, took),
+            Target::Dashboard => self.dashboard.add(outcome, took),
+        }
     }
-    for t in tasks {
-        let _ = t.await;
-    }
-    Arc::try_unwrap(report).map(Mutex::into_inner).unwrap_or_default()
 }
 
 /// The sample upstream: answers every request with 200 and a short text, over HTTP/1.1 or h2c.

@@ -15,19 +15,20 @@
 //!                 toxic, egress: blackhole/unresolvable/disconnect, grpc_stream), page/ (built-in error pages;
 //!                 custom.rs: the config's page templates)
 //! experiment/     Registry (lifecycle, timers) → RuleSet (immutable, indexed by route); timeline.rs (ramp,
-//!                 flap), lease.rs, guard.rs; ruleset/tcp.rs (the rules as one TCP connection meets them)
+//!                 flap, phases), lease.rs, guard.rs; ruleset/tcp.rs (the rules as one TCP connection meets them)
+//! scenario/       the scenario catalogue: parameters, expansion into experiments, builtin/*.yaml
 //! proxy/          data plane: listener, per-request service, upstream pool, responses it writes,
 //!                 act.rs (connection, body and response faults), cap.rs (concurrent-fault cap), tcp.rs (TCP
 //!                 listeners: byte relay with toxics), forward.rs (forward listeners: CONNECT tunnels), tls.rs
 //!                 (TLS origination), tls_listen.rs (TLS on listeners), grpc.rs (gRPC stream faults)
 //! control/        gRPC FaultControl service; convert.rs validates proto into domain values (convert/realism.rs
 //!                 and convert/response.rs for the realism faults, convert/tcp.rs for toxics, convert/traffic.rs
-//!                 for gRPC matchers); auth.rs (bearer tokens), audit.rs, limits.rs and guards.rs
-//!                 (safety checks), killswitch.rs
+//!                 for gRPC matchers, convert/phases.rs); auth.rs (bearer tokens), audit.rs, limits.rs and
+//!                 guards.rs (safety checks), killswitch.rs, scenarios.rs (the scenario RPCs)
 //! admin.rs        /healthz, /readyz, /metrics
 //! telemetry/      logs and Prometheus metrics
 //! ctl.rs          the `edgefault ctl` client
-//! demo.rs         `edgefault demo`: upstream, proxy and traffic in one process
+//! demo.rs         `edgefault demo`: the 18 November replay against a sample upstream, live
 //! ```
 
 #![forbid(unsafe_code)]
@@ -42,6 +43,7 @@ pub mod document;
 pub mod experiment;
 pub mod fault;
 pub mod proxy;
+pub mod scenario;
 pub mod telemetry;
 
 /// Code generated from `proto/edgefault/v1/*.proto`.

@@ -36,12 +36,12 @@ enum Command {
         #[arg(long, conflicts_with = "config")]
         as_config: bool,
     },
-    /// Start a sample upstream and the proxy, inject faults through the gRPC service, and show what
-    /// clients saw. Exits when done (about 6 seconds).
+    /// Replay the 18 November 2025 edge outage at high speed against a sample upstream, and show once a
+    /// second what clients see. Exits when the replay is over.
     Demo {
-        /// Length of each of the three phases.
-        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
-        phase: Duration,
+        /// How long the replay runs (the 5h46m incident compressed into it), 2s to 1h.
+        #[arg(long, default_value = "40s", value_parser = humantime::parse_duration)]
+        duration: Duration,
     },
 }
 
@@ -144,6 +144,38 @@ enum CtlCommand {
         #[arg(long, default_value = "")]
         reason: String,
     },
+    /// The scenario catalogue: list, show, start.
+    Scenario {
+        #[command(subcommand)]
+        command: ScenarioCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScenarioCommand {
+    /// List the scenarios of the server's catalogue.
+    List {
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Show a scenario: what it models, its parameters, and the experiments (with their phases) it starts.
+    Show {
+        name: String,
+        /// A parameter, NAME=VALUE; repeatable.
+        #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
+        params: Vec<String>,
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Start a scenario's experiments; prints one id per line.
+    Start {
+        name: String,
+        /// A parameter, NAME=VALUE; repeatable.
+        #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
+        params: Vec<String>,
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
 }
 
 fn main() -> ExitCode {
@@ -156,9 +188,9 @@ fn main() -> ExitCode {
                 .map(|summary| println!("{summary}"))
                 .map_err(|e| e.to_string())
         }
-        Command::Demo { phase } => current_thread(async move {
+        Command::Demo { duration } => current_thread(async move {
             let mut out = std::io::stdout();
-            edgefault::demo::run(&mut out, phase).await.map_err(|e| e.to_string())
+            edgefault::demo::run(&mut out, duration).await.map_err(|e| e.to_string())
         }),
     };
     match result {
@@ -257,6 +289,21 @@ async fn run_ctl(args: CtlArgs) -> Result<(), String> {
         CtlCommand::List { state, output } => {
             let list = ctl.list(state).await.map_err(fail)?;
             println!("{}", ctl::render(&list, output).trim_end());
+        }
+        CtlCommand::Scenario { command: ScenarioCommand::List { output } } => {
+            let list = ctl.list_scenarios().await.map_err(fail)?;
+            println!("{}", ctl::render_scenarios(&list, output).trim_end());
+        }
+        CtlCommand::Scenario { command: ScenarioCommand::Show { name, params, output } } => {
+            let r = ctl.get_scenario(&name, &params).await.map_err(fail)?;
+            println!("{}", ctl::render_scenario(&r, output).trim_end());
+        }
+        CtlCommand::Scenario { command: ScenarioCommand::Start { name, params, output } } => {
+            let started = ctl.start_scenario(&name, &params).await.map_err(fail)?;
+            match output {
+                Output::Text => started.iter().for_each(|e| println!("{}", e.id)),
+                Output::Json => println!("{}", ctl::render(&started, output).trim_end()),
+            }
         }
         CtlCommand::AbortAll { reason } => {
             let r = ctl.abort_all(&reason).await.map_err(fail)?;

@@ -172,6 +172,14 @@ fn examples_are_valid() {
     let (ok, _, err) = edgefault(&["validate", &config.display().to_string()]);
     assert!(ok, "{err}");
     assert!(checked >= 4, "only {checked} example experiments");
+    // The example scenarios_dir: each file a valid scenario, and together a valid catalogue.
+    for entry in std::fs::read_dir(dir.join("scenarios")).expect("examples/scenarios/") {
+        let path = entry.expect("entry").path();
+        let (ok, out, err) =
+            edgefault(&["validate", &path.display().to_string(), "--config", &config.display().to_string()]);
+        assert!(ok && out.contains("scenario"), "{}: {err}", path.display());
+    }
+    assert!(edgefault::scenario::Catalogue::with_dir(&dir.join("scenarios")).is_ok());
 }
 
 /// Each `examples/<shape>/` directory with its own `edgefault.yaml`: the config and every experiment in it.
@@ -200,11 +208,29 @@ fn deployment_shape_examples_are_valid() {
 
 #[test]
 fn demo_runs_and_reports() {
-    let (ok, out, err) = edgefault(&["demo", "--phase", "400ms"]);
+    let (ok, out, err) = edgefault(&["demo", "--duration", "3s"]);
     assert!(ok, "{err}");
-    for line in ["before: no experiment", "during: api 30% 503", "after: experiments stopped", "demo-edge-5xx"] {
+    for line in [
+        "replaying nov-18-2025-edge-outage",
+        "phase: core / dashboard / api",
+        "whole run, by route:",
+        "nov18-core-traffic",
+        "completed",
+    ] {
         assert!(out.contains(line), "{line} missing from:\n{out}");
     }
+    assert_eq!(
+        out.lines().filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit())).count(),
+        3,
+        "a line a second:\n{out}"
+    );
+    // Each second is 1h55m of incident: which phase a line shows depends on when its tick ran.
+    assert!(
+        ["flapping", "steady-failure", "known-good-file"].iter().any(|p| out.contains(&format!("{p} / "))),
+        "a phase of the core traffic:\n{out}"
+    );
+    let (ok, _, err) = edgefault(&["demo", "--duration", "1s"]);
+    assert!(!ok && err.contains("--duration must be between 2s and 1h"), "{err}");
 }
 
 #[test]
@@ -217,4 +243,60 @@ fn serve_refuses_a_bad_config_with_the_place_of_each_problem() {
     let (ok, _, err) = edgefault(&["serve"]);
     assert!(!ok);
     assert!(err.contains("--upstream"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctl_scenario_lists_shows_and_starts() {
+    let proxy = proxy(upstream().await).await;
+    let control = proxy.control_url.clone();
+    let run = |args: Vec<String>| async move {
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            edgefault(&args)
+        })
+        .await
+        .expect("join")
+    };
+    let ctl = |rest: &[&str]| {
+        let mut v = vec!["ctl".to_owned(), "--control".to_owned(), control.clone(), "scenario".to_owned()];
+        v.extend(rest.iter().map(|s| s.to_string()));
+        v
+    };
+
+    let (ok, out, err) = run(ctl(&["list"])).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("nov-18-2025-edge-outage") && out.contains("built-in"), "{out}");
+    let (ok, out, _) = run(ctl(&["list", "-o", "json"])).await;
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert!(v.as_array().is_some_and(|a| a.len() >= 8), "{out}");
+
+    let (ok, out, err) = run(ctl(&["show", "nov-18-2025-edge-outage", "--param", "speed=60"])).await;
+    assert!(ok, "{err}");
+    for want in ["parameters (--param NAME=VALUE)", "steady-failure", "1h30m", "1m30s", "known-good-file", "source: "] {
+        assert!(out.contains(want), "{want} missing from:\n{out}");
+    }
+
+    let (ok, out, err) = run(ctl(&["start", "edge-5xx-storm", "-p", "percentage=100", "-p", "status=502"])).await;
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 1, "one id: {out}");
+    assert_eq!(get(&client(), &proxy.url("/")).await.status, 502);
+
+    let (ok, _, err) = run(ctl(&["start", "edge-5xx-storm", "-p", "percentage"])).await;
+    assert!(!ok && err.contains("--param \"percentage\": expected NAME=VALUE"), "{err}");
+    let (ok, _, err) = run(ctl(&["start", "edge-5xx-storm", "-p", "status=200"])).await;
+    assert!(!ok && err.contains("params.status: must be one of"), "{err}");
+}
+
+#[test]
+fn validate_takes_a_scenario_file() {
+    let dir = tempdir::Dir::new("scenario");
+    let good = write(&dir, "s.yaml", "name: mine\nsummary: a storm\nparams:\n  - { name: pct, type: percentage, default: 20 }\nexperiments:\n  - name: storm\n    percentage: \"${pct}\"\n    faults: [{ abort: { http_status: 503 } }]\n");
+    let (ok, out, err) = edgefault(&["validate", &good.display().to_string()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("scenario mine with 3 parameter(s), 1 experiment(s)"), "{out}");
+    let bad = write(&dir, "b.yaml", "name: mine\nsummary: a storm\nparams:\n  - { name: pct, type: percent, default: 20 }\nexperiments:\n  - name: storm\n    faults: [{ abort: {} }]\n");
+    let (ok, _, err) = edgefault(&["validate", &bad.display().to_string()]);
+    assert!(!ok);
+    assert!(err.contains("b.yaml:4: params[0] (pct): type \"percent\""), "{err}");
 }

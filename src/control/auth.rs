@@ -26,8 +26,15 @@ use subtle::ConstantTimeEq;
 const SERVICE_PREFIX: &str = "/edgefault.v1.FaultControl/";
 
 /// Calls a read-only token may make: they change no state.
-pub const READ_ONLY_METHODS: &[&str] =
-    &["GetExperiment", "ListExperiments", "ValidateExperiment", "WatchEvents", "GetStats", "ListScenarios"];
+pub const READ_ONLY_METHODS: &[&str] = &[
+    "GetExperiment",
+    "ListExperiments",
+    "ValidateExperiment",
+    "WatchEvents",
+    "GetStats",
+    "ListScenarios",
+    "GetScenario",
+];
 
 /// Shortest token accepted: a guessable token is no protection.
 pub const MIN_TOKEN_LEN: usize = 16;

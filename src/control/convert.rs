@@ -20,6 +20,7 @@ use crate::{
     pb::v1 as pb,
 };
 
+mod phases;
 mod realism;
 mod response;
 mod tcp;
@@ -145,47 +146,11 @@ pub fn validate_spec(spec: &pb::ExperimentSpec, ctx: &Context<'_>) -> Result<Exp
         },
     };
 
-    if spec.faults.is_empty() {
-        c.add("faults", "at least one fault is required (abort or delay)");
-    } else if spec.faults.len() > MAX_LIST {
-        c.add("faults", format!("at most {MAX_LIST} faults"));
+    if spec.faults.is_empty() && (spec.phases.is_empty() || spec.phases.iter().any(|p| p.faults.is_empty())) {
+        let where_ = if spec.phases.is_empty() { "" } else { " here, or in every phase" };
+        c.add("faults", format!("at least one fault is required (abort or delay){where_}"));
     }
-    let mut faults = Vec::with_capacity(spec.faults.len());
-    let first_abort = spec.faults.iter().position(realism::ends_request);
-    for (i, f) in spec.faults.iter().enumerate() {
-        let path = format!("faults[{i}]");
-        if first_abort.is_some_and(|a| i == a + 1) {
-            c.add(
-                &path,
-                "comes after a fault that ends the request (abort, hang, reset): it would never run (put it before)",
-            );
-        }
-        match &f.kind {
-            None => c.add(
-                path,
-                "empty fault: set one of abort, delay, hang, reset, truncate, throttle, rate_limit, first_byte_delay, \
-                 drip, rewrite, body",
-            ),
-            Some(pb::fault::Kind::Abort(a)) => {
-                faults.push(Fault::Abort(convert_abort(a, &format!("{path}.abort"), &mut c)))
-            }
-            Some(pb::fault::Kind::Delay(d)) => {
-                if let Some(d) = convert_delay(d, &format!("{path}.delay"), &mut c) {
-                    faults.push(Fault::Delay(d));
-                }
-            }
-            Some(pb::fault::Kind::Toxic(t)) => {
-                if let Some(f) = tcp::convert(t, &format!("{path}.toxic"), ctx.limits, &mut c) {
-                    faults.push(f);
-                }
-            }
-            Some(kind) => {
-                if let Some(f) = realism::convert(kind, &path, ctx.limits, &mut c) {
-                    faults.push(f);
-                }
-            }
-        }
-    }
+    let faults = convert_faults(&spec.faults, "faults", ctx.limits, &mut c);
     tcp::check_kinds(spec, ctx.topology, &mut c);
     c.0.extend(super::limits::check(&routes, spec.percentage, ctx.limits));
     let lease = super::limits::lease(spec.lease.as_ref(), ctx.limits, &mut c.0);
@@ -193,6 +158,7 @@ pub fn validate_spec(spec: &pb::ExperimentSpec, ctx: &Context<'_>) -> Result<Exp
     let trigger = realism::trigger(spec.trigger.as_ref(), &mut c);
     let timeline = realism::timeline(spec, &mut c);
     let sticky = realism::sticky(spec.sticky.as_ref(), &mut c);
+    let phases = phases::convert(spec, &faults, percentage, duration, ctx.limits, &mut c);
     if !c.0.is_empty() {
         return Err(Violations(c.0));
     }
@@ -212,7 +178,50 @@ pub fn validate_spec(spec: &pb::ExperimentSpec, ctx: &Context<'_>) -> Result<Exp
         trigger,
         timeline,
         sticky,
+        phases,
     })
+}
+
+/// Converts a list of faults whose field path is `prefix` ("faults", "phases[1].faults").
+fn convert_faults(list: &[pb::Fault], prefix: &str, limits: &Limits, c: &mut Collector) -> Vec<Fault> {
+    if list.len() > MAX_LIST {
+        c.add(prefix, format!("at most {MAX_LIST} faults"));
+    }
+    let mut faults = Vec::with_capacity(list.len());
+    let first_abort = list.iter().position(realism::ends_request);
+    for (i, f) in list.iter().enumerate() {
+        let path = format!("{prefix}[{i}]");
+        if first_abort.is_some_and(|a| i == a + 1) {
+            c.add(
+                &path,
+                "comes after a fault that ends the request (abort, hang, reset): it would never run (put it before)",
+            );
+        }
+        match &f.kind {
+            None => c.add(
+                path,
+                "empty fault: set one of abort, delay, hang, reset, truncate, throttle, rate_limit, first_byte_delay, \
+                 drip, rewrite, body, blackhole, unresolvable, grpc_stream, disconnect, toxic",
+            ),
+            Some(pb::fault::Kind::Abort(a)) => faults.push(Fault::Abort(convert_abort(a, &format!("{path}.abort"), c))),
+            Some(pb::fault::Kind::Delay(d)) => {
+                if let Some(d) = convert_delay(d, &format!("{path}.delay"), c) {
+                    faults.push(Fault::Delay(d));
+                }
+            }
+            Some(pb::fault::Kind::Toxic(t)) => {
+                if let Some(f) = tcp::convert(t, &format!("{path}.toxic"), limits, c) {
+                    faults.push(f);
+                }
+            }
+            Some(kind) => {
+                if let Some(f) = realism::convert(kind, &path, limits, c) {
+                    faults.push(f);
+                }
+            }
+        }
+    }
+    faults
 }
 
 fn to_duration(d: &pbjson_types::Duration) -> Option<Duration> {

@@ -6,6 +6,7 @@ pub mod convert;
 pub mod guards;
 pub mod killswitch;
 pub mod limits;
+mod scenarios;
 mod service;
 
 pub use service::{serve, FaultControlService};

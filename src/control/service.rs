@@ -17,20 +17,29 @@ use crate::{
         self,
         v1::{self as v1, fault_control_server::FaultControl},
     },
+    scenario::Catalogue,
 };
 
 pub struct FaultControlService {
-    registry: Arc<Registry>,
+    pub(super) registry: Arc<Registry>,
     audit: Arc<AuditLog>,
+    /// The scenario catalogue (built-ins, and the config's scenarios_dir).
+    pub(super) scenarios: Arc<Catalogue>,
 }
 
 impl FaultControlService {
+    /// A service with the built-in scenarios.
     pub fn new(registry: Arc<Registry>, audit: Arc<AuditLog>) -> Self {
-        FaultControlService { registry, audit }
+        FaultControlService { registry, audit, scenarios: Arc::new(Catalogue::builtin()) }
+    }
+
+    /// The same service with this scenario catalogue.
+    pub fn with_scenarios(self, scenarios: Arc<Catalogue>) -> Self {
+        FaultControlService { scenarios, ..self }
     }
 
     /// Writes the audit line of a state-changing call.
-    fn audit<T>(&self, call: &Call, action: &str, entry: Audited<'_>, result: &Result<T, Status>) {
+    pub(super) fn audit<T>(&self, call: &Call, action: &str, entry: Audited<'_>, result: &Result<T, Status>) {
         self.audit.record(&AuditEntry {
             caller: &call.caller,
             peer: &call.peer,
@@ -53,13 +62,13 @@ fn peer(req: &Request<impl Sized>) -> String {
 }
 
 /// Who made a call and from where, taken before the request is consumed.
-struct Call {
-    caller: Arc<str>,
-    peer: String,
+pub(super) struct Call {
+    pub(super) caller: Arc<str>,
+    pub(super) peer: String,
 }
 
 impl Call {
-    fn of(req: &Request<impl Sized>) -> Self {
+    pub(super) fn of(req: &Request<impl Sized>) -> Self {
         let caller = req.extensions().get::<Caller>().cloned().unwrap_or_else(Caller::anonymous);
         Call { caller: caller.name, peer: peer(req) }
     }
@@ -67,10 +76,10 @@ impl Call {
 
 /// What an audit line says about the call's subject.
 #[derive(Default)]
-struct Audited<'a> {
-    experiments: Vec<String>,
-    spec: Option<&'a v1::ExperimentSpec>,
-    reason: &'a str,
+pub(super) struct Audited<'a> {
+    pub(super) experiments: Vec<String>,
+    pub(super) spec: Option<&'a v1::ExperimentSpec>,
+    pub(super) reason: &'a str,
 }
 
 impl From<RegistryError> for Status {
@@ -190,6 +199,27 @@ impl FaultControl for FaultControlService {
     ) -> Result<Response<v1::RenewLeaseResponse>, Status> {
         self.renew(req).await
     }
+
+    async fn list_scenarios(
+        &self,
+        req: Request<v1::ListScenariosRequest>,
+    ) -> Result<Response<v1::ListScenariosResponse>, Status> {
+        self.list_scenarios_rpc(req)
+    }
+
+    async fn get_scenario(
+        &self,
+        req: Request<v1::GetScenarioRequest>,
+    ) -> Result<Response<v1::GetScenarioResponse>, Status> {
+        self.get_scenario_rpc(req)
+    }
+
+    async fn start_scenario(
+        &self,
+        req: Request<v1::StartScenarioRequest>,
+    ) -> Result<Response<v1::StartScenarioResponse>, Status> {
+        self.start_scenario_rpc(req)
+    }
 }
 
 // === safety RPCs ===
@@ -240,6 +270,12 @@ pub fn to_proto(e: ExperimentInfo) -> v1::Experiment {
             nanos: e.effective_duration.subsec_nanos() as i32,
         }),
         timeline_state: e.timeline_state.unwrap_or_default(),
+        phase: e.phase.map(|p| v1::PhaseState {
+            index: u32::try_from(p.index).unwrap_or(u32::MAX),
+            name: p.name,
+            next_change_at: p.next.as_ref().map(|(at, _)| timestamp(*at)),
+            next_name: p.next.map(|(_, name)| name).unwrap_or_default(),
+        }),
     }
 }
 
@@ -250,6 +286,7 @@ pub async fn serve(
     tokens: Arc<Tokens>,
     audit: Arc<AuditLog>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    scenarios: Arc<Catalogue>,
 ) -> Result<(), tonic::transport::Error> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<v1::fault_control_server::FaultControlServer<FaultControlService>>().await;
@@ -265,8 +302,10 @@ pub async fn serve(
     tracing::info!(?addr, "control service listening");
     let mut router =
         tonic::transport::Server::builder().layer(AuthLayer::new(tokens)).add_service(health_service).add_service(
-            v1::fault_control_server::FaultControlServer::new(FaultControlService::new(registry, audit))
-                .max_decoding_message_size(4 * 1024 * 1024),
+            v1::fault_control_server::FaultControlServer::new(
+                FaultControlService::new(registry, audit).with_scenarios(scenarios),
+            )
+            .max_decoding_message_size(4 * 1024 * 1024),
         );
     if let Ok(reflection) = reflection {
         router = router.add_service(reflection);

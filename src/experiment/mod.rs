@@ -14,8 +14,8 @@ use std::time::Duration;
 
 pub use guard::Guard;
 pub use lease::LEASE_EXPIRED;
-pub use registry::{ExperimentInfo, Guarded, Limits, Registry, RegistryError, State};
-pub use ruleset::{ActiveToxic, ConnectionRules, Counters, Decision, Rule, RuleSet};
+pub use registry::{ExperimentInfo, Guarded, Limits, PhaseInfo, Registry, RegistryError, State};
+pub use ruleset::{ActiveToxic, ConnectionRules, Counters, Decision, PhaseNow, Rule, RuleSet};
 
 use crate::fault::{Fault, Matcher, Percentage, StickyKey, Trigger};
 
@@ -47,11 +47,14 @@ pub struct ExperimentDef {
     pub timeline: timeline::Timeline,
     /// Select clients by this key instead of requests at random.
     pub sticky: Option<StickyKey>,
+    /// A timeline of phases (each with its percentage, timeline and faults); empty: one phase made of
+    /// `percentage`, `timeline` and `faults`.
+    pub phases: Vec<timeline::Phase>,
 }
 
 impl ExperimentDef {
     /// Every request, these faults, this long, with every optional feature off (no match conditions, 100 %,
-    /// no start delay, seed, lease, dry run, guards, trigger, timeline or sticky key). Code that builds a
+    /// no start delay, seed, lease, dry run, guards, trigger, timeline, sticky key or phases). Code that builds a
     /// definition itself (tests, benchmarks) starts here and sets what it needs; specs from users go
     /// through `control::convert`.
     pub fn new(name: impl Into<String>, duration: Duration, faults: Vec<Fault>) -> Self {
@@ -71,6 +74,7 @@ impl ExperimentDef {
             trigger: None,
             timeline: timeline::Timeline::default(),
             sticky: None,
+            phases: Vec::new(),
         }
     }
 }

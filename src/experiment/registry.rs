@@ -121,8 +121,20 @@ pub struct ExperimentInfo {
     pub lease_expires_at: Option<SystemTime>,
     /// Dry run: requests selected and left untouched.
     pub would_inject: u64,
-    /// Where a running experiment's ramp or flap stands.
+    /// Where a running experiment's ramp, flap or phases stand.
     pub timeline_state: Option<String>,
+    /// The current phase of a running experiment with phases. A watcher that keeps the last `index` it saw
+    /// per experiment sees each phase change by comparing.
+    pub phase: Option<PhaseInfo>,
+}
+
+/// The phase a running experiment is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhaseInfo {
+    pub index: usize,
+    pub name: String,
+    /// When the next phase begins, and its name; `None` in the last phase.
+    pub next: Option<(SystemTime, String)>,
 }
 
 struct Entry {
@@ -169,7 +181,12 @@ impl Entry {
                 .lease_deadline
                 .filter(|_| self.state.is_active())
                 .map(|d| SystemTime::now() + d.saturating_duration_since(Instant::now())),
-            timeline_state: self.rule.as_ref().and_then(|r| r.timeline_state(Instant::now())).map(|s| s.to_string()),
+            timeline_state: self.rule.as_ref().and_then(|r| r.timeline_summary(Instant::now())),
+            phase: self.rule.as_ref().and_then(|r| r.phase(Instant::now())).map(|p| PhaseInfo {
+                index: p.index,
+                name: p.name.to_string(),
+                next: p.next.map(|(wait, name)| (SystemTime::now() + wait, name.to_string())),
+            }),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::{
     collections::HashMap,
+    ops::Range,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc,
@@ -12,7 +13,7 @@ use std::{
 use tokio::time::Instant;
 
 use super::{
-    timeline::{Timeline, TimelineState},
+    timeline::{PhaseAt, Timeline, TimelineState},
     ExperimentDef,
 };
 
@@ -75,6 +76,29 @@ pub struct Rule {
     pub counters: Arc<Counters>,
     /// Counts what it selects and injects nothing.
     dry_run: bool,
+    /// The timeline's phases; empty when the experiment has none. Their faults sit in `faults` after the
+    /// experiment's own, so a fault is named by one index whatever its phase.
+    phases: Box<[RulePhase]>,
+}
+
+/// A phase as the data plane sees it.
+#[derive(Debug)]
+struct RulePhase {
+    start: Duration,
+    name: Arc<str>,
+    percentage: Percentage,
+    timeline: Option<Timeline>,
+    /// Where its faults are in the rule's `faults`.
+    faults: Range<usize>,
+}
+
+/// The phase a running experiment is in, for reports and for watchers that diff it to see a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhaseNow {
+    pub index: usize,
+    pub name: Arc<str>,
+    /// How long from now until the next phase begins, and its name; `None` in the last phase.
+    pub next: Option<(Duration, Arc<str>)>,
 }
 
 impl Rule {
@@ -86,6 +110,29 @@ impl Rule {
         ends_at: Instant,
         counters: Arc<Counters>,
     ) -> Self {
+        let mut faults = def.faults.clone();
+        let phases = def
+            .phases
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let at = faults.len();
+                faults.extend(p.faults.iter().cloned());
+                RulePhase {
+                    start: p.start,
+                    name: p.name.as_str().into(),
+                    percentage: p.percentage,
+                    timeline: (!p.timeline.is_static()).then(|| {
+                        let mut t = p.timeline;
+                        if let Some(f) = &mut t.flap {
+                            f.seed = seed.wrapping_add(i as u64);
+                        }
+                        t
+                    }),
+                    faults: at..faults.len(),
+                }
+            })
+            .collect();
         Rule {
             id,
             name: def.name.as_str().into(),
@@ -94,7 +141,7 @@ impl Rule {
             routes: def.routes.clone(),
             matcher: def.matcher.clone(),
             percentage: def.percentage,
-            faults: def.faults.clone().into_boxed_slice(),
+            faults: faults.into_boxed_slice(),
             seed,
             draws: AtomicU64::new(0),
             ends_at,
@@ -111,12 +158,55 @@ impl Rule {
             sticky: def.sticky.clone(),
             counters,
             dry_run: def.dry_run,
+            phases,
         }
     }
 
-    /// Where the experiment's timeline stands at `now`; `None` without ramp or flap.
+    /// Where the experiment's timeline stands at `now`; `None` without ramp, flap or phases. A pure
+    /// function of the instant: a phase begins exactly at its offset, as the experiment ends exactly at
+    /// its end.
     pub fn timeline_state(&self, now: Instant) -> Option<TimelineState> {
-        self.timeline.map(|t| t.at(self.percentage, now.saturating_duration_since(self.started)))
+        let elapsed = now.saturating_duration_since(self.started);
+        if self.phases.is_empty() {
+            return self.timeline.map(|t| t.at(self.percentage, elapsed));
+        }
+        let at = PhaseAt::find(self.phases.iter().map(|p| p.start), elapsed);
+        let phase = self.phases.get(at.index)?;
+        let mut state = match phase.timeline {
+            Some(t) => t.at(phase.percentage, elapsed.saturating_sub(phase.start)),
+            None => TimelineState { percentage: phase.percentage, flap: None, phase: None },
+        };
+        state.phase = Some(at);
+        Some(state)
+    }
+
+    /// The phase the experiment is in at `now`; `None` without phases.
+    pub fn phase(&self, now: Instant) -> Option<PhaseNow> {
+        let elapsed = now.saturating_duration_since(self.started);
+        let at = self.timeline_state(now)?.phase?;
+        let phase = self.phases.get(at.index)?;
+        let next = at.next.and_then(|start| {
+            let name = self.phases.get(at.index + 1)?.name.clone();
+            Some((start.saturating_sub(elapsed), name))
+        });
+        Some(PhaseNow { index: at.index, name: phase.name.clone(), next })
+    }
+
+    /// The timeline state as GetExperiment shows it: `phase "bad" (2 of 5), flap on (cycle 3), 100 %`.
+    pub fn timeline_summary(&self, now: Instant) -> Option<String> {
+        let state = self.timeline_state(now)?;
+        Some(match state.phase.and_then(|at| self.phases.get(at.index).map(|p| (at.index, p))) {
+            Some((i, p)) => format!("phase {:?} ({} of {}), {state}", &*p.name, i + 1, self.phases.len()),
+            None => state.to_string(),
+        })
+    }
+
+    /// Where the faults of the phase `state` is in sit in `faults` (all the experiment's own without phases).
+    fn faults_of(&self, state: Option<&TimelineState>) -> Range<usize> {
+        match state.and_then(|s| s.phase).and_then(|at| self.phases.get(at.index)) {
+            Some(p) => p.faults.clone(),
+            None => 0..self.faults.len() - self.phases.iter().map(|p| p.faults.len()).sum::<usize>(),
+        }
     }
 
     /// The instant the experiment ends: nothing it started may outlast it.
@@ -411,10 +501,12 @@ impl RuleSet {
                 return;
             }
             let mut rng = RequestRng::next(rule.seed, &rule.draws);
-            let percentage = match rule.timeline_state(t) {
+            let state = rule.timeline_state(t);
+            let percentage = match &state {
                 Some(state) => state.percentage,
                 None => rule.percentage,
             };
+            let in_phase = rule.faults_of(state.as_ref());
             let selected = match &rule.sticky {
                 Some(key) => key.selects(req, rule.seed, percentage),
                 None => percentage.select(&mut rng),
@@ -430,7 +522,7 @@ impl RuleSet {
             let mut delayed = false;
             let mut aborted = false;
             let mut acted = false;
-            for (i, fault) in rule.faults.iter().enumerate() {
+            for (i, fault) in rule.faults.iter().enumerate().take(in_phase.end).skip(in_phase.start) {
                 match fault {
                     Fault::Delay(delay) => {
                         d.delay = d.delay.saturating_add(delay.sample(&mut rng));

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::fault::Percentage;
+use crate::fault::{Fault, Percentage};
 
 /// The percentage changes linearly from `from` to `to` during `[after, after + over)`; it is `from` before
 /// and `to` after.
@@ -84,6 +84,41 @@ pub struct TimelineState {
     pub percentage: Percentage,
     /// The flap cycle and whether it is on, for flapping experiments.
     pub flap: Option<(u64, bool)>,
+    /// The current phase, for experiments with phases.
+    pub phase: Option<PhaseAt>,
+}
+
+/// One phase of an experiment's timeline, validated: from `start` until the next phase's start (the last
+/// until the experiment ends), this percentage, timeline and faults apply.
+#[derive(Debug, Clone)]
+pub struct Phase {
+    pub name: String,
+    /// Offset from the experiment's start: zero for the first phase, increasing, within the duration.
+    pub start: Duration,
+    pub percentage: Percentage,
+    /// Ramp and flap within the phase; their times count from the phase's start.
+    pub timeline: Timeline,
+    /// What selected requests get (the experiment's faults when the phase gives none).
+    pub faults: Vec<Fault>,
+}
+
+/// Which phase an instant falls in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhaseAt {
+    /// Index in the experiment's phases.
+    pub index: usize,
+    /// Offset from the experiment's start at which the next phase begins; `None` in the last phase.
+    pub next: Option<Duration>,
+}
+
+impl PhaseAt {
+    /// The phase `elapsed` falls in, given every phase's start offset (ascending, the first zero). Exact:
+    /// a phase begins at its offset, not a tick later.
+    pub fn find(starts: impl ExactSizeIterator<Item = Duration> + Clone, elapsed: Duration) -> PhaseAt {
+        let begun = starts.clone().take_while(|s| *s <= elapsed).count();
+        let index = begun.saturating_sub(1);
+        PhaseAt { index, next: starts.clone().nth(begun) }
+    }
 }
 
 impl Timeline {
@@ -99,7 +134,7 @@ impl Timeline {
             (_, Some(r)) => r.at(elapsed),
             (_, None) => base,
         };
-        TimelineState { percentage, flap }
+        TimelineState { percentage, flap, phase: None }
     }
 }
 
@@ -144,6 +179,17 @@ mod tests {
         assert!((r.at(Duration::from_secs(1000)).percent() - 90.0).abs() < 1e-9);
         let down = Ramp { from: pct(100.0), to: pct(0.0), after: Duration::ZERO, over: Duration::ZERO };
         assert_eq!(down.at(Duration::from_nanos(1)).percent(), 0.0);
+    }
+
+    #[test]
+    fn the_phase_begins_at_its_offset() {
+        let starts = [Duration::ZERO, Duration::from_secs(60), Duration::from_secs(90)];
+        let at = |ms: u64| PhaseAt::find(starts.iter().copied(), Duration::from_millis(ms));
+        assert_eq!(at(0), PhaseAt { index: 0, next: Some(Duration::from_secs(60)) });
+        assert_eq!(at(59_999), PhaseAt { index: 0, next: Some(Duration::from_secs(60)) });
+        assert_eq!(at(60_000), PhaseAt { index: 1, next: Some(Duration::from_secs(90)) });
+        assert_eq!(at(90_000), PhaseAt { index: 2, next: None });
+        assert_eq!(at(10_000_000), PhaseAt { index: 2, next: None });
     }
 
     #[test]

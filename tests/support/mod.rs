@@ -372,3 +372,25 @@ pub async fn tls_client(
     tokio::spawn(conn);
     Ok(sender)
 }
+
+/// Stops tokio's paused clock from jumping ahead by itself while held: on a paused clock the runtime
+/// moves time to the next timer whenever it waits, even for socket I/O, so a test over real sockets that
+/// wants time to move only by `tokio::time::advance` holds this. (A running blocking task inhibits the
+/// automatic advance; this one waits until the guard is dropped.)
+pub struct ClockHold(Option<std::sync::mpsc::Sender<()>>);
+
+impl ClockHold {
+    pub fn new() -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        tokio::task::spawn_blocking(move || {
+            let _ = rx.recv();
+        });
+        ClockHold(Some(tx))
+    }
+}
+
+impl Drop for ClockHold {
+    fn drop(&mut self) {
+        self.0.take();
+    }
+}

@@ -138,33 +138,45 @@ pub(super) fn trigger(t: Option<&pb::Trigger>, c: &mut Collector) -> Option<Trig
 
 /// `ramp` and `flap`.
 pub(super) fn timeline(spec: &pb::ExperimentSpec, c: &mut Collector) -> Timeline {
-    let ramp = spec.ramp.as_ref().and_then(|r| {
+    timeline_of(spec.ramp.as_ref(), spec.flap.as_ref(), spec.percentage.is_some(), "", c)
+}
+
+/// A ramp and a flap whose field paths start with `prefix` ("" or "phases[2]."); `percentage_set`: the
+/// same message also sets a percentage.
+pub(super) fn timeline_of(
+    ramp: Option<&pb::Ramp>,
+    flap: Option<&pb::Flap>,
+    percentage_set: bool,
+    prefix: &str,
+    c: &mut Collector,
+) -> Timeline {
+    let ramp = ramp.and_then(|r| {
         let pct = |v: f64, field: &str, c: &mut Collector| {
             Percentage::new(v).or_else(|| {
-                c.add(format!("ramp.{field}"), format!("must be between 0 and 100, got {v}"));
+                c.add(format!("{prefix}ramp.{field}"), format!("must be between 0 and 100, got {v}"));
                 None
             })
         };
         let from = pct(r.from, "from", c);
         let to = pct(r.to, "to", c);
-        let after = opt_duration(&r.after, "ramp.after", false, c).unwrap_or(Duration::ZERO);
-        let over = opt_duration(&r.over, "ramp.over", true, c);
+        let after = opt_duration(&r.after, &format!("{prefix}ramp.after"), false, c).unwrap_or(Duration::ZERO);
+        let over = opt_duration(&r.over, &format!("{prefix}ramp.over"), true, c);
         Some(Ramp { from: from?, to: to?, after, over: over? })
     });
-    if ramp.is_some() && spec.percentage.is_some() {
-        c.add("percentage", "set either percentage or ramp, not both");
+    if ramp.is_some() && percentage_set {
+        c.add(format!("{prefix}percentage"), "set either percentage or ramp, not both");
     }
-    let flap = spec.flap.as_ref().and_then(|f| {
-        let period = opt_duration(&f.period, "flap.period", true, c)?;
+    let flap = flap.and_then(|f| {
+        let period = opt_duration(&f.period, &format!("{prefix}flap.period"), true, c)?;
         if period.is_zero() {
-            c.add("flap.period", "must be longer than zero");
+            c.add(format!("{prefix}flap.period"), "must be longer than zero");
             return None;
         }
-        let on = opt_duration(&f.on, "flap.on", false, c).unwrap_or(period / 2);
+        let on = opt_duration(&f.on, &format!("{prefix}flap.on"), false, c).unwrap_or(period / 2);
         if on > period {
-            c.add("flap.on", "must not be longer than flap.period");
+            c.add(format!("{prefix}flap.on"), "must not be longer than flap.period");
         }
-        let jitter = opt_duration(&f.jitter, "flap.jitter", false, c).unwrap_or(Duration::ZERO);
+        let jitter = opt_duration(&f.jitter, &format!("{prefix}flap.jitter"), false, c).unwrap_or(Duration::ZERO);
         Some(Flap { period, on, jitter, seed: 0 })
     });
     Timeline { ramp, flap }
@@ -198,7 +210,7 @@ pub(super) fn sticky(s: Option<&pb::Sticky>, c: &mut Collector) -> Option<Sticky
     }
 }
 
-/// `time_scale`: the spec with its timeline values (duration, start_delay, trigger window, ramp, flap)
+/// `time_scale`: the spec with its timeline values (duration, start_delay, trigger window, ramp, flap, phases)
 /// divided by the scale, so a replay written in real-incident time runs faster. `None` without a scale.
 /// Per-request fault durations (delay, hang) are not scaled: a client still waits as long per request.
 pub(super) fn time_scaled(spec: &pb::ExperimentSpec, c: &mut Collector) -> Option<pb::ExperimentSpec> {
@@ -235,6 +247,18 @@ pub(super) fn time_scaled(spec: &pb::ExperimentSpec, c: &mut Collector) -> Optio
         div(&mut f.period);
         div(&mut f.on);
         div(&mut f.jitter);
+    }
+    for p in &mut s.phases {
+        div(&mut p.start);
+        if let Some(r) = &mut p.ramp {
+            div(&mut r.after);
+            div(&mut r.over);
+        }
+        if let Some(f) = &mut p.flap {
+            div(&mut f.period);
+            div(&mut f.on);
+            div(&mut f.jitter);
+        }
     }
     Some(s)
 }

@@ -1,0 +1,92 @@
+//! Proto → domain for `phases`: a timeline of named phases, each with its own percentage, faults, ramp
+//! and flap.
+
+use std::time::Duration;
+
+use super::{convert_faults, human, opt_duration, realism, Collector, MAX_LIST, MAX_NAME};
+use crate::{
+    experiment::{timeline::Phase, Limits},
+    fault::{Fault, Percentage},
+    pb::v1 as pb,
+};
+
+/// Checks `spec.phases` (already time-scaled): names given and unique, the first starting at 0, offsets
+/// increasing and within `duration`, percentages within 0–100 and the server's cap, faults valid. A phase
+/// without faults or percentage takes the experiment's (`faults`, `percentage`).
+pub(super) fn convert(
+    spec: &pb::ExperimentSpec,
+    faults: &[Fault],
+    percentage: Percentage,
+    duration: Duration,
+    limits: &Limits,
+    c: &mut Collector,
+) -> Vec<Phase> {
+    if spec.phases.is_empty() {
+        return Vec::new();
+    }
+    if spec.phases.len() > MAX_LIST {
+        c.add("phases", format!("at most {MAX_LIST} phases"));
+        return Vec::new();
+    }
+    if spec.ramp.is_some() {
+        c.add("ramp", "an experiment with phases ramps within a phase: move ramp into the phase it belongs to");
+    }
+    if spec.flap.is_some() {
+        c.add("flap", "an experiment with phases flaps within a phase: move flap into the phases that flap");
+    }
+    let mut out = Vec::with_capacity(spec.phases.len());
+    let mut previous: Option<Duration> = None;
+    for (i, p) in spec.phases.iter().enumerate() {
+        let at = format!("phases[{i}]");
+        let name = p.name.trim();
+        if name.is_empty() {
+            c.add(format!("{at}.name"), "required: name the phase (GetExperiment shows the current one)");
+        } else if name.chars().count() > MAX_NAME {
+            c.add(format!("{at}.name"), format!("at most {MAX_NAME} characters"));
+        } else if spec.phases[..i].iter().any(|o| o.name.trim() == name) {
+            c.add(format!("{at}.name"), format!("another phase is already named {name:?}"));
+        }
+        let start = opt_duration(&p.start, &format!("{at}.start"), false, c).unwrap_or(Duration::ZERO);
+        match previous {
+            None if !start.is_zero() => c.add(
+                format!("{at}.start"),
+                format!(
+                    "the first phase starts at 0s, got {} (add a quiet phase with percentage: 0 before it)",
+                    human(start)
+                ),
+            ),
+            Some(prev) if start <= prev => c.add(
+                format!("{at}.start"),
+                format!("must be later than phases[{}].start ({}), got {}", i - 1, human(prev), human(start)),
+            ),
+            _ if i > 0 && start >= duration => c.add(
+                format!("{at}.start"),
+                format!("{} is not before the experiment's end (duration {})", human(start), human(duration)),
+            ),
+            _ => {}
+        }
+        previous = Some(start);
+        let phase_percentage = match p.percentage {
+            None => percentage,
+            Some(v) => Percentage::new(v).unwrap_or_else(|| {
+                c.add(format!("{at}.percentage"), format!("must be between 0 and 100, got {v}"));
+                percentage
+            }),
+        };
+        if let Some(v) = p.percentage.filter(|v| *v <= 100.0 && *v > limits.max_percentage) {
+            c.add(
+                format!("{at}.percentage"),
+                format!("{v} exceeds the server's maximum of {} (limits.max_percentage)", limits.max_percentage),
+            );
+        }
+        let timeline =
+            realism::timeline_of(p.ramp.as_ref(), p.flap.as_ref(), p.percentage.is_some(), &format!("{at}."), c);
+        let phase_faults = if p.faults.is_empty() {
+            faults.to_vec()
+        } else {
+            convert_faults(&p.faults, &format!("{at}.faults"), limits, c)
+        };
+        out.push(Phase { name: name.to_owned(), start, percentage: phase_percentage, timeline, faults: phase_faults });
+    }
+    out
+}

@@ -1,0 +1,98 @@
+//! The scenario RPCs of `FaultControl`: ListScenarios, GetScenario, StartScenario.
+
+use std::collections::BTreeMap;
+
+use tonic::{Request, Response, Status};
+
+use super::{
+    convert::{validate_spec, Context},
+    service::{to_proto, Audited, Call, FaultControlService},
+};
+use crate::{pb::v1, scenario::ScenarioError};
+
+impl From<ScenarioError> for Status {
+    fn from(e: ScenarioError) -> Self {
+        match e {
+            ScenarioError::NotFound { .. } => Status::not_found(e.to_string()),
+            ScenarioError::Param { .. } | ScenarioError::UnknownParam { .. } | ScenarioError::Invalid { .. } => {
+                Status::invalid_argument(e.to_string())
+            }
+            ScenarioError::File(_) => Status::internal(e.to_string()),
+        }
+    }
+}
+
+impl FaultControlService {
+    pub(super) fn list_scenarios_rpc(
+        &self,
+        _req: Request<v1::ListScenariosRequest>,
+    ) -> Result<Response<v1::ListScenariosResponse>, Status> {
+        let scenarios = self.scenarios.list().iter().map(|s| s.to_proto()).collect();
+        Ok(Response::new(v1::ListScenariosResponse { scenarios }))
+    }
+
+    pub(super) fn get_scenario_rpc(
+        &self,
+        req: Request<v1::GetScenarioRequest>,
+    ) -> Result<Response<v1::GetScenarioResponse>, Status> {
+        let r = req.into_inner();
+        let (scenario, experiments) = self.expand(&r.name, r.params.into_iter().collect())?;
+        Ok(Response::new(v1::GetScenarioResponse { scenario: Some(scenario), experiments }))
+    }
+
+    /// Expands and checks every experiment first; then starts them in order. If one cannot start (the
+    /// server's limit on active experiments), those already started are stopped again.
+    pub(super) fn start_scenario_rpc(
+        &self,
+        req: Request<v1::StartScenarioRequest>,
+    ) -> Result<Response<v1::StartScenarioResponse>, Status> {
+        let call = Call::of(&req);
+        let r = req.into_inner();
+        let result = self.start_scenario_inner(&r.name, r.params.into_iter().collect());
+        let reason = format!("scenario {}", r.name);
+        let experiments = result.as_ref().map(|v| v.iter().map(|e| e.id.clone()).collect()).unwrap_or_default();
+        self.audit(&call, "StartScenario", Audited { experiments, reason: &reason, ..Audited::default() }, &result);
+        let experiments = result?;
+        tracing::info!(peer = %call.peer, caller = %call.caller, scenario = %r.name, experiments = experiments.len(), "StartScenario");
+        Ok(Response::new(v1::StartScenarioResponse { experiments }))
+    }
+
+    fn start_scenario_inner(
+        &self,
+        name: &str,
+        params: BTreeMap<String, String>,
+    ) -> Result<Vec<v1::Experiment>, Status> {
+        let (_, specs) = self.expand(name, params)?;
+        let ctx = Context { topology: Some(self.registry.topology()), limits: self.registry.limits() };
+        let mut defs = Vec::with_capacity(specs.len());
+        for spec in &specs {
+            defs.push(validate_spec(spec, &ctx).map_err(Status::from)?);
+        }
+        let mut started: Vec<v1::Experiment> = Vec::new();
+        for (spec, def) in specs.into_iter().zip(defs) {
+            match self.registry.start(spec, def) {
+                Ok(info) => started.push(to_proto(info)),
+                Err(e) => {
+                    for s in &started {
+                        let _ = self.registry.stop(&s.id, "its scenario could not start every experiment");
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(started)
+    }
+
+    /// The scenario and its experiments with `params`, checked against this server's routes and limits.
+    fn expand(
+        &self,
+        name: &str,
+        params: BTreeMap<String, String>,
+    ) -> Result<(v1::Scenario, Vec<v1::ExperimentSpec>), Status> {
+        let scenario = self.scenarios.find(name)?;
+        let specs = scenario.expand(&params)?;
+        let ctx = Context { topology: Some(self.registry.topology()), limits: self.registry.limits() };
+        scenario.check(&specs, &ctx)?;
+        Ok((scenario.to_proto(), specs))
+    }
+}
