@@ -16,6 +16,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         "proto/edgefault/v1/safety.proto",
         "proto/edgefault/v1/guard.proto",
         "proto/edgefault/v1/realism.proto",
+        "proto/edgefault/v1/events.proto",
     ];
 
     tonic_prost_build::configure()

@@ -15,7 +15,7 @@ use crate::{
     admin::{self, Admin},
     config::Config,
     control::{self, audit::AuditLog, convert},
-    experiment::{guard, Registry},
+    experiment::{events, guard, Registry},
     proxy::{cap::FaultCap, listener, ReverseProxy},
     telemetry::metrics::Metrics,
 };
@@ -110,14 +110,17 @@ impl Server {
         let control_stop = stopped(stop.subscribe());
         let tokens = Arc::new(config.tokens.clone());
         let control_audit = Arc::clone(&audit);
+        let control_metrics = Some(Arc::clone(&metrics));
         tasks.spawn(async move {
             if let Err(e) =
-                control::serve(control_listener, control_registry, tokens, control_audit, control_stop).await
+                control::serve(control_listener, control_registry, tokens, control_audit, control_metrics, control_stop)
+                    .await
             {
                 tracing::error!(error = %e, "control service failed");
             }
         });
         tasks.spawn(guard::supervise(Arc::downgrade(&registry), health, stopped(stop.subscribe())));
+        tasks.spawn(events::watch_timelines(Arc::downgrade(&registry), stopped(stop.subscribe())));
         #[cfg(unix)]
         match control::killswitch::on_sigusr1(Arc::clone(&registry), Arc::clone(&audit), stopped(stop.subscribe())) {
             Ok(kill_switch) => {

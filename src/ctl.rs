@@ -15,6 +15,10 @@ use crate::{
     pb::v1::{self as v1, fault_control_client::FaultControlClient},
 };
 
+mod watch;
+
+pub use watch::{render_event, render_top, WatchEnd};
+
 pub const DEFAULT_CONTROL_URL: &str = "http://127.0.0.1:7070";
 
 #[derive(Debug, thiserror::Error)]

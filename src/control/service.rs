@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, sync::Arc, time::SystemTime};
 
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::watch};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
 
@@ -10,6 +10,7 @@ use super::{
     audit::{AuditEntry, AuditLog},
     auth::{AuthLayer, Caller, Tokens},
     convert::{validate_spec, Context, Violations},
+    events::{self as watch_events, EventStream, StatsSource},
 };
 use crate::{
     experiment::{ExperimentInfo, Registry, RegistryError, State},
@@ -17,16 +18,32 @@ use crate::{
         self,
         v1::{self as v1, fault_control_server::FaultControl},
     },
+    telemetry::metrics::Metrics,
 };
 
 pub struct FaultControlService {
     registry: Arc<Registry>,
     audit: Arc<AuditLog>,
+    /// The proxy's counters, for GetStats and the snapshots of WatchEvents.
+    metrics: Option<Arc<Metrics>>,
+    /// Turns true when the server stops, to end WatchEvents streams.
+    closing: Option<watch::Receiver<bool>>,
 }
 
 impl FaultControlService {
     pub fn new(registry: Arc<Registry>, audit: Arc<AuditLog>) -> Self {
-        FaultControlService { registry, audit }
+        FaultControlService { registry, audit, metrics: None, closing: None }
+    }
+
+    /// With the proxy's counters for GetStats, and `closing` ending WatchEvents streams.
+    pub fn with_events(mut self, metrics: Option<Arc<Metrics>>, closing: watch::Receiver<bool>) -> Self {
+        self.metrics = metrics;
+        self.closing = Some(closing);
+        self
+    }
+
+    fn stats_source(&self) -> StatsSource {
+        StatsSource { registry: Arc::clone(&self.registry), metrics: self.metrics.clone() }
     }
 
     /// Writes the audit line of a state-changing call.
@@ -190,6 +207,27 @@ impl FaultControl for FaultControlService {
     ) -> Result<Response<v1::RenewLeaseResponse>, Status> {
         self.renew(req).await
     }
+
+    type WatchEventsStream = EventStream;
+
+    async fn watch_events(
+        &self,
+        req: Request<v1::WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        let (only, interval) = watch_events::watch_params(req.get_ref(), &self.registry)?;
+        let call = Call::of(&req);
+        tracing::info!(peer = %call.peer, caller = %call.caller, experiment = only.as_deref().unwrap_or("all"), "WatchEvents");
+        Ok(Response::new(watch_events::watch(self.stats_source(), only, interval, self.closing.clone())))
+    }
+
+    async fn get_stats(&self, req: Request<v1::GetStatsRequest>) -> Result<Response<v1::GetStatsResponse>, Status> {
+        let id = req.into_inner().experiment_id;
+        let only = (!id.is_empty()).then_some(id);
+        if let Some(id) = &only {
+            self.registry.get(id)?;
+        }
+        Ok(Response::new(self.stats_source().snapshot(only.as_deref())))
+    }
 }
 
 // === safety RPCs ===
@@ -202,7 +240,7 @@ impl FaultControlService {
     }
 }
 
-fn timestamp(t: SystemTime) -> pbjson_types::Timestamp {
+pub(super) fn timestamp(t: SystemTime) -> pbjson_types::Timestamp {
     let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     pbjson_types::Timestamp { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
 }
@@ -249,8 +287,15 @@ pub async fn serve(
     registry: Arc<Registry>,
     tokens: Arc<Tokens>,
     audit: Arc<AuditLog>,
+    metrics: Option<Arc<Metrics>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
+    // WatchEvents streams would hold the graceful shutdown open: end them when it starts.
+    let (closing_tx, closing) = watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        let _ = closing_tx.send(true);
+    };
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<v1::fault_control_server::FaultControlServer<FaultControlService>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
@@ -265,8 +310,10 @@ pub async fn serve(
     tracing::info!(?addr, "control service listening");
     let mut router =
         tonic::transport::Server::builder().layer(AuthLayer::new(tokens)).add_service(health_service).add_service(
-            v1::fault_control_server::FaultControlServer::new(FaultControlService::new(registry, audit))
-                .max_decoding_message_size(4 * 1024 * 1024),
+            v1::fault_control_server::FaultControlServer::new(
+                FaultControlService::new(registry, audit).with_events(metrics, closing),
+            )
+            .max_decoding_message_size(4 * 1024 * 1024),
         );
     if let Ok(reflection) = reflection {
         router = router.add_service(reflection);

@@ -35,6 +35,8 @@ pub struct Counters {
     pub delayed: AtomicU64,
     /// Dry run: selected, and left untouched.
     pub would_inject: AtomicU64,
+    /// Requests that received each kind of fault, in [`Fault::KINDS`] order.
+    pub by_kind: [AtomicU64; Fault::KINDS.len()],
 }
 
 impl Counters {
@@ -107,6 +109,14 @@ impl Rule {
             counters,
             dry_run: def.dry_run,
         }
+    }
+
+    /// The phase of the experiment's timeline at `now` ("ramping", "flap off", …) with its state; `None`
+    /// without ramp or flap.
+    pub fn timeline_phase(&self, now: Instant) -> Option<(String, TimelineState)> {
+        let t = self.timeline?;
+        let elapsed = now.saturating_duration_since(self.started);
+        Some((t.phase(elapsed), t.at(self.percentage, elapsed)))
     }
 
     /// Where the experiment's timeline stands at `now`; `None` without ramp or flap.
@@ -401,31 +411,38 @@ impl RuleSet {
             let mut delayed = false;
             let mut aborted = false;
             let mut acted = false;
+            // Bit i: the fault kind at Fault::KINDS[i] acted on this request.
+            let mut kinds = 0u8;
             for (i, fault) in rule.faults.iter().enumerate() {
                 match fault {
                     Fault::Delay(delay) => {
                         d.delay = d.delay.saturating_add(delay.sample(&mut rng));
                         delayed = true;
+                        kinds |= 1 << fault.kind_index();
                     }
                     // The faults that end the request (`Fault::ends_request`).
                     Fault::Abort(_) | Fault::Hang(_) | Fault::Reset(Reset { after_bytes: None }) => {
                         if d.abort.is_none() {
                             d.abort = Some((Arc::clone(rule), i));
                             aborted = true;
+                            kinds |= 1 << fault.kind_index();
                         }
                         break;
                     }
                     Fault::Reset(r) => {
                         d.body.add_reset(r);
                         acted = true;
+                        kinds |= 1 << fault.kind_index();
                     }
                     Fault::Truncate(t) => {
                         d.body.add_truncate(t);
                         acted = true;
+                        kinds |= 1 << fault.kind_index();
                     }
                     Fault::Throttle(t) => {
                         d.body.add_throttle(t);
                         acted = true;
+                        kinds |= 1 << fault.kind_index();
                     }
                     // Within the limit: nothing, go on with the list. Beyond it: ends the request (429).
                     Fault::RateLimit(rl) => {
@@ -434,10 +451,16 @@ impl RuleSet {
                                 d.abort = Some((Arc::clone(rule), i));
                                 d.retry_after = wait;
                                 aborted = true;
+                                kinds |= 1 << fault.kind_index();
                             }
                             break;
                         }
                     }
+                }
+            }
+            for (i, c) in rule.counters.by_kind.iter().enumerate().take_while(|_| kinds != 0) {
+                if kinds & (1 << i) != 0 {
+                    Counters::bump(c);
                 }
             }
             if delayed || aborted || acted {

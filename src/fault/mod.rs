@@ -64,6 +64,22 @@ impl Fault {
         }
     }
 
+    /// Every kind's label, in the order of [`Fault::kind_index`].
+    pub const KINDS: [&'static str; 7] = ["abort", "delay", "hang", "reset", "truncate", "throttle", "rate_limit"];
+
+    /// The index of [`Fault::kind`] in [`Fault::KINDS`].
+    pub fn kind_index(&self) -> usize {
+        match self {
+            Fault::Abort(_) => 0,
+            Fault::Delay(_) => 1,
+            Fault::Hang(_) => 2,
+            Fault::Reset(_) => 3,
+            Fault::Truncate(_) => 4,
+            Fault::Throttle(_) => 5,
+            Fault::RateLimit(_) => 6,
+        }
+    }
+
     /// Whether the fault always ends the request before the upstream is asked (nothing after it can run).
     /// A rate limit ends only the requests beyond its rate.
     pub fn ends_request(&self) -> bool {

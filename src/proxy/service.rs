@@ -151,9 +151,11 @@ impl ReverseProxy {
         let sent = tokio::time::Instant::now();
         match route.upstream.forward(req, client).await {
             Ok(resp) => {
-                route.counters.upstream_duration(sent.elapsed());
+                let took = sent.elapsed();
+                route.counters.upstream_duration(took);
                 if !injected {
                     self.health.record(route.id, resp.status().is_server_error());
+                    self.health.record_latency(route.id, took);
                 }
                 route.counters.count(if injected { Outcome::Injected } else { Outcome::Passed });
                 if body_plan.is_empty() {

@@ -87,6 +87,26 @@ pub struct Metrics {
     /// `faults_active` and `faults_overflow`, handed to the proxy's fault cap.
     pub faults_active: Gauge,
     pub faults_overflow: Counter,
+    /// Every route's counters handed out, for [`Metrics::totals`].
+    routes: Mutex<Vec<(String, String, RouteCounters)>>,
+}
+
+/// One route's request counts since the server started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteTotals {
+    pub listener: String,
+    pub route: String,
+    pub passed: u64,
+    pub injected: u64,
+    pub upstream_error: u64,
+}
+
+/// The proxy's counts since the server started, for GetStats.
+#[derive(Debug, Clone, Default)]
+pub struct Totals {
+    pub routes: Vec<RouteTotals>,
+    pub faults_active: i64,
+    pub faults_overflow: u64,
 }
 
 impl Default for Metrics {
@@ -132,6 +152,7 @@ impl Default for Metrics {
             running,
             faults_active,
             faults_overflow,
+            routes: Mutex::default(),
         }
     }
 }
@@ -144,12 +165,36 @@ impl Metrics {
                 .clone()
         };
         let labels = RouteLabels { listener: listener.to_owned(), route: route.to_owned() };
-        RouteCounters {
+        let counters = RouteCounters {
             passed: get("passed"),
             injected: get("injected"),
             upstream_error: get("upstream_error"),
             injected_delay: self.injected_delay.get_or_create(&labels).clone(),
             upstream_duration: self.upstream_duration.get_or_create(&labels).clone(),
+        };
+        let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+        if !routes.iter().any(|(l, r, _)| l == listener && r == route) {
+            routes.push((listener.to_owned(), route.to_owned(), counters.clone()));
+        }
+        counters
+    }
+
+    /// Request counts of every route, in the order the routes were set up, and the fault cap's state.
+    pub fn totals(&self) -> Totals {
+        let routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+        Totals {
+            routes: routes
+                .iter()
+                .map(|(listener, route, c)| RouteTotals {
+                    listener: listener.clone(),
+                    route: route.clone(),
+                    passed: c.passed.get(),
+                    injected: c.injected.get(),
+                    upstream_error: c.upstream_error.get(),
+                })
+                .collect(),
+            faults_active: self.faults_active.get(),
+            faults_overflow: self.faults_overflow.get(),
         }
     }
 
