@@ -17,6 +17,7 @@ use crate::{
     control::{self, audit::AuditLog, convert},
     experiment::{events, guard, Registry},
     proxy::{cap::FaultCap, listener, ReverseProxy},
+    reload::Reloader,
     telemetry::metrics::Metrics,
 };
 
@@ -39,6 +40,8 @@ pub struct Server {
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
     drain_grace: Duration,
+    /// Applies a reloaded config (SIGHUP).
+    reloader: Arc<Reloader>,
 }
 
 async fn bind(what: String, addr: SocketAddr) -> Result<TcpListener, AppError> {
@@ -72,7 +75,8 @@ impl Server {
         let health = Arc::new(guard::Health::new(registry.topology()));
         registry.watch_health(Arc::clone(&health));
         for (index, spec) in config.experiments.iter().enumerate() {
-            let ctx = convert::Context { topology: Some(registry.topology()), limits: registry.limits() };
+            let limits = registry.limits();
+            let ctx = convert::Context { topology: Some(registry.topology()), limits: &limits };
             let boot_err = |message: String| AppError::BootExperiment { index, name: spec.name.clone(), message };
             let def = convert::validate_spec(spec, &ctx).map_err(|v| boot_err(v.to_string()))?;
             registry.start(spec.clone(), def).map_err(|e| boot_err(e.to_string()))?;
@@ -88,6 +92,7 @@ impl Server {
         let (stop, _) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let mut listeners = Vec::new();
+        let mut proxies = Vec::new();
         for (l, tcp) in config.listeners.iter().zip(bound) {
             let addr =
                 tcp.local_addr().map_err(|source| AppError::Bind { what: l.name.clone(), addr: l.bind, source })?;
@@ -95,6 +100,7 @@ impl Server {
             listeners.push((l.name.clone(), addr));
             let proxy =
                 Arc::new(ReverseProxy::new(l, registry.rules(), &metrics, Arc::clone(&cap), Arc::clone(&health)));
+            proxies.push(Arc::clone(&proxy));
             let bounds = listener::Bounds {
                 max_connections: config.limits.max_connections,
                 max_header_bytes: config.limits.max_header_bytes,
@@ -108,7 +114,8 @@ impl Server {
         })?;
         let control_registry = Arc::clone(&registry);
         let control_stop = stopped(stop.subscribe());
-        let tokens = Arc::new(config.tokens.clone());
+        let tokens = Arc::new(arc_swap::ArcSwap::from_pointee(config.tokens.clone()));
+        let reload_tokens = Arc::clone(&tokens);
         let control_audit = Arc::clone(&audit);
         let control_metrics = Some(Arc::clone(&metrics));
         tasks.spawn(async move {
@@ -128,6 +135,13 @@ impl Server {
             }
             Err(e) => tracing::warn!(error = %e, "no SIGUSR1 kill switch: cannot listen for the signal"),
         }
+        let reloader = Arc::new(Reloader {
+            running: std::sync::Mutex::new(config.clone()),
+            registry: Arc::clone(&registry),
+            tokens: reload_tokens,
+            proxies,
+            metrics: Arc::clone(&metrics),
+        });
         let admin_state = Arc::new(Admin {
             ready: false.into(),
             metrics,
@@ -144,7 +158,24 @@ impl Server {
             None => None,
         };
         admin_state.ready.store(true, Ordering::Release);
-        Ok(Server { listeners, control, admin, registry, stop, tasks, drain_grace: config.drain_grace })
+        Ok(Server { listeners, control, admin, registry, stop, tasks, drain_grace: config.drain_grace, reloader })
+    }
+
+    /// Applies a reloaded config as far as it is reloadable (see [`crate::reload`]).
+    pub fn reloader(&self) -> &Arc<Reloader> {
+        &self.reloader
+    }
+
+    /// Reloads the config file `path` (with `overrides` applied again) on every SIGHUP.
+    #[cfg(unix)]
+    pub fn reload_on_sighup(&mut self, path: std::path::PathBuf, overrides: crate::config::Overrides) {
+        let shutdown = stopped(self.stop.subscribe());
+        match crate::reload::on_sighup(Arc::clone(&self.reloader), path, overrides, shutdown) {
+            Ok(task) => {
+                self.tasks.spawn(task);
+            }
+            Err(e) => tracing::warn!(error = %e, "no config reload on SIGHUP: cannot listen for the signal"),
+        }
     }
 
     /// Bound address of a listener by name.

@@ -37,6 +37,7 @@ pub mod document;
 pub mod experiment;
 pub mod fault;
 pub mod proxy;
+pub mod reload;
 pub mod telemetry;
 
 /// Code generated from `proto/edgefault/v1/*.proto`.

@@ -234,6 +234,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         allowed_routes: args.allowed_routes,
         max_active_faults: args.max_active_faults,
     };
+    let reload = args.config.clone().map(|path| (path, overrides.clone()));
     let config = match &args.config {
         Some(path) => Config::load(path, &overrides),
         None => Config::from_overrides(&overrides),
@@ -251,7 +252,14 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     };
     let runtime = runtime.enable_all().build().map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
-        let server = Server::start(config).await.map_err(|e| e.to_string())?;
+        #[allow(unused_mut)]
+        let mut server = Server::start(config).await.map_err(|e| e.to_string())?;
+        #[cfg(unix)]
+        if let Some((path, overrides)) = reload {
+            server.reload_on_sighup(path, overrides);
+        }
+        #[cfg(not(unix))]
+        let _ = reload;
         server.run_until(app::termination_signal()).await;
         Ok(())
     })

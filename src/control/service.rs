@@ -60,7 +60,8 @@ impl FaultControlService {
     }
 
     fn validate(&self, spec: &v1::ExperimentSpec) -> Result<crate::experiment::ExperimentDef, Violations> {
-        let ctx = Context { topology: Some(self.registry.topology()), limits: self.registry.limits() };
+        let limits = self.registry.limits();
+        let ctx = Context { topology: Some(self.registry.topology()), limits: &limits };
         validate_spec(spec, &ctx)
     }
 }
@@ -285,7 +286,7 @@ pub fn to_proto(e: ExperimentInfo) -> v1::Experiment {
 pub async fn serve(
     listener: TcpListener,
     registry: Arc<Registry>,
-    tokens: Arc<Tokens>,
+    tokens: Arc<arc_swap::ArcSwap<Tokens>>,
     audit: Arc<AuditLog>,
     metrics: Option<Arc<Metrics>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -309,7 +310,7 @@ pub async fn serve(
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?addr, "control service listening");
     let mut router =
-        tonic::transport::Server::builder().layer(AuthLayer::new(tokens)).add_service(health_service).add_service(
+        tonic::transport::Server::builder().layer(AuthLayer::shared(tokens)).add_service(health_service).add_service(
             v1::fault_control_server::FaultControlServer::new(
                 FaultControlService::new(registry, audit).with_events(metrics, closing),
             )

@@ -211,7 +211,8 @@ pub struct Registry {
     inner: Mutex<Inner>,
     rules: Arc<ArcSwap<RuleSet>>,
     topology: Arc<Topology>,
-    limits: Limits,
+    /// Swapped by a config reload; each call reads the current one.
+    limits: ArcSwap<Limits>,
     this: Weak<Registry>,
     /// The data plane's real upstream outcomes, when guards are supervised.
     health: std::sync::OnceLock<Arc<super::guard::Health>>,
@@ -226,7 +227,7 @@ impl Registry {
             inner: Mutex::default(),
             rules,
             topology,
-            limits,
+            limits: ArcSwap::from_pointee(limits),
             this: this.clone(),
             health: std::sync::OnceLock::new(),
             events: broadcast::Sender::new(events::CAPACITY),
@@ -271,8 +272,14 @@ impl Registry {
         &self.topology
     }
 
-    pub fn limits(&self) -> &Limits {
-        &self.limits
+    /// The limits now (a config reload may swap them; experiments already started keep theirs).
+    pub fn limits(&self) -> Arc<Limits> {
+        self.limits.load_full()
+    }
+
+    /// Applies reloaded limits to the experiments started from now on.
+    pub fn set_limits(&self, limits: Limits) {
+        self.limits.store(Arc::new(limits));
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -286,7 +293,7 @@ impl Registry {
     pub fn start(&self, spec: pb::ExperimentSpec, def: ExperimentDef) -> Result<ExperimentInfo, RegistryError> {
         let mut inner = self.lock();
         let active = inner.entries.values().filter(|e| e.state.is_active()).count();
-        if active >= self.limits.max_active {
+        if active >= self.limits.load().max_active {
             return Err(RegistryError::TooMany(active));
         }
         let id: Arc<str> = loop {
@@ -403,7 +410,7 @@ impl Registry {
         let ended = EventKind::Ended { state, reason: e.end_reason.clone(), counters: e.counts() };
         events::send(&self.events, &id, &e.def.name, ended);
         inner.ended.push_back(id);
-        while inner.ended.len() > self.limits.history {
+        while inner.ended.len() > self.limits.load().history {
             if let Some(old) = inner.ended.pop_front() {
                 inner.entries.remove(&old);
             }
@@ -421,7 +428,8 @@ impl Registry {
     /// Stops a pending or running experiment. When this returns, new requests no longer see it.
     pub fn stop(&self, id: &str, reason: &str) -> Result<ExperimentInfo, RegistryError> {
         let mut inner = self.lock();
-        let e = inner.entries.get(id).ok_or_else(|| RegistryError::NotFound(id.to_owned(), self.limits.history))?;
+        let e =
+            inner.entries.get(id).ok_or_else(|| RegistryError::NotFound(id.to_owned(), self.limits.load().history))?;
         if !e.state.is_active() {
             return Err(RegistryError::AlreadyEnded { id: id.to_owned(), state: e.state.as_str() });
         }
@@ -433,7 +441,7 @@ impl Registry {
             .entries
             .get(id)
             .map(Entry::info)
-            .ok_or_else(|| RegistryError::NotFound(id.to_owned(), self.limits.history))
+            .ok_or_else(|| RegistryError::NotFound(id.to_owned(), self.limits.load().history))
     }
 
     /// The kill switch: ends every pending and running experiment; returns their ids.
@@ -453,7 +461,10 @@ impl Registry {
     /// Moves the lease of an active experiment to `lease` from now.
     pub fn renew_lease(&self, id: &str) -> Result<ExperimentInfo, RegistryError> {
         let mut inner = self.lock();
-        let e = inner.entries.get_mut(id).ok_or_else(|| RegistryError::NotFound(id.to_owned(), self.limits.history))?;
+        let e = inner
+            .entries
+            .get_mut(id)
+            .ok_or_else(|| RegistryError::NotFound(id.to_owned(), self.limits.load().history))?;
         if !e.state.is_active() {
             return Err(RegistryError::AlreadyEnded { id: id.to_owned(), state: e.state.as_str() });
         }
@@ -528,7 +539,7 @@ impl Registry {
             .entries
             .get(id)
             .map(Entry::info)
-            .ok_or_else(|| RegistryError::NotFound(id.to_owned(), self.limits.history))
+            .ok_or_else(|| RegistryError::NotFound(id.to_owned(), self.limits.load().history))
     }
 
     /// Active experiments in start order, then ended ones, newest first.

@@ -37,7 +37,9 @@ impl Route {
 /// One reverse-proxy listener's routes and its view of the active rules.
 pub struct ReverseProxy {
     name: Arc<str>,
-    routes: Vec<Route>,
+    /// Swapped by a config reload (same routes, new upstreams or matchers); a request keeps the routes it
+    /// started with.
+    routes: ArcSwap<Vec<Route>>,
     rules: Arc<ArcSwap<RuleSet>>,
     /// Bounds how many requests are faulted at once, across listeners.
     cap: Arc<FaultCap>,
@@ -53,7 +55,12 @@ impl ReverseProxy {
         cap: Arc<FaultCap>,
         health: Arc<Health>,
     ) -> Self {
-        let routes = listener
+        let routes = ArcSwap::from_pointee(Self::routes_of(listener, metrics));
+        ReverseProxy { name: listener.name.as_str().into(), routes, rules, cap, health }
+    }
+
+    fn routes_of(listener: &ListenerConfig, metrics: &Metrics) -> Vec<Route> {
+        listener
             .routes
             .iter()
             .map(|r| Route {
@@ -61,8 +68,13 @@ impl ReverseProxy {
                 counters: metrics.route_counters(&listener.name, &r.name),
                 upstream: Upstream::new(r.clone()),
             })
-            .collect();
-        ReverseProxy { name: listener.name.as_str().into(), routes, rules, cap, health }
+            .collect()
+    }
+
+    /// Takes the routes of a reloaded config for this listener (the same route names in the same order:
+    /// the caller checks). Requests already in flight finish with the old routes; connections stay open.
+    pub fn reload(&self, listener: &ListenerConfig, metrics: &Metrics) {
+        self.routes.store(Arc::new(Self::routes_of(listener, metrics)));
     }
 
     pub fn name(&self) -> &str {
@@ -81,11 +93,12 @@ impl ReverseProxy {
         // (not even counted as matched), and the slot goes back unless the request is faulted. A request
         // that a fault ends (abort, hang, reset, rate limit) keeps it until it is answered.
         let mut slot = None;
+        let routes = self.routes.load_full();
         let (route, decision) = {
             let host = headers::request_host(&req);
 
             let path = req.uri().path();
-            let Some(route) = self.routes.iter().find(|r| r.takes(host, path)) else {
+            let Some(route) = routes.iter().find(|r| r.takes(host, path)) else {
                 tracing::debug!(listener = %self.name, ?host, path, "no route");
                 return Ok(respond::no_route(&self.name));
             };

@@ -89,6 +89,13 @@ pub struct Metrics {
     pub faults_overflow: Counter,
     /// Every route's counters handed out, for [`Metrics::totals`].
     routes: Mutex<Vec<(String, String, RouteCounters)>>,
+    /// SIGHUP reloads by outcome (`ok`, `rejected`).
+    config_reloads: Family<OutcomeLabel, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
 }
 
 /// One route's request counts since the server started.
@@ -144,7 +151,14 @@ impl Default for Metrics {
             "Requests that passed untouched because limits.max_active_faults requests were being faulted",
             faults_overflow.clone(),
         );
+        let config_reloads = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Config reloads on SIGHUP by outcome: ok (applied), rejected (the old config keeps running)",
+            config_reloads.clone(),
+        );
         Metrics {
+            config_reloads,
             registry: Mutex::new(registry),
             requests,
             injected_delay,
@@ -177,6 +191,11 @@ impl Metrics {
             routes.push((listener.to_owned(), route.to_owned(), counters.clone()));
         }
         counters
+    }
+
+    /// Counts a config reload: applied, or rejected.
+    pub fn config_reload(&self, applied: bool) {
+        self.config_reloads.get_or_create(&OutcomeLabel { outcome: if applied { "ok" } else { "rejected" } }).inc();
     }
 
     /// Request counts of every route, in the order the routes were set up, and the fault cap's state.
