@@ -36,6 +36,8 @@ pub mod demo;
 pub mod document;
 pub mod experiment;
 pub mod fault;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod proxy;
 pub mod reload;
 pub mod telemetry;
