@@ -13,15 +13,17 @@
 //! fault/          pure fault model: Matcher, Percentage, Trigger, StickyKey, Fault (one file per kind:
 //!                 abort, delay, hang, reset, truncate, throttle, rate_limit), page/ (built-in error pages)
 //! experiment/     Registry (lifecycle, timers) → RuleSet (immutable, indexed by route); timeline.rs (ramp,
-//!                 flap), lease.rs, guard.rs
+//!                 flap), lease.rs, guard.rs, events.rs (the lifecycle event bus)
 //! proxy/          data plane: listener, per-request service, upstream pool, responses it writes,
 //!                 act.rs (connection and body faults), cap.rs (concurrent-fault cap)
 //! control/        gRPC FaultControl service; convert.rs validates proto into domain values (convert/realism.rs
 //!                 for the realism faults); auth.rs (bearer tokens), audit.rs, limits.rs and guards.rs
-//!                 (safety checks), killswitch.rs
+//!                 (safety checks), killswitch.rs, events.rs (WatchEvents, GetStats)
 //! admin.rs        /healthz, /readyz, /metrics
 //! telemetry/      logs and Prometheus metrics
-//! ctl.rs          the `edgefault ctl` client
+//! reload.rs       config reload on SIGHUP
+//! fuzzing.rs      bodies of the fuzz targets in fuzz/, also run by tests/fuzz_corpus.rs
+//! ctl.rs          the `edgefault ctl` client; ctl/watch.rs: `ctl watch` and `ctl top`
 //! demo.rs         `edgefault demo`: upstream, proxy and traffic in one process
 //! ```
 
