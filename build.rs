@@ -19,6 +19,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         "proto/edgefault/v1/traffic.proto",
         "proto/edgefault/v1/tcp.proto",
         "proto/edgefault/v1/scenario.proto",
+        "proto/edgefault/v1/events.proto",
     ];
 
     tonic_prost_build::configure()

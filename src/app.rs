@@ -15,13 +15,14 @@ use crate::{
     admin::{self, Admin},
     config::Config,
     control::{self, audit::AuditLog, convert},
-    experiment::{guard, Registry},
+    experiment::{events, guard, Registry},
     proxy::{
         cap::FaultCap,
         listener,
         tcp::{self, TcpProxy},
         ReverseProxy,
     },
+    reload::Reloader,
     telemetry::metrics::Metrics,
 };
 
@@ -44,6 +45,8 @@ pub struct Server {
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
     drain_grace: Duration,
+    /// Applies a reloaded config (SIGHUP).
+    reloader: Arc<Reloader>,
 }
 
 async fn bind(what: String, addr: SocketAddr) -> Result<TcpListener, AppError> {
@@ -81,7 +84,8 @@ impl Server {
         let health = Arc::new(guard::Health::new(registry.topology()));
         registry.watch_health(Arc::clone(&health));
         for (index, spec) in config.experiments.iter().enumerate() {
-            let ctx = convert::Context { topology: Some(registry.topology()), limits: registry.limits() };
+            let limits = registry.limits();
+            let ctx = convert::Context { topology: Some(registry.topology()), limits: &limits };
             let boot_err = |message: String| AppError::BootExperiment { index, name: spec.name.clone(), message };
             let def = convert::validate_spec(spec, &ctx).map_err(|v| boot_err(v.to_string()))?;
             registry.start(spec.clone(), def).map_err(|e| boot_err(e.to_string()))?;
@@ -97,6 +101,7 @@ impl Server {
         let (stop, _) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let mut listeners = Vec::new();
+        let mut proxies = Vec::new();
         for (l, tcp) in config.listeners.iter().zip(bound) {
             let addr =
                 tcp.local_addr().map_err(|source| AppError::Bind { what: l.name.clone(), addr: l.bind, source })?;
@@ -104,6 +109,7 @@ impl Server {
             listeners.push((l.name.clone(), addr));
             let proxy =
                 Arc::new(ReverseProxy::new(l, registry.rules(), &metrics, Arc::clone(&cap), Arc::clone(&health)));
+            proxies.push(Arc::clone(&proxy));
             let bounds = listener::Bounds {
                 max_connections: config.limits.max_connections,
                 max_header_bytes: config.limits.max_header_bytes,
@@ -136,17 +142,28 @@ impl Server {
         })?;
         let control_registry = Arc::clone(&registry);
         let control_stop = stopped(stop.subscribe());
-        let tokens = Arc::new(config.tokens.clone());
+        let tokens = Arc::new(arc_swap::ArcSwap::from_pointee(config.tokens.clone()));
+        let reload_tokens = Arc::clone(&tokens);
         let control_audit = Arc::clone(&audit);
         let scenarios = Arc::clone(&config.scenarios);
+        let control_metrics = Some(Arc::clone(&metrics));
         tasks.spawn(async move {
-            if let Err(e) =
-                control::serve(control_listener, control_registry, tokens, control_audit, control_stop, scenarios).await
+            if let Err(e) = control::serve(
+                control_listener,
+                control_registry,
+                tokens,
+                control_audit,
+                control_metrics,
+                control_stop,
+                scenarios,
+            )
+            .await
             {
                 tracing::error!(error = %e, "control service failed");
             }
         });
         tasks.spawn(guard::supervise(Arc::downgrade(&registry), health, stopped(stop.subscribe())));
+        tasks.spawn(events::watch_timelines(Arc::downgrade(&registry), stopped(stop.subscribe())));
         #[cfg(unix)]
         match control::killswitch::on_sigusr1(Arc::clone(&registry), Arc::clone(&audit), stopped(stop.subscribe())) {
             Ok(kill_switch) => {
@@ -154,6 +171,13 @@ impl Server {
             }
             Err(e) => tracing::warn!(error = %e, "no SIGUSR1 kill switch: cannot listen for the signal"),
         }
+        let reloader = Arc::new(Reloader {
+            running: std::sync::Mutex::new(config.clone()),
+            registry: Arc::clone(&registry),
+            tokens: reload_tokens,
+            proxies,
+            metrics: Arc::clone(&metrics),
+        });
         let admin_state = Arc::new(Admin {
             ready: false.into(),
             metrics,
@@ -170,7 +194,24 @@ impl Server {
             None => None,
         };
         admin_state.ready.store(true, Ordering::Release);
-        Ok(Server { listeners, control, admin, registry, stop, tasks, drain_grace: config.drain_grace })
+        Ok(Server { listeners, control, admin, registry, stop, tasks, drain_grace: config.drain_grace, reloader })
+    }
+
+    /// Applies a reloaded config as far as it is reloadable (see [`crate::reload`]).
+    pub fn reloader(&self) -> &Arc<Reloader> {
+        &self.reloader
+    }
+
+    /// Reloads the config file `path` (with `overrides` applied again) on every SIGHUP.
+    #[cfg(unix)]
+    pub fn reload_on_sighup(&mut self, path: std::path::PathBuf, overrides: crate::config::Overrides) {
+        let shutdown = stopped(self.stop.subscribe());
+        match crate::reload::on_sighup(Arc::clone(&self.reloader), path, overrides, shutdown) {
+            Ok(task) => {
+                self.tasks.spawn(task);
+            }
+            Err(e) => tracing::warn!(error = %e, "no config reload on SIGHUP: cannot listen for the signal"),
+        }
     }
 
     /// Bound address of a listener by name.

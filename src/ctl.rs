@@ -16,6 +16,10 @@ use crate::{
     scenario,
 };
 
+mod watch;
+
+pub use watch::{render_event, render_top, WatchEnd};
+
 pub const DEFAULT_CONTROL_URL: &str = "http://127.0.0.1:7070";
 
 #[derive(Debug, thiserror::Error)]

@@ -15,7 +15,8 @@
 //!                 toxic, egress: blackhole/unresolvable/disconnect, grpc_stream), page/ (built-in error pages;
 //!                 custom.rs: the config's page templates)
 //! experiment/     Registry (lifecycle, timers) → RuleSet (immutable, indexed by route); timeline.rs (ramp,
-//!                 flap, phases), lease.rs, guard.rs; ruleset/tcp.rs (the rules as one TCP connection meets them)
+//!                 flap, phases), lease.rs, guard.rs, events.rs (the lifecycle event bus); ruleset/tcp.rs (the
+//!                 rules as one TCP connection meets them)
 //! scenario/       the scenario catalogue: parameters, expansion into experiments, builtin/*.yaml
 //! proxy/          data plane: listener, per-request service, upstream pool, responses it writes,
 //!                 act.rs (connection, body and response faults), cap.rs (concurrent-fault cap), tcp.rs (TCP
@@ -24,10 +25,13 @@
 //! control/        gRPC FaultControl service; convert.rs validates proto into domain values (convert/realism.rs
 //!                 and convert/response.rs for the realism faults, convert/tcp.rs for toxics, convert/traffic.rs
 //!                 for gRPC matchers, convert/phases.rs); auth.rs (bearer tokens), audit.rs, limits.rs and
-//!                 guards.rs (safety checks), killswitch.rs, scenarios.rs (the scenario RPCs)
+//!                 guards.rs (safety checks), killswitch.rs, scenarios.rs (the scenario RPCs), events.rs
+//!                 (WatchEvents, GetStats)
 //! admin.rs        /healthz, /readyz, /metrics
 //! telemetry/      logs and Prometheus metrics
-//! ctl.rs          the `edgefault ctl` client
+//! reload.rs       config reload on SIGHUP
+//! fuzzing.rs      bodies of the fuzz targets in fuzz/, also run by tests/fuzz_corpus.rs
+//! ctl.rs          the `edgefault ctl` client; ctl/watch.rs: `ctl watch` and `ctl top`
 //! demo.rs         `edgefault demo`: the 18 November replay against a sample upstream, live
 //! ```
 
@@ -42,7 +46,10 @@ pub mod demo;
 pub mod document;
 pub mod experiment;
 pub mod fault;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod proxy;
+pub mod reload;
 pub mod scenario;
 pub mod telemetry;
 

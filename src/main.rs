@@ -144,6 +144,35 @@ enum CtlCommand {
         #[arg(long, default_value = "")]
         reason: String,
     },
+    /// Print events as they happen, one line each (started, stopped, expired, aborted, guard tripped,
+    /// timeline, lease expired, stats snapshots), until Ctrl-C or the server goes away.
+    Watch {
+        /// Only this experiment's events.
+        #[arg(long, value_name = "ID")]
+        experiment: Option<String>,
+        /// How often a stats snapshot comes (100ms to 1h).
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+        stats_interval: Duration,
+        /// No stats snapshots: lifecycle events only.
+        #[arg(long)]
+        no_stats: bool,
+        /// text, or json: one JSON object per line (the protobuf JSON mapping of edgefault.v1.Event).
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// A refreshing view of the running experiments with per-second rates. On a terminal it redraws in
+    /// place; otherwise it prints one frame after another.
+    Top {
+        /// Time between frames (the rates are over it).
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+        interval: Duration,
+        /// Print one frame and exit (rates over one interval).
+        #[arg(long, conflicts_with = "iterations")]
+        once: bool,
+        /// Print N frames and exit.
+        #[arg(long, value_name = "N")]
+        iterations: Option<u64>,
+    },
     /// The scenario catalogue: list, show, start.
     Scenario {
         #[command(subcommand)]
@@ -237,6 +266,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         allowed_routes: args.allowed_routes,
         max_active_faults: args.max_active_faults,
     };
+    let reload = args.config.clone().map(|path| (path, overrides.clone()));
     let config = match &args.config {
         Some(path) => Config::load(path, &overrides),
         None => Config::from_overrides(&overrides),
@@ -254,7 +284,14 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     };
     let runtime = runtime.enable_all().build().map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
-        let server = Server::start(config).await.map_err(|e| e.to_string())?;
+        #[allow(unused_mut)]
+        let mut server = Server::start(config).await.map_err(|e| e.to_string())?;
+        #[cfg(unix)]
+        if let Some((path, overrides)) = reload {
+            server.reload_on_sighup(path, overrides);
+        }
+        #[cfg(not(unix))]
+        let _ = reload;
         server.run_until(app::termination_signal()).await;
         Ok(())
     })
@@ -304,6 +341,39 @@ async fn run_ctl(args: CtlArgs) -> Result<(), String> {
                 Output::Text => started.iter().for_each(|e| println!("{}", e.id)),
                 Output::Json => println!("{}", ctl::render(&started, output).trim_end()),
             }
+        }
+        CtlCommand::Watch { experiment, stats_interval, no_stats, output } => {
+            let req = edgefault::pb::v1::WatchEventsRequest {
+                experiment_id: experiment.unwrap_or_default(),
+                stats_interval: Some(pbjson_types::Duration {
+                    seconds: stats_interval.as_secs() as i64,
+                    nanos: stats_interval.subsec_nanos() as i32,
+                }),
+                no_stats,
+            };
+            let interrupt = async {
+                let _ = tokio::signal::ctrl_c().await;
+            };
+            let end = ctl.watch(req, output, interrupt, &mut std::io::stdout()).await.map_err(fail)?;
+            match end {
+                ctl::WatchEnd::Lost(detail) => {
+                    return Err(format!(
+                        "lost the control service during ctl watch: {detail}; is the server still running?"
+                    ))
+                }
+                end => eprintln!("{}", end.message()),
+            }
+        }
+        CtlCommand::Top { interval, once, iterations } => {
+            if interval.is_zero() {
+                return Err("--interval: must be longer than zero".into());
+            }
+            let iterations = if once { Some(1) } else { iterations };
+            let interrupt = async {
+                let _ = tokio::signal::ctrl_c().await;
+            };
+            let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
+            ctl.top(interval, iterations, tty, interrupt, &mut std::io::stdout()).await.map_err(fail)?;
         }
         CtlCommand::AbortAll { reason } => {
             let r = ctl.abort_all(&reason).await.map_err(fail)?;

@@ -103,3 +103,75 @@ async fn bad_guards_are_refused_with_their_field() {
         assert!(e.message().contains(&format!("{field}: ")), "{field} missing: {}", e.message());
     }
 }
+
+/// A dry run watches a route whose real upstream answers in 300 ms: the p90 guard at 100 ms trips, with
+/// the reason recorded and a guard-tripped event; fast answers on the same route before did not trip it.
+#[tokio::test]
+async fn the_latency_guard_trips_on_a_slow_real_upstream() {
+    let proxy = proxy(upstream().await).await;
+    let mut events = proxy
+        .control()
+        .await
+        .watch_events(v1::WatchEventsRequest { no_stats: true, ..Default::default() })
+        .await
+        .expect("watch")
+        .into_inner();
+    let e = proxy
+        .start("name: latency\ndry_run: true\nmatch: { routes: [default] }\nfaults: [{ abort: { http_status: 503 } }]\nguards: [{ upstream_latency: { max: 100ms, percentile: 90, window: 10s, min_requests: 5 } }]\n")
+        .await;
+    let c = client();
+    for _ in 0..10 {
+        assert_eq!(get(&c, &proxy.url("/fast")).await.status, 200);
+    }
+    tokio::time::sleep(edgefault::experiment::guard::TICK * 3).await;
+    assert_eq!(state(&proxy, &e.id).0, "running", "fast answers do not trip it");
+    // Ten answers of 300 ms each, five at a time: the 90th percentile of the 20 is slow.
+    let slow_url = proxy.url("/slow?ms=300");
+    for _ in 0..2 {
+        let slow: Vec<_> = (0..5).map(|_| get(&c, &slow_url)).collect();
+        for r in futures_util::future::join_all(slow).await {
+            assert_eq!(r.status, 200);
+        }
+    }
+    assert_eventually!(state(&proxy, &e.id).0 == "aborted", "the guard trips");
+    let reason = state(&proxy, &e.id).1;
+    assert!(
+        reason.starts_with("guard tripped: upstream p90 latency 3") && reason.contains("exceeds 100ms"),
+        "{reason}"
+    );
+    let mut tripped = None;
+    while let Ok(Ok(Some(ev))) = tokio::time::timeout(std::time::Duration::from_secs(5), events.message()).await {
+        if let Some(v1::event::Kind::GuardTripped(g)) = ev.kind {
+            tripped = Some(g.reason);
+            break;
+        }
+    }
+    assert_eq!(tripped.as_deref(), Some(reason.as_str()));
+}
+
+#[tokio::test]
+async fn bad_latency_guards_are_refused_with_their_field() {
+    let proxy = proxy(upstream().await).await;
+    let mut c = proxy.control().await;
+    let e = c
+        .validate_experiment(v1::ValidateExperimentRequest {
+            spec: Some(spec(
+                "name: x\nfaults: [{ abort: {} }]\nguards: [{ upstream_latency: { percentile: 100, window: 2h } }, { upstream_latency: { max: 0s } }]\n",
+            )),
+        })
+        .await
+        .expect("validates")
+        .into_inner();
+    let fields: Vec<&str> = e.violations.iter().map(|v| v.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "guards[0].upstream_latency.max",
+            "guards[0].upstream_latency.percentile",
+            "guards[0].upstream_latency.window",
+            "guards[1].upstream_latency.max"
+        ],
+        "{:?}",
+        e.violations
+    );
+}

@@ -94,3 +94,39 @@ async fn empty_faults_and_missing_spec_are_refused() {
     let err = ctl.start_experiment(v1::StartExperimentRequest { spec: None }).await.expect_err("no spec");
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
 }
+
+/// Bounds on what one call may carry: each refused with its field, or by size before it is decoded.
+#[tokio::test]
+async fn oversized_input_is_refused_with_its_place() {
+    let proxy = proxy(upstream().await).await;
+    let mut c = proxy.control().await;
+    let many = vec!["{ delay: { fixed: 1ms } }"; 257].join(", ");
+    let huge_regex = format!("name: x\nmatch: {{ path_regex: \"(a|b|c|d|e|f|g|h){{5000}}\" }}\nfaults: [{many}]\n");
+    let r = c
+        .validate_experiment(edgefault::pb::v1::ValidateExperimentRequest { spec: Some(spec(&huge_regex)) })
+        .await
+        .expect("validates")
+        .into_inner();
+    let text: Vec<String> = r.violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect();
+    assert!(text.iter().any(|t| t.starts_with("faults: at most 256 faults")), "{text:?}");
+    assert!(text.iter().any(|t| t.starts_with("match.path_regex: ") && t.contains("size limit")), "{text:?}");
+    let headers = (0..300).map(|i| format!("{{ name: h{i}, present: true }}")).collect::<Vec<_>>().join(", ");
+    let r = c
+        .validate_experiment(edgefault::pb::v1::ValidateExperimentRequest {
+            spec: Some(spec(&format!("name: x\nmatch: {{ headers: [{headers}] }}\nfaults: [{{ abort: {{}} }}]\n"))),
+        })
+        .await
+        .expect("validates")
+        .into_inner();
+    assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
+    assert_eq!(r.violations[0].field, "match.headers");
+
+    // Over the 4 MiB message limit: refused before decoding, and nothing started.
+    let mut big = spec("name: big\nfaults: [{ abort: {} }]\n");
+    big.description = "x".repeat(5 * 1024 * 1024);
+    let e =
+        c.start_experiment(edgefault::pb::v1::StartExperimentRequest { spec: Some(big) }).await.expect_err("too large");
+    assert_eq!(e.code(), tonic::Code::OutOfRange, "{}", e.message());
+    assert!(e.message().contains("too large"), "{}", e.message());
+    assert!(proxy.server.registry().list().is_empty());
+}

@@ -210,11 +210,17 @@ impl Tokens {
 /// The tower layer that checks tokens in front of the control server's services.
 #[derive(Clone)]
 pub struct AuthLayer {
-    tokens: Arc<Tokens>,
+    /// Swapped by a config reload: each call is checked against the tokens of that moment.
+    tokens: Arc<arc_swap::ArcSwap<Tokens>>,
 }
 
 impl AuthLayer {
     pub fn new(tokens: Arc<Tokens>) -> Self {
+        AuthLayer { tokens: Arc::new(arc_swap::ArcSwap::new(tokens)) }
+    }
+
+    /// Checks calls against `tokens` as it is when each call comes in.
+    pub fn shared(tokens: Arc<arc_swap::ArcSwap<Tokens>>) -> Self {
         AuthLayer { tokens }
     }
 }
@@ -231,7 +237,7 @@ impl<S> tower_layer::Layer<S> for AuthLayer {
 #[derive(Clone)]
 pub struct Auth<S> {
     inner: S,
-    tokens: Arc<Tokens>,
+    tokens: Arc<arc_swap::ArcSwap<Tokens>>,
 }
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
@@ -251,7 +257,7 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        match self.tokens.authorize(req.uri().path(), req.headers()) {
+        match self.tokens.load().authorize(req.uri().path(), req.headers()) {
             Ok(caller) => {
                 req.extensions_mut().insert(caller);
                 Box::pin(self.inner.call(req))

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod auth;
 pub mod convert;
+pub mod events;
 pub mod guards;
 pub mod killswitch;
 pub mod limits;

@@ -63,7 +63,8 @@ impl FaultControlService {
         params: BTreeMap<String, String>,
     ) -> Result<Vec<v1::Experiment>, Status> {
         let (_, specs) = self.expand(name, params)?;
-        let ctx = Context { topology: Some(self.registry.topology()), limits: self.registry.limits() };
+        let limits = self.registry.limits();
+        let ctx = Context { topology: Some(self.registry.topology()), limits: &limits };
         let mut defs = Vec::with_capacity(specs.len());
         for spec in &specs {
             defs.push(validate_spec(spec, &ctx).map_err(Status::from)?);
@@ -91,7 +92,8 @@ impl FaultControlService {
     ) -> Result<(v1::Scenario, Vec<v1::ExperimentSpec>), Status> {
         let scenario = self.scenarios.find(name)?;
         let specs = scenario.expand(&params)?;
-        let ctx = Context { topology: Some(self.registry.topology()), limits: self.registry.limits() };
+        let limits = self.registry.limits();
+        let ctx = Context { topology: Some(self.registry.topology()), limits: &limits };
         scenario.check(&specs, &ctx)?;
         Ok((scenario.to_proto(), specs))
     }

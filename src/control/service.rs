@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, sync::Arc, time::SystemTime};
 
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::watch};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
 
@@ -10,6 +10,7 @@ use super::{
     audit::{AuditEntry, AuditLog},
     auth::{AuthLayer, Caller, Tokens},
     convert::{validate_spec, Context, Violations},
+    events::{self as watch_events, EventStream, StatsSource},
 };
 use crate::{
     experiment::{ExperimentInfo, Registry, RegistryError, State},
@@ -18,6 +19,7 @@ use crate::{
         v1::{self as v1, fault_control_server::FaultControl},
     },
     scenario::Catalogue,
+    telemetry::metrics::Metrics,
 };
 
 pub struct FaultControlService {
@@ -25,17 +27,32 @@ pub struct FaultControlService {
     audit: Arc<AuditLog>,
     /// The scenario catalogue (built-ins, and the config's scenarios_dir).
     pub(super) scenarios: Arc<Catalogue>,
+    /// The proxy's counters, for GetStats and the snapshots of WatchEvents.
+    metrics: Option<Arc<Metrics>>,
+    /// Turns true when the server stops, to end WatchEvents streams.
+    closing: Option<watch::Receiver<bool>>,
 }
 
 impl FaultControlService {
     /// A service with the built-in scenarios.
     pub fn new(registry: Arc<Registry>, audit: Arc<AuditLog>) -> Self {
-        FaultControlService { registry, audit, scenarios: Arc::new(Catalogue::builtin()) }
+        FaultControlService { registry, audit, scenarios: Arc::new(Catalogue::builtin()), metrics: None, closing: None }
     }
 
     /// The same service with this scenario catalogue.
     pub fn with_scenarios(self, scenarios: Arc<Catalogue>) -> Self {
         FaultControlService { scenarios, ..self }
+    }
+
+    /// With the proxy's counters for GetStats, and `closing` ending WatchEvents streams.
+    pub fn with_events(mut self, metrics: Option<Arc<Metrics>>, closing: watch::Receiver<bool>) -> Self {
+        self.metrics = metrics;
+        self.closing = Some(closing);
+        self
+    }
+
+    fn stats_source(&self) -> StatsSource {
+        StatsSource { registry: Arc::clone(&self.registry), metrics: self.metrics.clone() }
     }
 
     /// Writes the audit line of a state-changing call.
@@ -52,7 +69,8 @@ impl FaultControlService {
     }
 
     fn validate(&self, spec: &v1::ExperimentSpec) -> Result<crate::experiment::ExperimentDef, Violations> {
-        let ctx = Context { topology: Some(self.registry.topology()), limits: self.registry.limits() };
+        let limits = self.registry.limits();
+        let ctx = Context { topology: Some(self.registry.topology()), limits: &limits };
         validate_spec(spec, &ctx)
     }
 }
@@ -220,6 +238,27 @@ impl FaultControl for FaultControlService {
     ) -> Result<Response<v1::StartScenarioResponse>, Status> {
         self.start_scenario_rpc(req)
     }
+
+    type WatchEventsStream = EventStream;
+
+    async fn watch_events(
+        &self,
+        req: Request<v1::WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        let (only, interval) = watch_events::watch_params(req.get_ref(), &self.registry)?;
+        let call = Call::of(&req);
+        tracing::info!(peer = %call.peer, caller = %call.caller, experiment = only.as_deref().unwrap_or("all"), "WatchEvents");
+        Ok(Response::new(watch_events::watch(self.stats_source(), only, interval, self.closing.clone())))
+    }
+
+    async fn get_stats(&self, req: Request<v1::GetStatsRequest>) -> Result<Response<v1::GetStatsResponse>, Status> {
+        let id = req.into_inner().experiment_id;
+        let only = (!id.is_empty()).then_some(id);
+        if let Some(id) = &only {
+            self.registry.get(id)?;
+        }
+        Ok(Response::new(self.stats_source().snapshot(only.as_deref())))
+    }
 }
 
 // === safety RPCs ===
@@ -232,7 +271,7 @@ impl FaultControlService {
     }
 }
 
-fn timestamp(t: SystemTime) -> pbjson_types::Timestamp {
+pub(super) fn timestamp(t: SystemTime) -> pbjson_types::Timestamp {
     let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     pbjson_types::Timestamp { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
 }
@@ -283,11 +322,18 @@ pub fn to_proto(e: ExperimentInfo) -> v1::Experiment {
 pub async fn serve(
     listener: TcpListener,
     registry: Arc<Registry>,
-    tokens: Arc<Tokens>,
+    tokens: Arc<arc_swap::ArcSwap<Tokens>>,
     audit: Arc<AuditLog>,
+    metrics: Option<Arc<Metrics>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     scenarios: Arc<Catalogue>,
 ) -> Result<(), tonic::transport::Error> {
+    // WatchEvents streams would hold the graceful shutdown open: end them when it starts.
+    let (closing_tx, closing) = watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        let _ = closing_tx.send(true);
+    };
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<v1::fault_control_server::FaultControlServer<FaultControlService>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
@@ -301,9 +347,9 @@ pub async fn serve(
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?addr, "control service listening");
     let mut router =
-        tonic::transport::Server::builder().layer(AuthLayer::new(tokens)).add_service(health_service).add_service(
+        tonic::transport::Server::builder().layer(AuthLayer::shared(tokens)).add_service(health_service).add_service(
             v1::fault_control_server::FaultControlServer::new(
-                FaultControlService::new(registry, audit).with_scenarios(scenarios),
+                FaultControlService::new(registry, audit).with_scenarios(scenarios).with_events(metrics, closing),
             )
             .max_decoding_message_size(4 * 1024 * 1024),
         );

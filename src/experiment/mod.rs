@@ -4,6 +4,7 @@
 //! One writer (the [`Registry`]) builds a new [`RuleSet`] on every change and swaps it in; the data plane
 //! loads it with one atomic read per request. A request that starts after a change returned sees it.
 
+pub mod events;
 pub mod guard;
 mod lease;
 mod registry;
@@ -12,6 +13,7 @@ pub mod timeline;
 
 use std::time::Duration;
 
+pub use events::{Event, EventKind};
 pub use guard::Guard;
 pub use lease::LEASE_EXPIRED;
 pub use registry::{ExperimentInfo, Guarded, Limits, PhaseInfo, Registry, RegistryError, State};

@@ -8,9 +8,13 @@ use std::{
 };
 
 use arc_swap::ArcSwap;
-use tokio::{task::AbortHandle, time::Instant};
+use tokio::{sync::broadcast, task::AbortHandle, time::Instant};
 
-use super::{Counters, ExperimentDef, Rule, RuleSet};
+use super::{
+    events::{self, Event, EventKind},
+    timeline::TimelineState,
+    Counters, ExperimentDef, Rule, RuleSet,
+};
 use crate::{config::Topology, pb::v1 as pb};
 
 /// Server-side bounds on experiments.
@@ -123,6 +127,8 @@ pub struct ExperimentInfo {
     pub would_inject: u64,
     /// Where a running experiment's ramp, flap or phases stand.
     pub timeline_state: Option<String>,
+    /// Requests that received each kind of fault (`Fault::KINDS`), kinds with none left out.
+    pub by_kind: Vec<(&'static str, u64)>,
     /// The current phase of a running experiment with phases. A watcher that keeps the last `index` it saw
     /// per experiment sees each phase change by comparing.
     pub phase: Option<PhaseInfo>,
@@ -187,6 +193,23 @@ impl Entry {
                 name: p.name.to_string(),
                 next: p.next.map(|(wait, name)| (SystemTime::now() + wait, name.to_string())),
             }),
+            by_kind: crate::fault::Fault::KINDS
+                .iter()
+                .zip(&c.by_kind)
+                .map(|(k, n)| (*k, n.load(Ordering::Relaxed)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+        }
+    }
+
+    fn counts(&self) -> events::Counts {
+        let c = &self.counters;
+        events::Counts {
+            matched: c.matched.load(Ordering::Relaxed),
+            injected: c.injected.load(Ordering::Relaxed),
+            aborted: c.aborted.load(Ordering::Relaxed),
+            delayed: c.delayed.load(Ordering::Relaxed),
+            would_inject: c.would_inject.load(Ordering::Relaxed),
         }
     }
 }
@@ -205,10 +228,13 @@ pub struct Registry {
     inner: Mutex<Inner>,
     rules: Arc<ArcSwap<RuleSet>>,
     topology: Arc<Topology>,
-    limits: Limits,
+    /// Swapped by a config reload; each call reads the current one.
+    limits: ArcSwap<Limits>,
     this: Weak<Registry>,
     /// The data plane's real upstream outcomes, when guards are supervised.
     health: std::sync::OnceLock<Arc<super::guard::Health>>,
+    /// Lifecycle events, for WatchEvents.
+    events: broadcast::Sender<Event>,
 }
 
 impl Registry {
@@ -218,10 +244,34 @@ impl Registry {
             inner: Mutex::default(),
             rules,
             topology,
-            limits,
+            limits: ArcSwap::from_pointee(limits),
             this: this.clone(),
             health: std::sync::OnceLock::new(),
+            events: broadcast::Sender::new(events::CAPACITY),
         })
+    }
+
+    /// Lifecycle events from now on. A receiver that falls more than `events::CAPACITY` behind gets
+    /// `RecvError::Lagged` with the count it missed.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    pub(super) fn send_event(&self, id: &Arc<str>, name: &str, kind: EventKind) {
+        events::send(&self.events, id, name, kind);
+    }
+
+    /// (id, name, phase, state) of every running experiment with a ramp or flap.
+    pub(super) fn timeline_phases(&self, now: Instant) -> Vec<(Arc<str>, Arc<str>, String, TimelineState)> {
+        let inner = self.lock();
+        inner
+            .entries
+            .values()
+            .filter_map(|e| e.rule.as_ref())
+            .filter_map(|r| {
+                r.timeline_phase(now).map(|(phase, state)| (Arc::clone(&r.id), Arc::clone(&r.name), phase, state))
+            })
+            .collect()
     }
 
     /// Gives the registry the data plane's upstream outcomes, so experiments with guards record where
@@ -239,8 +289,14 @@ impl Registry {
         &self.topology
     }
 
-    pub fn limits(&self) -> &Limits {
-        &self.limits
+    /// The limits now (a config reload may swap them; experiments already started keep theirs).
+    pub fn limits(&self) -> Arc<Limits> {
+        self.limits.load_full()
+    }
+
+    /// Applies reloaded limits to the experiments started from now on.
+    pub fn set_limits(&self, limits: Limits) {
+        self.limits.store(Arc::new(limits));
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -254,7 +310,7 @@ impl Registry {
     pub fn start(&self, spec: pb::ExperimentSpec, def: ExperimentDef) -> Result<ExperimentInfo, RegistryError> {
         let mut inner = self.lock();
         let active = inner.entries.values().filter(|e| e.state.is_active()).count();
-        if active >= self.limits.max_active {
+        if active >= self.limits.load().max_active {
             return Err(RegistryError::TooMany(active));
         }
         let id: Arc<str> = loop {
@@ -318,8 +374,10 @@ impl Registry {
             self.make_running(&mut inner, &id, end_at);
             self.publish(&inner);
         }
-        tracing::info!(experiment = %id, name = %inner.entries[&id].def.name, "experiment started");
-        Ok(inner.entries[&id].info())
+        let e = &inner.entries[&id];
+        tracing::info!(experiment = %id, name = %e.def.name, "experiment started");
+        self.send_event(&id, &e.def.name, EventKind::Started { state: e.state, spec: Box::new(e.spec.clone()) });
+        Ok(e.info())
     }
 
     fn make_running(&self, inner: &mut Inner, id: &Arc<str>, end_at: Instant) {
@@ -341,6 +399,9 @@ impl Registry {
             self.make_running(&mut inner, id, end_at);
             self.publish(&inner);
             tracing::info!(experiment = %id, "experiment running (start delay over)");
+            if let Some(e) = inner.entries.get(id) {
+                self.send_event(id, &e.def.name, EventKind::Running);
+            }
         }
     }
 
@@ -363,8 +424,10 @@ impl Registry {
         }
         let id = Arc::clone(&e.id);
         tracing::info!(experiment = %id, state = state.as_str(), reason = %e.end_reason, matched = e.counters.matched.load(Ordering::Relaxed), injected = e.counters.injected.load(Ordering::Relaxed), "experiment ended");
+        let ended = EventKind::Ended { state, reason: e.end_reason.clone(), counters: e.counts() };
+        events::send(&self.events, &id, &e.def.name, ended);
         inner.ended.push_back(id);
-        while inner.ended.len() > self.limits.history {
+        while inner.ended.len() > self.limits.load().history {
             if let Some(old) = inner.ended.pop_front() {
                 inner.entries.remove(&old);
             }
@@ -382,7 +445,8 @@ impl Registry {
     /// Stops a pending or running experiment. When this returns, new requests no longer see it.
     pub fn stop(&self, id: &str, reason: &str) -> Result<ExperimentInfo, RegistryError> {
         let mut inner = self.lock();
-        let e = inner.entries.get(id).ok_or_else(|| RegistryError::NotFound(id.to_owned(), self.limits.history))?;
+        let e =
+            inner.entries.get(id).ok_or_else(|| RegistryError::NotFound(id.to_owned(), self.limits.load().history))?;
         if !e.state.is_active() {
             return Err(RegistryError::AlreadyEnded { id: id.to_owned(), state: e.state.as_str() });
         }
@@ -394,7 +458,7 @@ impl Registry {
             .entries
             .get(id)
             .map(Entry::info)
-            .ok_or_else(|| RegistryError::NotFound(id.to_owned(), self.limits.history))
+            .ok_or_else(|| RegistryError::NotFound(id.to_owned(), self.limits.load().history))
     }
 
     /// The kill switch: ends every pending and running experiment; returns their ids.
@@ -414,7 +478,10 @@ impl Registry {
     /// Moves the lease of an active experiment to `lease` from now.
     pub fn renew_lease(&self, id: &str) -> Result<ExperimentInfo, RegistryError> {
         let mut inner = self.lock();
-        let e = inner.entries.get_mut(id).ok_or_else(|| RegistryError::NotFound(id.to_owned(), self.limits.history))?;
+        let e = inner
+            .entries
+            .get_mut(id)
+            .ok_or_else(|| RegistryError::NotFound(id.to_owned(), self.limits.load().history))?;
         if !e.state.is_active() {
             return Err(RegistryError::AlreadyEnded { id: id.to_owned(), state: e.state.as_str() });
         }
@@ -434,7 +501,13 @@ impl Registry {
     pub(super) fn expire_lease(&self, id: &str) {
         let mut inner = self.lock();
         let due = inner.entries.get(id).and_then(|e| e.lease_deadline).is_some_and(|d| d <= Instant::now());
-        if due && self.end_locked(&mut inner, id, State::Aborted, super::LEASE_EXPIRED.to_owned()) {
+        if !due {
+            return;
+        }
+        if let Some(e) = inner.entries.get(id).filter(|e| e.state.is_active()) {
+            self.send_event(&e.id, &e.def.name, EventKind::LeaseExpired);
+        }
+        if self.end_locked(&mut inner, id, State::Aborted, super::LEASE_EXPIRED.to_owned()) {
             self.publish(&inner);
         }
     }
@@ -455,6 +528,18 @@ impl Registry {
             .collect()
     }
 
+    /// Aborts an active experiment because one of its guards held: a `GuardTripped` event, then the end.
+    pub fn trip_guard(&self, id: &str, reason: &str) -> bool {
+        let mut inner = self.lock();
+        let Some(e) = inner.entries.get(id).filter(|e| e.state.is_active()) else { return false };
+        self.send_event(&e.id, &e.def.name, EventKind::GuardTripped { reason: reason.to_owned() });
+        let ended = self.end_locked(&mut inner, id, State::Aborted, reason.to_owned());
+        if ended {
+            self.publish(&inner);
+        }
+        ended
+    }
+
     /// Aborts one active experiment (a safety mechanism ended it); true if it was running.
     pub fn abort(&self, id: &str, reason: &str) -> bool {
         let mut inner = self.lock();
@@ -471,7 +556,7 @@ impl Registry {
             .entries
             .get(id)
             .map(Entry::info)
-            .ok_or_else(|| RegistryError::NotFound(id.to_owned(), self.limits.history))
+            .ok_or_else(|| RegistryError::NotFound(id.to_owned(), self.limits.load().history))
     }
 
     /// Active experiments in start order, then ended ones, newest first.

@@ -41,6 +41,8 @@ pub struct Counters {
     pub delayed: AtomicU64,
     /// Dry run: selected, and left untouched.
     pub would_inject: AtomicU64,
+    /// Requests that received each kind of fault, in [`Fault::KINDS`] order.
+    pub by_kind: [AtomicU64; Fault::KINDS.len()],
 }
 
 impl Counters {
@@ -160,6 +162,24 @@ impl Rule {
             dry_run: def.dry_run,
             phases,
         }
+    }
+
+    /// The state of the experiment's timeline at `now` with a name for it: "ramping", "flap off", …, or
+    /// with phases the phase's name (and its own ramp or flap state: `storm (flap on)`); `None` without
+    /// ramp, flap or phases. Watchers diff the name to report a change.
+    pub fn timeline_phase(&self, now: Instant) -> Option<(String, TimelineState)> {
+        let elapsed = now.saturating_duration_since(self.started);
+        if self.phases.is_empty() {
+            let t = self.timeline?;
+            return Some((t.phase(elapsed), t.at(self.percentage, elapsed)));
+        }
+        let state = self.timeline_state(now)?;
+        let phase = self.phases.get(state.phase?.index)?;
+        let name = match phase.timeline {
+            Some(t) => format!("{} ({})", phase.name, t.phase(elapsed.saturating_sub(phase.start))),
+            None => phase.name.to_string(),
+        };
+        Some((name, state))
     }
 
     /// Where the experiment's timeline stands at `now`; `None` without ramp, flap or phases. A pure
@@ -522,11 +542,14 @@ impl RuleSet {
             let mut delayed = false;
             let mut aborted = false;
             let mut acted = false;
+            // Bit i: the fault kind at Fault::KINDS[i] acted on this request.
+            let mut kinds = 0u32;
             for (i, fault) in rule.faults.iter().enumerate().take(in_phase.end).skip(in_phase.start) {
                 match fault {
                     Fault::Delay(delay) => {
                         d.delay = d.delay.saturating_add(delay.sample(&mut rng));
                         delayed = true;
+                        kinds |= 1 << fault.kind_index();
                     }
                     // The faults that end the request (`Fault::ends_request`).
                     Fault::Abort(_)
@@ -537,26 +560,31 @@ impl RuleSet {
                         if d.abort.is_none() {
                             d.abort = Some((Arc::clone(rule), i));
                             aborted = true;
+                            kinds |= 1 << fault.kind_index();
                         }
                         break;
                     }
                     Fault::Reset(r) => {
                         d.body.add_reset(r);
                         acted = true;
+                        kinds |= 1 << fault.kind_index();
                     }
                     Fault::Truncate(t) => {
                         d.body.add_truncate(t);
                         acted = true;
+                        kinds |= 1 << fault.kind_index();
                     }
                     Fault::Throttle(t) => {
                         d.body.add_throttle(t);
                         acted = true;
+                        kinds |= 1 << fault.kind_index();
                     }
                     Fault::Disconnect(x) => {
                         if d.disconnect.is_none_or(|earlier| x.after < earlier.after) {
                             d.disconnect = Some(*x);
                         }
                         acted = true;
+                        kinds |= 1 << fault.kind_index();
                     }
                     Fault::GrpcStream(g) => {
                         match &mut d.grpc_stream {
@@ -564,6 +592,7 @@ impl RuleSet {
                             None => d.grpc_stream = Some(g.clone()),
                         }
                         acted = true;
+                        kinds |= 1 << fault.kind_index();
                     }
                     Fault::FirstByteDelay(f) => {
                         let wait = f.delay.sample(&mut rng);
@@ -573,18 +602,22 @@ impl RuleSet {
                             d.response.head_delay = d.response.head_delay.saturating_add(wait);
                         }
                         acted = true;
+                        kinds |= 1 << fault.kind_index();
                     }
                     Fault::Drip(drip) => {
                         d.body.add_drip(drip);
                         acted = true;
+                        kinds |= 1 << fault.kind_index();
                     }
                     Fault::Rewrite(r) => {
                         d.response.rewrites.push(Arc::clone(r));
                         acted = true;
+                        kinds |= 1 << fault.kind_index();
                     }
                     Fault::Body(b) => {
                         d.response.add_body(b, rand::RngExt::random(rng.rng()));
                         acted = true;
+                        kinds |= 1 << fault.kind_index();
                     }
                     // Toxic rules are filed only under TCP routes, which never decide requests (`RuleSet::build`).
                     Fault::Toxic(_) => {}
@@ -595,10 +628,16 @@ impl RuleSet {
                                 d.abort = Some((Arc::clone(rule), i));
                                 d.retry_after = wait;
                                 aborted = true;
+                                kinds |= 1 << fault.kind_index();
                             }
                             break;
                         }
                     }
+                }
+            }
+            for (i, c) in rule.counters.by_kind.iter().enumerate().take_while(|_| kinds != 0) {
+                if kinds & (1 << i) != 0 {
+                    Counters::bump(c);
                 }
             }
             if delayed || aborted || acted {

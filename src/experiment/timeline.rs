@@ -126,6 +126,27 @@ impl Timeline {
         self.ramp.is_none() && self.flap.is_none()
     }
 
+    /// The phase `elapsed` after the start: "ramp waiting", "ramping" or "ramp done" for a ramp, "flap on"
+    /// or "flap off" for a flap, both joined with ", ". A change of phase is a `timeline` event; the
+    /// percentage of a ramp moves within "ramping" without one.
+    pub fn phase(&self, elapsed: Duration) -> String {
+        let ramp = self.ramp.map(|r| {
+            if elapsed <= r.after {
+                "ramp waiting"
+            } else if elapsed < r.after + r.over {
+                "ramping"
+            } else {
+                "ramp done"
+            }
+        });
+        let flap = self.flap.map(|f| if f.at(elapsed).1 { "flap on" } else { "flap off" });
+        match (ramp, flap) {
+            (Some(r), Some(f)) => format!("{r}, {f}"),
+            (Some(p), None) | (None, Some(p)) => p.to_owned(),
+            (None, None) => "static".to_owned(),
+        }
+    }
+
     /// The state `elapsed` after the start, for an experiment whose fixed percentage is `base`.
     pub fn at(&self, base: Percentage, elapsed: Duration) -> TimelineState {
         let flap = self.flap.map(|f| f.at(elapsed));

@@ -105,6 +105,48 @@ impl Fault {
         }
     }
 
+    /// Every kind's label, in the order of [`Fault::kind_index`].
+    pub const KINDS: [&'static str; 16] = [
+        "abort",
+        "delay",
+        "hang",
+        "reset",
+        "truncate",
+        "throttle",
+        "rate_limit",
+        "blackhole",
+        "unresolvable",
+        "grpc_stream",
+        "disconnect",
+        "first_byte_delay",
+        "drip",
+        "rewrite",
+        "body",
+        "toxic",
+    ];
+
+    /// The index of [`Fault::kind`] in [`Fault::KINDS`].
+    pub fn kind_index(&self) -> usize {
+        match self {
+            Fault::Abort(_) => 0,
+            Fault::Delay(_) => 1,
+            Fault::Hang(_) => 2,
+            Fault::Reset(_) => 3,
+            Fault::Truncate(_) => 4,
+            Fault::Throttle(_) => 5,
+            Fault::RateLimit(_) => 6,
+            Fault::Blackhole(_) => 7,
+            Fault::Unresolvable(_) => 8,
+            Fault::GrpcStream(_) => 9,
+            Fault::Disconnect(_) => 10,
+            Fault::FirstByteDelay(_) => 11,
+            Fault::Drip(_) => 12,
+            Fault::Rewrite(_) => 13,
+            Fault::Body(_) => 14,
+            Fault::Toxic(_) => 15,
+        }
+    }
+
     /// Whether the fault always ends the request before the upstream is asked (nothing after it can run).
     /// A rate limit ends only the requests beyond its rate.
     pub fn ends_request(&self) -> bool {

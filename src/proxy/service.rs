@@ -53,7 +53,9 @@ struct Acts {
 pub struct ReverseProxy {
     name: Arc<str>,
     mode: Mode,
-    routes: Vec<Route>,
+    /// Swapped by a config reload (same routes, new upstreams or matchers); a request keeps the routes it
+    /// started with.
+    routes: ArcSwap<Vec<Route>>,
     rules: Arc<ArcSwap<RuleSet>>,
     /// Bounds how many requests are faulted at once, across listeners.
     cap: Arc<FaultCap>,
@@ -69,7 +71,12 @@ impl ReverseProxy {
         cap: Arc<FaultCap>,
         health: Arc<Health>,
     ) -> Self {
-        let routes = listener
+        let routes = ArcSwap::from_pointee(Self::routes_of(listener, metrics));
+        ReverseProxy { name: listener.name.as_str().into(), mode: listener.mode, routes, rules, cap, health }
+    }
+
+    fn routes_of(listener: &ListenerConfig, metrics: &Metrics) -> Vec<Route> {
+        listener
             .routes
             .iter()
             .map(|r| Route {
@@ -77,8 +84,13 @@ impl ReverseProxy {
                 counters: metrics.route_counters(&listener.name, &r.name),
                 upstream: Upstream::new(r.clone()),
             })
-            .collect();
-        ReverseProxy { name: listener.name.as_str().into(), mode: listener.mode, routes, rules, cap, health }
+            .collect()
+    }
+
+    /// Takes the routes of a reloaded config for this listener (the same route names in the same order:
+    /// the caller checks). Requests already in flight finish with the old routes; connections stay open.
+    pub fn reload(&self, listener: &ListenerConfig, metrics: &Metrics) {
+        self.routes.store(Arc::new(Self::routes_of(listener, metrics)));
     }
 
     pub fn name(&self) -> &str {
@@ -97,6 +109,7 @@ impl ReverseProxy {
         // (not even counted as matched), and the slot goes back unless the request is faulted. A request
         // that a fault ends (abort, hang, reset, rate limit) keeps it until it is answered.
         let mut slot = None;
+        let routes = self.routes.load_full();
         let connect = self.mode == Mode::Forward && req.method() == Method::CONNECT;
         let (route, decision) = {
             let (host, port, path) = match self.mode {
@@ -107,7 +120,7 @@ impl ReverseProxy {
                     Err(why) => return Ok(respond::not_a_proxy_request(why.0)),
                 },
             };
-            let Some(route) = self.routes.iter().find(|r| r.takes(host, port, path)) else {
+            let Some(route) = routes.iter().find(|r| r.takes(host, port, path)) else {
                 tracing::debug!(listener = %self.name, ?host, path, "no route");
                 return Ok(respond::no_route(&self.name));
             };
@@ -255,9 +268,11 @@ impl ReverseProxy {
         let upgraded = TunnelPlan { body: body_plan, disconnect, switch: switch.clone() };
         match route.upstream.forward(req, client, upgraded).await {
             Ok(resp) => {
-                route.counters.upstream_duration(sent.elapsed());
+                let took = sent.elapsed();
+                route.counters.upstream_duration(took);
                 if !injected {
                     self.health.record(route.id, resp.status().is_server_error());
+                    self.health.record_latency(route.id, took);
                 }
                 route.counters.count(if injected { Outcome::Injected } else { Outcome::Passed });
                 let resp = if !response.is_empty() {

@@ -133,6 +133,33 @@ pub struct Metrics {
     /// `faults_active` and `faults_overflow`, handed to the proxy's fault cap.
     pub faults_active: Gauge,
     pub faults_overflow: Counter,
+    /// Every route's counters handed out, for [`Metrics::totals`].
+    routes: Mutex<Vec<(String, String, RouteCounters)>>,
+    /// SIGHUP reloads by outcome (`ok`, `rejected`).
+    config_reloads: Family<OutcomeLabel, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+/// One route's request counts since the server started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteTotals {
+    pub listener: String,
+    pub route: String,
+    pub passed: u64,
+    pub injected: u64,
+    pub upstream_error: u64,
+}
+
+/// The proxy's counts since the server started, for GetStats.
+#[derive(Debug, Clone, Default)]
+pub struct Totals {
+    pub routes: Vec<RouteTotals>,
+    pub faults_active: i64,
+    pub faults_overflow: u64,
 }
 
 impl Default for Metrics {
@@ -184,7 +211,14 @@ impl Default for Metrics {
         );
         let tcp_open = Family::<ListenerLabels, Gauge>::default();
         registry.register("tcp_connections_open", "Connections of TCP listeners open now", tcp_open.clone());
+        let config_reloads = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Config reloads on SIGHUP by outcome: ok (applied), rejected (the old config keeps running)",
+            config_reloads.clone(),
+        );
         Metrics {
+            config_reloads,
             registry: Mutex::new(registry),
             tcp_connections,
             tcp_bytes,
@@ -195,6 +229,7 @@ impl Default for Metrics {
             running,
             faults_active,
             faults_overflow,
+            routes: Mutex::default(),
         }
     }
 }
@@ -207,12 +242,41 @@ impl Metrics {
                 .clone()
         };
         let labels = RouteLabels { listener: listener.to_owned(), route: route.to_owned() };
-        RouteCounters {
+        let counters = RouteCounters {
             passed: get("passed"),
             injected: get("injected"),
             upstream_error: get("upstream_error"),
             injected_delay: self.injected_delay.get_or_create(&labels).clone(),
             upstream_duration: self.upstream_duration.get_or_create(&labels).clone(),
+        };
+        let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+        if !routes.iter().any(|(l, r, _)| l == listener && r == route) {
+            routes.push((listener.to_owned(), route.to_owned(), counters.clone()));
+        }
+        counters
+    }
+
+    /// Counts a config reload: applied, or rejected.
+    pub fn config_reload(&self, applied: bool) {
+        self.config_reloads.get_or_create(&OutcomeLabel { outcome: if applied { "ok" } else { "rejected" } }).inc();
+    }
+
+    /// Request counts of every route, in the order the routes were set up, and the fault cap's state.
+    pub fn totals(&self) -> Totals {
+        let routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+        Totals {
+            routes: routes
+                .iter()
+                .map(|(listener, route, c)| RouteTotals {
+                    listener: listener.clone(),
+                    route: route.clone(),
+                    passed: c.passed.get(),
+                    injected: c.injected.get(),
+                    upstream_error: c.upstream_error.get(),
+                })
+                .collect(),
+            faults_active: self.faults_active.get(),
+            faults_overflow: self.faults_overflow.get(),
         }
     }
 

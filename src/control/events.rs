@@ -1,0 +1,264 @@
+//! `WatchEvents` and `GetStats`: the registry's event bus and counters as `edgefault.v1` messages.
+//!
+//! Each watcher gets its own task: it forwards events from the bus (filtered by experiment when asked),
+//! sends a stats snapshot every `stats_interval`, and ends when the client goes away or the server stops.
+//! A watcher that falls behind the bus gets a `lagged` event with the number it missed.
+
+use std::{pin::Pin, sync::Arc, time::Duration};
+
+use tokio::sync::{broadcast::error::RecvError, mpsc, watch};
+use tokio_stream::{wrappers::ReceiverStream, Stream};
+use tonic::Status;
+
+use super::service::{state_to_proto, timestamp};
+use crate::{
+    experiment::{events::Counts, Event, EventKind, ExperimentInfo, Registry, State},
+    pb::v1,
+    telemetry::metrics::Metrics,
+};
+
+/// Stats snapshot period when the request gives none.
+pub const DEFAULT_STATS_INTERVAL: Duration = Duration::from_secs(5);
+/// Shortest and longest stats snapshot periods.
+pub const MIN_STATS_INTERVAL: Duration = Duration::from_millis(100);
+pub const MAX_STATS_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Events buffered per watcher between its task and the connection.
+const WATCHER_BUFFER: usize = 64;
+
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<v1::Event, Status>> + Send>>;
+
+/// What GetStats and the snapshots read.
+#[derive(Clone)]
+pub struct StatsSource {
+    pub registry: Arc<Registry>,
+    /// The proxy's request counters; `None` in a control service without a data plane.
+    pub metrics: Option<Arc<Metrics>>,
+}
+
+impl StatsSource {
+    /// The counters now; only experiment `only` when given.
+    pub fn snapshot(&self, only: Option<&str>) -> v1::GetStatsResponse {
+        let experiments = self
+            .registry
+            .list()
+            .into_iter()
+            .filter(|e| only.is_none_or(|id| e.id == id))
+            .map(experiment_counters)
+            .collect();
+        let mut proxy = v1::ProxyTotals { experiments_running: self.registry.running() as u32, ..Default::default() };
+        if let Some(m) = &self.metrics {
+            let t = m.totals();
+            proxy.faults_active = t.faults_active;
+            proxy.faults_overflow = t.faults_overflow;
+            for r in t.routes {
+                proxy.passed += r.passed;
+                proxy.injected += r.injected;
+                proxy.upstream_error += r.upstream_error;
+                proxy.routes.push(v1::RouteTotals {
+                    listener: r.listener,
+                    route: r.route,
+                    passed: r.passed,
+                    injected: r.injected,
+                    upstream_error: r.upstream_error,
+                });
+            }
+        }
+        v1::GetStatsResponse { time: Some(timestamp(std::time::SystemTime::now())), experiments, proxy: Some(proxy) }
+    }
+}
+
+fn experiment_counters(e: ExperimentInfo) -> v1::ExperimentCounters {
+    let elapsed = match e.started_at {
+        Some(start) => e.ended_at.unwrap_or_else(std::time::SystemTime::now).duration_since(start).unwrap_or_default(),
+        None => Duration::ZERO,
+    };
+    v1::ExperimentCounters {
+        id: e.id,
+        name: e.spec.name,
+        state: state_to_proto(e.state) as i32,
+        stats: Some(v1::ExperimentStats {
+            matched: e.matched,
+            injected: e.injected,
+            aborted: e.aborted,
+            delayed: e.delayed,
+            would_inject: e.would_inject,
+        }),
+        injected_by_kind: e.by_kind.into_iter().map(|(k, n)| (k.to_owned(), n)).collect(),
+        timeline_state: e.timeline_state.unwrap_or_default(),
+        elapsed: Some(duration(elapsed)),
+    }
+}
+
+fn duration(d: Duration) -> pbjson_types::Duration {
+    pbjson_types::Duration { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
+}
+
+fn stats(c: Counts) -> v1::ExperimentStats {
+    v1::ExperimentStats {
+        matched: c.matched,
+        injected: c.injected,
+        aborted: c.aborted,
+        delayed: c.delayed,
+        would_inject: c.would_inject,
+    }
+}
+
+/// An event as the wire carries it.
+pub fn event_to_proto(e: Event) -> v1::Event {
+    use v1::event::Kind;
+    let kind = match e.kind {
+        EventKind::Started { state, spec } => {
+            Kind::Started(v1::ExperimentStarted { state: state_to_proto(state) as i32, spec: Some(*spec) })
+        }
+        EventKind::Running => Kind::Running(v1::ExperimentRunning {}),
+        EventKind::Timeline { phase, state } => Kind::Timeline(v1::TimelineChanged {
+            phase,
+            percentage: state.percentage.percent(),
+            flap_cycle: state.flap.map(|(c, _)| c).unwrap_or_default(),
+            state: state.to_string(),
+        }),
+        EventKind::GuardTripped { reason } => Kind::GuardTripped(v1::GuardTripped { reason }),
+        EventKind::LeaseExpired => Kind::LeaseExpired(v1::LeaseExpired {}),
+        EventKind::Ended { state, reason, counters } => {
+            let ended = v1::ExperimentEnded { reason, stats: Some(stats(counters)) };
+            match state {
+                State::Completed => Kind::Expired(ended),
+                State::Stopped => Kind::Stopped(ended),
+                // Ended is only sent for ended states; an active one here would be a bug, reported as an abort.
+                State::Aborted | State::Pending | State::Running => Kind::Aborted(ended),
+            }
+        }
+    };
+    v1::Event {
+        time: Some(timestamp(e.time)),
+        experiment_id: e.experiment.to_string(),
+        experiment_name: e.name.to_string(),
+        kind: Some(kind),
+    }
+}
+
+/// Checks a WatchEvents request: (experiment filter, stats period or none).
+pub fn watch_params(
+    req: &v1::WatchEventsRequest,
+    registry: &Registry,
+) -> Result<(Option<String>, Option<Duration>), Status> {
+    let only = (!req.experiment_id.is_empty()).then(|| req.experiment_id.clone());
+    if let Some(id) = &only {
+        registry.get(id).map_err(|e| Status::not_found(format!("experiment_id: {e}")))?;
+    }
+    if req.no_stats {
+        return Ok((only, None));
+    }
+    let interval = match req.stats_interval {
+        None => DEFAULT_STATS_INTERVAL,
+        Some(d) => {
+            if d.seconds < 0 || d.nanos < 0 {
+                return Err(Status::invalid_argument("stats_interval: must not be negative"));
+            }
+            let d = Duration::new(d.seconds as u64, d.nanos as u32);
+            if !(MIN_STATS_INTERVAL..=MAX_STATS_INTERVAL).contains(&d) {
+                return Err(Status::invalid_argument(format!(
+                    "stats_interval: {} is outside 100ms to 1h",
+                    humantime::format_duration(d)
+                )));
+            }
+            d
+        }
+    };
+    Ok((only, Some(interval)))
+}
+
+/// Starts a watcher's task and returns its stream. The task ends when the client drops the stream, or
+/// when `closing` turns true or is dropped (the server is stopping): the stream then ends.
+pub fn watch(
+    source: StatsSource,
+    only: Option<String>,
+    interval: Option<Duration>,
+    mut closing: Option<watch::Receiver<bool>>,
+) -> EventStream {
+    let mut bus = source.registry.subscribe();
+    let (tx, rx) = mpsc::channel(WATCHER_BUFFER);
+    tokio::spawn(async move {
+        let mut tick = interval.map(|i| {
+            let mut t = tokio::time::interval_at(tokio::time::Instant::now() + i, i);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            t
+        });
+        loop {
+            let next = tokio::select! {
+                r = bus.recv() => match r {
+                    Ok(e) if only.as_deref().is_some_and(|id| *e.experiment != *id) => continue,
+                    Ok(e) => event_to_proto(e),
+                    Err(RecvError::Lagged(skipped)) => v1::Event {
+                        time: Some(timestamp(std::time::SystemTime::now())),
+                        kind: Some(v1::event::Kind::Lagged(v1::Lagged { skipped })),
+                        ..Default::default()
+                    },
+                    Err(RecvError::Closed) => return,
+                },
+                _ = async { match tick.as_mut() { Some(t) => t.tick().await, None => std::future::pending().await } } => {
+                    v1::Event {
+                        time: Some(timestamp(std::time::SystemTime::now())),
+                        kind: Some(v1::event::Kind::Stats(source.snapshot(only.as_deref()))),
+                        ..Default::default()
+                    }
+                }
+                () = tx.closed() => return,
+                () = async {
+                    match closing.as_mut() {
+                        Some(c) => { let _ = c.wait_for(|c| *c).await; }
+                        None => std::future::pending().await,
+                    }
+                } => return,
+            };
+            if tx.send(Ok(next)).await.is_err() {
+                return;
+            }
+        }
+    });
+    Box::pin(ReceiverStream::new(rx))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio_stream::StreamExt;
+
+    use super::*;
+    use crate::{
+        config::Topology,
+        experiment::{ExperimentDef, Limits},
+        pb::v1::event::Kind,
+    };
+
+    /// A watcher that reads nothing while the bus overflows is told how many events it missed, and the
+    /// registry never waited for it.
+    #[tokio::test]
+    async fn a_watcher_that_falls_behind_gets_a_lagged_event() {
+        let registry = Registry::new(Arc::new(Topology::default()), Limits::default());
+        let source = StatsSource { registry: Arc::clone(&registry), metrics: None };
+        let mut stream = watch(source, None, None, None);
+        // Far more events than the bus and the watcher's buffer hold: a start and a stop each.
+        for _ in 0..(crate::experiment::events::CAPACITY + 2 * WATCHER_BUFFER) {
+            let def = ExperimentDef::new("x", Duration::from_secs(60), Vec::new());
+            let e = registry.start(v1::ExperimentSpec::default(), def).expect("starts");
+            registry.stop(&e.id, "").expect("stops");
+        }
+        let mut skipped = None;
+        for _ in 0..(WATCHER_BUFFER + 2) {
+            let e = tokio::time::timeout(Duration::from_secs(5), stream.next())
+                .await
+                .expect("in time")
+                .expect("open")
+                .expect("ok");
+            if let Some(Kind::Lagged(l)) = e.kind {
+                skipped = Some(l.skipped);
+                break;
+            }
+        }
+        let skipped = skipped.expect("a lagged event");
+        assert!(skipped > 0 && skipped <= 2 * (crate::experiment::events::CAPACITY + 2 * WATCHER_BUFFER) as u64);
+    }
+}

@@ -1,0 +1,157 @@
+//! Config reload on SIGHUP: the config file is read and checked again; a config with any problem is
+//! rejected (logged, counted) and the running one stays. A good one is applied without dropping a
+//! connection: limits, tokens and routes' upstreams and matchers are swapped atomically. Listener and port
+//! addresses, the audit log, workers, the drain grace and the limits sized at start (`max_active_faults`,
+//! `max_connections`, `max_header_bytes`) are not reloadable: a change to them is logged and ignored.
+//! Boot experiments are not started again.
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex},
+};
+
+use arc_swap::ArcSwap;
+
+use crate::{
+    config::{Config, Overrides},
+    control::auth::Tokens,
+    experiment::Registry,
+    proxy::ReverseProxy,
+    telemetry::metrics::Metrics,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(
+        "the listeners and their routes must keep their names and order on reload (experiments and guards \
+         refer to them): was {was}, now {now}; restart edgefault to apply this change"
+    )]
+    Topology { was: String, now: String },
+}
+
+/// What a reload can change, and the config running now.
+pub struct Reloader {
+    pub(crate) running: Mutex<Config>,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) tokens: Arc<ArcSwap<Tokens>>,
+    /// One per listener, in config order.
+    pub(crate) proxies: Vec<Arc<ReverseProxy>>,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+fn shape(c: &Config) -> String {
+    c.listeners
+        .iter()
+        .map(|l| format!("{}[{}]", l.name, l.routes.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(",")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl Reloader {
+    /// Applies `new` as far as it is reloadable. Returns notes about what was not applied.
+    pub fn apply(&self, new: Config) -> Result<Vec<String>, ReloadError> {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let (was, now) = (shape(&running), shape(&new));
+        if was != now {
+            return Err(ReloadError::Topology { was, now });
+        }
+        let mut notes = Vec::new();
+        for (i, (old, l)) in running.listeners.iter().zip(&new.listeners).enumerate() {
+            if old.bind != l.bind {
+                notes.push(format!(
+                    "listeners[{i}].bind: {} → {} is not reloadable; still on {}",
+                    old.bind, l.bind, old.bind
+                ));
+            }
+        }
+        if running.control != new.control {
+            notes.push(format!("control.bind: not reloadable; still on {}", running.control));
+        }
+        if running.admin != new.admin {
+            notes.push("admin.bind: not reloadable; unchanged".into());
+        }
+        if running.audit != new.audit {
+            notes.push("audit.path: not reloadable; unchanged".into());
+        }
+        if running.workers != new.workers || running.drain_grace != new.drain_grace {
+            notes.push("workers, drain_grace: not reloadable; unchanged".into());
+        }
+        let mut limits = new.limits.clone();
+        let o = &running.limits;
+        for (key, changed) in [
+            ("limits.max_active_faults", o.max_active_faults != limits.max_active_faults),
+            ("limits.max_connections", o.max_connections != limits.max_connections),
+            ("limits.max_header_bytes", o.max_header_bytes != limits.max_header_bytes),
+        ] {
+            if changed {
+                notes.push(format!("{key}: sized at start, not reloadable; unchanged"));
+            }
+        }
+        limits.max_active_faults = o.max_active_faults;
+        limits.max_connections = o.max_connections;
+        limits.max_header_bytes = o.max_header_bytes;
+        if running.experiments != new.experiments {
+            notes.push("experiments: boot experiments start at boot only; none started by the reload".into());
+        }
+
+        self.registry.set_limits(limits.clone());
+        self.tokens.store(Arc::new(new.tokens.clone()));
+        for (proxy, l) in self.proxies.iter().zip(&new.listeners) {
+            proxy.reload(l, &self.metrics);
+        }
+        running.limits = limits;
+        running.tokens = new.tokens;
+        for (old, l) in running.listeners.iter_mut().zip(new.listeners) {
+            old.routes = l.routes;
+        }
+        Ok(notes)
+    }
+
+    /// Reads `path` again and applies it; logs and counts the outcome.
+    pub fn reload_file(&self, path: &std::path::Path, overrides: &Overrides) -> Result<(), String> {
+        let result = Config::load(path, overrides)
+            .map_err(|e| e.to_string())
+            .and_then(|c| self.apply(c).map_err(|e| e.to_string()));
+        self.metrics.config_reload(result.is_ok());
+        match result {
+            Ok(notes) => {
+                for n in &notes {
+                    tracing::warn!(config = %path.display(), note = %n, "config reload: not applied");
+                }
+                tracing::info!(config = %path.display(), "config reloaded");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(config = %path.display(), error = %e, "config reload rejected; the running config stays");
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Reloads `path` on every SIGHUP until `shutdown` resolves. The signal is listened for from the moment
+/// this is called (not when the task first runs), so a SIGHUP right after start is not the default
+/// action (terminate).
+#[cfg(unix)]
+pub fn on_sighup(
+    reloader: Arc<Reloader>,
+    path: PathBuf,
+    overrides: Overrides,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup())?;
+    Ok(async move {
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                r = hup.recv() => if r.is_none() { return },
+                () = &mut shutdown => return,
+            }
+            tracing::info!(config = %path.display(), "SIGHUP: reloading the config");
+            let _ = reloader.reload_file(&path, &overrides);
+        }
+    })
+}
