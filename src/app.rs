@@ -146,6 +146,7 @@ impl Server {
         let reload_tokens = Arc::clone(&tokens);
         let control_audit = Arc::clone(&audit);
         let scenarios = Arc::clone(&config.scenarios);
+        let control_tls = config.control_tls.clone();
         let control_metrics = Some(Arc::clone(&metrics));
         tasks.spawn(async move {
             if let Err(e) = control::serve(
@@ -153,9 +154,8 @@ impl Server {
                 control_registry,
                 tokens,
                 control_audit,
-                control_metrics,
                 control_stop,
-                scenarios,
+                control::ServeOptions { metrics: control_metrics, scenarios, tls: control_tls },
             )
             .await
             {

@@ -230,8 +230,10 @@ pub struct Config {
     /// TCP listeners; their routes come after every HTTP listener's in [`RouteId`] order.
     pub tcp_listeners: Vec<TcpListenerConfig>,
     pub control: SocketAddr,
-    /// Tokens the control service accepts; empty only when `control` is a loopback address.
+    /// Tokens the control service accepts; empty only when `control` is a loopback address or mTLS is on.
     pub tokens: Tokens,
+    /// TLS (and mTLS) on the control port.
+    pub control_tls: Option<ControlTls>,
     /// Where the audit log goes (`-` for stderr); `None`: no audit log.
     pub audit: Option<PathBuf>,
     pub admin: Option<SocketAddr>,
@@ -371,6 +373,68 @@ struct FileControl {
     bind: Option<String>,
     /// YAML list of `{ name, role, token }`; see `control::auth`.
     tokens_file: Option<PathBuf>,
+    tls: Option<FileControlTls>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileControlTls {
+    cert_file: PathBuf,
+    key_file: PathBuf,
+    /// Set: clients must present a certificate this CA signed (mTLS).
+    client_ca_file: Option<PathBuf>,
+}
+
+/// TLS on the control port, read and checked when the config loads.
+#[derive(Clone)]
+pub struct ControlTls {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+    /// With it, every client must present a certificate this CA signed.
+    pub client_ca_pem: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for ControlTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the key.
+        f.debug_struct("ControlTls").field("mtls", &self.client_ca_pem.is_some()).finish_non_exhaustive()
+    }
+}
+
+/// `control.tls`: every file readable and holding what it should.
+fn control_tls(t: &FileControlTls, problems: &mut Vec<String>) -> Option<ControlTls> {
+    use rustls::pki_types::{pem::PemObject, PrivateKeyDer};
+    let mut ok = true;
+    let mut read_certs = |path: &Path, field: &str| -> Option<Vec<u8>> {
+        match crate::proxy::tls::read_certificates(path) {
+            Ok(_) => std::fs::read(path).ok(),
+            Err(e) => {
+                problems.push(format!("control.tls.{field}: {e}"));
+                ok = false;
+                None
+            }
+        }
+    };
+    let cert_pem = read_certs(&t.cert_file, "cert_file");
+    let client_ca_pem = t.client_ca_file.as_deref().map(|p| read_certs(p, "client_ca_file"));
+    let key_pem = match std::fs::read(&t.key_file) {
+        Ok(pem) if PrivateKeyDer::from_pem_slice(&pem).is_ok() => Some(pem),
+        Ok(_) => {
+            problems.push(format!("control.tls.key_file: {} holds no PEM private key", t.key_file.display()));
+            None
+        }
+        Err(e) => {
+            problems.push(format!("control.tls.key_file: cannot read {}: {e}", t.key_file.display()));
+            None
+        }
+    };
+    match (ok, cert_pem, key_pem, client_ca_pem) {
+        (true, Some(cert_pem), Some(key_pem), None) => Some(ControlTls { cert_pem, key_pem, client_ca_pem: None }),
+        (true, Some(cert_pem), Some(key_pem), Some(Some(ca))) => {
+            Some(ControlTls { cert_pem, key_pem, client_ca_pem: Some(ca) })
+        }
+        _ => None,
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -609,12 +673,16 @@ impl Config {
             &mut problems,
         );
         let tokens = control_tokens(file.control.as_ref(), o, &mut problems);
+        let control_tls =
+            file.control.as_ref().and_then(|c| c.tls.as_ref()).and_then(|t| control_tls(t, &mut problems));
+        let mtls = file.control.as_ref().and_then(|c| c.tls.as_ref()).is_some_and(|t| t.client_ca_file.is_some());
         if let Some(addr) = control.filter(|a| !a.ip().is_loopback()) {
-            if tokens.is_empty() {
+            if tokens.is_empty() && !mtls {
                 problems.push(format!(
-                    "{control_key}: {addr} is not a loopback address and the control service has no token: anyone \
-                     who reaches it could start faults. Give tokens (control.tokens_file, --tokens-file or \
-                     EDGEFAULT_ADMIN_TOKEN), or bind it to 127.0.0.1"
+                    "{control_key}: {addr} is not a loopback address and the control service has no token and no \
+                     mTLS: anyone who reaches it could start faults. Give tokens (control.tokens_file, \
+                     --tokens-file or EDGEFAULT_ADMIN_TOKEN), or client certificates (control.tls.client_ca_file), \
+                     or bind it to 127.0.0.1"
                 ));
             }
         }
@@ -737,6 +805,7 @@ impl Config {
             tcp_listeners,
             control: control.ok_or_else(Vec::new)?,
             tokens,
+            control_tls,
             audit,
             admin,
             limits,

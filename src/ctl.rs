@@ -75,6 +75,35 @@ impl Interceptor for BearerToken {
     }
 }
 
+/// The TLS settings of `ctl`: the CA that signed the server's certificate, and a client certificate for
+/// mTLS.
+pub struct ClientTls {
+    ca_pem: Vec<u8>,
+    identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl ClientTls {
+    /// Reads `--tls-ca`, `--tls-cert` and `--tls-key`; `None` without `--tls-ca`.
+    pub fn read(ca: Option<&Path>, cert: Option<&Path>, key: Option<&Path>) -> Result<Option<ClientTls>, CtlError> {
+        let read = |flag: &str, path: &Path| {
+            std::fs::read(path).map_err(|e| CtlError::Usage(format!("{flag} {}: cannot read it: {e}", path.display())))
+        };
+        let Some(ca) = ca else {
+            return match cert {
+                Some(_) => {
+                    Err(CtlError::Usage("--tls-cert needs --tls-ca (the CA of the server's certificate)".into()))
+                }
+                None => Ok(None),
+            };
+        };
+        let identity = match (cert, key) {
+            (Some(c), Some(k)) => Some((read("--tls-cert", c)?, read("--tls-key", k)?)),
+            _ => None,
+        };
+        Ok(Some(ClientTls { ca_pem: read("--tls-ca", ca)?, identity }))
+    }
+}
+
 /// Reads the token `ctl` sends: the first line of `--token-file`, else `EDGEFAULT_TOKEN` (`env`).
 pub fn read_token(file: Option<&Path>, env: Option<String>) -> Result<Option<String>, CtlError> {
     match file {
@@ -97,10 +126,30 @@ impl Ctl {
 
     /// Connects; every call carries `token`.
     pub async fn connect_with(url: &str, token: BearerToken) -> Result<Ctl, CtlError> {
-        let url = if url.contains("://") { url.to_owned() } else { format!("http://{url}") };
-        let endpoint = Channel::from_shared(url.clone())
+        Self::connect_tls(url, token, None).await
+    }
+
+    /// Connects, over TLS when `tls` is given (the URL's scheme becomes https); every call carries `token`.
+    pub async fn connect_tls(url: &str, token: BearerToken, tls: Option<ClientTls>) -> Result<Ctl, CtlError> {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = if url.contains("://") { url.to_owned() } else { format!("{scheme}://{url}") };
+        let url = match (&tls, url.strip_prefix("http://")) {
+            (Some(_), Some(rest)) => format!("https://{rest}"),
+            _ => url,
+        };
+        let mut endpoint = Channel::from_shared(url.clone())
             .map_err(|e| CtlError::Usage(format!("--control {url:?} is not a URL ({e}); expected http://host:port")))?
             .connect_timeout(std::time::Duration::from_secs(5));
+        if let Some(tls) = tls {
+            let mut config = tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(&tls.ca_pem));
+            if let Some((cert, key)) = &tls.identity {
+                config = config.identity(tonic::transport::Identity::from_pem(cert, key));
+            }
+            endpoint = endpoint
+                .tls_config(config)
+                .map_err(|e| CtlError::Usage(format!("--tls-ca/--tls-cert/--tls-key: {e}")))?;
+        }
         let channel = endpoint.connect().await.map_err(|e| CtlError::Connect {
             url: url.clone(),
             detail: std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_else(|| e.to_string()),

@@ -104,6 +104,15 @@ struct CtlArgs {
     /// variable is used, if set.
     #[arg(long, value_name = "FILE", global = true)]
     token_file: Option<PathBuf>,
+    /// CA certificate (PEM) that signed the control service's certificate: connect over TLS (https://).
+    #[arg(long, value_name = "FILE", env = "EDGEFAULT_TLS_CA", global = true)]
+    tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mTLS; needs --tls-key.
+    #[arg(long, value_name = "FILE", env = "EDGEFAULT_TLS_CERT", global = true, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", env = "EDGEFAULT_TLS_KEY", global = true, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     #[command(subcommand)]
     command: CtlCommand,
 }
@@ -301,7 +310,9 @@ async fn run_ctl(args: CtlArgs) -> Result<(), String> {
     let fail = |e: CtlError| e.to_string();
     let token = ctl::read_token(args.token_file.as_deref(), std::env::var("EDGEFAULT_TOKEN").ok()).map_err(fail)?;
     let token = ctl::BearerToken::new(token.as_deref()).map_err(fail)?;
-    let mut ctl = Ctl::connect_with(&args.control, token).await.map_err(fail)?;
+    let tls = ctl::ClientTls::read(args.tls_ca.as_deref(), args.tls_cert.as_deref(), args.tls_key.as_deref())
+        .map_err(fail)?;
+    let mut ctl = Ctl::connect_tls(&args.control, token, tls).await.map_err(fail)?;
     match args.command {
         CtlCommand::Start { file, follow } => {
             let started = ctl.start_file(&file).await.map_err(fail)?;

@@ -10,4 +10,4 @@ pub mod limits;
 mod scenarios;
 mod service;
 
-pub use service::{serve, FaultControlService};
+pub use service::{serve, FaultControlService, ServeOptions};

@@ -13,6 +13,7 @@ use super::{
     events::{self as watch_events, EventStream, StatsSource},
 };
 use crate::{
+    config::ControlTls,
     experiment::{ExperimentInfo, Registry, RegistryError, State},
     pb::{
         self,
@@ -85,10 +86,24 @@ pub(super) struct Call {
     pub(super) peer: String,
 }
 
+/// The subject of a DER certificate, as `CN=ops-bot, O=Example`.
+fn certificate_subject(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let subject = cert.subject().to_string();
+    (!subject.is_empty()).then_some(subject)
+}
+
 impl Call {
     pub(super) fn of(req: &Request<impl Sized>) -> Self {
         let caller = req.extensions().get::<Caller>().cloned().unwrap_or_else(Caller::anonymous);
-        Call { caller: caller.name, peer: peer(req) }
+        // With mTLS the client certificate's subject names the caller too (beside a token's name, if any).
+        let subject = req.peer_certs().and_then(|certs| certs.first().and_then(|c| certificate_subject(c)));
+        let caller = match subject {
+            None => caller.name,
+            Some(subject) if caller.name.as_ref() == "anonymous" => format!("cert:{subject}").into(),
+            Some(subject) => format!("{} (cert:{subject})", caller.name).into(),
+        };
+        Call { caller, peer: peer(req) }
     }
 }
 
@@ -318,16 +333,25 @@ pub fn to_proto(e: ExperimentInfo) -> v1::Experiment {
     }
 }
 
+/// What the control service serves besides the experiments.
+pub struct ServeOptions {
+    /// The proxy's counters, for GetStats and WatchEvents snapshots.
+    pub metrics: Option<Arc<Metrics>>,
+    pub scenarios: Arc<Catalogue>,
+    /// TLS for the control port; with a client CA, clients must present a certificate it signed (mTLS).
+    pub tls: Option<ControlTls>,
+}
+
 /// Serves the control service, health and reflection on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
     registry: Arc<Registry>,
     tokens: Arc<arc_swap::ArcSwap<Tokens>>,
     audit: Arc<AuditLog>,
-    metrics: Option<Arc<Metrics>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    scenarios: Arc<Catalogue>,
+    options: ServeOptions,
 ) -> Result<(), tonic::transport::Error> {
+    let ServeOptions { metrics, scenarios, tls } = options;
     // WatchEvents streams would hold the graceful shutdown open: end them when it starts.
     let (closing_tx, closing) = watch::channel(false);
     let shutdown = async move {
@@ -346,13 +370,21 @@ pub async fn serve(
         });
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?addr, "control service listening");
-    let mut router =
-        tonic::transport::Server::builder().layer(AuthLayer::shared(tokens)).add_service(health_service).add_service(
-            v1::fault_control_server::FaultControlServer::new(
-                FaultControlService::new(registry, audit).with_scenarios(scenarios).with_events(metrics, closing),
-            )
-            .max_decoding_message_size(4 * 1024 * 1024),
-        );
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        let mut config = tonic::transport::ServerTlsConfig::new()
+            .identity(tonic::transport::Identity::from_pem(&tls.cert_pem, &tls.key_pem));
+        if let Some(ca) = &tls.client_ca_pem {
+            config = config.client_ca_root(tonic::transport::Certificate::from_pem(ca));
+        }
+        server = server.tls_config(config)?;
+    }
+    let mut router = server.layer(AuthLayer::shared(tokens)).add_service(health_service).add_service(
+        v1::fault_control_server::FaultControlServer::new(
+            FaultControlService::new(registry, audit).with_scenarios(scenarios).with_events(metrics, closing),
+        )
+        .max_decoding_message_size(4 * 1024 * 1024),
+    );
     if let Ok(reflection) = reflection {
         router = router.add_service(reflection);
     }

@@ -1,0 +1,162 @@
+//! TLS and mTLS on the control port: a client without a certificate the CA signed is refused at the
+//! handshake, one with it is admitted and named by its certificate's subject in the audit log; an
+//! off-loopback control port may rely on mTLS instead of tokens.
+
+mod support;
+
+use edgefault::{
+    app::Server,
+    config::{Config, Overrides},
+    pb::v1::{self as v1, fault_control_client::FaultControlClient},
+};
+use support::*;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+struct Pki {
+    ca_pem: String,
+    server: (String, String),
+    client: (String, String),
+    stranger: (String, String),
+}
+
+/// A CA, a server certificate for localhost, a client certificate "CN=ops-bot" it signed, and a client
+/// certificate from another CA.
+fn pki() -> Pki {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().expect("ca key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(DnType::CommonName, "control CA");
+    let ca = ca_params.self_signed(&ca_key).expect("ca");
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf = |names: Vec<String>, cn: &str, issuer: &Issuer<'_, KeyPair>| {
+        let key = KeyPair::generate().expect("key");
+        let mut p = CertificateParams::new(names).expect("params");
+        p.distinguished_name.push(DnType::CommonName, cn);
+        let cert = p.signed_by(&key, issuer).expect("cert");
+        (cert.pem(), key.serialize_pem())
+    };
+    let server = leaf(vec!["localhost".into()], "edgefault", &issuer);
+    let client = leaf(vec![], "ops-bot", &issuer);
+    let other_ca_key = KeyPair::generate().expect("key");
+    let mut other_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    other_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let other_issuer = Issuer::new(other_params, other_ca_key);
+    let stranger = leaf(vec![], "stranger", &other_issuer);
+    Pki { ca_pem: ca.pem(), server, client, stranger }
+}
+
+async fn mtls_server(pki: &Pki, audit: &std::path::Path) -> Server {
+    let dir_ca = temp_file("ca.pem", &pki.ca_pem);
+    let cert = temp_file("server.pem", &pki.server.0);
+    let key = temp_file("server.key", &pki.server.1);
+    let up = upstream().await;
+    let yaml = format!(
+        "listeners:\n  - name: web\n    bind: 127.0.0.1:0\n    routes: [{{ name: default, upstream: \"http://{up}\" }}]\ncontrol:\n  bind: 127.0.0.1:0\n  tls: {{ cert_file: {:?}, key_file: {:?}, client_ca_file: {:?} }}\naudit: {{ path: {:?} }}\n",
+        cert.display().to_string(),
+        key.display().to_string(),
+        dir_ca.display().to_string(),
+        audit.display().to_string()
+    );
+    let config = Config::from_yaml(&yaml, "test", &Overrides::default()).expect("config");
+    Server::start(config).await.expect("server")
+}
+
+async fn client(
+    server: &Server,
+    pki: &Pki,
+    identity: Option<&(String, String)>,
+) -> Result<FaultControlClient<Channel>, String> {
+    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&pki.ca_pem)).domain_name("localhost");
+    if let Some((cert, key)) = identity {
+        tls = tls.identity(Identity::from_pem(cert, key));
+    }
+    let channel = Channel::from_shared(format!("https://localhost:{}", server.control_addr().port()))
+        .map_err(|e| e.to_string())?
+        .tls_config(tls)
+        .map_err(|e| e.to_string())?
+        .connect()
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(FaultControlClient::new(channel))
+}
+
+#[tokio::test]
+async fn mtls_admits_the_ca_s_clients_and_names_them_in_the_audit_log() {
+    let pki = pki();
+    let audit = temp_file("audit.jsonl", "");
+    let server = mtls_server(&pki, &audit).await;
+
+    let mut c = client(&server, &pki, Some(&pki.client)).await.expect("a client the CA signed connects");
+    c.start_experiment(v1::StartExperimentRequest {
+        spec: Some(spec("name: x\nfaults: [{ abort: { http_status: 503 } }]\n")),
+    })
+    .await
+    .expect("started over mTLS");
+    let log = std::fs::read_to_string(&audit).expect("audit log");
+    assert!(log.contains("cert:CN=ops-bot"), "caller named by its certificate: {log}");
+
+    for (who, identity) in [("no certificate", None), ("another CA's certificate", Some(&pki.stranger))] {
+        let refused = match client(&server, &pki, identity).await {
+            Err(_) => true,
+            Ok(mut c) => c.list_experiments(v1::ListExperimentsRequest::default()).await.is_err(),
+        };
+        assert!(refused, "{who} must be refused");
+    }
+}
+
+// The server runs on the test's runtime while `ctl` runs as a blocking child process: two workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_speaks_mtls() {
+    let pki = pki();
+    let audit = temp_file("audit.jsonl", "");
+    let server = mtls_server(&pki, &audit).await;
+    let ca = temp_file("ca.pem", &pki.ca_pem);
+    let cert = temp_file("client.pem", &pki.client.0);
+    let key = temp_file("client.key", &pki.client.1);
+    let url = format!("https://localhost:{}", server.control_addr().port());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_edgefault"))
+        .args(["ctl", "--control", &url, "--tls-ca", &ca.display().to_string(), "--tls-cert"])
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .arg("list")
+        .output()
+        .expect("run ctl");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_edgefault"))
+        .args(["ctl", "--control", &url, "--tls-ca", &ca.display().to_string(), "list"])
+        .output()
+        .expect("run ctl");
+    assert!(!out.status.success(), "no client certificate: refused");
+}
+
+#[test]
+fn off_loopback_control_is_allowed_with_mtls_and_refused_without_auth() {
+    let pki = pki();
+    let ca = temp_file("ca.pem", &pki.ca_pem);
+    let cert = temp_file("server.pem", &pki.server.0);
+    let key = temp_file("server.key", &pki.server.1);
+    let base = "listeners:\n  - name: web\n    bind: 127.0.0.1:0\n    routes: [{ name: default, upstream: \"http://127.0.0.1:1\" }]\n";
+    let with_mtls = format!(
+        "{base}control:\n  bind: 0.0.0.0:7070\n  tls: {{ cert_file: {:?}, key_file: {:?}, client_ca_file: {:?} }}\n",
+        cert.display().to_string(),
+        key.display().to_string(),
+        ca.display().to_string()
+    );
+    Config::from_yaml(&with_mtls, "t", &Overrides::default()).expect("mTLS stands in for tokens");
+    let tls_only = format!(
+        "{base}control:\n  bind: 0.0.0.0:7070\n  tls: {{ cert_file: {:?}, key_file: {:?} }}\n",
+        cert.display().to_string(),
+        key.display().to_string()
+    );
+    let e = Config::from_yaml(&tls_only, "t", &Overrides::default()).expect_err("TLS alone authenticates no one");
+    assert!(e.to_string().contains("no token and no mTLS"), "{e}");
+    let bad = format!(
+        "{base}control:\n  tls: {{ cert_file: {:?}, key_file: {:?} }}\n",
+        key.display().to_string(),
+        cert.display().to_string()
+    );
+    let e = Config::from_yaml(&bad, "t", &Overrides::default()).expect_err("swapped files");
+    assert!(e.to_string().contains("control.tls.cert_file") && e.to_string().contains("control.tls.key_file"), "{e}");
+}
