@@ -193,8 +193,15 @@ async fn ctl_watch_prints_json_lines_and_exits_on_ctrl_c() {
             break;
         }
     }
-    let first = first.expect("ctl watch printed an event");
-    let v: serde_json::Value = serde_json::from_str(&first).expect("a JSON line");
+    // The stream may have opened between a start and its stop: skip to the first complete pair.
+    let mut line = first.expect("ctl watch printed an event");
+    let mut v: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+    if v.get("started").is_none() {
+        let e = proxy.start("name: watched\nfaults: [{ abort: { http_status: 503 } }]\n").await;
+        proxy.stop(&e.id).await;
+        line = tokio::time::timeout(Duration::from_secs(5), lines.recv()).await.expect("in time").expect("a line");
+        v = serde_json::from_str(&line).expect("a JSON line");
+    }
     assert_eq!(v["experimentName"], "watched", "{v}");
     assert!(v.get("started").is_some(), "{v}");
     let second = tokio::time::timeout(Duration::from_secs(5), lines.recv()).await.expect("in time").expect("a line");
@@ -258,4 +265,23 @@ async fn ctl_top_prints_plain_frames_with_rates_when_not_a_terminal() {
     assert!(rows.iter().all(|r| r.contains("topped") && r.contains("running") && r.contains("abort")), "{text}");
     let total = proxy.server.registry().get(&e.id).expect("kept").injected;
     assert!(total > 0);
+}
+
+#[tokio::test]
+async fn phase_changes_are_timeline_events() {
+    let proxy = proxy(upstream().await).await;
+    let mut events = watch(&proxy, v1::WatchEventsRequest { no_stats: true, ..Default::default() }).await;
+    let e = proxy
+        .start("name: phased\nduration: 1200ms\nfaults: [{ abort: { http_status: 503 } }]\nphases:\n  - { name: calm, percentage: 0 }\n  - { name: storm, start: 400ms, percentage: 100 }\n  - { name: tail, start: 800ms, percentage: 10 }\n")
+        .await;
+    let seen = until(&mut events, |ev| matches!(ev.kind, Some(Kind::Expired(_)))).await;
+    let phases: Vec<String> = seen
+        .iter()
+        .filter(|ev| ev.experiment_id == e.id)
+        .filter_map(|ev| match &ev.kind {
+            Some(Kind::Timeline(t)) => Some(t.phase.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(phases, ["calm", "storm", "tail"], "one event per phase, in order");
 }
