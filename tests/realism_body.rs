@@ -3,7 +3,6 @@
 
 mod support;
 
-use edgefault::pb::v1;
 use support::*;
 
 fn differing(got: &[u8], n: u64) -> Vec<u64> {
@@ -112,14 +111,8 @@ async fn corrupt_and_truncate_combine() {
 #[tokio::test]
 async fn bad_body_faults_are_refused_with_their_field_paths() {
     let proxy = proxy(upstream().await).await;
-    let mut ctl = proxy.control().await;
     let bad = "name: bad\nfaults:\n  - body: {}\n  - body: { corrupt: {} }\n  - body: { corrupt: { percentage: 0 } }\n  - body: { corrupt: { count: 0 } }\n  - body: { corrupt: { offsets: [1], within: 5 } }\n  - body: { replace: { text: a, data: YQ==, content_type: \"a\\nb\" } }\n";
-    let r = ctl
-        .validate_experiment(v1::ValidateExperimentRequest { spec: Some(spec(bad)) })
-        .await
-        .expect("validate")
-        .into_inner();
-    let fields: Vec<&str> = r.violations.iter().map(|v| v.field.as_str()).collect();
+    let fields = violation_fields(&proxy, bad).await;
     assert_eq!(
         fields,
         [

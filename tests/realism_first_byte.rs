@@ -6,7 +6,6 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use edgefault::pb::v1;
 use http_body_util::BodyExt;
 use support::*;
 
@@ -93,14 +92,8 @@ async fn drip_and_first_byte_delay_combine() {
 #[tokio::test]
 async fn bad_first_byte_delays_and_drips_are_refused_with_their_field_paths() {
     let proxy = proxy(upstream().await).await;
-    let mut ctl = proxy.control().await;
     let bad = "name: bad\nfaults:\n  - first_byte_delay: {}\n  - first_byte_delay: { normal: { mean: 1s, stddev: 1s } }\n  - drip: { interval: 1s }\n  - drip: { chunk_bytes: 10, interval: 0s }\n";
-    let r = ctl
-        .validate_experiment(v1::ValidateExperimentRequest { spec: Some(spec(bad)) })
-        .await
-        .expect("validate")
-        .into_inner();
-    let fields: Vec<&str> = r.violations.iter().map(|v| v.field.as_str()).collect();
+    let fields = violation_fields(&proxy, bad).await;
     assert_eq!(
         fields,
         [

@@ -27,6 +27,33 @@ pub struct Bounds {
     pub max_header_bytes: usize,
 }
 
+/// Waits for a free connection slot, then for the next connection, which holds the slot. With no slot
+/// free, connections wait in the kernel's backlog. `None` once `shutdown` resolves.
+pub(super) async fn next_connection<F: std::future::Future<Output = ()>>(
+    listener: &TcpListener,
+    slots: &Arc<Semaphore>,
+    shutdown: &mut std::pin::Pin<&mut F>,
+    name: &str,
+) -> Option<(tokio::net::TcpStream, std::net::SocketAddr, tokio::sync::OwnedSemaphorePermit)> {
+    let slot = tokio::select! {
+        slot = Arc::clone(slots).acquire_owned() => slot.ok()?,
+        () = shutdown.as_mut() => return None,
+    };
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => return Some((stream, peer, slot)),
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little rather than spin.
+                    tracing::warn!(listener = %name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            },
+            () = shutdown.as_mut() => return None,
+        }
+    }
+}
+
 /// Serves `listener` until `shutdown` resolves, then lets open connections finish for up to `grace`.
 pub async fn serve(
     listener: TcpListener,
@@ -52,60 +79,41 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
-        // A connection slot first: with none free, connections wait in the kernel's backlog.
-        let slot = tokio::select! {
-            slot = Arc::clone(&slots).acquire_owned() => match slot {
-                Ok(s) => s,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
+        let Some((stream, client, slot)) = next_connection(&listener, &slots, &mut shutdown, proxy.name()).await else {
+            break;
         };
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, client) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Out of file descriptors and the like: wait a little rather than spin.
-                        tracing::warn!(listener = %proxy.name(), error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let reset = ResetSwitch::default();
-                let service = ConnService { proxy: Arc::clone(&proxy), client, reset: reset.clone() };
-                let stream = ResetOnDrop::new(stream, reset);
-                if let Some(tls) = &tls {
-                    // The handshake runs on the connection's own task, bounded like a request head.
-                    let acceptor = tls.acceptor().clone();
-                    let builder = builder.clone();
-                    let watcher = graceful.watcher();
-                    tokio::spawn(async move {
-                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                            Ok(Ok(tls_stream)) => {
-                                let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
-                                if let Err(e) = watcher.watch(conn.into_owned()).await {
-                                    tracing::debug!(%client, error = %e, "connection ended with an error");
-                                }
-                            }
-                            Ok(Err(e)) => tracing::debug!(%client, error = %e, "TLS handshake failed"),
-                            Err(_) => tracing::debug!(%client, "TLS handshake timed out"),
+        let _ = stream.set_nodelay(true);
+        let reset = ResetSwitch::default();
+        let service = ConnService { proxy: Arc::clone(&proxy), client, reset: reset.clone() };
+        let stream = ResetOnDrop::new(stream, reset);
+        if let Some(tls) = &tls {
+            // The handshake runs on the connection's own task, bounded like a request head.
+            let acceptor = tls.acceptor().clone();
+            let builder = builder.clone();
+            let watcher = graceful.watcher();
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(tls_stream)) => {
+                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
+                        if let Err(e) = watcher.watch(conn.into_owned()).await {
+                            tracing::debug!(%client, error = %e, "connection ended with an error");
                         }
-                        drop(slot);
-                    });
-                    continue;
-                }
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(%client, error = %e, "connection ended with an error");
                     }
-                    drop(slot);
-                });
-            }
-            () = &mut shutdown => break,
+                    Ok(Err(e)) => tracing::debug!(%client, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%client, "TLS handshake timed out"),
+                }
+                drop(slot);
+            });
+            continue;
         }
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%client, error = %e, "connection ended with an error");
+            }
+            drop(slot);
+        });
     }
     drop(listener);
     let open = graceful.count();

@@ -139,32 +139,16 @@ pub async fn serve(
     tokio::pin!(shutdown);
     loop {
         while open.try_join_next().is_some() {}
-        let slot = tokio::select! {
-            slot = Arc::clone(&slots).acquire_owned() => match slot {
-                Ok(s) => s,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
+        let Some((stream, peer, slot)) =
+            super::listener::next_connection(&listener, &slots, &mut shutdown, proxy.name()).await
+        else {
+            break;
         };
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Out of file descriptors and the like: wait a little rather than spin.
-                        tracing::warn!(listener = %proxy.name(), error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        continue;
-                    }
-                };
-                let proxy = Arc::clone(&proxy);
-                open.spawn(async move {
-                    proxy.handle(stream, peer).await;
-                    drop(slot);
-                });
-            }
-            () = &mut shutdown => break,
-        }
+        let proxy = Arc::clone(&proxy);
+        open.spawn(async move {
+            proxy.handle(stream, peer).await;
+            drop(slot);
+        });
     }
     drop(listener);
     if !open.is_empty() {

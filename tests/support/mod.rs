@@ -394,3 +394,14 @@ impl Drop for ClockHold {
         self.0.take();
     }
 }
+
+/// The field paths `ValidateExperiment` reports for a YAML spec, in order.
+pub async fn violation_fields(proxy: &Proxy, yaml: &str) -> Vec<String> {
+    let mut c = proxy.control().await;
+    let r = c
+        .validate_experiment(v1::ValidateExperimentRequest { spec: Some(spec(yaml)) })
+        .await
+        .expect("validate")
+        .into_inner();
+    r.violations.into_iter().map(|v| v.field).collect()
+}
