@@ -85,24 +85,7 @@ pub enum Fault {
 impl Fault {
     /// The label used in logs and metrics.
     pub fn kind(&self) -> &'static str {
-        match self {
-            Fault::Abort(_) => "abort",
-            Fault::Delay(_) => "delay",
-            Fault::Hang(_) => "hang",
-            Fault::Reset(_) => "reset",
-            Fault::Truncate(_) => "truncate",
-            Fault::Throttle(_) => "throttle",
-            Fault::RateLimit(_) => "rate_limit",
-            Fault::Blackhole(_) => "blackhole",
-            Fault::Unresolvable(_) => "unresolvable",
-            Fault::GrpcStream(_) => "grpc_stream",
-            Fault::Disconnect(_) => "disconnect",
-            Fault::FirstByteDelay(_) => "first_byte_delay",
-            Fault::Drip(_) => "drip",
-            Fault::Rewrite(_) => "rewrite",
-            Fault::Body(_) => "body",
-            Fault::Toxic(_) => "toxic",
-        }
+        Self::KINDS[self.kind_index()]
     }
 
     /// Every kind's label, in the order of [`Fault::kind_index`].
