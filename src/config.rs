@@ -62,11 +62,13 @@ pub struct Topology {
     pages: PageTemplates,
     /// The names of the TCP listeners (`mode: tcp`) among `listeners`; each has one route of its own name.
     tcp_listeners: Vec<String>,
+    /// The names of the HTTP listeners that terminate TLS (`tls:`), the targets of TLS faults.
+    tls_listeners: Vec<String>,
 }
 
 impl Topology {
     pub fn new(listeners: Vec<(String, Vec<String>)>) -> Self {
-        Topology { listeners, pages: PageTemplates::default(), tcp_listeners: Vec::new() }
+        Topology { listeners, pages: PageTemplates::default(), tcp_listeners: Vec::new(), tls_listeners: Vec::new() }
     }
 
     /// The same names, with the config's page templates.
@@ -84,6 +86,22 @@ impl Topology {
     pub fn with_tcp_listeners(mut self, names: Vec<String>) -> Self {
         self.tcp_listeners = names;
         self
+    }
+
+    /// Marks these listeners (already in the topology) as terminating TLS.
+    pub fn with_tls_listeners(mut self, names: Vec<String>) -> Self {
+        self.tls_listeners = names;
+        self
+    }
+
+    /// Whether the listener terminates TLS (TLS faults may target it).
+    pub fn is_tls_listener(&self, name: &str) -> bool {
+        self.tls_listeners.iter().any(|l| l == name)
+    }
+
+    /// The listeners that terminate TLS.
+    pub fn tls_listener_names(&self) -> &[String] {
+        &self.tls_listeners
     }
 
     /// Whether the listener is a TCP listener (its experiments carry toxics, not HTTP faults).
@@ -334,6 +352,15 @@ struct FileListener {
 struct FileListenerTls {
     cert_file: PathBuf,
     key_file: PathBuf,
+    /// The CA that signs the certificates of TLS faults (expired, wrong name…).
+    fault_issuer: Option<FileFaultIssuer>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileFaultIssuer {
+    cert_file: PathBuf,
+    key_file: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -579,18 +606,28 @@ impl Config {
                     problems.push(format!("{at}.tls: a forward listener does not terminate TLS (clients use CONNECT)"));
                     None
                 }
-                Some(t) => match ListenerTls::new(&t.cert_file, &t.key_file) {
-                    Ok(tls) => Some(Arc::new(tls)),
-                    Err(e) => {
-                        let field = match &e {
-                            TlsSetupError::BadKey { .. } => "key_file",
-                            TlsSetupError::Read { path, .. } if *path == t.key_file => "key_file",
-                            _ => "cert_file",
-                        };
-                        problems.push(format!("{at}.tls.{field}: {e}"));
-                        None
+                Some(t) => {
+                    let tls = ListenerTls::new(&t.cert_file, &t.key_file)
+                        .map_err(|e| (format!("{at}.tls"), &t.key_file, e))
+                        .and_then(|tls| match &t.fault_issuer {
+                            None => Ok(tls),
+                            Some(i) => tls
+                                .with_fault_issuer(&i.cert_file, &i.key_file)
+                                .map_err(|e| (format!("{at}.tls.fault_issuer"), &i.key_file, e)),
+                        });
+                    match tls {
+                        Ok(tls) => Some(Arc::new(tls)),
+                        Err((section, key_file, e)) => {
+                            let field = match &e {
+                                TlsSetupError::BadKey { .. } => "key_file",
+                                TlsSetupError::Read { path, .. } if path == key_file => "key_file",
+                                _ => "cert_file",
+                            };
+                            problems.push(format!("{section}.{field}: {e}"));
+                            None
+                        }
                     }
-                },
+                }
             };
             let forwarded_proto = if l.tls.is_some() { "https" } else { "http" };
             if forward {
@@ -847,6 +884,7 @@ fn topology_of(listeners: &[ListenerConfig], tcp: &[TcpListenerConfig]) -> Topol
             .collect(),
     )
     .with_tcp_listeners(tcp.iter().map(|t| t.name.clone()).collect())
+    .with_tls_listeners(listeners.iter().filter(|l| l.tls.is_some()).map(|l| l.name.clone()).collect())
 }
 
 /// The TCP listeners, checked; their routes are numbered after every HTTP route. A TCP listener's implicit

@@ -578,6 +578,18 @@ pub fn fault_summary(f: &v1::Fault) -> String {
         Some(Kind::GrpcStream(_)) => "gRPC stream cut".into(),
         Some(Kind::Disconnect(_)) => "disconnect".into(),
         Some(Kind::Toxic(_)) => "toxic".into(),
+        Some(Kind::Tls(t)) => match &t.kind {
+            Some(v1::tls_fault::Kind::HandshakeFailure(h)) if h.reset => "TLS reset".into(),
+            Some(v1::tls_fault::Kind::HandshakeFailure(h)) => {
+                format!("TLS alert {}", if h.alert.is_empty() { "handshake_failure" } else { h.alert.as_str() })
+            }
+            Some(v1::tls_fault::Kind::Certificate(c)) => format!("TLS certificate {}", c.problem),
+            Some(v1::tls_fault::Kind::Stall(s)) => match s.duration {
+                Some(d) => format!("TLS stall {}", span(d)),
+                None => "TLS stall".into(),
+            },
+            None => "tls".into(),
+        },
         None => "?".into(),
     }
 }

@@ -133,6 +133,7 @@ pub fn summary(spec: &pb::ExperimentSpec) -> Value {
             Some(pb::fault::Kind::Rewrite(_)) => "rewrite",
             Some(pb::fault::Kind::Body(_)) => "body",
             Some(pb::fault::Kind::Toxic(_)) => "toxic",
+            Some(pb::fault::Kind::Tls(_)) => "tls",
             None => "none",
         })
         .collect();

@@ -24,6 +24,7 @@ mod phases;
 mod realism;
 mod response;
 mod tcp;
+mod tls;
 mod traffic;
 
 /// Regexes are compiled with this size limit, so a hostile pattern cannot take the server's memory.
@@ -152,6 +153,7 @@ pub fn validate_spec(spec: &pb::ExperimentSpec, ctx: &Context<'_>) -> Result<Exp
     }
     let faults = convert_faults(&spec.faults, "faults", ctx.limits, &mut c);
     tcp::check_kinds(spec, ctx.topology, &mut c);
+    tls::check(spec, ctx.topology, &mut c);
     c.0.extend(super::limits::check(&routes, spec.percentage, ctx.limits));
     let lease = super::limits::lease(spec.lease.as_ref(), ctx.limits, &mut c.0);
     let guards = super::guards::convert(&spec.guards, &mut c.0);
@@ -201,7 +203,7 @@ fn convert_faults(list: &[pb::Fault], prefix: &str, limits: &Limits, c: &mut Col
             None => c.add(
                 path,
                 "empty fault: set one of abort, delay, hang, reset, truncate, throttle, rate_limit, first_byte_delay, \
-                 drip, rewrite, body, blackhole, unresolvable, grpc_stream, disconnect, toxic",
+                 drip, rewrite, body, blackhole, unresolvable, grpc_stream, disconnect, toxic, tls",
             ),
             Some(pb::fault::Kind::Abort(a)) => faults.push(Fault::Abort(convert_abort(a, &format!("{path}.abort"), c))),
             Some(pb::fault::Kind::Delay(d)) => {
@@ -211,6 +213,11 @@ fn convert_faults(list: &[pb::Fault], prefix: &str, limits: &Limits, c: &mut Col
             }
             Some(pb::fault::Kind::Toxic(t)) => {
                 if let Some(f) = tcp::convert(t, &format!("{path}.toxic"), limits, c) {
+                    faults.push(f);
+                }
+            }
+            Some(pb::fault::Kind::Tls(t)) => {
+                if let Some(f) = tls::convert(t, &format!("{path}.tls"), limits, c) {
                     faults.push(f);
                 }
             }

@@ -17,7 +17,7 @@ pub use events::{Event, EventKind};
 pub use guard::Guard;
 pub use lease::LEASE_EXPIRED;
 pub use registry::{ExperimentInfo, Guarded, Limits, PhaseInfo, Registry, RegistryError, State};
-pub use ruleset::{ActiveToxic, ConnectionRules, Counters, Decision, PhaseNow, Rule, RuleSet};
+pub use ruleset::{ActiveToxic, ConnectionRules, Counters, Decision, PhaseNow, Rule, RuleSet, TlsDecision};
 
 use crate::fault::{Fault, Matcher, Percentage, StickyKey, Trigger};
 

@@ -2,6 +2,7 @@
 
 use std::{
     collections::HashMap,
+    net::IpAddr,
     ops::Range,
     sync::{
         atomic::{AtomicU64, Ordering},
@@ -10,6 +11,7 @@ use std::{
     time::Duration,
 };
 
+use http::{HeaderMap, Method};
 use tokio::time::Instant;
 
 use super::{
@@ -18,6 +20,7 @@ use super::{
 };
 
 mod tcp;
+mod tls;
 
 use crate::{
     config::{RouteId, Topology},
@@ -27,6 +30,7 @@ use crate::{
     },
 };
 pub use tcp::{ActiveToxic, ConnectionRules};
+pub use tls::TlsDecision;
 
 /// Per-experiment counters, shared between the rule (data plane) and the registry (reports).
 #[derive(Debug, Default)]
@@ -234,9 +238,57 @@ impl Rule {
         self.ends_at
     }
 
+    fn targets_listener(&self, listener: &str) -> bool {
+        self.listeners.is_empty() || self.listeners.iter().any(|l| l == listener)
+    }
+
     fn targets(&self, listener: &str, route: &str) -> bool {
         (self.listeners.is_empty() || self.listeners.iter().any(|l| l == listener))
             && (self.routes.is_empty() || self.routes.iter().any(|r| r == route))
+    }
+
+    /// Whether `self` selects a connection now (a TCP connection, or a TLS handshake naming `host`): in scope
+    /// (`hosts`, `client_cidrs`), let through by the trigger (counting connections), then sampled by the
+    /// percentage (or the sticky client address). When selected: the connection's draw from the
+    /// experiment's random stream, and where the faults of the current phase are in `faults`.
+    fn select_connection(&self, host: Option<&str>, client_ip: IpAddr, now: Instant) -> Option<(u64, Range<usize>)> {
+        if now >= self.ends_at {
+            return None;
+        }
+        let headers = HeaderMap::new();
+        let view = RequestView { method: &Method::GET, host, path: "", query: None, headers: &headers, client_ip };
+        if !self.matcher.matches(&view) {
+            return None;
+        }
+        let n = self.counters.matched.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        if self.trigger.is_some_and(|t| !t.fires(n, now.saturating_duration_since(self.started))) {
+            return None;
+        }
+        let mut rng = RequestRng::next(self.seed, &self.draws);
+        let state = self.timeline_state(now);
+        let percentage = match &state {
+            Some(state) => state.percentage,
+            None => self.percentage,
+        };
+        let selected = match &self.sticky {
+            Some(key) => key.selects(&view, self.seed, percentage),
+            None => percentage.select(&mut rng),
+        };
+        if !selected {
+            return None;
+        }
+        if self.dry_run {
+            Counters::bump(&self.counters.would_inject);
+            return None;
+        }
+        Counters::bump(&self.counters.injected);
+        Some((rand::RngExt::random(rng.rng()), self.faults_of(state.as_ref())))
+    }
+
+    /// Whether the experiment acts on TLS handshakes (its faults are TLS faults) rather than on requests.
+    /// Validation keeps an experiment's faults all TLS faults or none.
+    fn is_tls(&self) -> bool {
+        self.faults.iter().any(|f| matches!(f, Fault::Tls(_)))
     }
 
     /// Whether the experiment acts on TCP connections (its faults are toxics) rather than on HTTP requests.
@@ -453,17 +505,23 @@ fn merge(slices: &mut [&[Arc<Rule>]], f: &mut impl FnMut(&Arc<Rule>)) {
     }
 }
 
+/// A listener's name and the rules filed under it, in start order.
+type ListenerRules = (Box<str>, Box<[Arc<Rule>]>);
+
 /// The running experiments, indexed by route, then by path and host within a route: a request only meets
 /// the rules that could match it.
 #[derive(Debug, Default)]
 pub struct RuleSet {
     by_route: Box<[RouteRules]>,
+    /// The TLS rules of each listener that terminates TLS and has some, in start order.
+    tls: Box<[ListenerRules]>,
     len: usize,
 }
 
 impl RuleSet {
     /// Indexes `rules` (any order) over every route of the topology. An experiment with toxics is filed
-    /// only under TCP listeners' routes, and one with HTTP faults only under HTTP routes.
+    /// only under TCP listeners' routes, one with TLS faults only under the listeners that terminate TLS,
+    /// and one with HTTP faults only under HTTP routes.
     pub fn build(topology: &Topology, mut rules: Vec<Arc<Rule>>) -> Self {
         rules.sort_by_key(|r| r.seq);
         let by_route = topology
@@ -471,12 +529,25 @@ impl RuleSet {
             .map(|(listener, route)| {
                 let tcp = topology.is_tcp_listener(listener);
                 RouteRules::build(
-                    rules.iter().filter(|r| r.targets(listener, route) && r.is_tcp() == tcp).cloned().collect(),
+                    rules
+                        .iter()
+                        .filter(|r| r.targets(listener, route) && r.is_tcp() == tcp && !r.is_tls())
+                        .cloned()
+                        .collect(),
                 )
             })
             .collect::<Vec<_>>()
             .into_boxed_slice();
-        RuleSet { by_route, len: rules.len() }
+        let tls = topology
+            .tls_listener_names()
+            .iter()
+            .filter_map(|listener| {
+                let on: Box<[Arc<Rule>]> =
+                    rules.iter().filter(|r| r.is_tls() && r.targets_listener(listener)).cloned().collect();
+                (!on.is_empty()).then(|| (listener.as_str().into(), on))
+            })
+            .collect();
+        RuleSet { by_route, tls, len: rules.len() }
     }
 
     /// How many experiments are running.
@@ -619,8 +690,9 @@ impl RuleSet {
                         acted = true;
                         kinds |= 1 << fault.kind_index();
                     }
-                    // Toxic rules are filed only under TCP routes, which never decide requests (`RuleSet::build`).
-                    Fault::Toxic(_) => {}
+                    // Toxic rules are filed only under TCP routes, which never decide requests, and TLS rules
+                    // apart from routes (`RuleSet::build`).
+                    Fault::Toxic(_) | Fault::Tls(_) => {}
                     // Within the limit: nothing, go on with the list. Beyond it: ends the request (429).
                     Fault::RateLimit(rl) => {
                         if let Some(wait) = rl.take(t) {

@@ -19,6 +19,7 @@ mod rewrite;
 mod sample;
 mod sticky;
 mod throttle;
+mod tls;
 pub mod toxic;
 mod trigger;
 mod truncate;
@@ -40,6 +41,7 @@ pub use rewrite::{rewrite_refuses, HeaderEdit, Rewrite};
 pub use sample::{Percentage, RequestRng};
 pub use sticky::StickyKey;
 pub use throttle::Throttle;
+pub use tls::{CertificateProblem, TlsAlert, TlsFault};
 pub use toxic::{Direction, Toxic, ToxicKind};
 pub use trigger::Trigger;
 pub use truncate::Truncate;
@@ -80,6 +82,8 @@ pub enum Fault {
     Body(BodyFault),
     /// A byte-level fault on a TCP listener's connections (never on HTTP requests).
     Toxic(Toxic),
+    /// A fault on a TLS listener's handshakes (never on HTTP requests).
+    Tls(TlsFault),
 }
 
 impl Fault {
@@ -89,7 +93,7 @@ impl Fault {
     }
 
     /// Every kind's label, in the order of [`Fault::kind_index`].
-    pub const KINDS: [&'static str; 16] = [
+    pub const KINDS: [&'static str; 17] = [
         "abort",
         "delay",
         "hang",
@@ -106,6 +110,7 @@ impl Fault {
         "rewrite",
         "body",
         "toxic",
+        "tls",
     ];
 
     /// The index of [`Fault::kind`] in [`Fault::KINDS`].
@@ -127,6 +132,7 @@ impl Fault {
             Fault::Rewrite(_) => 13,
             Fault::Body(_) => 14,
             Fault::Toxic(_) => 15,
+            Fault::Tls(_) => 16,
         }
     }
 
@@ -143,8 +149,8 @@ impl Fault {
             | Fault::GrpcStream(_)
             | Fault::Disconnect(_) => false,
             Fault::FirstByteDelay(_) | Fault::Drip(_) | Fault::Rewrite(_) | Fault::Body(_) => false,
-            // Acts on connections, not requests.
-            Fault::Toxic(_) => false,
+            // Act on connections, not requests.
+            Fault::Toxic(_) | Fault::Tls(_) => false,
         }
     }
 }

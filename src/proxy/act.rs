@@ -75,6 +75,11 @@ impl ResetOnDrop {
     pub fn new(stream: TcpStream, switch: ResetSwitch) -> Self {
         ResetOnDrop { stream, switch }
     }
+
+    /// Waits for data from the peer without taking it; `Ok(0)` once the peer closed.
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.peek(buf).await
+    }
 }
 
 impl Drop for ResetOnDrop {

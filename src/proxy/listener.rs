@@ -15,9 +15,6 @@ use super::{
     tls_listen::ListenerTls,
 };
 
-/// Longest wait for a client's TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Bounds on what one listener takes from its clients.
 #[derive(Debug, Clone, Copy)]
 pub struct Bounds {
@@ -85,22 +82,27 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let reset = ResetSwitch::default();
         let service = ConnService { proxy: Arc::clone(&proxy), client, reset: reset.clone() };
-        let stream = ResetOnDrop::new(stream, reset);
+        let stream = ResetOnDrop::new(stream, reset.clone());
         if let Some(tls) = &tls {
-            // The handshake runs on the connection's own task, bounded like a request head.
-            let acceptor = tls.acceptor().clone();
+            // The handshake runs on the connection's own task, each half bounded like a request head (a
+            // stall injected by a TLS fault aside).
+            let tls = Arc::clone(tls);
+            let proxy = Arc::clone(&proxy);
             let builder = builder.clone();
             let watcher = graceful.watcher();
             tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(tls_stream)) => {
+                let handshake = tls
+                    .handshake(stream, &reset, |sni| proxy.decide_tls(sni, client.ip()), |ids| proxy.tls_running(ids))
+                    .await;
+                proxy.count_handshake(&handshake);
+                match handshake.result {
+                    Ok(tls_stream) => {
                         let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
                         if let Err(e) = watcher.watch(conn.into_owned()).await {
                             tracing::debug!(%client, error = %e, "connection ended with an error");
                         }
                     }
-                    Ok(Err(e)) => tracing::debug!(%client, error = %e, "TLS handshake failed"),
-                    Err(_) => tracing::debug!(%client, "TLS handshake timed out"),
+                    Err(e) => tracing::debug!(listener = %proxy.name(), %client, error = %e, "no TLS session"),
                 }
                 drop(slot);
             });

@@ -1,6 +1,11 @@
 //! The request path of a reverse-proxy listener: route → decide → act → forward.
 
-use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc};
+use std::{
+    future::Future,
+    net::{IpAddr, SocketAddr},
+    pin::Pin,
+    sync::Arc,
+};
 
 use arc_swap::ArcSwap;
 use http::{Method, Request, Response};
@@ -13,13 +18,14 @@ use super::{
     forward::{self, TunnelPlan},
     grpc::GrpcCutBody,
     headers, respond,
+    tls_listen::Handshake,
     upstream::Upstream,
 };
 use crate::{
     config::{ListenerConfig, Mode, RouteId},
-    experiment::{guard::Health, RuleSet},
+    experiment::{guard::Health, RuleSet, TlsDecision},
     fault::{BodyPlan, Disconnect, Fault, GrpcStream, RequestView, ResponsePlan},
-    telemetry::metrics::{Metrics, Outcome, RouteCounters},
+    telemetry::metrics::{Metrics, Outcome, RouteCounters, TlsCounters},
 };
 
 struct Route {
@@ -61,6 +67,8 @@ pub struct ReverseProxy {
     cap: Arc<FaultCap>,
     /// Real upstream outcomes per route, for guards.
     health: Arc<Health>,
+    /// Handshake counters, when the listener terminates TLS.
+    tls_counters: Option<TlsCounters>,
 }
 
 impl ReverseProxy {
@@ -72,7 +80,47 @@ impl ReverseProxy {
         health: Arc<Health>,
     ) -> Self {
         let routes = ArcSwap::from_pointee(Self::routes_of(listener, metrics));
-        ReverseProxy { name: listener.name.as_str().into(), mode: listener.mode, routes, rules, cap, health }
+        let tls_counters = listener.tls.as_ref().map(|_| metrics.tls_counters(&listener.name));
+        ReverseProxy {
+            name: listener.name.as_str().into(),
+            mode: listener.mode,
+            routes,
+            rules,
+            cap,
+            health,
+            tls_counters,
+        }
+    }
+
+    /// What the running TLS faults do to a handshake from `client_ip` asking for `sni`; `None`: nothing.
+    pub fn decide_tls(&self, sni: Option<&str>, client_ip: IpAddr) -> Option<TlsDecision> {
+        let rules = self.rules.load();
+        if !rules.has_tls(&self.name) {
+            return None;
+        }
+        let decision = rules.decide_tls(&self.name, sni, client_ip, tokio::time::Instant::now())?;
+        tracing::debug!(
+            listener = %self.name,
+            ?sni,
+            %client_ip,
+            experiments = ?decision.experiments,
+            stall = ?decision.stall,
+            end = ?decision.end.as_ref().map(|(_, f)| f),
+            "TLS fault on a handshake"
+        );
+        Some(decision)
+    }
+
+    /// Whether any of `experiments` still runs TLS faults on this listener.
+    pub fn tls_running(&self, experiments: &[Arc<str>]) -> bool {
+        self.rules.load().tls_running(&self.name, experiments)
+    }
+
+    /// Counts a finished handshake in `edgefault_tls_handshakes_total`.
+    pub fn count_handshake(&self, handshake: &Handshake) {
+        if let Some(c) = &self.tls_counters {
+            c.count(handshake);
+        }
     }
 
     fn routes_of(listener: &ListenerConfig, metrics: &Metrics) -> Vec<Route> {
@@ -184,8 +232,9 @@ impl ReverseProxy {
                     | Fault::Drip(_)
                     | Fault::Rewrite(_)
                     | Fault::Body(_)
-                    // Toxic rules are never filed under HTTP routes (`RuleSet::build`).
-                    | Fault::Toxic(_) => {
+                    // Toxic and TLS rules are never filed under HTTP routes (`RuleSet::build`).
+                    | Fault::Toxic(_)
+                    | Fault::Tls(_) => {
                         let acts = Acts {
                             injected: true,
                             body: d.body,

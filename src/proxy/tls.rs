@@ -52,6 +52,8 @@ pub enum TlsSetupError {
     BadKey { path: PathBuf, message: String },
     #[error("{0:?} is not a valid TLS server name")]
     ServerName(String),
+    #[error("{path}: {message}")]
+    BadIssuer { path: PathBuf, message: String },
 }
 
 /// The TLS side of one route's upstream: trust, the name sent as SNI and checked in the certificate, and

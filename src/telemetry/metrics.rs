@@ -121,8 +121,31 @@ impl TcpCounters {
     }
 }
 
+/// A TLS listener's handshake counters, resolved once when it starts.
+#[derive(Clone)]
+pub struct TlsCounters {
+    ok: Counter,
+    failed: Counter,
+    timed_out: Counter,
+    injected: Counter,
+}
+
+impl TlsCounters {
+    /// A handshake that ended: completed, failed (the client's doing), timed out, or acted on by a TLS fault.
+    pub fn count(&self, result: &crate::proxy::tls_listen::Handshake) {
+        use crate::proxy::tls_listen::HandshakeError as E;
+        match &result.result {
+            _ if result.injected => self.injected.inc(),
+            Ok(_) => self.ok.inc(),
+            Err(E::TimedOut) => self.timed_out.inc(),
+            Err(_) => self.failed.inc(),
+        };
+    }
+}
+
 pub struct Metrics {
     registry: Mutex<Registry>,
+    tls_handshakes: Family<TcpConnectionLabels, Counter>,
     tcp_connections: Family<TcpConnectionLabels, Counter>,
     tcp_bytes: Family<TcpBytesLabels, Counter>,
     tcp_open: Family<ListenerLabels, Gauge>,
@@ -211,6 +234,12 @@ impl Default for Metrics {
         );
         let tcp_open = Family::<ListenerLabels, Gauge>::default();
         registry.register("tcp_connections_open", "Connections of TCP listeners open now", tcp_open.clone());
+        let tls_handshakes = Family::<TcpConnectionLabels, Counter>::default();
+        registry.register(
+            "tls_handshakes",
+            "TLS handshakes of listeners that terminate TLS, by listener and outcome (ok, failed, timeout, injected: a TLS fault acted)",
+            tls_handshakes.clone(),
+        );
         let config_reloads = Family::<OutcomeLabel, Counter>::default();
         registry.register(
             "config_reloads",
@@ -219,6 +248,7 @@ impl Default for Metrics {
         );
         Metrics {
             config_reloads,
+            tls_handshakes,
             registry: Mutex::new(registry),
             tcp_connections,
             tcp_bytes,
@@ -278,6 +308,13 @@ impl Metrics {
             faults_active: self.faults_active.get(),
             faults_overflow: self.faults_overflow.get(),
         }
+    }
+
+    pub fn tls_counters(&self, listener: &str) -> TlsCounters {
+        let get = |outcome| {
+            self.tls_handshakes.get_or_create(&TcpConnectionLabels { listener: listener.to_owned(), outcome }).clone()
+        };
+        TlsCounters { ok: get("ok"), failed: get("failed"), timed_out: get("timeout"), injected: get("injected") }
     }
 
     pub fn tcp_counters(&self, listener: &str) -> TcpCounters {

@@ -32,6 +32,8 @@ pub(super) fn ends_request(f: &pb::Fault) -> bool {
         Some(K::FirstByteDelay(_)) | Some(K::Drip(_)) | Some(K::Rewrite(_)) | Some(K::Body(_)) => false,
         // Acts on TCP connections, not requests.
         Some(K::Toxic(_)) => false,
+        // Ends the handshake, and with it the connection.
+        Some(K::Tls(t)) => !matches!(t.kind, Some(pb::tls_fault::Kind::Stall(_)) | None),
     }
 }
 
@@ -40,8 +42,8 @@ pub(super) fn ends_request(f: &pb::Fault) -> bool {
 pub(super) fn convert(kind: &pb::fault::Kind, path: &str, limits: &Limits, c: &mut Collector) -> Option<Fault> {
     use pb::fault::Kind as K;
     match kind {
-        // Converted by `validate_spec` itself (toxics by `convert::tcp`).
-        K::Abort(_) | K::Delay(_) | K::Toxic(_) => None,
+        // Converted by `validate_spec` itself (toxics by `convert::tcp`, TLS faults by `convert::tls`).
+        K::Abort(_) | K::Delay(_) | K::Toxic(_) | K::Tls(_) => None,
         K::Hang(h) => hang(h, &format!("{path}.hang"), limits, c).map(Fault::Hang),
         K::Reset(r) => Some(Fault::Reset(Reset { after_bytes: r.after_bytes })),
         K::Blackhole(b) => {

@@ -100,6 +100,7 @@ fn http_matchers(m: &pb::Match) -> Vec<&'static str> {
         ("methods", !m.methods.is_empty()),
         ("headers", !m.headers.is_empty()),
         ("query", !m.query.is_empty()),
+        ("grpc", m.grpc.is_some()),
     ];
     set.into_iter().filter(|(_, on)| *on).map(|(name, _)| name).collect()
 }
@@ -111,8 +112,10 @@ pub(super) fn check_kinds(spec: &pb::ExperimentSpec, topology: Option<&Topology>
     let m = spec.r#match.as_ref().unwrap_or(&default_match);
     let toxic_at: Vec<usize> =
         (0..spec.faults.len()).filter(|&i| matches!(spec.faults[i].kind, Some(pb::fault::Kind::Toxic(_)))).collect();
-    let http_at: Vec<usize> =
-        (0..spec.faults.len()).filter(|&i| !toxic_at.contains(&i) && spec.faults[i].kind.is_some()).collect();
+    // TLS faults are kept apart by `convert::tls`.
+    let http_at: Vec<usize> = (0..spec.faults.len())
+        .filter(|&i| !toxic_at.contains(&i) && !matches!(spec.faults[i].kind, Some(pb::fault::Kind::Tls(_)) | None))
+        .collect();
     // The TCP listeners the match names, by field path.
     let named_tcp: Vec<(String, &str)> = match topology {
         Some(t) => m

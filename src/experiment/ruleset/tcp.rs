@@ -2,20 +2,14 @@
 //! connection first meets it (at open, or at its first look after the experiment started); the toxics of
 //! the experiments that selected it then apply to every chunk of data until those experiments end.
 
-use std::{
-    net::IpAddr,
-    sync::{atomic::Ordering, Arc},
-};
+use std::{net::IpAddr, sync::Arc};
 
-use http::{HeaderMap, Method};
 use tokio::time::Instant;
 
-use rand::RngExt;
-
-use super::{Counters, Rule, RuleSet};
+use super::{Rule, RuleSet};
 use crate::{
     config::RouteId,
-    fault::{Fault, RequestRng, RequestView, Toxic},
+    fault::{Fault, Toxic},
 };
 
 /// One toxic in force on a connection.
@@ -92,7 +86,7 @@ impl ConnectionRules {
                 match self.met.iter().position(|m| Arc::ptr_eq(&m.rule, rule)) {
                     Some(i) => met.push(self.met.swap_remove(i)),
                     None => {
-                        let selected = select(rule, self.client_ip, now);
+                        let selected = rule.select_connection(None, self.client_ip, now).map(|(seed, _)| seed);
                         met.push(Met { rule: Arc::clone(rule), selected, since: now });
                     }
                 }
@@ -128,7 +122,8 @@ impl ConnectionRules {
                     | Fault::FirstByteDelay(_)
                     | Fault::Drip(_)
                     | Fault::Rewrite(_)
-                    | Fault::Body(_) => None,
+                    | Fault::Body(_)
+                    | Fault::Tls(_) => None,
                 })
             })
             .collect();
@@ -139,45 +134,9 @@ impl ConnectionRules {
     }
 }
 
-/// Whether `rule` selects a connection from `client_ip` now: in scope (`client_cidrs`), let through by the
-/// trigger (counting connections), then sampled by the percentage (or the sticky client address).
-/// `Some(seed)` for the connection's toxics when selected.
-fn select(rule: &Rule, client_ip: IpAddr, now: Instant) -> Option<u64> {
-    if now >= rule.ends_at {
-        return None;
-    }
-    let headers = HeaderMap::new();
-    let view = RequestView { method: &Method::GET, host: None, path: "", query: None, headers: &headers, client_ip };
-    if !rule.matcher.matches(&view) {
-        return None;
-    }
-    let n = rule.counters.matched.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
-    if rule.trigger.is_some_and(|t| !t.fires(n, now.saturating_duration_since(rule.started))) {
-        return None;
-    }
-    let mut rng = RequestRng::next(rule.seed, &rule.draws);
-    let percentage = match rule.timeline_state(now) {
-        Some(state) => state.percentage,
-        None => rule.percentage,
-    };
-    let selected = match &rule.sticky {
-        Some(key) => key.selects(&view, rule.seed, percentage),
-        None => percentage.select(&mut rng),
-    };
-    if !selected {
-        return None;
-    }
-    if rule.dry_run {
-        Counters::bump(&rule.counters.would_inject);
-        return None;
-    }
-    Counters::bump(&rule.counters.injected);
-    Some(rng.rng().random())
-}
-
 #[cfg(test)]
 mod tests {
-    use std::{net::Ipv4Addr, time::Duration};
+    use std::{net::Ipv4Addr, sync::atomic::Ordering, time::Duration};
 
     use super::*;
     use crate::{

@@ -1,0 +1,149 @@
+//! The rule set as a TLS handshake sees it: decided once per connection, when its ClientHello arrives.
+
+use std::{net::IpAddr, sync::Arc, time::Duration};
+
+use tokio::time::Instant;
+
+use super::{Counters, RuleSet};
+use crate::fault::{Fault, TlsFault};
+
+/// What the TLS rules decided for one handshake.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct TlsDecision {
+    /// How long to hold the handshake after the ClientHello: the sum of every selected stall, each at most
+    /// until its experiment ends.
+    pub stall: Duration,
+    /// The fault that ends the handshake (alert, reset, bad certificate) of the earliest-started selected
+    /// experiment that has one, with that experiment's id.
+    pub end: Option<(Arc<str>, TlsFault)>,
+    /// The experiments that acted, in start order.
+    pub experiments: Vec<Arc<str>>,
+}
+
+impl RuleSet {
+    /// Whether any TLS fault may act on the handshakes of `listener`.
+    pub fn has_tls(&self, listener: &str) -> bool {
+        self.tls.iter().any(|(l, _)| &**l == listener)
+    }
+
+    /// Whether any of `experiments` still acts on the handshakes of `listener` (a stalled handshake goes on
+    /// once none does).
+    pub fn tls_running(&self, listener: &str, experiments: &[Arc<str>]) -> bool {
+        self.tls
+            .iter()
+            .filter(|(l, _)| &**l == listener)
+            .flat_map(|(_, rules)| rules.iter())
+            .any(|r| experiments.contains(&r.id))
+    }
+
+    /// Decides what a handshake on `listener` from `client_ip`, asking for `sni`, gets. `None`: nothing.
+    ///
+    /// Every experiment in scope is sampled independently, in start order. A selected experiment applies its
+    /// faults (of its current phase) in order: its stalls add to the handshake's; its first fault that ends
+    /// the handshake ends its list. The handshake is then held for the sum of the stalls, and ended by the
+    /// ending fault of the earliest-started selected experiment that has one, if any, else completed.
+    pub fn decide_tls(
+        &self,
+        listener: &str,
+        sni: Option<&str>,
+        client_ip: IpAddr,
+        now: Instant,
+    ) -> Option<TlsDecision> {
+        let (_, rules) = self.tls.iter().find(|(l, _)| &**l == listener)?;
+        let mut decision = TlsDecision::default();
+        for rule in rules.iter() {
+            let Some((_, in_phase)) = rule.select_connection(sni, client_ip, now) else {
+                continue;
+            };
+            let left = rule.ends_at.saturating_duration_since(now);
+            // The index of the `tls` kind in the counters, once a fault acted.
+            let mut acted = None;
+            for f in rule.faults.iter().take(in_phase.end).skip(in_phase.start) {
+                // Validation keeps an experiment's faults all TLS faults or none.
+                let Fault::Tls(fault) = f else { continue };
+                match fault {
+                    TlsFault::Stall(hold) => {
+                        decision.stall = decision.stall.saturating_add(hold.map_or(left, |h| h.min(left)));
+                        acted = Some(f.kind_index());
+                    }
+                    ending => {
+                        if decision.end.is_none() {
+                            decision.end = Some((Arc::clone(&rule.id), ending.clone()));
+                            acted = Some(f.kind_index());
+                        }
+                        break;
+                    }
+                }
+            }
+            if let Some(kind) = acted {
+                Counters::bump(&rule.counters.by_kind[kind]);
+                decision.experiments.push(Arc::clone(&rule.id));
+            }
+        }
+        (!decision.experiments.is_empty()).then_some(decision)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::{
+        config::Topology,
+        experiment::{ExperimentDef, Rule},
+        fault::{CertificateProblem, Percentage, TlsAlert},
+    };
+
+    fn topology() -> Topology {
+        Topology::new(vec![("web".into(), vec!["default".into()]), ("secure".into(), vec!["app".into()])])
+            .with_tls_listeners(vec!["secure".into()])
+    }
+
+    fn rule(seq: u64, pct: f64, faults: Vec<TlsFault>) -> Arc<Rule> {
+        let def = ExperimentDef {
+            percentage: Percentage::new(pct).unwrap_or(Percentage::ALL),
+            ..ExperimentDef::new(
+                format!("r{seq}"),
+                Duration::from_secs(60),
+                faults.into_iter().map(Fault::Tls).collect(),
+            )
+        };
+        let ends = Instant::now() + Duration::from_secs(60);
+        Arc::new(Rule::new(format!("e{seq}").into(), seq, &def, seq, ends, Arc::default()))
+    }
+
+    const IP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    #[test]
+    fn tls_rules_are_filed_under_tls_listeners_only() {
+        let set = RuleSet::build(&topology(), vec![rule(1, 100.0, vec![TlsFault::Reset])]);
+        assert!(set.has_tls("secure"));
+        assert!(!set.has_tls("web"));
+        assert!(!set.targets(crate::config::RouteId::first()), "no request meets a TLS rule");
+        assert!(set.decide_tls("web", None, IP, Instant::now()).is_none());
+    }
+
+    /// Stalls add up (each within its experiment), the earliest experiment's ending fault wins, and a fault
+    /// after an ending one never runs.
+    #[test]
+    fn stalls_add_and_the_earliest_ending_fault_wins() {
+        let now = Instant::now();
+        let stall = TlsFault::Stall(Some(Duration::from_secs(2)));
+        let expired = TlsFault::Certificate(CertificateProblem::Expired);
+        let alert = TlsFault::Alert(TlsAlert::InternalError);
+        let set = RuleSet::build(
+            &topology(),
+            vec![
+                rule(1, 100.0, vec![stall.clone(), expired.clone(), TlsFault::Stall(None)]),
+                rule(2, 100.0, vec![TlsFault::Stall(None), alert]),
+                rule(3, 0.0, vec![TlsFault::Reset]),
+            ],
+        );
+        let d = set.decide_tls("secure", Some("a.example"), IP, now).expect("selected");
+        // 2 s, then until the second experiment's end (60 s from its creation, just after `now`).
+        assert!(d.stall >= Duration::from_secs(62) && d.stall < Duration::from_secs(63), "{:?}", d.stall);
+        assert_eq!(d.end, Some(("e1".into(), expired)));
+        assert_eq!(d.experiments, vec![Arc::<str>::from("e1"), "e2".into()]);
+    }
+}
