@@ -7,6 +7,20 @@ listeners:
   - name: {{ $proxy.listenerName | quote }}
     bind: {{ include "edgefault.hostPort" (list $proxy.host $proxy.port) | quote }}
     mode: reverse
+    {{- with ($proxy.tls).secretName }}
+    tls:
+      cert_file: /etc/edgefault-tls/listener/tls.crt
+      key_file: /etc/edgefault-tls/listener/tls.key
+      {{- if ($proxy.tls).faultIssuerSecretName }}
+      fault_issuer:
+        cert_file: /etc/edgefault-tls/fault-issuer/tls.crt
+        key_file: /etc/edgefault-tls/fault-issuer/tls.key
+      {{- end }}
+    {{- else }}
+    {{- if ($proxy.tls).faultIssuerSecretName }}
+    {{- fail "edgefault: proxy.tls.faultIssuerSecretName needs proxy.tls.secretName (TLS faults act on a listener that serves HTTPS)" }}
+    {{- end }}
+    {{- end }}
     routes:
       {{- range $proxy.routes }}
       - name: {{ .name | quote }}

@@ -62,6 +62,16 @@ volumeMounts:
   - name: edgefault-config
     mountPath: /etc/edgefault
     readOnly: true
+  {{- if (.Values.proxy.tls).secretName }}
+  - name: edgefault-tls
+    mountPath: /etc/edgefault-tls/listener
+    readOnly: true
+  {{- if (.Values.proxy.tls).faultIssuerSecretName }}
+  - name: edgefault-fault-issuer
+    mountPath: /etc/edgefault-tls/fault-issuer
+    readOnly: true
+  {{- end }}
+  {{- end }}
 {{- end -}}
 
 {{/* One probe's action. Takes (list context type httpPath). */}}
@@ -90,4 +100,14 @@ exec:
 - name: edgefault-config
   configMap:
     name: {{ include "edgefault.configMapName" . }}
+{{- with (.Values.proxy.tls).secretName }}
+- name: edgefault-tls
+  secret:
+    secretName: {{ . | quote }}
+{{- with ($.Values.proxy.tls).faultIssuerSecretName }}
+- name: edgefault-fault-issuer
+  secret:
+    secretName: {{ . | quote }}
+{{- end }}
+{{- end }}
 {{- end -}}
