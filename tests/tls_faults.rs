@@ -12,6 +12,7 @@ use std::{
 };
 
 use bytes::Bytes;
+use edgefault::pb::v1;
 use http::{Request, StatusCode};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use support::*;
@@ -102,6 +103,11 @@ async fn alerts_and_resets_end_the_handshake_and_the_experiment_ends_them() {
     let e = proxy.start("name: rst\nfaults: [{ tls: { handshake_failure: { reset: true } } }]\n").await;
     let err = request(proxy.addr, &pki.ca_pem, "localhost").await.expect_err("reset");
     assert!(err.contains("ConnectionReset"), "{err}");
+    let mut control = proxy.control().await;
+    let stats = control.get_stats(v1::GetStatsRequest { experiment_id: e.id.clone() }).await.expect("stats");
+    let x = &stats.into_inner().experiments[0];
+    assert_eq!(x.injected_by_kind.get("tls"), Some(&1), "{x:?}");
+    assert_eq!(x.stats.as_ref().map(|s| (s.matched, s.injected)), Some((1, 1)), "{x:?}");
     proxy.stop(&e.id).await;
 
     assert_eq!(request(proxy.addr, &pki.ca_pem, "localhost").await, Ok(StatusCode::OK), "stopped: served again");
