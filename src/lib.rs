@@ -12,18 +12,19 @@
 //! document.rs     experiment YAML (protobuf JSON mapping) → ExperimentSpec
 //! fault/          pure fault model: Matcher, Percentage, Trigger, StickyKey, Fault (one file per kind:
 //!                 abort, delay, hang, reset, truncate, throttle, rate_limit, first_byte, drip, rewrite, body,
-//!                 toxic, egress: blackhole/unresolvable/disconnect, grpc_stream), page/ (built-in error pages;
+//!                 toxic, tls, egress: blackhole/unresolvable/disconnect, grpc_stream), page/ (built-in error pages;
 //!                 custom.rs: the config's page templates)
 //! experiment/     Registry (lifecycle, timers) → RuleSet (immutable, indexed by route); timeline.rs (ramp,
 //!                 flap, phases), lease.rs, guard.rs, events.rs (the lifecycle event bus); ruleset/tcp.rs (the
-//!                 rules as one TCP connection meets them)
+//!                 rules as one TCP connection meets them), ruleset/tls.rs (as one TLS handshake does)
 //! scenario/       the scenario catalogue: parameters, expansion into experiments, builtin/*.yaml
 //! proxy/          data plane: listener, per-request service, upstream pool, responses it writes,
 //!                 act.rs (connection, body and response faults), cap.rs (concurrent-fault cap), tcp.rs (TCP
 //!                 listeners: byte relay with toxics), forward.rs (forward listeners: CONNECT tunnels), tls.rs
-//!                 (TLS origination), tls_listen.rs (TLS on listeners), grpc.rs (gRPC stream faults)
+//!                 (TLS origination), tls_listen.rs (TLS on listeners, TLS faults), grpc.rs (gRPC stream faults)
 //! control/        gRPC FaultControl service; convert.rs validates proto into domain values (convert/realism.rs
-//!                 and convert/response.rs for the realism faults, convert/tcp.rs for toxics, convert/traffic.rs
+//!                 and convert/response.rs for the realism faults, convert/tcp.rs for toxics, convert/tls.rs for
+//!                 TLS faults, convert/traffic.rs
 //!                 for gRPC matchers, convert/phases.rs); auth.rs (bearer tokens), audit.rs, limits.rs and
 //!                 guards.rs (safety checks), killswitch.rs, scenarios.rs (the scenario RPCs), events.rs
 //!                 (WatchEvents, GetStats)

@@ -42,6 +42,10 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const STALL_CHECK: Duration = Duration::from_millis(250);
 /// Fault certificates kept for reuse, by problem and name; past it, the cache starts over.
 const FAULT_CACHE: usize = 1024;
+/// How long a fault certificate is reused. Its dates are relative to when it was made (expired yesterday,
+/// valid from tomorrow, valid for 30 days), so it is made again well before they could drift into another
+/// problem.
+const FAULT_CERT_REUSE: Duration = Duration::from_secs(60 * 60);
 
 /// How often the certificate files are checked for changes.
 pub const RELOAD_CHECK: Duration = Duration::from_secs(2);
@@ -92,7 +96,8 @@ struct FaultCertificates {
     key: KeyPair,
     /// The issuer's certificate (sent after the fault's, as an intermediate would be) and its signer.
     issuer: Option<(CertificateDer<'static>, Issuer<'static, KeyPair>)>,
-    made: Mutex<HashMap<FaultKey, Arc<ServerConfig>>>,
+    /// Each with when it was made.
+    made: Mutex<HashMap<FaultKey, (tokio::time::Instant, Arc<ServerConfig>)>>,
 }
 
 /// How a handshake ended when it did not complete.
@@ -349,16 +354,19 @@ impl ListenerTls {
             (_, None) => first_name(&self.current.0.load().cert).unwrap_or_else(|| "localhost".into()),
         };
         let key = (problem.clone(), name);
+        let now = tokio::time::Instant::now();
         let mut made = self.faults.made.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(config) = made.get(&key) {
-            return Ok(Arc::clone(config));
+        if let Some((at, config)) = made.get(&key) {
+            if now.saturating_duration_since(*at) < FAULT_CERT_REUSE {
+                return Ok(Arc::clone(config));
+            }
         }
         let certified = self.faults.make(problem, &key.1)?;
         let config = server_config(&self.provider, Arc::new(Fixed(Arc::new(certified)))).map_err(|e| e.to_string())?;
         if made.len() >= FAULT_CACHE {
             made.clear();
         }
-        made.insert(key, Arc::clone(&config));
+        made.insert(key, (now, Arc::clone(&config)));
         Ok(config)
     }
 
