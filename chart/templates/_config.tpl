@@ -42,6 +42,13 @@ listeners:
         connect_timeout: {{ $proxy.connectTimeout }}
         timeout: {{ $proxy.timeout }}
       {{- end }}
+  {{- range .Values.tcpListeners }}
+  - name: {{ .name | quote }}
+    bind: {{ include "edgefault.hostPort" (list $proxy.host .port) | quote }}
+    mode: tcp
+    upstream: {{ .upstream | quote }}
+    connect_timeout: {{ default "5s" .connectTimeout }}
+  {{- end }}
 control:
   bind: {{ include "edgefault.hostPort" (list .Values.control.host .Values.control.port) | quote }}
 {{- if .Values.admin.enabled }}

@@ -18,6 +18,11 @@ ports:
   - name: edgefault-http
     containerPort: {{ .Values.proxy.port }}
     protocol: TCP
+  {{- range $i, $l := .Values.tcpListeners }}
+  - name: {{ printf "edgefault-tcp%d" $i }}
+    containerPort: {{ $l.port }}
+    protocol: TCP
+  {{- end }}
   {{- if include "edgefault.adminExposed" . }}
   - name: edgefault-admin
     containerPort: {{ .Values.admin.port }}

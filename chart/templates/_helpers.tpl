@@ -147,10 +147,18 @@ app.kubernetes.io/part-of: edgefault
 {{- if .Values.admin.enabled -}}
 {{- $ports = append $ports (int .Values.admin.port) -}}
 {{- end -}}
+{{- $listeners := list $proxy.listenerName -}}
+{{- range .Values.tcpListeners -}}
+{{- if or (has .name $listeners) (has .name $names) (and $proxy.upstream (eq .name "default")) -}}
+{{- fail (printf "edgefault: tcpListeners has %q, already the name of a listener or route; names must be unique" .name) -}}
+{{- end -}}
+{{- $listeners = append $listeners .name -}}
+{{- $ports = append $ports (int .port) -}}
+{{- end -}}
 {{- if and (not (include "edgefault.isLoopback" .Values.control.host)) (not .Values.control.tokenSecret.name) -}}
 {{- fail (printf "edgefault: control.host %s is not loopback: set control.tokenSecret.name (a Secret with an admin token); the server refuses to start with an open control port and no token" .Values.control.host) -}}
 {{- end -}}
 {{- if ne (len $ports) (len (uniq $ports)) -}}
-{{- fail (printf "edgefault: proxy.port, control.port and admin.port must differ (got %s)" (join ", " $ports)) -}}
+{{- fail (printf "edgefault: proxy.port, control.port, admin.port and the tcpListeners ports must differ (got %s)" (join ", " $ports)) -}}
 {{- end -}}
 {{- end -}}
