@@ -344,7 +344,8 @@ def full(raw, out):
         L.append("## Resources")
         L.append("")
         L.append("RSS = VmRSS from /proc, summed over a process and its children (nginx master + "
-                 "workers). Measured on the same processes before the throughput rounds.")
+                 "workers). Idle RSS: right after start, before any request; the other figures: on the "
+                 "same processes, before the throughput rounds.")
         L.append("")
     if idle:
         L.append("| process | idle RSS MiB |")

@@ -376,6 +376,19 @@ setup_target() {
     echo "git=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || echo '+dirty')"
 } >"$RAW/meta.txt"
 
+# ---------------------------------------------------------------- idle RSS
+# Right after start, before any request or experiment (the sanity pass below starts 1,000 experiments on
+# edgefault, and memory the allocator keeps afterwards is not what an idle sidecar holds).
+IDLE_RSS=()
+if has_res rss-idle; then
+    for p in edgefault haproxy nginx envoy upstream; do
+        [[ -n "${PID_OF[$p]:-}" ]] || continue
+        kb="$(python3 "$BENCH_DIR/procmon.py" rss "${PID_OF[$p]}")"
+        log "idle RSS $p: $kb kB"
+        IDLE_RSS+=("$p" "$kb")
+    done
+fi
+
 # ---------------------------------------------------------------- sanity
 # 20 requests per target: status histogram (and slowest time), so a broken
 # config shows up: abort targets must answer both 200 and 503, delay targets
@@ -422,14 +435,9 @@ print(json.dumps(d))' "$@" >>"$RES"
 
 # ---------------------------------------------------------------- resources (before load)
 if ((NEED_EF)); then setup_target edgefault; fi
-if has_res rss-idle; then
-    for p in "${PROXIES[@]}" upstream; do
-        [[ -n "${PID_OF[$p]:-}" ]] || continue
-        kb="$(python3 "$BENCH_DIR/procmon.py" rss "${PID_OF[$p]}")"
-        log "idle RSS $p: $kb kB"
-        jline rss-idle "$p" "{\"rss_kb\": $kb}"
-    done
-fi
+for ((i = 0; i < ${#IDLE_RSS[@]}; i += 2)); do
+    jline rss-idle "${IDLE_RSS[i]}" "{\"rss_kb\": ${IDLE_RSS[i + 1]}}"
+done
 if has_res conns; then
     for p in "${PROXIES[@]}"; do
         n=$IDLE_CONNS note=""
