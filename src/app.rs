@@ -147,6 +147,9 @@ impl Server {
         let control_audit = Arc::clone(&audit);
         let scenarios = Arc::clone(&config.scenarios);
         let control_tls = config.control_tls.clone();
+        if let Some(tls) = &control_tls {
+            tasks.spawn(Arc::clone(&tls.files).watch("control".to_owned(), stopped(stop.subscribe())));
+        }
         let control_metrics = Some(Arc::clone(&metrics));
         tasks.spawn(async move {
             if let Err(e) = control::serve(

@@ -23,6 +23,7 @@ use crate::{
     fault::{page::PageTemplates, HostPattern},
     pb::v1::ExperimentSpec,
     proxy::{
+        cert_files::CertFiles,
         tls::{Roots, TlsOrigin, TlsSetupError},
         tls_listen::ListenerTls,
     },
@@ -412,55 +413,60 @@ struct FileControlTls {
     client_ca_file: Option<PathBuf>,
 }
 
-/// TLS on the control port, read and checked when the config loads.
+/// TLS on the control port, read and checked when the config loads. The certificate pair is reloaded when
+/// its files change, as a listener's is; the client CA is read once.
 #[derive(Clone)]
 pub struct ControlTls {
-    pub cert_pem: Vec<u8>,
-    pub key_pem: Vec<u8>,
-    /// With it, every client must present a certificate this CA signed.
-    pub client_ca_pem: Option<Vec<u8>>,
+    pub files: Arc<CertFiles>,
+    /// Serves `files`; with a client CA, asks every client for a certificate it signed.
+    pub server: Arc<rustls::ServerConfig>,
+    pub mtls: bool,
 }
 
 impl fmt::Debug for ControlTls {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Never the key.
-        f.debug_struct("ControlTls").field("mtls", &self.client_ca_pem.is_some()).finish_non_exhaustive()
+        f.debug_struct("ControlTls").field("files", &self.files).field("mtls", &self.mtls).finish()
     }
 }
 
-/// `control.tls`: every file readable and holding what it should.
+/// `control.tls`: every file readable and holding what it should, the key the certificate's.
 fn control_tls(t: &FileControlTls, problems: &mut Vec<String>) -> Option<ControlTls> {
     use rustls::pki_types::{pem::PemObject, PrivateKeyDer};
-    let mut ok = true;
-    let mut read_certs = |path: &Path, field: &str| -> Option<Vec<u8>> {
-        match crate::proxy::tls::read_certificates(path) {
-            Ok(_) => std::fs::read(path).ok(),
-            Err(e) => {
-                problems.push(format!("control.tls.{field}: {e}"));
-                ok = false;
-                None
-            }
-        }
-    };
-    let cert_pem = read_certs(&t.cert_file, "cert_file");
-    let client_ca_pem = t.client_ca_file.as_deref().map(|p| read_certs(p, "client_ca_file"));
-    let key_pem = match std::fs::read(&t.key_file) {
-        Ok(pem) if PrivateKeyDer::from_pem_slice(&pem).is_ok() => Some(pem),
-        Ok(_) => {
-            problems.push(format!("control.tls.key_file: {} holds no PEM private key", t.key_file.display()));
+    let before = problems.len();
+    if let Err(e) = crate::proxy::tls::read_certificates(&t.cert_file) {
+        problems.push(format!("control.tls.cert_file: {e}"));
+    }
+    match std::fs::read(&t.key_file) {
+        Ok(pem) if PrivateKeyDer::from_pem_slice(&pem).is_ok() => {}
+        Ok(_) => problems.push(format!("control.tls.key_file: {} holds no PEM private key", t.key_file.display())),
+        Err(e) => problems.push(format!("control.tls.key_file: cannot read {}: {e}", t.key_file.display())),
+    }
+    let client_cas = match t.client_ca_file.as_deref().map(crate::proxy::tls::read_certificates) {
+        None => None,
+        Some(Ok(cas)) => Some(cas),
+        Some(Err(e)) => {
+            problems.push(format!("control.tls.client_ca_file: {e}"));
             None
         }
+    };
+    if problems.len() > before {
+        return None;
+    }
+    let files = match CertFiles::load(&t.cert_file, &t.key_file) {
+        Ok(files) => files,
         Err(e) => {
-            problems.push(format!("control.tls.key_file: cannot read {}: {e}", t.key_file.display()));
-            None
+            let field = if matches!(e, TlsSetupError::BadKey { .. }) { "key_file" } else { "cert_file" };
+            problems.push(format!("control.tls.{field}: {e}"));
+            return None;
         }
     };
-    match (ok, cert_pem, key_pem, client_ca_pem) {
-        (true, Some(cert_pem), Some(key_pem), None) => Some(ControlTls { cert_pem, key_pem, client_ca_pem: None }),
-        (true, Some(cert_pem), Some(key_pem), Some(Some(ca))) => {
-            Some(ControlTls { cert_pem, key_pem, client_ca_pem: Some(ca) })
+    match crate::control::tls::server_config(&files, client_cas.as_deref()) {
+        Ok(server) => Some(ControlTls { files: Arc::new(files), server, mtls: client_cas.is_some() }),
+        Err(e) => {
+            let field = if client_cas.is_some() { "client_ca_file" } else { "cert_file" };
+            problems.push(format!("control.tls.{field}: {e}"));
+            None
         }
-        _ => None,
     }
 }
 

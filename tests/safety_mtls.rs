@@ -46,7 +46,8 @@ fn pki() -> Pki {
     Pki { ca_pem: ca.pem(), server, client, stranger }
 }
 
-async fn mtls_server(pki: &Pki, audit: &std::path::Path) -> Server {
+/// The server, and the files of its certificate and key.
+async fn mtls_server(pki: &Pki, audit: &std::path::Path) -> (Server, std::path::PathBuf, std::path::PathBuf) {
     let dir_ca = temp_file("ca.pem", &pki.ca_pem);
     let cert = temp_file("server.pem", &pki.server.0);
     let key = temp_file("server.key", &pki.server.1);
@@ -59,7 +60,7 @@ async fn mtls_server(pki: &Pki, audit: &std::path::Path) -> Server {
         audit.display().to_string()
     );
     let config = Config::from_yaml(&yaml, "test", &Overrides::default()).expect("config");
-    Server::start(config).await.expect("server")
+    (Server::start(config).await.expect("server"), cert, key)
 }
 
 async fn client(
@@ -67,7 +68,16 @@ async fn client(
     pki: &Pki,
     identity: Option<&(String, String)>,
 ) -> Result<FaultControlClient<Channel>, String> {
-    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&pki.ca_pem)).domain_name("localhost");
+    client_trusting(server, &pki.ca_pem, identity).await
+}
+
+/// A client that trusts `server_ca` for the server's certificate.
+async fn client_trusting(
+    server: &Server,
+    server_ca: &str,
+    identity: Option<&(String, String)>,
+) -> Result<FaultControlClient<Channel>, String> {
+    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(server_ca)).domain_name("localhost");
     if let Some((cert, key)) = identity {
         tls = tls.identity(Identity::from_pem(cert, key));
     }
@@ -85,7 +95,7 @@ async fn client(
 async fn mtls_admits_the_ca_s_clients_and_names_them_in_the_audit_log() {
     let pki = pki();
     let audit = temp_file("audit.jsonl", "");
-    let server = mtls_server(&pki, &audit).await;
+    let (server, _, _) = mtls_server(&pki, &audit).await;
 
     let mut c = client(&server, &pki, Some(&pki.client)).await.expect("a client the CA signed connects");
     c.start_experiment(v1::StartExperimentRequest {
@@ -105,12 +115,46 @@ async fn mtls_admits_the_ca_s_clients_and_names_them_in_the_audit_log() {
     }
 }
 
+/// A renewed control certificate (here from another CA) is served to new connections within a few checks,
+/// with the running experiments untouched; a half-written pair keeps the old one.
+#[tokio::test]
+async fn a_renewed_control_certificate_is_served_without_a_restart() {
+    let (pki, renewed) = (pki(), pki());
+    let audit = temp_file("audit.jsonl", "");
+    let (server, cert, key) = mtls_server(&pki, &audit).await;
+    let mut c = client(&server, &pki, Some(&pki.client)).await.expect("connects");
+    c.start_experiment(v1::StartExperimentRequest {
+        spec: Some(spec("name: kept\nfaults: [{ abort: { http_status: 503 } }]\n")),
+    })
+    .await
+    .expect("started");
+
+    // The certificate without its key: refused, the old pair is still served.
+    std::fs::write(&cert, &renewed.server.0).expect("write cert");
+    tokio::time::sleep(edgefault::proxy::cert_files::RELOAD_CHECK * 2).await;
+    assert!(client(&server, &pki, Some(&pki.client)).await.is_ok(), "the previous certificate is still served");
+
+    std::fs::write(&key, &renewed.server.1).expect("write key");
+    let deadline = std::time::Instant::now() + edgefault::proxy::cert_files::RELOAD_CHECK * 5;
+    let mut c = loop {
+        // The client still proves itself with the first CA's certificate (the client CA is unchanged).
+        if let Ok(c) = client_trusting(&server, &renewed.ca_pem, Some(&pki.client)).await {
+            break c;
+        }
+        assert!(std::time::Instant::now() < deadline, "renewed certificate never served");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let listed = c.list_experiments(v1::ListExperimentsRequest::default()).await.expect("list").into_inner();
+    assert!(listed.experiments.iter().any(|e| e.spec.as_ref().is_some_and(|s| s.name == "kept")), "{listed:?}");
+    assert!(client(&server, &pki, Some(&pki.client)).await.is_err(), "the old CA no longer verifies the server");
+}
+
 // The server runs on the test's runtime while `ctl` runs as a blocking child process: two workers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctl_speaks_mtls() {
     let pki = pki();
     let audit = temp_file("audit.jsonl", "");
-    let server = mtls_server(&pki, &audit).await;
+    let (server, _, _) = mtls_server(&pki, &audit).await;
     let ca = temp_file("ca.pem", &pki.ca_pem);
     let cert = temp_file("client.pem", &pki.client.0);
     let key = temp_file("client.key", &pki.client.1);

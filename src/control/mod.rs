@@ -9,5 +9,6 @@ pub mod killswitch;
 pub mod limits;
 mod scenarios;
 mod service;
+pub mod tls;
 
 pub use service::{serve, FaultControlService, ServeOptions};

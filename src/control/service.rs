@@ -370,23 +370,18 @@ pub async fn serve(
         });
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?addr, "control service listening");
-    let mut server = tonic::transport::Server::builder();
-    if let Some(tls) = tls {
-        let mut config = tonic::transport::ServerTlsConfig::new()
-            .identity(tonic::transport::Identity::from_pem(&tls.cert_pem, &tls.key_pem));
-        if let Some(ca) = &tls.client_ca_pem {
-            config = config.client_ca_root(tonic::transport::Certificate::from_pem(ca));
-        }
-        server = server.tls_config(config)?;
-    }
-    let mut router = server.layer(AuthLayer::shared(tokens)).add_service(health_service).add_service(
-        v1::fault_control_server::FaultControlServer::new(
-            FaultControlService::new(registry, audit).with_scenarios(scenarios).with_events(metrics, closing),
-        )
-        .max_decoding_message_size(4 * 1024 * 1024),
-    );
+    let mut router =
+        tonic::transport::Server::builder().layer(AuthLayer::shared(tokens)).add_service(health_service).add_service(
+            v1::fault_control_server::FaultControlServer::new(
+                FaultControlService::new(registry, audit).with_scenarios(scenarios).with_events(metrics, closing),
+            )
+            .max_decoding_message_size(4 * 1024 * 1024),
+        );
     if let Ok(reflection) = reflection {
         router = router.add_service(reflection);
     }
-    router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown).await
+    match tls {
+        Some(tls) => router.serve_with_incoming_shutdown(super::tls::incoming(listener, tls.server), shutdown).await,
+        None => router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown).await,
+    }
 }

@@ -4,6 +4,7 @@
 pub mod act;
 pub mod body;
 pub mod cap;
+pub mod cert_files;
 pub mod forward;
 pub mod grpc;
 pub mod headers;

@@ -1,6 +1,5 @@
-//! TLS on a listener: certificate and key from PEM files, HTTP/1.1 and HTTP/2 offered by ALPN, and the
-//! files watched: a changed certificate is served to new connections without a restart; one that does
-//! not load is logged and the previous one kept.
+//! TLS on a listener: certificate and key from PEM files ([`CertFiles`], reloaded when they change),
+//! HTTP/1.1 and HTTP/2 offered by ALPN.
 //!
 //! Every handshake starts by reading the client's ClientHello; when TLS faults are running on the listener
 //! the experiments decide then, from the name the client asked for (SNI) and its address, whether the
@@ -10,16 +9,15 @@
 use std::{
     collections::HashMap,
     fmt, io,
-    path::{Path, PathBuf},
+    path::Path,
     sync::{Arc, Mutex},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use arc_swap::ArcSwap;
 use rcgen::{CertificateParams, DnType, Issuer, KeyPair, PublicKeyData};
 use rustls::{
     crypto::{ring::sign::any_supported_type, CryptoProvider},
-    pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer},
+    pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer},
     server::{Acceptor, ClientHello, ResolvesServerCert},
     sign::CertifiedKey,
     ServerConfig,
@@ -27,8 +25,10 @@ use rustls::{
 use tokio::io::AsyncWriteExt;
 use tokio_rustls::{server::TlsStream, LazyConfigAcceptor, StartHandshake};
 
+pub use super::cert_files::RELOAD_CHECK;
 use super::{
     act::{ResetOnDrop, ResetSwitch},
+    cert_files::CertFiles,
     tls::{read_certificates, TlsSetupError},
 };
 use crate::{
@@ -47,12 +47,6 @@ const FAULT_CACHE: usize = 1024;
 /// problem.
 const FAULT_CERT_REUSE: Duration = Duration::from_secs(60 * 60);
 
-/// How often the certificate files are checked for changes.
-pub const RELOAD_CHECK: Duration = Duration::from_secs(2);
-
-/// Serves whatever certificate is current.
-struct Current(ArcSwap<CertifiedKey>);
-
 /// Serves one certificate (a fault's).
 #[derive(Debug)]
 struct Fixed(Arc<CertifiedKey>);
@@ -63,25 +57,9 @@ impl ResolvesServerCert for Fixed {
     }
 }
 
-impl fmt::Debug for Current {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Current")
-    }
-}
-
-impl ResolvesServerCert for Current {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.load_full())
-    }
-}
-
 /// The TLS side of a listener.
 pub struct ListenerTls {
-    cert_file: PathBuf,
-    key_file: PathBuf,
-    current: Arc<Current>,
-    /// Modification times of the files the current certificate came from.
-    loaded: Mutex<(Option<SystemTime>, Option<SystemTime>)>,
+    files: Arc<CertFiles>,
     config: Arc<ServerConfig>,
     provider: Arc<CryptoProvider>,
     faults: FaultCertificates,
@@ -123,12 +101,8 @@ pub struct Handshake {
 
 impl fmt::Debug for ListenerTls {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ListenerTls").field("cert_file", &self.cert_file).field("key_file", &self.key_file).finish()
+        f.debug_struct("ListenerTls").field("files", &self.files).finish_non_exhaustive()
     }
-}
-
-fn mtime(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 /// The listener's TLS configuration around `resolver`: safe defaults, no client certificates, HTTP/2 and
@@ -228,31 +202,15 @@ impl FaultCertificates {
     }
 }
 
-/// Reads a certificate chain and its private key, and checks that they belong together.
-fn load(cert_file: &Path, key_file: &Path) -> Result<CertifiedKey, TlsSetupError> {
-    let chain = read_certificates(cert_file)?;
-    let pem = std::fs::read(key_file).map_err(|source| TlsSetupError::Read { path: key_file.to_owned(), source })?;
-    let bad_key = |message: String| TlsSetupError::BadKey { path: key_file.to_owned(), message };
-    let key = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| bad_key(e.to_string()))?;
-    let signing = any_supported_type(&key).map_err(|e| bad_key(e.to_string()))?;
-    let certified = CertifiedKey::new(chain, signing);
-    certified.keys_match().map_err(|e| bad_key(format!("{e}: it is not the key of {}", cert_file.display())))?;
-    Ok(certified)
-}
-
 impl ListenerTls {
     pub fn new(cert_file: &Path, key_file: &Path) -> Result<ListenerTls, TlsSetupError> {
-        let stamps = (mtime(cert_file), mtime(key_file));
-        let current = Arc::new(Current(ArcSwap::from_pointee(load(cert_file, key_file)?)));
+        let files = Arc::new(CertFiles::load(cert_file, key_file)?);
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = server_config(&provider, Arc::clone(&current) as Arc<dyn ResolvesServerCert>)?;
+        let config = server_config(&provider, files.resolver())?;
         let key =
             KeyPair::generate().map_err(|e| TlsSetupError::System(format!("no key for fault certificates: {e}")))?;
         Ok(ListenerTls {
-            cert_file: cert_file.to_owned(),
-            key_file: key_file.to_owned(),
-            current,
-            loaded: Mutex::new(stamps),
+            files,
             config,
             provider,
             faults: FaultCertificates { key, issuer: None, made: Mutex::default() },
@@ -351,7 +309,7 @@ impl ListenerTls {
         let name: Box<str> = match (problem, sni) {
             (CertificateProblem::WrongName(name), _) => name.as_ref().into(),
             (_, Some(sni)) => sni.to_ascii_lowercase().into(),
-            (_, None) => first_name(&self.current.0.load().cert).unwrap_or_else(|| "localhost".into()),
+            (_, None) => first_name(&self.files.chain()).unwrap_or_else(|| "localhost".into()),
         };
         let key = (problem.clone(), name);
         let now = tokio::time::Instant::now();
@@ -370,36 +328,13 @@ impl ListenerTls {
         Ok(config)
     }
 
-    /// Loads the files again if either changed since the last load. `Ok(true)`: a new certificate is
-    /// served from now on; an error leaves the current one in place.
+    /// Loads the certificate files again if either changed; see [`CertFiles::reload_if_changed`].
     pub fn reload_if_changed(&self) -> Result<bool, TlsSetupError> {
-        let stamps = (mtime(&self.cert_file), mtime(&self.key_file));
-        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        if *loaded == stamps {
-            return Ok(false);
-        }
-        // Remember the attempt either way: a broken file is reported once, not every check.
-        *loaded = stamps;
-        let certified = load(&self.cert_file, &self.key_file)?;
-        self.current.0.store(Arc::new(certified));
-        Ok(true)
+        self.files.reload_if_changed()
     }
 
-    /// Checks the files every [`RELOAD_CHECK`] until `stop` resolves.
+    /// Checks the certificate files every [`RELOAD_CHECK`] until `stop` resolves.
     pub async fn watch(self: Arc<Self>, listener: String, stop: impl std::future::Future<Output = ()>) {
-        tokio::pin!(stop);
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep(RELOAD_CHECK) => {}
-                () = &mut stop => return,
-            }
-            match self.reload_if_changed() {
-                Ok(true) => tracing::info!(%listener, cert = %self.cert_file.display(), "TLS certificate reloaded"),
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::error!(%listener, error = %e, "TLS certificate not reloaded; the previous one is still served")
-                }
-            }
-        }
+        Arc::clone(&self.files).watch(listener, stop).await
     }
 }

@@ -1,0 +1,94 @@
+//! TLS on the control port: HTTP/2 only, the certificate from [`CertFiles`] (reloaded when its files
+//! change), and with a client CA, mutual TLS. Handshakes run on tasks of their own, so a slow client never
+//! holds up the accept loop; the streams that complete are handed to tonic, which reads the client's
+//! certificate from them ([`tonic::Request::peer_certs`]).
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use rustls::{pki_types::CertificateDer, server::WebPkiClientVerifier, RootCertStore, ServerConfig};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::mpsc,
+};
+use tokio_rustls::{server::TlsStream, TlsAcceptor};
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::proxy::cert_files::CertFiles;
+
+/// Longest wait for a client's handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Completed handshakes waiting for tonic to take them.
+const QUEUE: usize = 64;
+
+/// The server side of the control port's TLS. `client_cas`: the CAs whose certificates clients must
+/// present (mTLS); `None`: no client certificate asked for. An error says what is wrong with the CAs.
+pub fn server_config(
+    files: &CertFiles,
+    client_cas: Option<&[CertificateDer<'static>]>,
+) -> Result<Arc<ServerConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let builder = match client_cas {
+        None => builder.with_no_client_auth(),
+        Some(cas) => {
+            let mut roots = RootCertStore::empty();
+            for (i, ca) in cas.iter().enumerate() {
+                roots.add(ca.clone()).map_err(|e| format!("certificate {i} is not a usable CA: {e}"))?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| e.to_string())?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_cert_resolver(files.resolver());
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Accepts connections on `listener` and yields those whose handshake completed, until the stream is
+/// dropped (tonic drops it when the server stops).
+pub fn incoming(
+    listener: TcpListener,
+    config: Arc<ServerConfig>,
+) -> ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>> {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let acceptor = TlsAcceptor::from(config);
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = tx.closed() => return,
+            };
+            match accepted {
+                Ok((tcp, peer)) => {
+                    tokio::spawn(handshake(acceptor.clone(), tcp, peer, tx.clone()));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little rather than spin.
+                    tracing::warn!(error = %e, "control port: accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+    });
+    ReceiverStream::new(rx)
+}
+
+async fn handshake(
+    acceptor: TlsAcceptor,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    tx: mpsc::Sender<Result<TlsStream<TcpStream>, std::io::Error>>,
+) {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => {
+            let _ = tx.send(Ok(stream)).await;
+        }
+        // Logged here, not passed on: a client's failed handshake is no error of the server.
+        Ok(Err(e)) => tracing::info!(%peer, error = %e, "control port: TLS handshake refused"),
+        Err(_) => tracing::info!(%peer, "control port: TLS handshake timed out"),
+    }
+}
