@@ -12,7 +12,7 @@ use tokio::{net::TcpListener, sync::Semaphore};
 use super::{
     act::{ResetOnDrop, ResetSwitch},
     service::{ConnService, ReverseProxy},
-    tls_listen::ListenerTls,
+    tls_listen::{HandshakeError, ListenerTls},
 };
 
 /// Bounds on what one listener takes from its clients.
@@ -101,6 +101,10 @@ pub async fn serve(
                         if let Err(e) = watcher.watch(conn.into_owned()).await {
                             tracing::debug!(%client, error = %e, "connection ended with an error");
                         }
+                    }
+                    // Ours to fix, not the client's doing.
+                    Err(e @ HandshakeError::FaultCertificate(_)) => {
+                        tracing::warn!(listener = %proxy.name(), %client, error = %e, "no TLS session")
                     }
                     Err(e) => tracing::debug!(listener = %proxy.name(), %client, error = %e, "no TLS session"),
                 }

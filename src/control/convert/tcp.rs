@@ -90,19 +90,10 @@ pub(super) fn convert(t: &pb::ToxicFault, path: &str, limits: &Limits, c: &mut C
     Some(Fault::Toxic(Toxic { direction: direction?, kind }))
 }
 
-/// The HTTP-only conditions of a match, by field name, that are set.
+/// The HTTP-only conditions of a match, by field name, that are set: a TCP connection has no host either.
 fn http_matchers(m: &pb::Match) -> Vec<&'static str> {
-    let set = [
-        ("hosts", !m.hosts.is_empty()),
-        ("path_prefix", !m.path_prefix.is_empty()),
-        ("path_exact", !m.path_exact.is_empty()),
-        ("path_regex", !m.path_regex.is_empty()),
-        ("methods", !m.methods.is_empty()),
-        ("headers", !m.headers.is_empty()),
-        ("query", !m.query.is_empty()),
-        ("grpc", m.grpc.is_some()),
-    ];
-    set.into_iter().filter(|(_, on)| *on).map(|(name, _)| name).collect()
+    let hosts = (!m.hosts.is_empty()).then_some("hosts");
+    hosts.into_iter().chain(super::tls::request_matchers(m)).collect()
 }
 
 /// Keeps TCP and HTTP apart (see the module's doc). `topology`: `None` when validated without the server's

@@ -116,8 +116,9 @@ pub(super) fn convert(t: &pb::TlsFault, path: &str, limits: &Limits, c: &mut Col
     Some(Fault::Tls(fault))
 }
 
-/// The conditions of a match that a handshake cannot show, by field name, that are set.
-fn request_matchers(m: &pb::Match) -> Vec<&'static str> {
+/// The conditions of a match that only a request shows (not a connection or a handshake), by field name,
+/// that are set. `hosts` is not one: a handshake has the SNI name.
+pub(super) fn request_matchers(m: &pb::Match) -> Vec<&'static str> {
     let set = [
         ("path_prefix", !m.path_prefix.is_empty()),
         ("path_exact", !m.path_exact.is_empty()),
