@@ -352,7 +352,10 @@ else
       sed -i -e 's#/etc/edgefault-tls/listener/tls.crt#examples/ingress/certs/localhost.crt#' \
         -e 's#/etc/edgefault-tls/listener/tls.key#examples/ingress/certs/localhost.key#' \
         -e 's#/etc/edgefault-tls/fault-issuer/tls.crt#examples/ingress/certs/ca.crt#' \
-        -e 's#/etc/edgefault-tls/fault-issuer/tls.key#examples/ingress/certs/ca.key#' "$config"
+        -e 's#/etc/edgefault-tls/fault-issuer/tls.key#examples/ingress/certs/ca.key#' \
+        -e 's#/etc/edgefault-tls/control/tls.crt#examples/ingress/certs/localhost.crt#' \
+        -e 's#/etc/edgefault-tls/control/tls.key#examples/ingress/certs/localhost.key#' \
+        -e 's#/etc/edgefault-tls/control-clients/[^"]*#examples/ingress/certs/ca.crt#' "$config"
     fi
     # A control port off loopback needs a token; the pods get it from control.tokenSecret (the chart
     # refuses to render without one), so a stand-in token takes its place here.

@@ -51,6 +51,18 @@ listeners:
   {{- end }}
 control:
   bind: {{ include "edgefault.hostPort" (list .Values.control.host .Values.control.port) | quote }}
+  {{- with (.Values.control.tls).secretName }}
+  tls:
+    cert_file: /etc/edgefault-tls/control/tls.crt
+    key_file: /etc/edgefault-tls/control/tls.key
+    {{- if ($.Values.control.tls).clientCASecretName }}
+    client_ca_file: {{ printf "/etc/edgefault-tls/control-clients/%s" (default "ca.crt" $.Values.control.tls.clientCAKey) | quote }}
+    {{- end }}
+  {{- else }}
+  {{- if (.Values.control.tls).clientCASecretName }}
+  {{- fail "edgefault: control.tls.clientCASecretName needs control.tls.secretName (mTLS is TLS with client certificates)" }}
+  {{- end }}
+  {{- end }}
 {{- if .Values.admin.enabled }}
 admin:
   bind: {{ include "edgefault.hostPort" (list .Values.admin.host .Values.admin.port) | quote }}

@@ -67,6 +67,16 @@ volumeMounts:
   - name: edgefault-config
     mountPath: /etc/edgefault
     readOnly: true
+  {{- if (.Values.control.tls).secretName }}
+  - name: edgefault-control-tls
+    mountPath: /etc/edgefault-tls/control
+    readOnly: true
+  {{- if (.Values.control.tls).clientCASecretName }}
+  - name: edgefault-control-clients
+    mountPath: /etc/edgefault-tls/control-clients
+    readOnly: true
+  {{- end }}
+  {{- end }}
   {{- if (.Values.proxy.tls).secretName }}
   - name: edgefault-tls
     mountPath: /etc/edgefault-tls/listener
@@ -105,6 +115,16 @@ exec:
 - name: edgefault-config
   configMap:
     name: {{ include "edgefault.configMapName" . }}
+{{- with (.Values.control.tls).secretName }}
+- name: edgefault-control-tls
+  secret:
+    secretName: {{ . | quote }}
+{{- with ($.Values.control.tls).clientCASecretName }}
+- name: edgefault-control-clients
+  secret:
+    secretName: {{ . | quote }}
+{{- end }}
+{{- end }}
 {{- with (.Values.proxy.tls).secretName }}
 - name: edgefault-tls
   secret:

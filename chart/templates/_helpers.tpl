@@ -100,6 +100,10 @@ app.kubernetes.io/part-of: edgefault
 {{/* Resolved probe type: http, grpc, exec or none. */}}
 {{- define "edgefault.probeType" -}}
 {{- $type := .Values.probes.type -}}
+{{- $tls := (.Values.control.tls).secretName -}}
+{{- if and $tls (or (eq $type "grpc") (eq $type "exec") (and (eq $type "auto") (not (include "edgefault.adminExposed" .)))) -}}
+{{- fail "edgefault: with control.tls the probes go to the admin port over HTTP: keep admin.enabled=true with admin.host beyond loopback and probes.type auto or http (native gRPC and exec probes cannot speak TLS to the control port), or set probes.type none" -}}
+{{- end -}}
 {{- if eq $type "auto" -}}
 {{- if include "edgefault.adminExposed" . -}}http
 {{- else if include "edgefault.controlExposed" . -}}grpc
@@ -155,8 +159,8 @@ app.kubernetes.io/part-of: edgefault
 {{- $listeners = append $listeners .name -}}
 {{- $ports = append $ports (int .port) -}}
 {{- end -}}
-{{- if and (not (include "edgefault.isLoopback" .Values.control.host)) (not .Values.control.tokenSecret.name) -}}
-{{- fail (printf "edgefault: control.host %s is not loopback: set control.tokenSecret.name (a Secret with an admin token); the server refuses to start with an open control port and no token" .Values.control.host) -}}
+{{- if and (not (include "edgefault.isLoopback" .Values.control.host)) (not .Values.control.tokenSecret.name) (not (.Values.control.tls).clientCASecretName) -}}
+{{- fail (printf "edgefault: control.host %s is not loopback: set control.tokenSecret.name (a Secret with an admin token) or control.tls with clientCASecretName (mTLS); the server refuses to start with an open control port and no authentication" .Values.control.host) -}}
 {{- end -}}
 {{- if ne (len $ports) (len (uniq $ports)) -}}
 {{- fail (printf "edgefault: proxy.port, control.port, admin.port and the tcpListeners ports must differ (got %s)" (join ", " $ports)) -}}
