@@ -211,6 +211,33 @@ async fn a_stall_holds_the_handshake_then_lets_it_go_on() {
     assert!(started.elapsed() >= Duration::from_millis(200));
 }
 
+/// A stalled handshake takes a slot of `limits.max_active_faults` for as long as it is held; with every
+/// slot taken, the next handshake goes on untouched.
+#[tokio::test]
+async fn stalls_are_bounded_by_the_fault_cap() {
+    let up = upstream().await;
+    let pki = pki();
+    let yaml = config(up, &pki, true) + "limits: { max_active_faults: 1 }\n";
+    let proxy = proxy_yaml(&yaml).await;
+    let e = proxy.start("name: stuck\nfaults: [{ tls: { stall: {} } }]\n").await;
+    let held = tokio::spawn({
+        let (addr, ca) = (proxy.addr, pki.ca_pem.clone());
+        async move { request(addr, &ca, "localhost").await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!held.is_finished(), "the first handshake is stalled");
+    // The one slot is taken: this handshake is not stalled.
+    let passed = tokio::time::timeout(Duration::from_secs(5), request(proxy.addr, &pki.ca_pem, "localhost")).await;
+    assert_eq!(passed.expect("not stalled"), Ok(StatusCode::OK));
+    proxy.stop(&e.id).await;
+    let done = tokio::time::timeout(Duration::from_secs(5), held).await.expect("released").expect("task");
+    assert_eq!(done, Ok(StatusCode::OK));
+    let admin = proxy.server.admin_addr().expect("admin");
+    let text =
+        String::from_utf8(get(&client(), &format!("http://{admin}/metrics")).await.body.to_vec()).expect("utf-8");
+    assert!(text.contains("edgefault_faults_overflow_total 1"), "{text}");
+}
+
 #[tokio::test]
 async fn tls_faults_are_refused_where_they_cannot_act() {
     let up = upstream().await;

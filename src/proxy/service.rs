@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use super::{
     act::{self, ActBody, Dropped, ResetSwitch},
     body::ProxyBody,
-    cap::FaultCap,
+    cap::{ActiveFault, FaultCap},
     forward::{self, TunnelPlan},
     grpc::GrpcCutBody,
     headers, respond,
@@ -93,11 +93,16 @@ impl ReverseProxy {
     }
 
     /// What the running TLS faults do to a handshake from `client_ip` asking for `sni`; `None`: nothing.
-    pub fn decide_tls(&self, sni: Option<&str>, client_ip: IpAddr) -> Option<TlsDecision> {
+    ///
+    /// As for requests, a handshake a rule could fault takes a slot of the fault cap first; with none free
+    /// it goes on untouched (not even counted as matched). The slot is kept while a stall holds the
+    /// handshake, and given back at once otherwise.
+    pub fn decide_tls(&self, sni: Option<&str>, client_ip: IpAddr) -> Option<(TlsDecision, Option<ActiveFault<'_>>)> {
         let rules = self.rules.load();
         if !rules.has_tls(&self.name) {
             return None;
         }
+        let slot = self.cap.try_acquire()?;
         let decision = rules.decide_tls(&self.name, sni, client_ip, tokio::time::Instant::now())?;
         tracing::debug!(
             listener = %self.name,
@@ -108,7 +113,8 @@ impl ReverseProxy {
             end = ?decision.end.as_ref().map(|(_, f)| f),
             "TLS fault on a handshake"
         );
-        Some(decision)
+        let held = (!decision.stall.is_zero()).then_some(slot);
+        Some((decision, held))
     }
 
     /// Whether any of `experiments` still runs TLS faults on this listener.

@@ -239,14 +239,14 @@ impl ListenerTls {
     }
 
     /// Runs the handshake of a new connection. `decide` is asked, once the ClientHello is in, what the TLS
-    /// faults do to it, given the name the client asked for; `running` tells whether any of the experiments
-    /// that acted still runs (a stall, and the fault after it, end once none does); `switch` resets the
-    /// connection for a reset.
-    pub async fn handshake(
+    /// faults do to it, given the name the client asked for, with a guard kept until the fault has acted
+    /// (a slot of the fault cap); `running` tells whether any of the experiments that acted still runs (a
+    /// stall, and the fault after it, end once none does); `switch` resets the connection for a reset.
+    pub async fn handshake<G>(
         &self,
         stream: ResetOnDrop,
         switch: &ResetSwitch,
-        decide: impl FnOnce(Option<&str>) -> Option<TlsDecision>,
+        decide: impl FnOnce(Option<&str>) -> Option<(TlsDecision, G)>,
         running: impl Fn(&[Arc<str>]) -> bool,
     ) -> Handshake {
         let hello = tokio::time::timeout(HANDSHAKE_TIMEOUT, LazyConfigAcceptor::new(Acceptor::default(), stream));
@@ -256,10 +256,12 @@ impl ListenerTls {
             Err(_) => return Handshake { result: Err(HandshakeError::TimedOut), injected: false },
         };
         let sni = start.client_hello().server_name().map(str::to_owned);
-        let Some(decision) = decide(sni.as_deref()) else {
+        let Some((decision, guard)) = decide(sni.as_deref()) else {
             return Handshake { result: complete(start, Arc::clone(&self.config)).await, injected: false };
         };
-        Handshake { result: self.fault(start, sni.as_deref(), decision, switch, running).await, injected: true }
+        let result = self.fault(start, sni.as_deref(), decision, switch, running).await;
+        drop(guard);
+        Handshake { result, injected: true }
     }
 
     async fn fault(
