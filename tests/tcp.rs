@@ -364,6 +364,11 @@ async fn tcp_and_http_do_not_mix() {
             "name: h\nmatch: { listeners: [db] }\nsticky: { header: x-user }\nfaults: [{ toxic: { latency: { latency: 1s } } }]\n",
             &["sticky"],
         ),
+        // Phases: an HTTP fault in a phase of a TCP experiment, and toxics that phases would have to change.
+        (
+            "name: i\nmatch: { listeners: [db] }\nduration: 10m\nfaults: [{ toxic: { latency: { latency: 1s } } }]\nphases:\n  - { name: calm, start: 0s }\n  - { name: storm, start: 1m, faults: [{ abort: { http_status: 503 } }] }\n",
+            &["phases[1].faults[0]", "phases"],
+        ),
     ];
     for (yaml, fields) in cases {
         let found = violations(&proxy, yaml).await;

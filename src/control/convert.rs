@@ -184,6 +184,14 @@ pub fn validate_spec(spec: &pb::ExperimentSpec, ctx: &Context<'_>) -> Result<Exp
     })
 }
 
+/// Every fault of a spec with its field path: `faults[i]`, then `phases[p].faults[i]`.
+fn fault_paths(spec: &pb::ExperimentSpec) -> impl Iterator<Item = (String, &pb::Fault)> {
+    let phases = spec.phases.iter().enumerate().flat_map(|(p, phase)| {
+        phase.faults.iter().enumerate().map(move |(i, f)| (format!("phases[{p}].faults[{i}]"), f))
+    });
+    spec.faults.iter().enumerate().map(|(i, f)| (format!("faults[{i}]"), f)).chain(phases)
+}
+
 /// Converts a list of faults whose field path is `prefix` ("faults", "phases[1].faults").
 fn convert_faults(list: &[pb::Fault], prefix: &str, limits: &Limits, c: &mut Collector) -> Vec<Fault> {
     if list.len() > MAX_LIST {

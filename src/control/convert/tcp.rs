@@ -101,12 +101,12 @@ fn http_matchers(m: &pb::Match) -> Vec<&'static str> {
 pub(super) fn check_kinds(spec: &pb::ExperimentSpec, topology: Option<&Topology>, c: &mut Collector) {
     let default_match = pb::Match::default();
     let m = spec.r#match.as_ref().unwrap_or(&default_match);
-    let toxic_at: Vec<usize> =
-        (0..spec.faults.len()).filter(|&i| matches!(spec.faults[i].kind, Some(pb::fault::Kind::Toxic(_)))).collect();
-    // TLS faults are kept apart by `convert::tls`.
-    let http_at: Vec<usize> = (0..spec.faults.len())
-        .filter(|&i| !toxic_at.contains(&i) && !matches!(spec.faults[i].kind, Some(pb::fault::Kind::Tls(_)) | None))
-        .collect();
+    // Where the toxics and the HTTP faults are, in `faults` and in every phase's (TLS faults are kept apart
+    // by `convert::tls`).
+    let (toxic_at, http_at): (Vec<_>, Vec<_>) = super::fault_paths(spec)
+        .filter(|(_, f)| !matches!(f.kind, Some(pb::fault::Kind::Tls(_)) | None))
+        .map(|(path, f)| (path, matches!(f.kind, Some(pb::fault::Kind::Toxic(_)))))
+        .partition(|(_, toxic)| *toxic);
     // The TCP listeners the match names, by field path.
     let named_tcp: Vec<(String, &str)> = match topology {
         Some(t) => m
@@ -134,9 +134,9 @@ pub(super) fn check_kinds(spec: &pb::ExperimentSpec, topology: Option<&Topology>
         for field in http_matchers(m) {
             c.add(format!("match.{field}"), format!("an HTTP condition, and {why}: a connection has no {field}"));
         }
-        for i in &http_at {
+        for (path, _) in &http_at {
             c.add(
-                format!("faults[{i}]"),
+                path,
                 format!("an HTTP fault, and {why}: TCP listeners take toxic faults only (latency, bandwidth, slicer, reset_peer, timeout, limit_data)"),
             );
         }
@@ -146,10 +146,19 @@ pub(super) fn check_kinds(spec: &pb::ExperimentSpec, topology: Option<&Topology>
             }
         }
     }
-    if let Some(&first) = toxic_at.first() {
+    if let Some((first, _)) = toxic_at.first() {
+        if !spec.phases.is_empty() {
+            c.add(
+                "phases",
+                format!(
+                    "the experiment has toxic faults ({first}.toxic): a connection takes its toxics once, so \
+                     phases cannot change them; start one experiment per step (start_delay)"
+                ),
+            );
+        }
         if m.listeners.is_empty() && m.routes.is_empty() {
             c.add(
-                format!("faults[{first}].toxic"),
+                format!("{first}.toxic"),
                 "toxics act on TCP listeners: name them in match.listeners (or their routes in match.routes)",
             );
         }

@@ -134,13 +134,9 @@ pub(super) fn request_matchers(m: &pb::Match) -> Vec<&'static str> {
 /// Keeps TLS faults apart (see the module's doc). `topology`: `None` when validated without the server's
 /// config (which listeners terminate TLS is then unknown).
 pub(super) fn check(spec: &pb::ExperimentSpec, topology: Option<&Topology>, c: &mut Collector) {
-    let listed = spec.faults.iter().enumerate().map(|(i, f)| (format!("faults[{i}]"), f)).chain(
-        spec.phases.iter().enumerate().flat_map(|(p, phase)| {
-            phase.faults.iter().enumerate().map(move |(i, f)| (format!("phases[{p}].faults[{i}]"), f))
-        }),
-    );
-    let (tls, other): (Vec<_>, Vec<_>) =
-        listed.filter(|(_, f)| f.kind.is_some()).partition(|(_, f)| matches!(f.kind, Some(pb::fault::Kind::Tls(_))));
+    let (tls, other): (Vec<_>, Vec<_>) = super::fault_paths(spec)
+        .filter(|(_, f)| f.kind.is_some())
+        .partition(|(_, f)| matches!(f.kind, Some(pb::fault::Kind::Tls(_))));
     let Some((first, _)) = tls.first() else {
         return;
     };
