@@ -73,28 +73,23 @@ fn experiment_counters(e: ExperimentInfo) -> v1::ExperimentCounters {
         Some(start) => e.ended_at.unwrap_or_else(std::time::SystemTime::now).duration_since(start).unwrap_or_default(),
         None => Duration::ZERO,
     };
+    let counts = e.counts();
     v1::ExperimentCounters {
         id: e.id,
         name: e.spec.name,
         state: state_to_proto(e.state) as i32,
-        stats: Some(v1::ExperimentStats {
-            matched: e.matched,
-            injected: e.injected,
-            aborted: e.aborted,
-            delayed: e.delayed,
-            would_inject: e.would_inject,
-        }),
+        stats: Some(stats(counts)),
         injected_by_kind: e.by_kind.into_iter().map(|(k, n)| (k.to_owned(), n)).collect(),
         timeline_state: e.timeline_state.unwrap_or_default(),
         elapsed: Some(duration(elapsed)),
     }
 }
 
-fn duration(d: Duration) -> pbjson_types::Duration {
+pub(super) fn duration(d: Duration) -> pbjson_types::Duration {
     pbjson_types::Duration { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
 }
 
-fn stats(c: Counts) -> v1::ExperimentStats {
+pub(super) fn stats(c: Counts) -> v1::ExperimentStats {
     v1::ExperimentStats {
         matched: c.matched,
         injected: c.injected,

@@ -302,6 +302,7 @@ pub fn state_to_proto(s: State) -> v1::ExperimentState {
 }
 
 pub fn to_proto(e: ExperimentInfo) -> v1::Experiment {
+    let counts = e.counts();
     v1::Experiment {
         id: e.id,
         spec: Some(e.spec),
@@ -311,18 +312,9 @@ pub fn to_proto(e: ExperimentInfo) -> v1::Experiment {
         ends_at: e.ends_at.map(timestamp),
         ended_at: e.ended_at.map(timestamp),
         end_reason: e.end_reason,
-        stats: Some(v1::ExperimentStats {
-            matched: e.matched,
-            injected: e.injected,
-            aborted: e.aborted,
-            delayed: e.delayed,
-            would_inject: e.would_inject,
-        }),
+        stats: Some(watch_events::stats(counts)),
         lease_expires_at: e.lease_expires_at.map(timestamp),
-        effective_duration: Some(pbjson_types::Duration {
-            seconds: e.effective_duration.as_secs() as i64,
-            nanos: e.effective_duration.subsec_nanos() as i32,
-        }),
+        effective_duration: Some(watch_events::duration(e.effective_duration)),
         timeline_state: e.timeline_state.unwrap_or_default(),
         phase: e.phase.map(|p| v1::PhaseState {
             index: u32::try_from(p.index).unwrap_or(u32::MAX),

@@ -67,15 +67,7 @@ pub(super) fn send(bus: &broadcast::Sender<Event>, experiment: &Arc<str>, name: 
 /// flap cycle), checking every [`TIMELINE_TICK`] until `shutdown` resolves.
 pub async fn watch_timelines(registry: Weak<Registry>, shutdown: impl Future<Output = ()> + Send + 'static) {
     let mut last: HashMap<Arc<str>, (String, Option<u64>)> = HashMap::new();
-    let mut tick = tokio::time::interval(TIMELINE_TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            () = &mut shutdown => return,
-        }
-        let Some(registry) = registry.upgrade() else { return };
+    super::every(TIMELINE_TICK, registry, shutdown, |registry| {
         let now = Instant::now();
         let phases = registry.timeline_phases(now);
         last.retain(|id, _| phases.iter().any(|(i, ..)| i == id));
@@ -87,5 +79,6 @@ pub async fn watch_timelines(registry: Weak<Registry>, shutdown: impl Future<Out
                 registry.send_event(&id, &name, EventKind::Timeline { phase, state });
             }
         }
-    }
+    })
+    .await
 }

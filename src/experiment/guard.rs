@@ -174,15 +174,7 @@ pub async fn supervise(
 ) {
     let mut samples: HashMap<Arc<str>, Samples> = HashMap::new();
     let mut latencies: HashMap<Arc<str>, LatencySamples> = HashMap::new();
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            () = &mut shutdown => return,
-        }
-        let Some(registry) = registry.upgrade() else { return };
+    super::every(TICK, registry, shutdown, |registry| {
         let guarded = registry.guarded();
         samples.retain(|id, _| guarded.iter().any(|g| &g.id == id));
         latencies.retain(|id, _| guarded.iter().any(|g| &g.id == id));
@@ -224,7 +216,8 @@ pub async fn supervise(
                 s.pop_front();
             }
         }
-    }
+    })
+    .await
 }
 
 fn window_of(g: &Guard) -> Duration {

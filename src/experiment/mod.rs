@@ -11,7 +11,7 @@ mod registry;
 mod ruleset;
 pub mod timeline;
 
-use std::time::Duration;
+use std::{future::Future, sync::Weak, time::Duration};
 
 pub use events::{Event, EventKind};
 pub use guard::Guard;
@@ -78,5 +78,26 @@ impl ExperimentDef {
             sticky: None,
             phases: Vec::new(),
         }
+    }
+}
+
+/// Runs `step` on the registry every `period` (a late tick is not made up for) until `shutdown` resolves
+/// or the registry is gone: the loop of the background supervisors (guards, timeline events).
+pub(crate) async fn every(
+    period: Duration,
+    registry: Weak<Registry>,
+    shutdown: impl Future<Output = ()>,
+    mut step: impl FnMut(&Registry),
+) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = &mut shutdown => return,
+        }
+        let Some(registry) = registry.upgrade() else { return };
+        step(&registry);
     }
 }

@@ -134,6 +134,19 @@ pub struct ExperimentInfo {
     pub phase: Option<PhaseInfo>,
 }
 
+impl ExperimentInfo {
+    /// The counters, as events carry them.
+    pub fn counts(&self) -> events::Counts {
+        events::Counts {
+            matched: self.matched,
+            injected: self.injected,
+            aborted: self.aborted,
+            delayed: self.delayed,
+            would_inject: self.would_inject,
+        }
+    }
+}
+
 /// The phase a running experiment is in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PhaseInfo {
