@@ -3,14 +3,10 @@
 
 mod support;
 
-use std::time::Duration;
-
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
 use http::Request;
 use http_body_util::BodyExt;
 use support::*;
-use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
 async fn request_and_response_bodies_are_byte_exact() {
@@ -120,14 +116,7 @@ async fn websocket_upgrades_are_tunnelled() {
         tokio_tungstenite::connect_async(format!("ws://{}/ws/chat", proxy.addr)).await.expect("websocket handshake");
     assert_eq!(resp.status(), 101);
     for i in 0..50 {
-        let text = format!("message {i}");
-        socket.send(Message::text(text.clone())).await.expect("send");
-        let back = tokio::time::timeout(Duration::from_secs(5), socket.next())
-            .await
-            .expect("echo in time")
-            .expect("open")
-            .expect("frame");
-        assert_eq!(back.into_text().expect("text").as_str(), text);
+        echo_once(&mut socket, &format!("message {i}")).await;
     }
     socket.close(None).await.expect("close");
 }

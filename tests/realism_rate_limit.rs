@@ -62,14 +62,6 @@ async fn faults_after_a_rate_limit_apply_within_the_limit() {
 #[tokio::test]
 async fn bad_rates_are_refused() {
     let proxy = proxy(upstream().await).await;
-    let mut ctl = proxy.control().await;
-    let r = ctl
-        .validate_experiment(v1::ValidateExperimentRequest {
-            spec: Some(spec("name: x\nfaults: [{ rate_limit: { requests_per_second: 0 } }]\n")),
-        })
-        .await
-        .expect("validate")
-        .into_inner();
-    let fields: Vec<&str> = r.violations.iter().map(|v| v.field.as_str()).collect();
+    let fields = violation_fields(&proxy, "name: x\nfaults: [{ rate_limit: { requests_per_second: 0 } }]\n").await;
     assert_eq!(fields, ["faults[0].rate_limit.requests_per_second"]);
 }

@@ -3,7 +3,6 @@
 
 mod support;
 
-use edgefault::pb::v1;
 use support::*;
 
 async fn status(c: &HttpClient, proxy: &Proxy, name: &str, value: &str) -> u16 {
@@ -76,21 +75,14 @@ async fn client_ip_puts_one_client_wholly_in_or_out() {
 #[tokio::test]
 async fn bad_sticky_keys_are_refused_with_their_field_paths() {
     let proxy = proxy(upstream().await).await;
-    let mut ctl = proxy.control().await;
     for (sticky, field) in [
         ("{ header: \"bad header\" }", "sticky.header"),
         ("{ cookie: \"a=b\" }", "sticky.cookie"),
         ("{ client_ip: false }", "sticky.client_ip"),
         ("{}", "sticky"),
     ] {
-        let r = ctl
-            .validate_experiment(v1::ValidateExperimentRequest {
-                spec: Some(spec(&format!("name: x\nsticky: {sticky}\nfaults: [{{ abort: {{}} }}]\n"))),
-            })
-            .await
-            .expect("validate")
-            .into_inner();
-        let fields: Vec<&str> = r.violations.iter().map(|v| v.field.as_str()).collect();
+        let fields =
+            violation_fields(&proxy, &format!("name: x\nsticky: {sticky}\nfaults: [{{ abort: {{}} }}]\n")).await;
         assert_eq!(fields, [field], "{sticky}");
     }
 }

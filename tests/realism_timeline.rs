@@ -50,24 +50,15 @@ async fn experiments_without_a_timeline_show_no_state() {
 #[tokio::test]
 async fn bad_timelines_are_refused_with_their_field_paths() {
     let proxy = proxy(upstream().await).await;
-    let mut ctl = proxy.control().await;
     let bad =
         "name: x\npercentage: 50\nramp: { from: -1, to: 101 }\nflap: { period: 1s, on: 2s }\nfaults: [{ abort: {} }]\n";
-    let r = ctl
-        .validate_experiment(v1::ValidateExperimentRequest { spec: Some(spec(bad)) })
-        .await
-        .expect("validate")
-        .into_inner();
-    let fields: Vec<&str> = r.violations.iter().map(|v| v.field.as_str()).collect();
+    let fields = violation_fields(&proxy, bad).await;
     assert_eq!(fields, ["ramp.from", "ramp.to", "ramp.over", "flap.on"]);
-    let r = ctl
-        .validate_experiment(v1::ValidateExperimentRequest {
-            spec: Some(spec("name: x\npercentage: 50\nramp: { from: 0, to: 10, over: 1s }\nflap: { period: 0s }\nfaults: [{ abort: {} }]\n")),
-        })
-        .await
-        .expect("validate")
-        .into_inner();
-    let fields: Vec<&str> = r.violations.iter().map(|v| v.field.as_str()).collect();
+    let fields = violation_fields(
+        &proxy,
+        "name: x\npercentage: 50\nramp: { from: 0, to: 10, over: 1s }\nflap: { period: 0s }\nfaults: [{ abort: {} }]\n",
+    )
+    .await;
     assert_eq!(fields, ["percentage", "flap.period"]);
 }
 
@@ -100,15 +91,6 @@ async fn time_scale_compresses_the_timeline() {
     );
     assert_eq!(get(&client(), &proxy.url("/")).await.status, 200);
 
-    let r = proxy
-        .control()
-        .await
-        .validate_experiment(v1::ValidateExperimentRequest {
-            spec: Some(spec("name: x\ntime_scale: 0\nfaults: [{ abort: {} }]\n")),
-        })
-        .await
-        .expect("validate")
-        .into_inner();
-    let fields: Vec<&str> = r.violations.iter().map(|v| v.field.as_str()).collect();
+    let fields = violation_fields(&proxy, "name: x\ntime_scale: 0\nfaults: [{ abort: {} }]\n").await;
     assert_eq!(fields, ["time_scale"]);
 }

@@ -53,16 +53,10 @@ async fn a_window_fails_requests_only_inside_it() {
 #[tokio::test]
 async fn bad_triggers_are_refused_with_their_field_paths() {
     let proxy = proxy(upstream().await).await;
-    let mut ctl = proxy.control().await;
-    let r = ctl
-        .validate_experiment(v1::ValidateExperimentRequest {
-            spec: Some(spec(
-                "name: x\ntrigger: { first: 0, every: 0, after: 2s, until: 1s }\nfaults: [{ abort: {} }]\n",
-            )),
-        })
-        .await
-        .expect("validate")
-        .into_inner();
-    let fields: Vec<&str> = r.violations.iter().map(|v| v.field.as_str()).collect();
+    let fields = violation_fields(
+        &proxy,
+        "name: x\ntrigger: { first: 0, every: 0, after: 2s, until: 1s }\nfaults: [{ abort: {} }]\n",
+    )
+    .await;
     assert_eq!(fields, ["trigger.first", "trigger.every", "trigger.until"]);
 }

@@ -22,28 +22,12 @@ struct Pki {
 /// A CA, a server certificate for localhost, a client certificate "CN=ops-bot" it signed, and a client
 /// certificate from another CA.
 fn pki() -> Pki {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().expect("ca key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "control CA");
-    let ca = ca_params.self_signed(&ca_key).expect("ca");
-    let issuer = Issuer::new(ca_params, ca_key);
-    let leaf = |names: Vec<String>, cn: &str, issuer: &Issuer<'_, KeyPair>| {
-        let key = KeyPair::generate().expect("key");
-        let mut p = CertificateParams::new(names).expect("params");
-        p.distinguished_name.push(DnType::CommonName, cn);
-        let cert = p.signed_by(&key, issuer).expect("cert");
-        (cert.pem(), key.serialize_pem())
-    };
-    let server = leaf(vec!["localhost".into()], "edgefault", &issuer);
-    let client = leaf(vec![], "ops-bot", &issuer);
-    let other_ca_key = KeyPair::generate().expect("key");
-    let mut other_params = CertificateParams::new(Vec::<String>::new()).expect("params");
-    other_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let other_issuer = Issuer::new(other_params, other_ca_key);
-    let stranger = leaf(vec![], "stranger", &other_issuer);
-    Pki { ca_pem: ca.pem(), server, client, stranger }
+    let pems = |(cert, key): (rcgen::Certificate, rcgen::KeyPair)| (cert.pem(), key.serialize_pem());
+    let ca = TestCa::new("control CA");
+    let server = pems(ca.sign(&["localhost"], Some("edgefault")));
+    let client = pems(ca.sign(&[], Some("ops-bot")));
+    let stranger = pems(TestCa::new("another CA").sign(&[], Some("stranger")));
+    Pki { ca_pem: ca.pem, server, client, stranger }
 }
 
 /// The server, and the files of its certificate and key.

@@ -14,7 +14,6 @@ use std::{
 use bytes::Bytes;
 use edgefault::pb::v1;
 use http::{Request, StatusCode};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use support::*;
 
 /// A CA (certificate and key, as the listener's `fault_issuer`) and a server certificate it signed for
@@ -26,20 +25,12 @@ struct Pki {
 }
 
 fn pki() -> Pki {
-    let ca_key = KeyPair::generate().expect("ca key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "edgefault test CA");
-    let ca = ca_params.self_signed(&ca_key).expect("ca cert");
-    let key = KeyPair::generate().expect("server key");
-    let params = CertificateParams::new(vec!["localhost".to_owned(), "*.example.test".to_owned()]).expect("params");
-    let issuer =
-        Issuer::from_ca_cert_der(ca.der(), KeyPair::from_pem(&ca_key.serialize_pem()).expect("key")).expect("issuer");
-    let cert = params.signed_by(&key, &issuer).expect("server cert");
+    let ca = TestCa::new("edgefault test CA");
+    let (cert, key) = ca.sign(&["localhost", "*.example.test"], None);
     Pki {
-        ca_pem: ca.pem(),
         server: (temp_file("cert.pem", &cert.pem()), temp_file("key.pem", &key.serialize_pem())),
-        issuer: (temp_file("ca.pem", &ca.pem()), temp_file("ca-key.pem", &ca_key.serialize_pem())),
+        issuer: (temp_file("ca.pem", &ca.pem), temp_file("ca-key.pem", &ca.key_pem)),
+        ca_pem: ca.pem,
     }
 }
 

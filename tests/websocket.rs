@@ -19,19 +19,6 @@ async fn ws_proxy() -> Proxy {
     .await
 }
 
-async fn echo_once(
-    socket: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-    text: &str,
-) {
-    socket.send(Message::text(text.to_owned())).await.expect("send");
-    let back = tokio::time::timeout(Duration::from_secs(5), socket.next())
-        .await
-        .expect("echo in time")
-        .expect("open")
-        .expect("frame");
-    assert_eq!(back.into_text().expect("text").as_str(), text);
-}
-
 #[tokio::test]
 async fn many_websockets_at_once_echo_every_message() {
     let proxy = ws_proxy().await;

@@ -275,23 +275,47 @@ pub async fn counting_upstream(keep_alive: bool) -> (SocketAddr, std::sync::Arc<
     (addr, accepted)
 }
 
+/// A fresh CA made in the test with rcgen: its certificate and key as PEM, and what signs with it.
+pub struct TestCa {
+    pub pem: String,
+    pub key_pem: String,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+impl TestCa {
+    pub fn new(common_name: &str) -> TestCa {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+        let key = KeyPair::generate().expect("ca key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(rcgen::DnType::CommonName, common_name);
+        let cert = params.self_signed(&key).expect("ca cert");
+        let key_pem = key.serialize_pem();
+        TestCa { pem: cert.pem(), key_pem, issuer: rcgen::Issuer::new(params, key) }
+    }
+
+    /// A certificate for `names` (with `common_name` as its subject when given) that this CA signed, and
+    /// its key.
+    pub fn sign(&self, names: &[&str], common_name: Option<&str>) -> (rcgen::Certificate, rcgen::KeyPair) {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params =
+            rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).expect("params");
+        if let Some(cn) = common_name {
+            params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        }
+        (params.signed_by(&key, &self.issuer).expect("certificate"), key)
+    }
+}
+
 /// A certificate for `names`, signed by a fresh CA. Returns (CA certificate PEM, server certificate chain,
 /// server key), made in the test with rcgen.
 pub fn test_certificate(
     names: &[&str],
 ) -> (String, Vec<rustls::pki_types::CertificateDer<'static>>, rustls::pki_types::PrivateKeyDer<'static>) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-    let ca_key = KeyPair::generate().expect("ca key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "edgefault test CA");
-    let ca = ca_params.self_signed(&ca_key).expect("ca cert");
-    let key = KeyPair::generate().expect("server key");
-    let params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).expect("params");
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let cert = params.signed_by(&key, &issuer).expect("server cert");
+    let ca = TestCa::new("edgefault test CA");
+    let (cert, key) = ca.sign(names, None);
     let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
-    (ca.pem(), vec![cert.der().clone()], key_der)
+    (ca.pem, vec![cert.der().clone()], key_der)
 }
 
 /// Writes `contents` to a new file under the system's temp directory and returns its path.
@@ -335,15 +359,9 @@ pub async fn tls_upstream(names: &[&str]) -> (SocketAddr, std::path::PathBuf) {
 
 /// Like [`test_certificate`], as PEM text: (CA certificate, server certificate, server key).
 pub fn test_certificate_pem(names: &[&str]) -> (String, String, String) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-    let ca_key = KeyPair::generate().expect("ca key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).expect("ca cert");
-    let key = KeyPair::generate().expect("server key");
-    let params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).expect("params");
-    let cert = params.signed_by(&key, &rcgen::Issuer::new(ca_params, ca_key)).expect("server cert");
-    (ca.pem(), cert.pem(), key.serialize_pem())
+    let ca = TestCa::new("edgefault test CA");
+    let (cert, key) = ca.sign(names, None);
+    (ca.pem, cert.pem(), key.serialize_pem())
 }
 
 /// A TLS client connection (HTTP/2 or HTTP/1.1 offered by ALPN) trusting only the CA in `ca_pem`; returns
@@ -404,4 +422,18 @@ pub async fn violation_fields(proxy: &Proxy, yaml: &str) -> Vec<String> {
         .expect("validate")
         .into_inner();
     r.violations.into_iter().map(|v| v.field).collect()
+}
+
+/// Sends `text` over a WebSocket through the proxy to the echo upstream and checks it comes back within 5 s.
+pub async fn echo_once(
+    socket: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    text: &str,
+) {
+    socket.send(tokio_tungstenite::tungstenite::Message::text(text.to_owned())).await.expect("send");
+    let back = tokio::time::timeout(Duration::from_secs(5), socket.next())
+        .await
+        .expect("echo in time")
+        .expect("open")
+        .expect("frame");
+    assert_eq!(back.into_text().expect("text").as_str(), text);
 }
