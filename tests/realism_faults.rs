@@ -194,14 +194,9 @@ async fn stats_count_connection_and_body_faults() {
 #[tokio::test]
 async fn bad_connection_faults_are_refused_with_their_field_paths() {
     let proxy = proxy(upstream().await).await;
-    let mut ctl = proxy.control().await;
     let bad = "name: bad\nfaults:\n  - throttle: {}\n  - hang: { respond: { http_status: 99 } }\n  - delay: { fixed: 1s }\n  - hang: { duration: 0s }\n  - reset: {}\n";
-    let r = ctl
-        .validate_experiment(v1::ValidateExperimentRequest { spec: Some(spec(bad)) })
-        .await
-        .expect("validate")
-        .into_inner();
-    let fields: Vec<&str> = r.violations.iter().map(|v| v.field.as_str()).collect();
+    let found = violations(&proxy, bad).await;
+    let fields: Vec<&str> = found.iter().map(|v| v.field.as_str()).collect();
     assert_eq!(
         fields,
         [
@@ -212,5 +207,5 @@ async fn bad_connection_faults_are_refused_with_their_field_paths() {
             "faults[3].hang.duration",
         ]
     );
-    assert!(r.violations[3].description.contains("comes after a fault that ends the request"));
+    assert!(found[3].description.contains("comes after a fault that ends the request"));
 }

@@ -3,7 +3,6 @@
 
 mod support;
 
-use edgefault::pb::v1;
 use support::*;
 
 #[tokio::test]
@@ -75,14 +74,9 @@ async fn later_rewrites_win_for_the_same_header() {
 #[tokio::test]
 async fn bad_rewrites_are_refused_with_their_field_paths() {
     let proxy = proxy(upstream().await).await;
-    let mut ctl = proxy.control().await;
     let bad = "name: bad\nfaults:\n  - rewrite: {}\n  - rewrite: { status: 99 }\n  - rewrite: { status: 150 }\n  - rewrite: { set_response_headers: { \"bad name\": x, content-length: \"3\" }, remove_request_headers: [transfer-encoding] }\n  - rewrite: { set_request_headers: { x-a: \"line\\nbreak\" } }\n";
-    let r = ctl
-        .validate_experiment(v1::ValidateExperimentRequest { spec: Some(spec(bad)) })
-        .await
-        .expect("validate")
-        .into_inner();
-    let fields: Vec<&str> = r.violations.iter().map(|v| v.field.as_str()).collect();
+    let found = violations(&proxy, bad).await;
+    let fields: Vec<&str> = found.iter().map(|v| v.field.as_str()).collect();
     assert_eq!(
         fields,
         [
@@ -95,5 +89,5 @@ async fn bad_rewrites_are_refused_with_their_field_paths() {
             "faults[4].rewrite.set_request_headers[\"x-a\"]",
         ]
     );
-    assert!(r.violations[2].description.contains("interim"), "{}", r.violations[2].description);
+    assert!(found[2].description.contains("interim"), "{}", found[2].description);
 }

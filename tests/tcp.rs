@@ -9,7 +9,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use edgefault::pb::v1;
 use support::*;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -315,14 +314,9 @@ async fn an_unreachable_upstream_closes_the_client_and_counts() {
     );
 }
 
-async fn violations(proxy: &Proxy, yaml: &str) -> Vec<String> {
-    let mut c = proxy.control().await;
-    let r = c
-        .validate_experiment(v1::ValidateExperimentRequest { spec: Some(spec(yaml)) })
-        .await
-        .expect("validate")
-        .into_inner();
-    r.violations.into_iter().map(|v| format!("{}: {}", v.field, v.description)).collect()
+/// "field: description" of each violation.
+async fn described(proxy: &Proxy, yaml: &str) -> Vec<String> {
+    violations(proxy, yaml).await.into_iter().map(|v| format!("{}: {}", v.field, v.description)).collect()
 }
 
 fn has(found: &[String], field: &str) -> bool {
@@ -371,7 +365,7 @@ async fn tcp_and_http_do_not_mix() {
         ),
     ];
     for (yaml, fields) in cases {
-        let found = violations(&proxy, yaml).await;
+        let found = described(&proxy, yaml).await;
         for field in *fields {
             assert!(has(&found, field), "{field} missing for:\n{yaml}\nfound: {found:#?}");
         }
@@ -382,7 +376,7 @@ async fn tcp_and_http_do_not_mix() {
         "name: ok\nmatch: { listeners: [db], client_cidrs: [127.0.0.0/8] }\nsticky: { client_ip: true }\nfaults: [{ toxic: { latency: { latency: 1s } } }, { toxic: { direction: upstream, slicer: { average_size: 5 } } }]\n",
         "name: http-everywhere\nfaults: [{ abort: { http_status: 503 } }]\n",
     ] {
-        let found = violations(&proxy, yaml).await;
+        let found = described(&proxy, yaml).await;
         assert!(found.is_empty(), "{yaml}: {found:#?}");
     }
 }

@@ -413,15 +413,20 @@ impl Drop for ClockHold {
     }
 }
 
-/// The field paths `ValidateExperiment` reports for a YAML spec, in order.
-pub async fn violation_fields(proxy: &Proxy, yaml: &str) -> Vec<String> {
+/// What `ValidateExperiment` reports for a YAML spec, in order.
+pub async fn violations(proxy: &Proxy, yaml: &str) -> Vec<v1::FieldViolation> {
     let mut c = proxy.control().await;
     let r = c
         .validate_experiment(v1::ValidateExperimentRequest { spec: Some(spec(yaml)) })
         .await
         .expect("validate")
         .into_inner();
-    r.violations.into_iter().map(|v| v.field).collect()
+    r.violations
+}
+
+/// The field paths `ValidateExperiment` reports for a YAML spec, in order.
+pub async fn violation_fields(proxy: &Proxy, yaml: &str) -> Vec<String> {
+    violations(proxy, yaml).await.into_iter().map(|v| v.field).collect()
 }
 
 /// Sends `text` over a WebSocket through the proxy to the echo upstream and checks it comes back within 5 s.
