@@ -1,0 +1,6 @@
+//! The control plane as users drive it: validation, lifecycle, scenarios and the command line.
+
+mod cli;
+mod lifecycle;
+mod scenarios;
+mod validation;

@@ -1,0 +1,216 @@
+//! The scenario catalogue over gRPC: every built-in starts and expands validly on a server with the
+//! usual routes, parameters are typed and checked, a user scenario from `scenarios_dir` runs, and the
+//! 18 November replay's phases are what a real client sees, on tokio's paused clock.
+
+use std::{collections::HashMap, time::Duration};
+
+use crate::support::*;
+use edgefault::{
+    config::{Config, Overrides},
+    pb::v1,
+};
+
+fn params(kv: &[(&str, &str)]) -> HashMap<String, String> {
+    kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+async fn start(proxy: &Proxy, name: &str, kv: &[(&str, &str)]) -> Result<Vec<v1::Experiment>, tonic::Status> {
+    proxy
+        .control()
+        .await
+        .start_scenario(v1::StartScenarioRequest { name: name.into(), params: params(kv) })
+        .await
+        .map(|r| r.into_inner().experiments)
+}
+
+#[tokio::test]
+async fn every_builtin_is_listed_expands_and_starts() {
+    let proxy = proxy(upstream().await).await;
+    let mut ctl = proxy.control().await;
+    let list = ctl.list_scenarios(v1::ListScenariosRequest {}).await.expect("list").into_inner().scenarios;
+    let names: Vec<&str> = list.iter().map(|s| s.name.as_str()).collect();
+    for want in [
+        "edge-5xx-storm",
+        "edge-flapping",
+        "dashboard-api-outage",
+        "origin-unreachable",
+        "edge-latency",
+        "regional-maintenance",
+        "nov-18-2025-edge-outage",
+        "oct-20-2025-cloud-region-outage",
+    ] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    for s in &list {
+        assert!(s.builtin && !s.summary.is_empty() && !s.description.is_empty() && !s.source.is_empty(), "{}", s.name);
+        assert!(s.params.iter().any(|p| p.name == "speed") && s.params.iter().any(|p| p.name == "max_percentage"));
+        let shown = ctl
+            .get_scenario(v1::GetScenarioRequest { name: s.name.clone(), params: HashMap::new() })
+            .await
+            .expect("get")
+            .into_inner();
+        let started = start(&proxy, &s.name, &[]).await.unwrap_or_else(|e| panic!("{}: {e:?}", s.name));
+        assert_eq!(started.len(), shown.experiments.len(), "{}", s.name);
+        for e in &started {
+            assert_eq!(
+                e.state,
+                v1::ExperimentState::Running as i32,
+                "{}: {}",
+                s.name,
+                e.spec.clone().unwrap_or_default().name
+            );
+        }
+        ctl.abort_all(v1::AbortAllRequest { reason: "next scenario".into() }).await.expect("abort all");
+    }
+}
+
+#[tokio::test]
+async fn a_scenario_s_experiments_apply_to_real_traffic() {
+    let proxy = proxy(upstream().await).await;
+    let started =
+        start(&proxy, "dashboard-api-outage", &[("api_latency", "1ms"), ("api_status", "502")]).await.expect("starts");
+    let names: Vec<String> = started.iter().map(|e| e.spec.clone().unwrap_or_default().name).collect();
+    assert_eq!(names, ["dashboard-down", "api-down"]);
+    let c = client();
+    let dash =
+        send(&c, request("GET", &proxy.url("/")).header("host", "dash.example.com").body(body("")).expect("req")).await;
+    assert_eq!(dash.status, 503, "the dashboard route fails");
+    assert_eq!(get(&c, &proxy.url("/api/items")).await.status, 502, "the api route fails");
+    assert_eq!(get(&c, &proxy.url("/")).await.status, 200, "the rest of the site works");
+
+    // An empty route leaves its side out.
+    let mut ctl = proxy.control().await;
+    ctl.abort_all(v1::AbortAllRequest { reason: String::new() }).await.expect("abort all");
+    let started = start(&proxy, "dashboard-api-outage", &[("api_route", "")]).await.expect("starts");
+    assert_eq!(started.len(), 1);
+}
+
+#[tokio::test]
+async fn bad_parameters_are_refused_by_name_and_nothing_starts() {
+    let proxy = proxy(upstream().await).await;
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
+        ("edge-5xx-storm", &[("percentage", "150")], "params.percentage: must be between 0 and 100, got 150"),
+        ("edge-5xx-storm", &[("status", "418")], "params.status: must be one of 500, 502, 503, 504, got 418"),
+        ("edge-5xx-storm", &[("duration", "forever")], "params.duration: expected a duration"),
+        ("edge-5xx-storm", &[("speeed", "2")], "params.speeed: scenario edge-5xx-storm has no such parameter"),
+        ("edge-latency", &[("sigma", "x")], "params.sigma: expected a number"),
+        (
+            "edge-5xx-storm",
+            &[("routes", "nope")],
+            "experiments[0] (edge-5xx-storm).match.routes[0]: no route named \"nope\"",
+        ),
+        ("edge-5xx-storm", &[("duration", "2h")], "exceeds the server's maximum"),
+        ("nov-18-2025-edge-outage", &[("speed", "1")], "experiments[0] (nov18-core-traffic).duration"),
+    ];
+    for (name, kv, want) in cases {
+        let e = start(&proxy, name, kv).await.expect_err("refused");
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{name} {kv:?}: {e:?}");
+        assert!(e.message().contains(want), "{name} {kv:?}: {}", e.message());
+    }
+    let e = start(&proxy, "no-such-outage", &[]).await.expect_err("unknown");
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    assert!(e.message().contains("edge-5xx-storm"), "names the catalogue: {}", e.message());
+    let list = proxy.control().await.list_experiments(v1::ListExperimentsRequest::default()).await.expect("list");
+    assert!(list.into_inner().experiments.is_empty(), "nothing started");
+}
+
+#[tokio::test]
+async fn a_user_scenario_from_scenarios_dir_runs() {
+    let dir = std::env::temp_dir().join(format!("edgefault-scenarios-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(
+        dir.join("teapot.yaml"),
+        "name: teapot-storm\nsummary: everything is a teapot\nparams:\n  - { name: status, type: integer, default: 418, min: 400, max: 499 }\n  - { name: path, type: string, default: /brew }\nexperiments:\n  - name: \"teapot-${status}\"\n    match: { path_prefix: \"${path}\" }\n    duration: 1m\n    faults: [{ abort: { http_status: \"${status}\", body: \"I am a teapot (${status})\" } }]\n",
+    )
+    .expect("write");
+    let up = upstream().await;
+    let proxy = proxy_yaml(&format!(
+        "scenarios_dir: {}\nlisteners:\n  - name: web\n    bind: 127.0.0.1:0\n    routes: [{{ name: default, upstream: \"http://{up}\" }}]\ncontrol: {{ bind: \"127.0.0.1:0\" }}\n",
+        dir.display()
+    ))
+    .await;
+    let list = proxy.control().await.list_scenarios(v1::ListScenariosRequest {}).await.expect("list").into_inner();
+    let mine = list.scenarios.iter().find(|s| s.name == "teapot-storm").expect("listed");
+    assert!(!mine.builtin && mine.file.ends_with("teapot.yaml"));
+    let started = start(&proxy, "teapot-storm", &[("status", "451")]).await.expect("starts");
+    assert_eq!(started[0].spec.clone().unwrap_or_default().name, "teapot-451");
+    let r = get(&client(), &proxy.url("/brew/tea")).await;
+    assert_eq!((r.status.as_u16(), &r.body[..]), (451, &b"I am a teapot (451)"[..]));
+    assert_eq!(get(&client(), &proxy.url("/")).await.status, 200);
+    let e = start(&proxy, "teapot-storm", &[("status", "500")]).await.expect_err("over max");
+    assert!(e.message().contains("params.status: must be between 400 and 499, got 500"), "{}", e.message());
+
+    // A broken scenario stops the server from starting, with the file and line.
+    std::fs::write(dir.join("zz-broken.yaml"), "name: broken\nsummary: x\nexperiments:\n  - name: a\n    faults: [{ abort: {} }]\n  - name: b\n    percentage: 140\n    faults: [{ abort: {} }]\n").expect("write");
+    let err = Config::from_yaml(
+        &format!("scenarios_dir: {}\n", dir.display()),
+        "test",
+        &Overrides { upstream: Some(format!("http://{up}")), ..Overrides::default() },
+    )
+    .expect_err("refused");
+    let text = err.to_string();
+    assert!(text.contains("zz-broken.yaml") && text.contains("experiments[1] (b).percentage"), "{text}");
+    std::fs::write(
+        dir.join("zz-broken.yaml"),
+        "name: broken\nsummary: x\nparams:\n  - { name: p, type: percentage, default: 300 }\nexperiments: []\n",
+    )
+    .expect("write");
+    let err = Config::from_yaml(
+        &format!("scenarios_dir: {}\n", dir.display()),
+        "test",
+        &Overrides { upstream: Some(format!("http://{up}")), ..Overrides::default() },
+    )
+    .expect_err("refused");
+    assert!(err.to_string().contains("zz-broken.yaml:"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+async fn phase_of(proxy: &Proxy, id: &str) -> String {
+    let e = proxy
+        .control()
+        .await
+        .get_experiment(v1::GetExperimentRequest { id: id.into() })
+        .await
+        .expect("get")
+        .into_inner();
+    e.phase.map(|p| p.name).unwrap_or_default()
+}
+
+/// The 18 November replay at speed 10 (5h46m in 34m36s), on the paused clock.
+#[tokio::test(start_paused = true)]
+async fn the_nov_18_replay_s_phases_reach_a_real_client() {
+    let _hold = ClockHold::new();
+    let proxy = proxy(upstream().await).await;
+    let started =
+        start(&proxy, "nov-18-2025-edge-outage", &[("peak", "100"), ("latency", "0s")]).await.expect("starts");
+    let names: Vec<String> = started.iter().map(|e| e.spec.clone().unwrap_or_default().name).collect();
+    assert_eq!(names, ["nov18-core-traffic", "nov18-dashboard", "nov18-api"], "latency 0s leaves that one out");
+    let (core, dash) = (started[0].id.clone(), started[1].id.clone());
+    let d = started[0].effective_duration.expect("duration");
+    assert_eq!((d.seconds, d.nanos), (2076, 0), "5h46m at speed 10");
+    let status = || async { get(&client(), &proxy.url("/")).await.status.as_u16() };
+
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert_eq!(status().await, 500, "flapping, first cycle on");
+    assert_eq!(phase_of(&proxy, &core).await, "flapping");
+    assert_eq!(phase_of(&proxy, &dash).await, "working");
+    // A cycle is 30 s at speed 10, on for 15 s +/- 6 s.
+    tokio::time::advance(Duration::from_secs(28)).await;
+    assert_eq!(status().await, 200, "flapping, first cycle off");
+    tokio::time::advance(Duration::from_secs(60)).await;
+    assert_eq!(phase_of(&proxy, &dash).await, "logins-failing", "t0+10m at speed 10 is 60 s");
+    // t0+1h30m: 540 s.
+    tokio::time::advance(Duration::from_secs(540 - 89)).await;
+    assert_eq!(phase_of(&proxy, &core).await, "steady-failure");
+    for _ in 0..5 {
+        assert_eq!(status().await, 500, "steady failure");
+    }
+    // t0+3h10m: 1140 s, the known-good file.
+    tokio::time::advance(Duration::from_secs(1140 - 540)).await;
+    assert_eq!(phase_of(&proxy, &core).await, "known-good-file");
+    assert_eq!(phase_of(&proxy, &dash).await, "recovered");
+    // t0+5h46m: over.
+    tokio::time::advance(Duration::from_secs(2076 - 1140)).await;
+    assert_eq!(status().await, 200, "the replay is over");
+}

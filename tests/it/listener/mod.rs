@@ -1,0 +1,10 @@
+//! Each kind of listener and traffic: passthrough, forward, TLS, TCP, WebSocket, and when changes become visible.
+
+mod forward;
+mod passthrough;
+mod tcp;
+mod tls;
+mod tls_faults;
+mod tls_origination;
+mod visibility;
+mod websocket;

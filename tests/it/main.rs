@@ -1,0 +1,13 @@
+//! The integration tests, one binary: real servers on 127.0.0.1 (port 0) and real clients. Modules follow
+//! the behaviour they test: `fault/<kind>`, `targeting/`, `listener/<kind>`, `safety/<topic>`, `control/`,
+//! `input/` (fuzz corpus and property tests); `support/` holds the shared upstreams, proxy and clients.
+
+#[macro_use]
+mod support;
+
+mod control;
+mod fault;
+mod input;
+mod listener;
+mod safety;
+mod targeting;

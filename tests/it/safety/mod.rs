@@ -1,0 +1,14 @@
+//! The safety model: auth, dry runs, events, guards, bounds, kill switches, leases, limits, metrics, reload.
+
+mod auth;
+mod dry_run;
+mod events;
+mod guards;
+mod hardening;
+mod killswitch;
+mod lease;
+mod limits;
+mod metrics;
+mod mtls;
+mod reload;
+mod signal;
