@@ -7,6 +7,7 @@
 pub mod events;
 pub mod guard;
 mod lease;
+pub mod lifeline;
 mod registry;
 mod ruleset;
 pub mod timeline;
@@ -16,8 +17,11 @@ use std::{future::Future, sync::Weak, time::Duration};
 pub use events::{Event, EventKind};
 pub use guard::Guard;
 pub use lease::LEASE_EXPIRED;
+pub use lifeline::{AnyEnded, Held, Lifeline};
 pub use registry::{ExperimentInfo, Guarded, Limits, PhaseInfo, Registry, RegistryError, State};
-pub use ruleset::{ActiveToxic, ConnectionRules, Counters, Decision, PhaseNow, Rule, RuleSet, TlsDecision};
+pub use ruleset::{
+    ActiveToxic, ConnectionRules, Counters, Decision, EndingFault, PhaseNow, Rule, RuleSet, TlsDecision,
+};
 
 use crate::fault::{Fault, Matcher, Percentage, StickyKey, Trigger};
 

@@ -428,7 +428,10 @@ impl Registry {
         e.state = state;
         e.ended_at = Some(SystemTime::now());
         e.end_reason = reason;
-        e.rule = None;
+        if let Some(rule) = e.rule.take() {
+            // Every request and connection it holds lets go now.
+            rule.lifeline.end();
+        }
         if let Some(t) = e.timer.take() {
             t.abort();
         }
@@ -596,6 +599,9 @@ impl Drop for Registry {
     fn drop(&mut self) {
         let inner = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
         for e in inner.entries.values_mut() {
+            if let Some(rule) = e.rule.take() {
+                rule.lifeline.end();
+            }
             if let Some(t) = e.timer.take() {
                 t.abort();
             }

@@ -15,6 +15,7 @@ use http::{HeaderMap, Method};
 use tokio::time::Instant;
 
 use super::{
+    lifeline::{Held, Lifeline},
     timeline::{PhaseAt, Timeline, TimelineState},
     ExperimentDef,
 };
@@ -85,6 +86,8 @@ pub struct Rule {
     /// The timeline's phases; empty when the experiment has none. Their faults sit in `faults` after the
     /// experiment's own, so a fault is named by one index whatever its phase.
     phases: Box<[RulePhase]>,
+    /// Ended by the registry when the experiment ends: what its held requests and connections watch.
+    pub lifeline: Lifeline,
 }
 
 /// A phase as the data plane sees it.
@@ -165,6 +168,7 @@ impl Rule {
             counters,
             dry_run: def.dry_run,
             phases,
+            lifeline: Lifeline::default(),
         }
     }
 
@@ -298,46 +302,87 @@ impl Rule {
     }
 }
 
-/// What the rule set decided for one request.
+/// What the rule set decided for one request. Every hold is kept per experiment, with the experiment's
+/// [`Lifeline`]: when an experiment ends while the request is held, what it put on the request goes, and
+/// the request goes on as if the experiment had never matched it.
 #[derive(Debug, Default)]
 pub struct Decision {
-    /// The sum of every selected experiment's delays.
-    pub delay: Duration,
-    /// The abort (or other fault that ends the request: hang, reset) of the earliest-started selected
-    /// experiment that has one, as (rule, fault index).
-    abort: Option<(Arc<Rule>, usize)>,
-    /// What happens to the upstream's response body (truncate, throttle, reset after bytes).
-    pub body: BodyPlan,
-    /// When a rate limit ends the request: how long until its bucket has a token.
-    pub retry_after: Duration,
-    /// Where a gRPC response stream is ended with a status.
-    pub grpc_stream: Option<GrpcStream>,
-    /// When an upgraded connection or tunnel is ended (the earliest wins).
-    pub disconnect: Option<Disconnect>,
-    /// What happens to the request's headers and the upstream's response head and body beyond the body
-    /// plan (first_byte_delay, rewrite, body replace and corrupt).
+    /// Each selected experiment's delays (summed per experiment); the request waits for the sum of those
+    /// still running.
+    pub delay: Held<Duration>,
+    /// The fault that ends the request (abort, hang, reset, blackhole, unresolvable, a rate limit beyond
+    /// its rate) of each selected experiment that has one, in start order. The first whose experiment still
+    /// runs when the delay is over ends the request.
+    endings: Vec<Ending>,
+    /// What happens to the upstream's response body (truncate, throttle, reset after bytes, drip, the first
+    /// byte's wait), per experiment.
+    pub body: Held<BodyPlan>,
+    /// How long the upstream's response head is held on its way back (`first_byte_delay`), per experiment.
+    pub head_delay: Held<Duration>,
+    /// Where a gRPC response stream is ended with a status, per experiment.
+    pub grpc_stream: Held<GrpcStream>,
+    /// When an upgraded connection or tunnel is ended, per experiment (the earliest live one wins).
+    pub disconnect: Held<Disconnect>,
+    /// Rewrites of the request's headers and of the response head, and the response body's replacement
+    /// and corruptions: applied once, as the request and the response pass.
     pub response: ResponsePlan,
 }
 
+/// One experiment's fault that ends the request.
+#[derive(Debug)]
+struct Ending {
+    rule: Arc<Rule>,
+    /// The fault's index in the rule's faults.
+    index: usize,
+    /// For a rate limit: how long until its bucket has a token.
+    retry_after: Duration,
+    /// Whether the decision already counted it (only the first ending is; a later one is counted when it
+    /// ends the request because the experiments before it ended meanwhile).
+    counted: bool,
+}
+
+/// The fault that ends a request, as [`Decision::ending`] finds it.
+#[derive(Debug, Clone, Copy)]
+pub struct EndingFault<'a> {
+    pub rule: &'a Rule,
+    pub fault: &'a Fault,
+    /// For a rate limit: the `retry-after`.
+    pub retry_after: Duration,
+}
+
 impl Decision {
+    /// The fault that ends the request instead of forwarding it: that of the earliest-started selected
+    /// experiment that has one and still runs. `None`: the request goes on.
+    pub fn ending(&self) -> Option<EndingFault<'_>> {
+        let e = self.endings.iter().find(|e| !e.rule.lifeline.is_ended())?;
+        let fault = e.rule.faults.get(e.index)?;
+        if !e.counted {
+            // Counted now, as it would have been had the experiments before it never matched.
+            Counters::bump(&e.rule.counters.aborted);
+            if let Some(c) = e.rule.counters.by_kind.get(fault.kind_index()) {
+                Counters::bump(c);
+            }
+        }
+        Some(EndingFault { rule: &e.rule, fault, retry_after: e.retry_after })
+    }
+
+    /// The first ending's abort, if it is one.
     pub fn abort(&self) -> Option<&Abort> {
-        match &self.abort {
-            Some((rule, i)) => match rule.faults.get(*i) {
-                Some(Fault::Abort(a)) => Some(a),
-                _ => None,
-            },
-            None => None,
+        let e = self.endings.first()?;
+        match e.rule.faults.get(e.index) {
+            Some(Fault::Abort(a)) => Some(a),
+            _ => None,
         }
     }
 
-    /// The fault that ends the request instead of forwarding it: an abort, a hang or a reset.
-    pub fn ending(&self) -> Option<&Fault> {
-        self.abort.as_ref().and_then(|(rule, i)| rule.faults.get(*i))
-    }
-
-    /// The experiment whose abort answers the request.
-    pub fn abort_rule(&self) -> Option<&Rule> {
-        self.abort.as_ref().map(|(r, _)| &**r)
+    fn is_empty(&self) -> bool {
+        self.endings.is_empty()
+            && self.delay.is_empty()
+            && self.body.is_empty()
+            && self.head_delay.is_empty()
+            && self.response.is_empty()
+            && self.grpc_stream.is_empty()
+            && self.disconnect.is_empty()
     }
 }
 
@@ -610,15 +655,22 @@ impl RuleSet {
                 return;
             }
             let d = decision.get_or_insert_with(Decision::default);
+            let lifeline = &rule.lifeline;
             let mut delayed = false;
             let mut aborted = false;
             let mut acted = false;
+            // This experiment's share of the holds, kept apart from the others' (see `Decision`).
+            let mut delay = Duration::ZERO;
+            let mut head_delay = Duration::ZERO;
+            let mut body = BodyPlan::default();
+            let mut grpc_stream: Option<GrpcStream> = None;
+            let mut disconnect: Option<Disconnect> = None;
             // Bit i: the fault kind at Fault::KINDS[i] acted on this request.
             let mut kinds = 0u32;
             for (i, fault) in rule.faults.iter().enumerate().take(in_phase.end).skip(in_phase.start) {
                 match fault {
-                    Fault::Delay(delay) => {
-                        d.delay = d.delay.saturating_add(delay.sample(&mut rng));
+                    Fault::Delay(x) => {
+                        delay = delay.saturating_add(x.sample(&mut rng));
                         delayed = true;
                         kinds |= 1 << fault.kind_index();
                     }
@@ -628,39 +680,45 @@ impl RuleSet {
                     | Fault::Reset(Reset { after_bytes: None })
                     | Fault::Blackhole(_)
                     | Fault::Unresolvable(_) => {
-                        if d.abort.is_none() {
-                            d.abort = Some((Arc::clone(rule), i));
+                        let first = d.endings.is_empty();
+                        d.endings.push(Ending {
+                            rule: Arc::clone(rule),
+                            index: i,
+                            retry_after: Duration::ZERO,
+                            counted: first,
+                        });
+                        if first {
                             aborted = true;
                             kinds |= 1 << fault.kind_index();
                         }
                         break;
                     }
                     Fault::Reset(r) => {
-                        d.body.add_reset(r);
+                        body.add_reset(r);
                         acted = true;
                         kinds |= 1 << fault.kind_index();
                     }
                     Fault::Truncate(t) => {
-                        d.body.add_truncate(t);
+                        body.add_truncate(t);
                         acted = true;
                         kinds |= 1 << fault.kind_index();
                     }
                     Fault::Throttle(t) => {
-                        d.body.add_throttle(t);
+                        body.add_throttle(t);
                         acted = true;
                         kinds |= 1 << fault.kind_index();
                     }
                     Fault::Disconnect(x) => {
-                        if d.disconnect.is_none_or(|earlier| x.after < earlier.after) {
-                            d.disconnect = Some(*x);
+                        if disconnect.is_none_or(|earlier| x.after < earlier.after) {
+                            disconnect = Some(*x);
                         }
                         acted = true;
                         kinds |= 1 << fault.kind_index();
                     }
                     Fault::GrpcStream(g) => {
-                        match &mut d.grpc_stream {
+                        match &mut grpc_stream {
                             Some(earlier) => earlier.combine(g),
-                            None => d.grpc_stream = Some(g.clone()),
+                            None => grpc_stream = Some(g.clone()),
                         }
                         acted = true;
                         kinds |= 1 << fault.kind_index();
@@ -668,15 +726,15 @@ impl RuleSet {
                     Fault::FirstByteDelay(f) => {
                         let wait = f.delay.sample(&mut rng);
                         if f.head_first {
-                            d.body.first_byte = d.body.first_byte.saturating_add(wait);
+                            body.first_byte = body.first_byte.saturating_add(wait);
                         } else {
-                            d.response.head_delay = d.response.head_delay.saturating_add(wait);
+                            head_delay = head_delay.saturating_add(wait);
                         }
                         acted = true;
                         kinds |= 1 << fault.kind_index();
                     }
                     Fault::Drip(drip) => {
-                        d.body.add_drip(drip);
+                        body.add_drip(drip);
                         acted = true;
                         kinds |= 1 << fault.kind_index();
                     }
@@ -696,9 +754,14 @@ impl RuleSet {
                     // Within the limit: nothing, go on with the list. Beyond it: ends the request (429).
                     Fault::RateLimit(rl) => {
                         if let Some(wait) = rl.take(t) {
-                            if d.abort.is_none() {
-                                d.abort = Some((Arc::clone(rule), i));
-                                d.retry_after = wait;
+                            let first = d.endings.is_empty();
+                            d.endings.push(Ending {
+                                rule: Arc::clone(rule),
+                                index: i,
+                                retry_after: wait,
+                                counted: first,
+                            });
+                            if first {
                                 aborted = true;
                                 kinds |= 1 << fault.kind_index();
                             }
@@ -706,6 +769,21 @@ impl RuleSet {
                         }
                     }
                 }
+            }
+            if !delay.is_zero() {
+                d.delay.push(lifeline, delay);
+            }
+            if !head_delay.is_zero() {
+                d.head_delay.push(lifeline, head_delay);
+            }
+            if !body.is_empty() {
+                d.body.push(lifeline, body);
+            }
+            if let Some(g) = grpc_stream {
+                d.grpc_stream.push(lifeline, g);
+            }
+            if let Some(x) = disconnect {
+                d.disconnect.push(lifeline, x);
             }
             for (i, c) in rule.counters.by_kind.iter().enumerate().take_while(|_| kinds != 0) {
                 if kinds & (1 << i) != 0 {
@@ -722,14 +800,7 @@ impl RuleSet {
                 Counters::bump(&rule.counters.aborted);
             }
         });
-        decision.filter(|d| {
-            d.abort.is_some()
-                || !d.delay.is_zero()
-                || !d.body.is_empty()
-                || !d.response.is_empty()
-                || d.grpc_stream.is_some()
-                || d.disconnect.is_some()
-        })
+        decision.filter(|d| !d.is_empty())
     }
 }
 

@@ -62,15 +62,37 @@ impl BodyPlan {
     pub fn add_drip(&mut self, d: &Drip) {
         self.drip = Some(self.drip.map_or(*d, |old| old.slowest(*d)));
     }
+
+    /// The combination of several experiments' plans (see [`BodyPlan::merge`]).
+    pub fn combined<'a>(plans: impl IntoIterator<Item = &'a BodyPlan>) -> BodyPlan {
+        let mut out = BodyPlan::default();
+        for p in plans {
+            out.merge(p);
+        }
+        out
+    }
+
+    /// Combines another experiment's plan into this one: the earliest cut, the slowest rate and drip, the
+    /// first byte's waits added.
+    pub fn merge(&mut self, other: &BodyPlan) {
+        if let Some((n, kind)) = other.cut {
+            self.cut_at(n, kind);
+        }
+        if let Some(rate) = other.rate {
+            self.rate = Some(self.rate.map_or(rate, |r| r.min(rate)));
+        }
+        if let Some(d) = &other.drip {
+            self.add_drip(d);
+        }
+        self.first_byte = self.first_byte.saturating_add(other.first_byte);
+    }
 }
 
-/// What the selected experiments do to the upstream's response head and to which body it sends: the
-/// faults that are not plain values (`rewrite`, `body`) and the head's hold. Empty (and allocation-free)
+/// What the selected experiments do to the request's and the response's heads and to which body the
+/// response sends: the faults that are not plain values (`rewrite`, `body`). Empty (and allocation-free)
 /// unless one of them was selected.
 #[derive(Debug, Clone, Default)]
 pub struct ResponsePlan {
-    /// How long the upstream's response is held before its head goes to the client (`first_byte_delay`).
-    pub head_delay: Duration,
     /// Applied in start order, then list order: for the same header or the status, the last applied wins.
     pub rewrites: Vec<Arc<Rewrite>>,
     /// The body sent instead of the upstream's: the earliest-started experiment's.
@@ -81,7 +103,7 @@ pub struct ResponsePlan {
 
 impl ResponsePlan {
     pub fn is_empty(&self) -> bool {
-        self.head_delay.is_zero() && self.rewrites.is_empty() && self.replace.is_none() && self.corrupt.is_empty()
+        self.rewrites.is_empty() && self.replace.is_none() && self.corrupt.is_empty()
     }
 
     /// Whether the request itself is changed before forwarding.

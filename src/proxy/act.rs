@@ -29,7 +29,10 @@ use tokio::{
 };
 
 use super::{body::ProxyBody, respond};
-use crate::fault::{BodyPlan, Corruptor, CutKind, Hang, HangEnd, ResponsePlan};
+use crate::{
+    experiment::{AnyEnded, Held, Lifeline},
+    fault::{BodyPlan, Corruptor, CutKind, Hang, HangEnd, ResponsePlan},
+};
 
 /// The request's connection is dropped on purpose by a fault; hyper closes it (HTTP/2: resets the stream).
 #[derive(Debug, thiserror::Error)]
@@ -133,29 +136,53 @@ pub fn reset(switch: &ResetSwitch) -> Dropped {
     Dropped
 }
 
-/// Holds the request, then ends it as the hang says.
-pub async fn hang<B>(hang: &Hang, req: &Request<B>, switch: &ResetSwitch) -> Result<Response<ProxyBody>, Dropped> {
-    tokio::time::sleep(hang.hold).await;
-    match &hang.then {
+/// Holds the request, then ends it as the hang says. `None`: the experiment ended during the hold, and
+/// the request goes on as if it had never been held.
+pub async fn hang<B>(
+    hang: &Hang,
+    req: &Request<B>,
+    switch: &ResetSwitch,
+    lifeline: &Lifeline,
+) -> Option<Result<Response<ProxyBody>, Dropped>> {
+    tokio::select! {
+        () = tokio::time::sleep(hang.hold) => {}
+        () = lifeline.ended() => return None,
+    }
+    Some(match &hang.then {
         HangEnd::Close => Err(Dropped),
         HangEnd::Reset => Err(reset(switch)),
         HangEnd::Respond(abort) => Ok(respond::abort(abort, req)),
+    })
+}
+
+/// Waits, from `since`, for the sum of the holds whose experiments still run: an experiment that ends
+/// meanwhile takes its share of the wait with it. Returns at once when nothing is held.
+pub async fn hold(held: &mut Held<Duration>, since: Instant) {
+    loop {
+        let total = held.fold(Duration::ZERO, Duration::saturating_add);
+        if total.is_zero() {
+            return;
+        }
+        let ended = held.any_ended();
+        tokio::select! {
+            () = tokio::time::sleep_until(since + total) => return,
+            () = ended => {
+                held.prune();
+            }
+        }
     }
 }
 
 // === response shaping ===
 
-/// Applies the request's response plan to the upstream's response: holds its head (`first_byte_delay`),
-/// rewrites status and headers, swaps in a replacement body, then wraps the body for the body faults.
-pub async fn shape(
+/// Applies the request's response plan to the upstream's response: rewrites status and headers, swaps in
+/// a replacement body, then wraps the body for the body faults.
+pub fn shape(
     resp: Response<ProxyBody>,
-    plan: BodyPlan,
+    plan: Held<BodyPlan>,
     response: &ResponsePlan,
     switch: &ResetSwitch,
 ) -> Response<ProxyBody> {
-    if !response.head_delay.is_zero() {
-        tokio::time::sleep(response.head_delay).await;
-    }
     let (mut parts, mut body) = resp.into_parts();
     for r in &response.rewrites {
         r.apply_response(&mut parts);
@@ -195,6 +222,11 @@ const PIECE: Duration = Duration::from_millis(50);
 /// The upstream's body with the request's body faults applied.
 pub struct ActBody {
     inner: ProxyBody,
+    /// Each experiment's body faults, while it runs.
+    held: Held<BodyPlan>,
+    /// Resolves when one of those experiments ends: the plan is made again without it.
+    ended: AnyEnded,
+    /// The combined plan of the experiments still running.
     plan: BodyPlan,
     switch: ResetSwitch,
     /// Body bytes passed on so far.
@@ -216,10 +248,13 @@ pub struct ActBody {
 }
 
 impl ActBody {
-    pub fn new(inner: ProxyBody, plan: BodyPlan, switch: ResetSwitch) -> Self {
+    pub fn new(inner: ProxyBody, held: Held<BodyPlan>, switch: ResetSwitch) -> Self {
+        let plan = BodyPlan::combined(held.live());
         ActBody {
             inner,
             first_byte_done: plan.first_byte.is_zero(),
+            ended: held.any_ended(),
+            held,
             plan,
             switch,
             sent: 0,
@@ -235,6 +270,22 @@ impl ActBody {
     pub fn with_corruption(mut self, corrupt: Vec<Corruptor>) -> Self {
         self.corrupt = corrupt;
         self
+    }
+
+    /// One of the experiments ended: combine the plans of those left. A wait that only the ended
+    /// experiments imposed is over at once; a cut that was theirs is gone.
+    fn replan(&mut self) {
+        self.held.prune();
+        let plan = BodyPlan::combined(self.held.live());
+        if plan.first_byte.is_zero() {
+            self.first_byte_done = true;
+        } else if let Some(due) = self.first_byte_due {
+            // The first byte's wait, counted from the same start, now made of the remaining experiments'.
+            self.first_byte_due = due.checked_sub(self.plan.first_byte).map(|start| start + plan.first_byte);
+        }
+        self.plan = plan;
+        self.sleep = None;
+        self.ended = self.held.any_ended();
     }
 
     /// How many more bytes may pass before the cut.
@@ -323,6 +374,9 @@ impl Body for ActBody {
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
+        while Pin::new(&mut this.ended).poll(cx).is_ready() {
+            this.replan();
+        }
         if this.room() == Some(0) {
             return this.cut(cx);
         }

@@ -18,7 +18,10 @@ use super::{
     body::ProxyBody,
     upstream::UpstreamError,
 };
-use crate::fault::{Blackhole, BodyPlan, CutKind, Disconnect};
+use crate::{
+    experiment::{Held, Lifeline},
+    fault::{Blackhole, BodyPlan, CutKind, Disconnect},
+};
 
 /// Where a forward listener's request goes.
 pub struct Destination<'a> {
@@ -78,12 +81,14 @@ pub fn established() -> Response<ProxyBody> {
     Response::new(ProxyBody::empty())
 }
 
-/// What happens to a tunnel (CONNECT) or an upgraded connection (WebSocket) while it runs.
+/// What happens to a tunnel (CONNECT) or an upgraded connection (WebSocket) while it runs; each
+/// experiment's part of it lasts while the experiment runs.
 #[derive(Debug, Clone, Default)]
 pub struct TunnelPlan {
     /// Applied to the destination → client direction.
-    pub body: BodyPlan,
-    pub disconnect: Option<Disconnect>,
+    pub body: Held<BodyPlan>,
+    /// The earliest of those still running ends the tunnel, counted from when it opened.
+    pub disconnect: Held<Disconnect>,
     /// The client connection's: a reset turns it on before the connection is dropped.
     pub switch: ResetSwitch,
 }
@@ -103,7 +108,8 @@ where
     C: AsyncRead + AsyncWrite + Unpin,
     U: AsyncRead + AsyncWrite + Unpin,
 {
-    let TunnelPlan { body, disconnect, switch } = plan;
+    let TunnelPlan { body, mut disconnect, switch } = plan;
+    let opened = Instant::now();
     let (mut client_read, mut client_write) = tokio::io::split(client);
     let (mut up_read, mut up_write) = tokio::io::split(upstream);
     let work = async {
@@ -133,14 +139,7 @@ where
             None => to_client.await,
         }
     };
-    let end = match disconnect {
-        None => work.await,
-        Some(d) => match tokio::time::timeout(d.after, work).await {
-            Ok(cut) => cut,
-            Err(_) if d.reset => Some(CutKind::Reset),
-            Err(_) => Some(CutKind::Close),
-        },
-    };
+    let end = until_disconnect(work, &mut disconnect, opened).await;
     match end {
         None => {}
         Some(CutKind::Reset) => switch.turn_on(),
@@ -155,11 +154,35 @@ where
     }
 }
 
+/// Runs `work` until it ends, or until the earliest disconnect of the experiments still running is due
+/// (counted from `opened`). An experiment that ends takes its disconnect with it.
+async fn until_disconnect(
+    work: impl std::future::Future<Output = Option<CutKind>>,
+    disconnect: &mut Held<Disconnect>,
+    opened: Instant,
+) -> Option<CutKind> {
+    tokio::pin!(work);
+    loop {
+        let Some(d) = disconnect.live().min_by_key(|d| d.after).copied() else { return work.await };
+        let ended = disconnect.any_ended();
+        tokio::select! {
+            cut = &mut work => return cut,
+            () = tokio::time::sleep_until(opened + d.after) => {
+                return Some(if d.reset { CutKind::Reset } else { CutKind::Close });
+            }
+            () = ended => {
+                disconnect.prune();
+            }
+        }
+    }
+}
+
 /// How long a closed tunnel keeps reading (and dropping) what the client still sends, so the close is a FIN.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
-/// Copies `from` into `to` under `plan`. Returns the cut when one ended the copy.
-async fn pipe<R, W>(from: &mut R, to: &mut W, plan: BodyPlan) -> Option<CutKind>
+/// Copies `from` into `to` under the experiments' plans in `held` (those still running). Returns the cut
+/// when one ended the copy.
+async fn pipe<R, W>(from: &mut R, to: &mut W, mut held: Held<BodyPlan>) -> Option<CutKind>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -167,6 +190,8 @@ where
     let mut buf = vec![0u8; 16 * 1024];
     let mut sent: u64 = 0;
     let started = Instant::now();
+    let mut plan = BodyPlan::combined(held.live());
+    let mut ended = held.any_ended();
     loop {
         let room = plan.cut.map(|(n, _)| n.saturating_sub(sent));
         if room == Some(0) {
@@ -180,7 +205,17 @@ where
         if let Some(rate) = plan.rate {
             want = want.min(piece(rate));
         }
-        let n = match from.read(&mut buf[..want]).await {
+        let read = tokio::select! {
+            read = from.read(&mut buf[..want]) => read,
+            () = &mut ended => {
+                // An experiment ended: go on under the plans of those left (a read cancelled here took nothing).
+                held.prune();
+                plan = BodyPlan::combined(held.live());
+                ended = held.any_ended();
+                continue;
+            }
+        };
+        let n = match read {
             Ok(0) | Err(_) => return None,
             Ok(n) => n,
         };
@@ -190,7 +225,14 @@ where
         sent += n as u64;
         if let Some(rate) = plan.rate {
             let due = started + Duration::from_secs_f64(sent as f64 / rate.get() as f64);
-            tokio::time::sleep_until(due).await;
+            tokio::select! {
+                () = tokio::time::sleep_until(due) => {}
+                () = &mut ended => {
+                    held.prune();
+                    plan = BodyPlan::combined(held.live());
+                    ended = held.any_ended();
+                }
+            }
         }
     }
 }
@@ -200,29 +242,68 @@ fn piece(rate: NonZeroU64) -> usize {
     usize::try_from(rate.get() / 20).unwrap_or(usize::MAX).clamp(1, 16 * 1024)
 }
 
-/// A blackholed CONNECT: answered 200, then whatever the client sends is read and dropped, nothing comes
-/// back, until the client leaves or `until` (then the connection closes).
-pub fn blackhole_tunnel(on_upgrade: OnUpgrade, until: Instant) -> Response<ProxyBody> {
+/// Most of what a blackholed tunnel's client sends that is kept (for the destination, should the
+/// experiment end first); past it the client meets TCP backpressure, as it would behind a real blackhole.
+const BLACKHOLE_KEEP: usize = 64 * 1024;
+
+/// Where a blackholed tunnel goes if its experiment ends before the blackhole does.
+pub struct Release {
+    /// The CONNECT's `host:port`.
+    pub authority: String,
+    pub connect_timeout: Duration,
+    /// The other experiments' faults on the tunnel.
+    pub plan: TunnelPlan,
+}
+
+/// A blackholed CONNECT: answered 200, then nothing comes back, until the client leaves or `until` (then
+/// the connection closes). What the client sends is kept, not answered (up to [`BLACKHOLE_KEEP`]): when
+/// the experiment ends first, the tunnel opens to the destination after all, with those bytes first.
+pub fn blackhole_tunnel(
+    on_upgrade: OnUpgrade,
+    until: Instant,
+    lifeline: Lifeline,
+    release: Release,
+) -> Response<ProxyBody> {
     tokio::spawn(async move {
         let Ok(upgraded) = on_upgrade.await else { return };
         let mut client = TokioIo::new(upgraded);
-        let mut sink = [0u8; 4096];
+        let mut kept = Vec::new();
         let swallow = async {
-            while let Ok(n) = client.read(&mut sink).await {
-                if n == 0 {
-                    break;
+            let mut sink = [0u8; 4096];
+            while kept.len() < BLACKHOLE_KEEP {
+                match client.read(&mut sink).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => kept.extend_from_slice(&sink[..n]),
                 }
             }
+            // Full: the client waits on its own send buffer from here on.
+            std::future::pending::<()>().await
         };
-        let _ = tokio::time::timeout_at(until, swallow).await;
+        let released = tokio::select! {
+            // The client left.
+            () = swallow => false,
+            () = tokio::time::sleep_until(until) => false,
+            () = lifeline.ended() => true,
+        };
+        if !released {
+            return;
+        }
+        let Ok(mut upstream) = connect(&release.authority, release.connect_timeout).await else { return };
+        if upstream.write_all(&kept).await.is_err() {
+            return;
+        }
+        carry(client, upstream, release.plan).await;
     });
     established()
 }
 
-/// A blackholed HTTP request: no answer until `until`, then the connection closes.
-pub async fn blackhole_request(until: Instant) -> Dropped {
-    tokio::time::sleep_until(until).await;
-    Dropped
+/// A blackholed HTTP request: no answer until `until`, then the connection closes. `None`: the experiment
+/// ended first, and the request goes on.
+pub async fn blackhole_request(until: Instant, lifeline: &Lifeline) -> Option<Dropped> {
+    tokio::select! {
+        () = tokio::time::sleep_until(until) => Some(Dropped),
+        () = lifeline.ended() => None,
+    }
 }
 
 /// When a blackhole ends: its hold, and never after the experiment.

@@ -13,10 +13,13 @@ use std::{
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName};
 use http_body::{Body, Frame, SizeHint};
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 use super::{act::BodyError, body::ProxyBody};
-use crate::fault::GrpcStream;
+use crate::{
+    experiment::{AnyEnded, Held},
+    fault::GrpcStream,
+};
 
 static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 static GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
@@ -32,7 +35,14 @@ enum Scan {
 
 pub struct GrpcCutBody {
     inner: ProxyBody,
-    fault: GrpcStream,
+    /// Each experiment's stream fault, while it runs.
+    held: Held<GrpcStream>,
+    /// Their combination; `None` once every one of them has ended (the stream then passes untouched).
+    fault: Option<GrpcStream>,
+    /// Resolves when one of the experiments ends.
+    ended: AnyEnded,
+    /// When the response began: the origin of `fault.after`.
+    started: Instant,
     scan: Scan,
     messages: u64,
     /// Fires at `fault.after`.
@@ -46,18 +56,40 @@ pub struct GrpcCutBody {
 }
 
 impl GrpcCutBody {
-    pub fn new(inner: ProxyBody, fault: GrpcStream) -> Self {
-        let timer = fault.after.map(|d| Box::pin(tokio::time::sleep(d)));
-        GrpcCutBody {
+    pub fn new(inner: ProxyBody, held: Held<GrpcStream>) -> Self {
+        let mut body = GrpcCutBody {
             inner,
-            fault,
+            held,
+            fault: None,
+            ended: AnyEnded::never(),
+            started: Instant::now(),
             scan: Scan::Prefix { seen: 0, len: [0; 4] },
             messages: 0,
-            timer,
+            timer: None,
             expired: false,
             done: false,
             stop: false,
-        }
+        };
+        body.replan();
+        body
+    }
+
+    /// Combines the stream faults of the experiments still running, and arms the timer for them.
+    fn replan(&mut self) {
+        self.held.prune();
+        let mut live = self.held.live();
+        self.fault = live.next().cloned().map(|mut first| {
+            for g in live {
+                first.combine(g);
+            }
+            first
+        });
+        let after = self.fault.as_ref().and_then(|f| f.after);
+        self.timer = after.map(|d| Box::pin(tokio::time::sleep_until(self.started + d)));
+        self.expired = false;
+        // A stop was only ever due to the faults that are gone, or is due again under those left.
+        self.stop = self.stop && self.due();
+        self.ended = self.held.any_ended();
     }
 
     fn at_boundary(&self) -> bool {
@@ -65,15 +97,18 @@ impl GrpcCutBody {
     }
 
     fn due(&self) -> bool {
-        self.expired || self.fault.after_messages.is_some_and(|n| self.messages >= n)
+        let Some(fault) = &self.fault else { return false };
+        self.expired || fault.after_messages.is_some_and(|n| self.messages >= n)
     }
 
     fn trailers(&mut self) -> Frame<Bytes> {
         self.done = true;
         let mut t = HeaderMap::new();
-        t.insert(&GRPC_STATUS, self.fault.status.header_value());
-        if let Some(m) = &self.fault.message {
-            t.insert(&GRPC_MESSAGE, m.clone());
+        if let Some(fault) = &self.fault {
+            t.insert(&GRPC_STATUS, fault.status.header_value());
+            if let Some(m) = &fault.message {
+                t.insert(&GRPC_MESSAGE, m.clone());
+            }
         }
         Frame::trailers(t)
     }
@@ -130,6 +165,9 @@ impl Body for GrpcCutBody {
         if this.done {
             return Poll::Ready(None);
         }
+        while Pin::new(&mut this.ended).poll(cx).is_ready() {
+            this.replan();
+        }
         if let Some(timer) = &mut this.timer {
             if timer.as_mut().poll(cx).is_ready() {
                 this.timer = None;
@@ -168,7 +206,7 @@ impl Body for GrpcCutBody {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fault::GrpcCode;
+    use crate::{experiment::Lifeline, fault::GrpcCode};
 
     fn frame(payload: &[u8]) -> Vec<u8> {
         let mut f = vec![0];
@@ -178,10 +216,12 @@ mod tests {
     }
 
     fn body(after: u64) -> GrpcCutBody {
-        GrpcCutBody::new(
-            ProxyBody::empty(),
+        let mut held = Held::new();
+        held.push(
+            &Lifeline::default(),
             GrpcStream { after_messages: Some(after), after: None, status: GrpcCode::UNAVAILABLE, message: None },
-        )
+        );
+        GrpcCutBody::new(ProxyBody::empty(), held)
     }
 
     #[test]

@@ -91,9 +91,7 @@ pub async fn serve(
             let builder = builder.clone();
             let watcher = graceful.watcher();
             tokio::spawn(async move {
-                let handshake = tls
-                    .handshake(stream, &reset, |sni| proxy.decide_tls(sni, client.ip()), |ids| proxy.tls_running(ids))
-                    .await;
+                let handshake = tls.handshake(stream, &reset, |sni| proxy.decide_tls(sni, client.ip())).await;
                 proxy.count_handshake(&handshake);
                 match handshake.result {
                     Ok(tls_stream) => {

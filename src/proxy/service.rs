@@ -5,6 +5,7 @@ use std::{
     net::{IpAddr, SocketAddr},
     pin::Pin,
     sync::Arc,
+    time::Duration,
 };
 
 use arc_swap::ArcSwap;
@@ -23,7 +24,7 @@ use super::{
 };
 use crate::{
     config::{ListenerConfig, Mode, RouteId},
-    experiment::{guard::Health, RuleSet, TlsDecision},
+    experiment::{guard::Health, Decision, Held, RuleSet, TlsDecision},
     fault::{BodyPlan, Disconnect, Fault, GrpcStream, RequestView, ResponsePlan},
     telemetry::metrics::{Metrics, Outcome, RouteCounters, TlsCounters},
 };
@@ -43,16 +44,32 @@ impl Route {
     }
 }
 
-/// What happens to a forwarded request's response.
+/// What happens to a forwarded request's response; every hold is kept per experiment (see [`Decision`]).
+#[derive(Default)]
 struct Acts {
     /// Whether an experiment acted on the request (counted `injected`, kept out of guards' health).
     injected: bool,
-    body: BodyPlan,
-    /// Head delay, rewrites, body replace and corrupt.
+    body: Held<BodyPlan>,
+    /// How long the response's head is held on its way back.
+    head_delay: Held<Duration>,
+    /// Rewrites, body replace and corrupt.
     response: ResponsePlan,
-    grpc_stream: Option<GrpcStream>,
+    grpc_stream: Held<GrpcStream>,
     /// For upgraded connections and tunnels.
-    disconnect: Option<Disconnect>,
+    disconnect: Held<Disconnect>,
+}
+
+impl Acts {
+    fn of(d: Decision) -> Self {
+        Acts {
+            injected: true,
+            body: d.body,
+            head_delay: d.head_delay,
+            response: d.response,
+            grpc_stream: d.grpc_stream,
+            disconnect: d.disconnect,
+        }
+    }
 }
 
 /// One reverse-proxy listener's routes and its view of the active rules.
@@ -109,17 +126,12 @@ impl ReverseProxy {
             ?sni,
             %client_ip,
             experiments = ?decision.experiments,
-            stall = ?decision.stall,
-            end = ?decision.end.as_ref().map(|(_, f)| f),
+            stall = ?decision.stall.fold(Duration::ZERO, Duration::saturating_add),
+            end = ?decision.end.as_ref().map(|(_, f, _)| f),
             "TLS fault on a handshake"
         );
-        let held = (!decision.stall.is_zero()).then_some(slot);
+        let held = (!decision.stall.is_empty()).then_some(slot);
         Some((decision, held))
-    }
-
-    /// Whether any of `experiments` still runs TLS faults on this listener.
-    pub fn tls_running(&self, experiments: &[Arc<str>]) -> bool {
-        self.rules.load().tls_running(&self.name, experiments)
     }
 
     /// Counts a finished handshake in `edgefault_tls_handshakes_total`.
@@ -199,75 +211,76 @@ impl ReverseProxy {
             (route, decision)
         };
 
-        let injected = decision.is_some();
-        let mut body_plan = BodyPlan::default();
-        let mut grpc_stream = None;
-        let mut disconnect = None;
-        let mut response = ResponsePlan::default();
-        if let Some(d) = decision {
-            if !d.delay.is_zero() {
-                route.counters.injected_delay(d.delay);
-                tokio::time::sleep(d.delay).await;
-            }
-            if let (Some(fault), Some(rule)) = (d.ending(), d.abort_rule()) {
-                route.counters.count(Outcome::Injected);
-                tracing::debug!(listener = %self.name, experiment = %rule.id, fault = fault.kind(), "request ended by a fault");
-                return match fault {
-                    Fault::Abort(abort) => Ok(respond::abort(abort, &req)),
-                    Fault::Hang(hang) => act::hang(hang, &req, switch).await,
-                    Fault::Reset(_) => Err(act::reset(switch)),
-                    Fault::RateLimit(_) => Ok(respond::rate_limited(d.retry_after, &req)),
-                    Fault::Unresolvable(_) => Ok(forward::unresolvable(headers::request_host(&req))),
-                    Fault::Blackhole(b) => {
-                        let until = forward::blackhole_until(b, rule.ends_at());
-                        if connect {
-                            let mut req = req;
-                            Ok(forward::blackhole_tunnel(hyper::upgrade::on(&mut req), until))
-                        } else {
-                            Err(forward::blackhole_request(until).await)
-                        }
-                    }
-                    // Never chosen to end a request (see `Fault::ends_request` and `RuleSet::decide`): forward as
-                    // usual.
-                    Fault::Delay(_)
-                    | Fault::Truncate(_)
-                    | Fault::Throttle(_)
-                    | Fault::GrpcStream(_)
-                    | Fault::Disconnect(_)
-                    | Fault::FirstByteDelay(_)
-                    | Fault::Drip(_)
-                    | Fault::Rewrite(_)
-                    | Fault::Body(_)
-                    // Toxic and TLS rules are never filed under HTTP routes (`RuleSet::build`).
-                    | Fault::Toxic(_)
-                    | Fault::Tls(_) => {
-                        let acts = Acts {
-                            injected: true,
-                            body: d.body,
-                            response: d.response.clone(),
-                            grpc_stream: d.grpc_stream.clone(),
-                            disconnect: d.disconnect,
-                        };
-                        Ok(self.forward(route, req, client, acts, switch).await)
-                    }
-                };
-            }
-            body_plan = d.body;
-            grpc_stream = d.grpc_stream;
-            disconnect = d.disconnect;
-            response = d.response;
+        let Some(mut d) = decision else {
+            let resp = if connect {
+                self.tunnel(route, req, Acts::default(), switch).await
+            } else {
+                self.forward(route, req, client, Acts::default(), switch).await
+            };
+            return Ok(resp);
+        };
+        if !d.delay.is_empty() {
+            let planned = d.delay.fold(Duration::ZERO, Duration::saturating_add);
+            route.counters.injected_delay(planned);
+            act::hold(&mut d.delay, tokio::time::Instant::now()).await;
         }
-        if response.rewrites_request() {
-            for r in &response.rewrites {
+        // The first ending fault whose experiment still runs ends the request; one whose experiment ended
+        // during the delay is dropped, and the request goes on as if it had never matched.
+        if let Some(end) = d.ending() {
+            let (rule, fault) = (end.rule, end.fault);
+            tracing::debug!(listener = %self.name, experiment = %rule.id, fault = fault.kind(), "request ended by a fault");
+            let ended = match fault {
+                Fault::Abort(abort) => Some(Ok(respond::abort(abort, &req))),
+                Fault::Hang(hang) => act::hang(hang, &req, switch, &rule.lifeline).await,
+                Fault::Reset(_) => Some(Err(act::reset(switch))),
+                Fault::RateLimit(_) => Some(Ok(respond::rate_limited(end.retry_after, &req))),
+                Fault::Unresolvable(_) => Some(Ok(forward::unresolvable(headers::request_host(&req)))),
+                Fault::Blackhole(b) if connect => {
+                    let until = forward::blackhole_until(b, rule.ends_at());
+                    let release = forward::Release {
+                        authority: req.uri().authority().map(|a| a.as_str().to_owned()).unwrap_or_default(),
+                        connect_timeout: route.upstream.route().connect_timeout,
+                        plan: TunnelPlan { body: d.body.clone(), disconnect: d.disconnect.clone(), switch: switch.clone() },
+                    };
+                    let mut req = req;
+                    let on_upgrade = hyper::upgrade::on(&mut req);
+                    route.counters.count(Outcome::Injected);
+                    return Ok(forward::blackhole_tunnel(on_upgrade, until, rule.lifeline.clone(), release));
+                }
+                Fault::Blackhole(b) => {
+                    let until = forward::blackhole_until(b, rule.ends_at());
+                    forward::blackhole_request(until, &rule.lifeline).await.map(Err)
+                }
+                // Never chosen to end a request (see `Fault::ends_request` and `RuleSet::decide`).
+                Fault::Delay(_)
+                | Fault::Truncate(_)
+                | Fault::Throttle(_)
+                | Fault::GrpcStream(_)
+                | Fault::Disconnect(_)
+                | Fault::FirstByteDelay(_)
+                | Fault::Drip(_)
+                | Fault::Rewrite(_)
+                | Fault::Body(_)
+                // Toxic and TLS rules are never filed under HTTP routes (`RuleSet::build`).
+                | Fault::Toxic(_)
+                | Fault::Tls(_) => None,
+            };
+            if let Some(ended) = ended {
+                route.counters.count(Outcome::Injected);
+                return ended;
+            }
+        }
+        let acts = Acts::of(d);
+        if acts.response.rewrites_request() {
+            for r in &acts.response.rewrites {
                 r.request.apply(req.headers_mut());
             }
         }
         // The fault is over once the request goes on: the slot covers the hold, not the upstream's time
         // (unless the response's head is held on its way back: then it covers that hold as well).
-        if response.head_delay.is_zero() {
+        if acts.head_delay.is_empty() {
             slot = None;
         }
-        let acts = Acts { injected, body: body_plan, response, grpc_stream, disconnect };
         let resp = if connect {
             self.tunnel(route, req, acts, switch).await
         } else {
@@ -318,9 +331,9 @@ impl ReverseProxy {
         acts: Acts,
         switch: &ResetSwitch,
     ) -> Response<ProxyBody> {
-        let Acts { injected, body: body_plan, response, grpc_stream, disconnect } = acts;
+        let Acts { injected, body: body_plan, mut head_delay, response, grpc_stream, disconnect } = acts;
         let sent = tokio::time::Instant::now();
-        let upgraded = TunnelPlan { body: body_plan, disconnect, switch: switch.clone() };
+        let upgraded = TunnelPlan { body: body_plan.clone(), disconnect, switch: switch.clone() };
         match route.upstream.forward(req, client, upgraded).await {
             Ok(resp) => {
                 let took = sent.elapsed();
@@ -330,18 +343,18 @@ impl ReverseProxy {
                     self.health.record_latency(route.id, took);
                 }
                 route.counters.count(if injected { Outcome::Injected } else { Outcome::Passed });
+                act::hold(&mut head_delay, tokio::time::Instant::now()).await;
                 let resp = if !response.is_empty() {
-                    act::shape(resp, body_plan, &response, switch).await
+                    act::shape(resp, body_plan, &response, switch)
                 } else if body_plan.is_empty() {
                     resp
                 } else {
                     resp.map(|b| ProxyBody::Acted(Box::new(ActBody::new(b, body_plan, switch.clone()))))
                 };
-                match grpc_stream {
-                    Some(g) if headers::is_grpc(resp.headers()) => {
-                        resp.map(|b| ProxyBody::Grpc(Box::new(GrpcCutBody::new(b, g))))
-                    }
-                    _ => resp,
+                if !grpc_stream.is_empty() && headers::is_grpc(resp.headers()) {
+                    resp.map(|b| ProxyBody::Grpc(Box::new(GrpcCutBody::new(b, grpc_stream))))
+                } else {
+                    resp
                 }
             }
             Err(e) => {

@@ -34,7 +34,7 @@ use tokio::{
 
 use crate::{
     config::TcpListenerConfig,
-    experiment::{guard::Health, ActiveToxic, ConnectionRules, RuleSet},
+    experiment::{guard::Health, ActiveToxic, AnyEnded, ConnectionRules, Held, RuleSet},
     fault::{toxic, Direction, ToxicKind},
     telemetry::metrics::{Metrics, Outcome, TcpCounters},
 };
@@ -314,7 +314,36 @@ impl<'c, W: AsyncWrite + Unpin> Writer<'c, W> {
     /// The toxics of this direction in force at `now`.
     fn in_force(&self, now: Instant) -> impl Iterator<Item = &ActiveToxic> {
         let dir = self.dir;
-        self.toxics.iter().filter(move |t| t.toxic.direction == dir && now < t.ends_at)
+        self.toxics.iter().filter(move |t| t.toxic.direction == dir && t.in_force(now))
+    }
+
+    /// Resolves when the experiment of one of this direction's toxics ends.
+    fn toxic_ended(&self) -> AnyEnded {
+        let mut held = Held::new();
+        for t in self.toxics.iter().filter(|t| t.toxic.direction == self.dir) {
+            held.push(&t.lifeline, ());
+        }
+        held.any_ended()
+    }
+
+    /// Sleeps until `at`, or until the experiment of one of the toxics ends (true then): what the toxic
+    /// held goes on at once.
+    async fn nap(&self, at: Instant) -> bool {
+        let ended = self.toxic_ended();
+        tokio::select! {
+            () = sleep_until(at) => false,
+            () = ended => true,
+        }
+    }
+
+    /// The slowest bandwidth toxic in force at `now`.
+    fn rate(&self, now: Instant) -> Option<std::num::NonZeroU64> {
+        self.in_force(now)
+            .filter_map(|t| match t.toxic.kind {
+                ToxicKind::Bandwidth { bytes_per_second } => Some(bytes_per_second),
+                _ => None,
+            })
+            .min()
     }
 
     /// When a timeout toxic holds this direction: `Some(close_at)`, with `None` inside for "never".
@@ -365,6 +394,7 @@ impl<'c, W: AsyncWrite + Unpin> Writer<'c, W> {
             if let Some(Some(at)) = hold {
                 wake = wake.min(at);
             }
+            let ended = self.toxic_ended();
             tokio::select! {
                 // Queued, and passed on at the top of the loop unless a hold began meanwhile.
                 chunk = rx.recv(), if !eof && held_bytes < HOLD_BYTES => match chunk {
@@ -377,6 +407,8 @@ impl<'c, W: AsyncWrite + Unpin> Writer<'c, W> {
                     None => eof = true,
                 },
                 () = sleep_until(wake) => {}
+                // A hold (timeout) or an armed reset whose experiment ended lets go at the top of the loop.
+                () = ended => {}
             }
         }
     }
@@ -434,7 +466,7 @@ impl<'c, W: AsyncWrite + Unpin> Writer<'c, W> {
         }
         self.count_limits(data.len() as u64, now);
         if !latency.is_zero() {
-            sleep_until(chunk.at + latency).await;
+            self.nap(chunk.at + latency).await;
         }
         match slicer {
             None => self.paced(data, rate).await?,
@@ -443,10 +475,18 @@ impl<'c, W: AsyncWrite + Unpin> Writer<'c, W> {
                 let mut first = true;
                 while !data.is_empty() {
                     if !first && !delay.is_zero() {
-                        tokio::time::sleep(delay).await;
+                        self.nap(Instant::now() + delay).await;
                     }
                     first = false;
-                    let n = toxic::slice_len(average, variation, &mut rng).min(data.len());
+                    // The slicer's experiment ended: the rest goes whole.
+                    let slicing =
+                        self.in_force(Instant::now()).any(|t| matches!(t.toxic.kind, ToxicKind::Slicer { .. }));
+                    let n = if slicing {
+                        toxic::slice_len(average, variation, &mut rng).min(data.len())
+                    } else {
+                        data.len()
+                    };
+                    let rate = self.rate(Instant::now());
                     self.paced(data.split_to(n), rate).await?;
                 }
             }
@@ -473,12 +513,17 @@ impl<'c, W: AsyncWrite + Unpin> Writer<'c, W> {
     /// Writes `data`, at most at `rate` bytes per second: in pieces of a tenth of a second's worth, each
     /// sent when the link would have carried it.
     async fn paced(&mut self, mut data: Bytes, rate: Option<std::num::NonZeroU64>) -> Result<(), End> {
-        let Some(rate) = rate else { return self.write(&data).await };
-        let piece = usize::try_from(rate.get() / 10).unwrap_or(usize::MAX).max(1);
+        let mut rate = rate;
         while !data.is_empty() {
+            // The bandwidth toxic's experiment ended: the rest goes at once.
+            let Some(r) = rate else { return self.write(&data).await };
+            let piece = usize::try_from(r.get() / 10).unwrap_or(usize::MAX).max(1);
             let part = data.split_to(piece.min(data.len()));
-            self.link_free = self.link_free.max(Instant::now()) + toxic::transfer_time(part.len(), rate);
-            sleep_until(self.link_free).await;
+            self.link_free = self.link_free.max(Instant::now()) + toxic::transfer_time(part.len(), r);
+            if self.nap(self.link_free).await {
+                self.link_free = Instant::now();
+                rate = self.rate(Instant::now());
+            }
             self.write(&part).await?;
         }
         Ok(())

@@ -32,14 +32,12 @@ use super::{
     tls::{read_certificates, TlsSetupError},
 };
 use crate::{
-    experiment::TlsDecision,
+    experiment::{Held, TlsDecision},
     fault::{CertificateProblem, TlsFault},
 };
 
 /// Longest wait for each half of a client's TLS handshake (its ClientHello; the rest), a stall aside.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often a stalled handshake looks whether its experiments still run.
-const STALL_CHECK: Duration = Duration::from_millis(250);
 /// Fault certificates kept for reuse, by problem and name; past it, the cache starts over.
 const FAULT_CACHE: usize = 1024;
 /// How long a fault certificate is reused. Its dates are relative to when it was made (expired yesterday,
@@ -132,21 +130,24 @@ async fn complete(
     }
 }
 
-/// Holds a handshake for `hold`, or until `in_force` says its experiments stopped (looked at every
-/// [`STALL_CHECK`]), without reading what the client sends. `false` when the client closed the connection
+/// Holds a handshake for the stalls of the experiments still running (an experiment that ends takes its
+/// share with it), without reading what the client sends. `false` when the client closed the connection
 /// meanwhile.
-async fn stall(io: &ResetOnDrop, hold: Duration, in_force: impl Fn() -> bool) -> bool {
-    let until = tokio::time::Instant::now() + hold;
+async fn stall(io: &ResetOnDrop, mut held: Held<Duration>) -> bool {
+    let since = tokio::time::Instant::now();
     let mut byte = [0u8; 1];
     // Until the client sends something: then only the clock and the experiments are watched.
     let mut watch_client = true;
     loop {
-        let next = until.min(tokio::time::Instant::now() + STALL_CHECK);
+        let total = held.fold(Duration::ZERO, Duration::saturating_add);
+        if total.is_zero() {
+            return true;
+        }
+        let ended = held.any_ended();
         tokio::select! {
-            () = tokio::time::sleep_until(next) => {
-                if next >= until || !in_force() {
-                    return true;
-                }
+            () = tokio::time::sleep_until(since + total) => return true,
+            () = ended => {
+                held.prune();
             }
             peeked = io.peek(&mut byte), if watch_client => match peeked {
                 // Closed or broken: nobody is waiting any more.
@@ -240,14 +241,13 @@ impl ListenerTls {
 
     /// Runs the handshake of a new connection. `decide` is asked, once the ClientHello is in, what the TLS
     /// faults do to it, given the name the client asked for, with a guard kept until the fault has acted
-    /// (a slot of the fault cap); `running` tells whether any of the experiments that acted still runs (a
-    /// stall, and the fault after it, end once none does); `switch` resets the connection for a reset.
+    /// (a slot of the fault cap); `switch` resets the connection for a reset. A stall, and the fault after
+    /// it, end with their experiment.
     pub async fn handshake<G>(
         &self,
         stream: ResetOnDrop,
         switch: &ResetSwitch,
         decide: impl FnOnce(Option<&str>) -> Option<(TlsDecision, G)>,
-        running: impl Fn(&[Arc<str>]) -> bool,
     ) -> Handshake {
         let hello = tokio::time::timeout(HANDSHAKE_TIMEOUT, LazyConfigAcceptor::new(Acceptor::default(), stream));
         let start = match hello.await {
@@ -259,7 +259,7 @@ impl ListenerTls {
         let Some((decision, guard)) = decide(sni.as_deref()) else {
             return Handshake { result: complete(start, Arc::clone(&self.config)).await, injected: false };
         };
-        let result = self.fault(start, sni.as_deref(), decision, switch, running).await;
+        let result = self.fault(start, sni.as_deref(), decision, switch).await;
         drop(guard);
         Handshake { result, injected: true }
     }
@@ -270,18 +270,12 @@ impl ListenerTls {
         sni: Option<&str>,
         decision: TlsDecision,
         switch: &ResetSwitch,
-        running: impl Fn(&[Arc<str>]) -> bool,
     ) -> Result<TlsStream<ResetOnDrop>, HandshakeError> {
-        if !decision.stall.is_zero() {
-            let in_force = || running(&decision.experiments);
-            if !stall(&start.io, decision.stall, in_force).await {
-                return Err(HandshakeError::LeftDuringStall);
-            }
+        if !decision.stall.is_empty() && !stall(&start.io, decision.stall).await {
+            return Err(HandshakeError::LeftDuringStall);
         }
-        let end = decision
-            .end
-            .filter(|(experiment, _)| decision.stall.is_zero() || running(std::slice::from_ref(experiment)));
-        let Some((experiment, end)) = end else {
+        let end = decision.end.filter(|(_, _, lifeline)| !lifeline.is_ended());
+        let Some((experiment, end, _)) = end else {
             return complete(start, Arc::clone(&self.config)).await;
         };
         let injected = |fault| HandshakeError::Injected { experiment: Arc::clone(&experiment), fault };

@@ -6,7 +6,7 @@ use std::{net::IpAddr, sync::Arc};
 
 use tokio::time::Instant;
 
-use super::{Rule, RuleSet};
+use super::{Lifeline, Rule, RuleSet};
 use crate::{
     config::RouteId,
     fault::{Fault, Toxic},
@@ -25,6 +25,15 @@ pub struct ActiveToxic {
     pub ends_at: Instant,
     /// This connection's draw from the experiment's random stream: the seed of its jitter and slice sizes.
     pub seed: u64,
+    /// The experiment's: once ended, the toxic lets go of the connection at once.
+    pub lifeline: Lifeline,
+}
+
+impl ActiveToxic {
+    /// Whether the toxic still acts at `now`.
+    pub fn in_force(&self, now: Instant) -> bool {
+        now < self.ends_at && !self.lifeline.is_ended()
+    }
 }
 
 /// What one experiment decided for the connection.
@@ -106,6 +115,7 @@ impl ConnectionRules {
                         since: m.since,
                         ends_at: m.rule.ends_at,
                         seed: seed ^ i as u64,
+                        lifeline: m.rule.lifeline.clone(),
                     }),
                     // Validation keeps an experiment's faults all toxics or none.
                     Fault::Abort(_)

@@ -4,18 +4,19 @@ use std::{net::IpAddr, sync::Arc, time::Duration};
 
 use tokio::time::Instant;
 
-use super::{Counters, RuleSet};
+use super::{Counters, Held, Lifeline, RuleSet};
 use crate::fault::{Fault, TlsFault};
 
 /// What the TLS rules decided for one handshake.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct TlsDecision {
-    /// How long to hold the handshake after the ClientHello: the sum of every selected stall, each at most
-    /// until its experiment ends.
-    pub stall: Duration,
+    /// How long to hold the handshake after the ClientHello: each selected experiment's stalls (summed per
+    /// experiment, each at most until the experiment's end), kept while the experiment runs.
+    pub stall: Held<Duration>,
     /// The fault that ends the handshake (alert, reset, bad certificate) of the earliest-started selected
-    /// experiment that has one, with that experiment's id.
-    pub end: Option<(Arc<str>, TlsFault)>,
+    /// experiment that has one, with that experiment's id and lifeline (an ended experiment's fault is
+    /// dropped).
+    pub end: Option<(Arc<str>, TlsFault, Lifeline)>,
     /// The experiments that acted, in start order.
     pub experiments: Vec<Arc<str>>,
 }
@@ -24,16 +25,6 @@ impl RuleSet {
     /// Whether any TLS fault may act on the handshakes of `listener`.
     pub fn has_tls(&self, listener: &str) -> bool {
         self.tls.iter().any(|(l, _)| &**l == listener)
-    }
-
-    /// Whether any of `experiments` still acts on the handshakes of `listener` (a stalled handshake goes on
-    /// once none does).
-    pub fn tls_running(&self, listener: &str, experiments: &[Arc<str>]) -> bool {
-        self.tls
-            .iter()
-            .filter(|(l, _)| &**l == listener)
-            .flat_map(|(_, rules)| rules.iter())
-            .any(|r| experiments.contains(&r.id))
     }
 
     /// Decides what a handshake on `listener` from `client_ip`, asking for `sni`, gets. `None`: nothing.
@@ -58,22 +49,26 @@ impl RuleSet {
             let left = rule.ends_at.saturating_duration_since(now);
             // The index of the `tls` kind in the counters, once a fault acted.
             let mut acted = None;
+            let mut stall = Duration::ZERO;
             for f in rule.faults.iter().take(in_phase.end).skip(in_phase.start) {
                 // Validation keeps an experiment's faults all TLS faults or none.
                 let Fault::Tls(fault) = f else { continue };
                 match fault {
                     TlsFault::Stall(hold) => {
-                        decision.stall = decision.stall.saturating_add(hold.map_or(left, |h| h.min(left)));
+                        stall = stall.saturating_add(hold.map_or(left, |h| h.min(left))).min(left);
                         acted = Some(f.kind_index());
                     }
                     ending => {
                         if decision.end.is_none() {
-                            decision.end = Some((Arc::clone(&rule.id), ending.clone()));
+                            decision.end = Some((Arc::clone(&rule.id), ending.clone(), rule.lifeline.clone()));
                             acted = Some(f.kind_index());
                         }
                         break;
                     }
                 }
+            }
+            if !stall.is_zero() {
+                decision.stall.push(&rule.lifeline, stall);
             }
             if let Some(kind) = acted {
                 Counters::bump(&rule.counters.by_kind[kind]);
@@ -142,8 +137,9 @@ mod tests {
         );
         let d = set.decide_tls("secure", Some("a.example"), IP, now).expect("selected");
         // 2 s, then until the second experiment's end (60 s from its creation, just after `now`).
-        assert!(d.stall >= Duration::from_secs(62) && d.stall < Duration::from_secs(63), "{:?}", d.stall);
-        assert_eq!(d.end, Some(("e1".into(), expired)));
+        let stall = d.stall.fold(Duration::ZERO, Duration::saturating_add);
+        assert!(stall >= Duration::from_secs(62) && stall < Duration::from_secs(63), "{stall:?}");
+        assert_eq!(d.end.map(|(id, f, _)| (id, f)), Some(("e1".into(), expired)));
         assert_eq!(d.experiments, vec![Arc::<str>::from("e1"), "e2".into()]);
     }
 }

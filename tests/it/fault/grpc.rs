@@ -141,3 +141,27 @@ async fn grpc_matchers_and_stream_faults_are_validated() {
         assert!(fields.iter().any(|f| f == field), "{field} not in {fields:?} for {yaml}");
     }
 }
+
+/// A stream whose `grpc_stream` fault is armed goes on untouched once its experiment stops: messages keep
+/// coming past the fault's time, and no injected status ends it.
+#[tokio::test]
+async fn stopping_the_experiment_disarms_a_stream_fault_already_armed() {
+    let proxy = proxy(flapping_grpc_upstream(Duration::from_millis(50)).await).await;
+    let e = proxy
+        .start("name: timed\nmatch: { grpc: { service: grpc.health.v1.Health } }\nfaults: [{ grpc_stream: { after: 1s, grpc_status: 14 } }]\n")
+        .await;
+    let mut c = health(&proxy).await;
+    let mut stream = c.watch(HealthCheckRequest { service: "checkout".into() }).await.expect("watch").into_inner();
+    let first = tokio::time::timeout(Duration::from_secs(5), stream.next()).await.expect("in time");
+    assert!(matches!(first, Some(Ok(_))), "{first:?}");
+    proxy.stop(&e.id).await;
+    let until = tokio::time::Instant::now() + Duration::from_millis(1_600);
+    let mut n = 0;
+    while tokio::time::Instant::now() < until {
+        match tokio::time::timeout(Duration::from_secs(2), stream.next()).await.expect("a message in time") {
+            Some(Ok(_)) => n += 1,
+            other => panic!("the stream ended after {n} more messages: {other:?}"),
+        }
+    }
+    assert!(n >= 10, "{n} messages after the stop");
+}

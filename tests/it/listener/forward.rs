@@ -335,3 +335,50 @@ async fn a_tunnel_is_closed_or_reset_after_a_time() {
     let (_, end) = read_all(&mut s, Duration::from_secs(5)).await;
     assert_eq!(end, Err(std::io::ErrorKind::ConnectionReset));
 }
+
+/// Stop means now for egress holds too: a blackholed request is forwarded, a blackholed tunnel opens to
+/// its destination with what the client had sent, both within a moment of the stop.
+#[tokio::test]
+async fn stopping_a_blackhole_lets_requests_and_tunnels_through() {
+    let up = upstream().await;
+    let proxy = forward_proxy(up.port()).await;
+    let e = proxy.start("name: void\nmatch: { routes: [provider] }\nfaults: [{ blackhole: {} }]\n").await;
+    let uri = format!("http://localhost:{}/", up.port());
+    let request = tokio::spawn({
+        let addr = proxy.addr;
+        async move { (via_proxy(addr, &uri).await, Instant::now()) }
+    });
+    let (code, mut tunnel) = connect(proxy.addr, &format!("localhost:{}", up.port())).await;
+    assert_eq!(code, 200);
+    tunnel.write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n").await.expect("write");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopped = Instant::now();
+    proxy.stop(&e.id).await;
+    let (reply, at) = request.await.expect("joined");
+    assert_eq!(reply.expect("answered").status, StatusCode::OK);
+    assert!(at.duration_since(stopped) < Duration::from_secs(1), "{:?}", at.duration_since(stopped));
+    let (got, end) = read_all(&mut tunnel, Duration::from_secs(5)).await;
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200") && text.ends_with("upstream ok"), "{text}");
+    assert_eq!(end, Ok(()));
+}
+
+#[tokio::test]
+async fn stopping_a_throttled_tunnel_lets_the_rest_through_at_once() {
+    let dest = byte_server(200_000).await;
+    let proxy = forward_proxy(dest.port()).await;
+    let e = proxy
+        .start("name: slow\nmatch: { routes: [provider] }\nfaults: [{ throttle: { bytes_per_second: 2000 } }]\n")
+        .await;
+    let (code, mut s) = connect(proxy.addr, &format!("localhost:{}", dest.port())).await;
+    assert_eq!(code, 200);
+    let mut first = [0u8; 100];
+    s.read_exact(&mut first).await.expect("the first bytes");
+    let stopped = Instant::now();
+    proxy.stop(&e.id).await;
+    let mut rest = vec![0u8; 200_000 - 100];
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut rest)).await.expect("in time").expect("read");
+    assert!(stopped.elapsed() < Duration::from_secs(2), "{:?}", stopped.elapsed());
+    let all: Vec<u8> = first.iter().chain(&rest).copied().collect();
+    assert!(all.iter().enumerate().all(|(i, b)| *b == pattern(i as u64)), "byte-exact");
+}

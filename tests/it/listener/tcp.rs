@@ -378,3 +378,28 @@ async fn tcp_and_http_do_not_mix() {
         assert!(found.is_empty(), "{yaml}: {found:#?}");
     }
 }
+
+/// Stop means now on TCP listeners too: data held by a `timeout` or a long `latency` toxic goes on at
+/// once when the experiment stops, and the connection lives on untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_an_experiment_lets_held_data_through_at_once() {
+    let (proxy, db) = tcp_proxy().await;
+    for toxic in ["timeout: {}", "latency: { latency: 20s }"] {
+        let e = proxy
+            .start(&format!(
+                "name: hold\nmatch: {{ listeners: [db] }}\nfaults: [{{ toxic: {{ direction: upstream, {toxic} }} }}]\n"
+            ))
+            .await;
+        let mut s = connect(db).await;
+        s.write_all(b"held").await.expect("write");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let stopped = Instant::now();
+        proxy.stop(&e.id).await;
+        let (got, _) = read_up_to(&mut s, 4).await.expect("read");
+        assert_eq!(got, b"held", "{toxic}");
+        assert!(stopped.elapsed() < Duration::from_secs(1), "{toxic}: {:?} after the stop", stopped.elapsed());
+        s.write_all(b"after").await.expect("write");
+        let (got, _) = read_up_to(&mut s, 5).await.expect("read");
+        assert_eq!(got, b"after", "{toxic}: untouched from then on");
+    }
+}

@@ -115,3 +115,21 @@ async fn disconnect_leaves_plain_requests_alone() {
     assert_eq!(r.status, 200);
     assert_eq!(&r.body[..], b"slow ok");
 }
+
+/// The kill switch disarms a disconnect already armed on an open socket (the socket stays up past the
+/// disconnect's time), and stopping a throttle lets messages through at full speed.
+#[tokio::test]
+async fn abort_all_disarms_a_disconnect_armed_on_an_open_socket() {
+    let proxy = ws_proxy().await;
+    proxy.start("name: drop-ws\nmatch: { routes: [ws] }\nfaults: [{ disconnect: { after: 1s } }]\n").await;
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}/ws/chat", proxy.addr)).await.expect("handshake");
+    let opened = Instant::now();
+    echo_once(&mut socket, "before").await;
+    assert_eq!(proxy.abort_all().await, 1);
+    while opened.elapsed() < Duration::from_millis(1_800) {
+        echo_once(&mut socket, "still open past the disconnect's time").await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    socket.close(None).await.expect("a clean close, by the client");
+}

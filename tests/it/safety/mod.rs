@@ -10,5 +10,6 @@ mod lease;
 mod limits;
 mod metrics;
 mod mtls;
+mod release;
 mod reload;
 mod signal;

@@ -184,6 +184,12 @@ impl Proxy {
         c.start_experiment(v1::StartExperimentRequest { spec: Some(spec(yaml)) }).await.expect("start").into_inner()
     }
 
+    /// The kill switch, over gRPC; returns how many experiments it ended.
+    pub async fn abort_all(&self) -> u32 {
+        let mut c = self.control().await;
+        c.abort_all(v1::AbortAllRequest { reason: "test".into() }).await.expect("abort-all").into_inner().count
+    }
+
     pub async fn stop(&self, id: &str) -> v1::Experiment {
         let mut c = self.control().await;
         c.stop_experiment(v1::StopExperimentRequest { id: id.into(), reason: String::new() })
@@ -244,6 +250,15 @@ pub async fn send(client: &HttpClient, req: Request<BoxBody>) -> Reply {
 
 pub async fn get(client: &HttpClient, url: &str) -> Reply {
     send(client, Request::get(url).body(full(Bytes::new())).expect("request")).await
+}
+
+/// A GET sent now on its own task; resolves to the reply and when its whole body had arrived.
+pub fn get_later(client: &HttpClient, url: &str) -> tokio::task::JoinHandle<(Reply, std::time::Instant)> {
+    let (client, url) = (client.clone(), url.to_owned());
+    tokio::spawn(async move {
+        let reply = send(&client, Request::get(url).body(full(Bytes::new())).expect("request")).await;
+        (reply, std::time::Instant::now())
+    })
 }
 
 pub fn request(method: &str, url: &str) -> http::request::Builder {
