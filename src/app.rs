@@ -190,7 +190,9 @@ impl Server {
         let admin = match admin_listener {
             Some(l) => {
                 let addr = l.local_addr().ok();
-                tracing::info!(?addr, "admin endpoint listening");
+                if let Some(addr) = addr {
+                    tracing::info!(%addr, "admin endpoint listening");
+                }
                 tasks.spawn(admin::serve(l, Arc::clone(&admin_state), stopped(stop.subscribe())));
                 addr
             }
@@ -205,11 +207,13 @@ impl Server {
         &self.reloader
     }
 
-    /// Reloads the config file `path` (with `overrides` applied again) on every SIGHUP.
+    /// Handles SIGHUP from now on: reloads the config file `path` (with `overrides` applied again) on
+    /// every SIGHUP, or, for a server started without a config file (`source` is `None`), logs that there
+    /// is nothing to reload. Either way the signal never ends the process.
     #[cfg(unix)]
-    pub fn reload_on_sighup(&mut self, path: std::path::PathBuf, overrides: crate::config::Overrides) {
+    pub fn handle_sighup(&mut self, source: Option<(std::path::PathBuf, crate::config::Overrides)>) {
         let shutdown = stopped(self.stop.subscribe());
-        match crate::reload::on_sighup(Arc::clone(&self.reloader), path, overrides, shutdown) {
+        match crate::reload::on_sighup(Arc::clone(&self.reloader), source, shutdown) {
             Ok(task) => {
                 self.tasks.spawn(task);
             }

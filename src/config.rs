@@ -503,7 +503,7 @@ impl Config {
     /// Reads a config file, then applies the overrides.
     pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        let text = document::read_text(path).map_err(|e| ConfigError {
             origin: origin.clone(),
             problems: vec![format!("cannot read the file: {e}")],
         })?;
@@ -1085,6 +1085,10 @@ pub fn parse_upstream(s: &str, at: &str, problems: &mut Vec<String>) -> Option<U
         problems.push(format!("{at}: {s:?} has no host"));
         return None;
     };
+    if let Err(why) = check_authority(&authority) {
+        problems.push(format!("{at}: {s:?} {why}; expected http://host:port (port 1–65535, or none for the scheme's)"));
+        return None;
+    }
     if uri.path_and_query().is_some_and(|pq| pq.as_str() != "/") {
         problems.push(format!(
             "{at}: {s:?} has a path; an upstream is scheme://host:port only (request paths pass through unchanged)"
@@ -1094,9 +1098,52 @@ pub fn parse_upstream(s: &str, at: &str, problems: &mut Vec<String>) -> Option<U
     Some(Upstream { scheme, authority, tls: None })
 }
 
+/// An upstream's `host[:port]`, strictly: a host, and a port that is a number from 1 to 65535 when there
+/// is a colon at all (the `http` crate reads an unparsable port as none, which would mean port 80).
+fn check_authority(a: &http::uri::Authority) -> Result<(), &'static str> {
+    let raw = a.as_str();
+    if raw.contains('@') {
+        return Err("has user info (user@host), which an upstream URL cannot carry");
+    }
+    let host = a.host();
+    if host.is_empty() || host == "[]" {
+        return Err("has no host");
+    }
+    match raw.strip_prefix(host) {
+        Some("") => Ok(()),
+        Some(port) => match port.strip_prefix(':').map(str::parse::<u16>) {
+            Some(Ok(p)) if p > 0 => Ok(()),
+            _ => Err("has a port that is not a number from 1 to 65535"),
+        },
+        None => Err("is not host:port"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upstream_urls_are_parsed_strictly() {
+        for bad in [
+            "http://a:notaport",
+            "http://a:99999",
+            "http://a:",
+            "http://a:0",
+            "http://:80",
+            "http://u@a:1",
+            "http://[::1]:x",
+        ] {
+            let mut problems = Vec::new();
+            assert!(parse_upstream(bad, "up", &mut problems).is_none(), "{bad} accepted");
+            assert!(problems.iter().any(|p| p.starts_with("up: ")), "{bad}: {problems:?}");
+        }
+        for good in ["http://a", "http://a:1", "https://a.example:65535", "http://[::1]:8080", "http://127.0.0.1:3000/"]
+        {
+            let mut problems = Vec::new();
+            assert!(parse_upstream(good, "up", &mut problems).is_some(), "{good}: {problems:?}");
+        }
+    }
 
     #[test]
     fn design_shape_loads() {

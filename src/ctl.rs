@@ -32,6 +32,9 @@ pub enum CtlError {
     Rpc { call: &'static str, code: tonic::Code, message: String },
     #[error("{0}")]
     Invalid(String),
+    /// A batch stopped part way, with what became of the part already done.
+    #[error("{0}")]
+    Refused(String),
 }
 
 fn rpc(call: &'static str) -> impl Fn(tonic::Status) -> CtlError {
@@ -157,8 +160,10 @@ impl Ctl {
         Ok(Ctl { client: FaultControlClient::with_interceptor(channel, token) })
     }
 
-    /// Starts every experiment of a file, in order, after checking all of them with the server. Returns
-    /// the ids. If any document is invalid, none is started.
+    /// Starts every experiment of a file (`-`: standard input), in order, after checking all of them with
+    /// the server. Returns the ids. All or none: if any document is invalid, none is started; if the
+    /// server refuses one at start (its limits may have changed meanwhile), those started before it are
+    /// stopped again, and the error says which.
     pub async fn start_file(&mut self, path: &Path) -> Result<Vec<v1::Experiment>, CtlError> {
         let specs = read_specs(path)?;
         let mut problems = String::new();
@@ -179,11 +184,60 @@ impl Ctl {
                 path.display()
             )));
         }
-        let mut started = Vec::new();
-        for spec in specs {
-            started.push(self.start_spec(spec).await?);
+        let total = specs.len();
+        let mut started: Vec<v1::Experiment> = Vec::new();
+        for (i, spec) in specs.into_iter().enumerate() {
+            match self.start_spec(spec).await {
+                Ok(e) => started.push(e),
+                Err(e) => return Err(self.roll_back(path, i, total, &started, e).await),
+            }
         }
         Ok(started)
+    }
+
+    /// Stops the experiments a file started before document `failed` was refused; the error says what was
+    /// refused, and which experiments were stopped again (or are still running, if a stop failed too).
+    async fn roll_back(
+        &mut self,
+        path: &Path,
+        failed: usize,
+        total: usize,
+        started: &[v1::Experiment],
+        refused: CtlError,
+    ) -> CtlError {
+        let doc = if total > 1 {
+            format!("document {} of {}", failed + 1, path.display())
+        } else {
+            path.display().to_string()
+        };
+        let mut stopped = Vec::new();
+        let mut running = Vec::new();
+        for e in started {
+            match self.stop(&e.id, &format!("rolled back: {doc} was refused")).await {
+                Ok(_) => stopped.push(e.id.as_str()),
+                Err(_) => running.push(e.id.as_str()),
+            }
+        }
+        let mut msg = format!("{doc}: {refused}");
+        if !stopped.is_empty() {
+            let _ = write!(
+                msg,
+                "\nthe {} experiment(s) started before it were stopped again: {}",
+                stopped.len(),
+                stopped.join(" ")
+            );
+        }
+        if !running.is_empty() {
+            let _ = write!(
+                msg,
+                "\nstill running (stopping them failed; stop them with `edgefault ctl stop ID`): {}",
+                running.join(" ")
+            );
+        }
+        if started.is_empty() {
+            msg.push_str("\nnothing was started");
+        }
+        CtlError::Refused(msg)
     }
 
     /// Starts one experiment.
@@ -348,9 +402,27 @@ fn list_problem(out: &mut String, docs: usize, i: usize, field: &str, descriptio
 }
 
 fn read_specs(path: &Path) -> Result<Vec<v1::ExperimentSpec>, CtlError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| CtlError::Usage(format!("cannot read {}: {e}", path.display())))?;
+    let text = if path.as_os_str() == "-" {
+        read_stdin().map_err(|e| CtlError::Usage(format!("cannot read the standard input: {e}")))?
+    } else {
+        crate::document::read_text(path).map_err(|e| CtlError::Usage(format!("cannot read {}: {e}", path.display())))?
+    };
     document::parse_specs(&text).map_err(|e| CtlError::Invalid(format!("{}: {e}", path.display())))
+}
+
+/// The standard input as text, at most [`document::MAX_YAML_BYTES`].
+fn read_stdin() -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    let limit = u64::try_from(document::MAX_YAML_BYTES).unwrap_or(u64::MAX).saturating_add(1);
+    std::io::stdin().take(limit).read_to_string(&mut text)?;
+    if text.len() > document::MAX_YAML_BYTES {
+        return Err(std::io::Error::other(format!(
+            "more than the {} bytes a YAML file may hold",
+            document::MAX_YAML_BYTES
+        )));
+    }
+    Ok(text)
 }
 
 /// `edgefault validate FILE [--config CONFIG]`: checks a config file, or an experiment file (against the
@@ -362,8 +434,8 @@ pub fn validate_file(
     force_config: bool,
     overrides: &Overrides,
 ) -> Result<String, CtlError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| CtlError::Usage(format!("cannot read {}: {e}", path.display())))?;
+    let text = crate::document::read_text(path)
+        .map_err(|e| CtlError::Usage(format!("cannot read {}: {e}", path.display())))?;
     let docs =
         document::parse_yaml_documents(&text).map_err(|e| CtlError::Invalid(format!("{}: {e}", path.display())))?;
     if !force_config && docs.len() == 1 && scenario::looks_like_scenario(&docs[0]) {

@@ -36,8 +36,72 @@ pub fn parse_specs(text: &str) -> Result<Vec<ExperimentSpec>, DocumentError> {
         .collect()
 }
 
+/// Largest YAML text read (an experiment file, a config, a scenario, a tokens file).
+pub const MAX_YAML_BYTES: usize = 4 * 1024 * 1024;
+/// Deepest nesting of flow collections (`[…]`, `{…}`) in YAML text. The YAML parser's time grows with
+/// the square of this depth (25,000 levels: seconds), and no real file comes near it.
+pub const MAX_FLOW_DEPTH: usize = 64;
+
+/// Reads a text file of at most [`MAX_YAML_BYTES`] (a larger one is refused without being read whole).
+pub fn read_text(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    let limit = u64::try_from(MAX_YAML_BYTES).unwrap_or(u64::MAX).saturating_add(1);
+    std::fs::File::open(path)?.take(limit).read_to_string(&mut text)?;
+    if text.len() > MAX_YAML_BYTES {
+        return Err(std::io::Error::other(format!("larger than the {MAX_YAML_BYTES} bytes a YAML file may hold")));
+    }
+    Ok(text)
+}
+
+/// Refuses YAML text that is too large or nested too deep to parse in bounded time, saying where.
+pub fn check_yaml_bounds(text: &str) -> Result<(), DocumentError> {
+    if text.len() > MAX_YAML_BYTES {
+        return Err(DocumentError::Yaml(format!(
+            "{} bytes is more than the {MAX_YAML_BYTES} a YAML file may hold",
+            text.len()
+        )));
+    }
+    let mut depth = 0usize;
+    for (i, line) in text.lines().enumerate() {
+        // Quoted scalars and comments are skipped: only the flow indicators of the YAML itself count.
+        let mut quote: Option<char> = None;
+        let mut prev = ' ';
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            match quote {
+                Some('"') if c == '\\' => {
+                    chars.next();
+                }
+                Some(q) if c == q => quote = None,
+                Some(_) => {}
+                None => match c {
+                    '#' if prev.is_whitespace() => break,
+                    '\'' | '"' if prev.is_whitespace() || matches!(prev, '[' | '{' | ',' | ':' | '-') => {
+                        quote = Some(c)
+                    }
+                    '[' | '{' => {
+                        depth += 1;
+                        if depth > MAX_FLOW_DEPTH {
+                            return Err(DocumentError::Yaml(format!(
+                                "line {}: lists and mappings nested more than {MAX_FLOW_DEPTH} deep",
+                                i + 1
+                            )));
+                        }
+                    }
+                    ']' | '}' => depth = depth.saturating_sub(1),
+                    _ => {}
+                },
+            }
+            prev = c;
+        }
+    }
+    Ok(())
+}
+
 /// Every non-empty document of a YAML stream as a JSON value.
 pub fn parse_yaml_documents(text: &str) -> Result<Vec<Value>, DocumentError> {
+    check_yaml_bounds(text)?;
     let mut out = Vec::new();
     for doc in serde_norway::Deserializer::from_str(text) {
         let v = Value::deserialize(doc).map_err(|e| DocumentError::Yaml(format!("not valid YAML: {e}")))?;
@@ -204,5 +268,21 @@ mod tests {
         assert!(e.to_string().starts_with("faults[0].abort.http_status"), "{e}");
         let e = parse_specs("name: [").expect_err("bad yaml");
         assert!(e.to_string().contains("line"), "{e}");
+    }
+
+    #[test]
+    fn deep_nesting_and_huge_files_are_refused_before_parsing() {
+        let deep = format!("name: x\nfaults: {}{}\n", "[".repeat(25_000), "]".repeat(25_000));
+        // Refused by the scan before the parser runs (the parser's own error would name a column).
+        let e = parse_yaml_documents(&deep).expect_err("too deep");
+        assert_eq!(e.to_string(), "line 2: lists and mappings nested more than 64 deep");
+        let ok = format!("name: x\nm: {}1{}\n", "[".repeat(64), "]".repeat(64));
+        assert!(parse_yaml_documents(&ok).is_ok());
+        // Brackets in quoted text and comments are text.
+        let quoted =
+            format!("name: \"{}\"\ndescription: '{}' # {}\n", "[".repeat(100), "{".repeat(100), "[".repeat(100));
+        assert!(parse_yaml_documents(&quoted).is_ok());
+        let huge = "a".repeat(MAX_YAML_BYTES + 1);
+        assert!(parse_yaml_documents(&huge).expect_err("too big").to_string().contains("more than the"));
     }
 }

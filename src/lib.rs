@@ -53,6 +53,7 @@ pub mod proxy;
 pub mod reload;
 pub mod scenario;
 pub mod telemetry;
+pub mod text;
 
 /// Code generated from `proto/edgefault/v1/*.proto`.
 pub mod pb {

@@ -119,8 +119,11 @@ struct CtlArgs {
 
 #[derive(Subcommand)]
 enum CtlCommand {
-    /// Start the experiments of a file; prints one id per line.
+    /// Start the experiments of a file; prints one id per line. All or none: if the server refuses one,
+    /// those started before it are stopped again.
     Start {
+        /// Experiment file: YAML (or JSON) in the protobuf JSON mapping of ExperimentSpec, one or more
+        /// `---` separated documents; `-` reads the standard input.
         #[arg(long, short = 'f', value_name = "FILE")]
         file: PathBuf,
         /// Stay: renew the experiments' leases (every lease/3) until they end, and stop them on Ctrl-C.
@@ -296,9 +299,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         #[allow(unused_mut)]
         let mut server = Server::start(config).await.map_err(|e| e.to_string())?;
         #[cfg(unix)]
-        if let Some((path, overrides)) = reload {
-            server.reload_on_sighup(path, overrides);
-        }
+        server.handle_sighup(reload);
         #[cfg(not(unix))]
         let _ = reload;
         server.run_until(app::termination_signal()).await;

@@ -89,15 +89,16 @@ impl AuditEntry<'_> {
             "peer": self.peer,
             "action": self.action,
         });
-        // AbortAll lists every id it ended (possibly none); other calls name their one experiment.
+        // AbortAll lists every id it ended (possibly none); other calls name their one experiment (as the
+        // caller gave it: bounded).
         match self.experiments.as_slice() {
             many if self.action == "AbortAll" => v["experiments"] = json!(many),
             [] => {}
-            [one] => v["experiment"] = json!(one),
+            [one] => v["experiment"] = json!(crate::text::excerpt(one, 64)),
             many => v["experiments"] = json!(many),
         }
         if !self.reason.is_empty() {
-            v["reason"] = json!(self.reason);
+            v["reason"] = json!(crate::text::sanitized(self.reason, crate::experiment::MAX_REASON));
         }
         v["outcome"] = match &self.outcome {
             Ok(()) => json!("ok"),

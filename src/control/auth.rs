@@ -140,13 +140,17 @@ impl Tokens {
     /// Reads a tokens file: a YAML list of `{ name, role: admin | read-only, token }`. Problems are pushed
     /// with `at` (the config key or flag that named the file) and the entry's index; secrets never appear.
     pub fn load_file(&mut self, path: &Path, at: &str, problems: &mut Vec<String>) {
-        let text = match std::fs::read_to_string(path) {
+        let text = match crate::document::read_text(path) {
             Ok(t) => t,
             Err(e) => {
                 problems.push(format!("{at}: cannot read the tokens file {}: {e}", path.display()));
                 return;
             }
         };
+        if let Err(e) = crate::document::check_yaml_bounds(&text) {
+            problems.push(format!("{at}: {}: {e}", path.display()));
+            return;
+        }
         let entries: Vec<FileToken> = match serde_norway::from_str(&text) {
             Ok(v) => v,
             Err(e) => {

@@ -32,6 +32,13 @@ const REGEX_SIZE_LIMIT: usize = 256 * 1024;
 /// At most this many entries in any one matcher list or header map.
 const MAX_LIST: usize = 256;
 const MAX_NAME: usize = 128;
+/// Longest `description`.
+pub const MAX_DESCRIPTION: usize = 1024;
+/// At most this many problems are reported for one spec (then one saying how many more there were).
+const MAX_VIOLATIONS: usize = 100;
+/// What a violation may echo of the input: its field path and its description are cut to these lengths.
+const MAX_FIELD: usize = 256;
+const MAX_VIOLATION_TEXT: usize = 1024;
 const MAX_BODY: usize = 1024 * 1024;
 
 /// One problem in a spec.
@@ -70,25 +77,67 @@ pub struct Context<'a> {
 
 /// The problems found so far, and the config's page templates a spec may name (`None`: not known, when a
 /// file is validated without its server's config).
-struct Collector(Vec<Violation>, Option<PageTemplates>);
+struct Collector(Vec<Violation>, Option<PageTemplates>, MaxDuration);
+
+/// The server's `limits.max_duration`: no duration in a spec may be longer (what the experiment would
+/// not outlive, a fault of it could not use).
+#[derive(Clone, Copy)]
+struct MaxDuration(Duration);
 
 impl Collector {
+    /// Records a problem. Whatever it echoes of the input is bounded (see [`MAX_FIELD`]), and so is the
+    /// count of problems.
     fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
-        self.0.push(Violation { field: field.into(), description: description.into() });
+        match self.0.len() {
+            n if n < MAX_VIOLATIONS => {
+                let (field, description) = (field.into(), description.into());
+                self.0.push(Violation {
+                    field: crate::text::excerpt(&field, MAX_FIELD).into_owned(),
+                    description: crate::text::excerpt(&description, MAX_VIOLATION_TEXT).into_owned(),
+                });
+            }
+            n if n == MAX_VIOLATIONS => self.0.push(Violation {
+                field: "(spec)".into(),
+                description: format!("more than {MAX_VIOLATIONS} problems; fix these first"),
+            }),
+            _ => {}
+        }
+    }
+}
+
+/// Checks a name (of an experiment, a phase): given, bounded, printable.
+fn check_name(name: &str, field: &str, what: &str, c: &mut Collector) {
+    if name.is_empty() {
+        c.add(field, format!("required: give the {what} a name (shown in lists, logs and metrics)"));
+    } else if name.chars().count() > MAX_NAME {
+        c.add(field, format!("at most {MAX_NAME} characters"));
+    } else if let Some(bad) = name.chars().find(|c| crate::text::is_unsafe(*c)) {
+        c.add(
+            field,
+            format!(
+                "must not contain control characters or bidirectional overrides (found {}): names are printed \
+                 in terminals and logs",
+                bad.escape_unicode()
+            ),
+        );
     }
 }
 
 /// Checks a spec and builds the domain value.
 pub fn validate_spec(spec: &pb::ExperimentSpec, ctx: &Context<'_>) -> Result<ExperimentDef, Violations> {
-    let mut c = Collector(Vec::new(), ctx.topology.map(|t| t.pages().clone()));
+    let mut c = Collector(Vec::new(), ctx.topology.map(|t| t.pages().clone()), MaxDuration(ctx.limits.max_duration));
     let scaled = realism::time_scaled(spec, &mut c);
     let spec = scaled.as_ref().unwrap_or(spec);
 
     let name = spec.name.trim();
-    if name.is_empty() {
-        c.add("name", "required: give the experiment a name (shown in lists, logs and metrics)");
-    } else if name.chars().count() > MAX_NAME {
-        c.add("name", format!("at most {MAX_NAME} characters"));
+    check_name(name, "name", "experiment", &mut c);
+    if spec.description.chars().count() > MAX_DESCRIPTION {
+        c.add("description", format!("at most {MAX_DESCRIPTION} characters"));
+    } else if let Some(bad) = spec.description.chars().find(|&ch| ch != '\n' && crate::text::is_unsafe(ch)) {
+        c.add(
+            "description",
+            format!("must not contain control characters other than newlines (found {})", bad.escape_unicode()),
+        );
     }
 
     let default_match = pb::Match::default();
@@ -151,16 +200,16 @@ pub fn validate_spec(spec: &pb::ExperimentSpec, ctx: &Context<'_>) -> Result<Exp
         let where_ = if spec.phases.is_empty() { "" } else { " here, or in every phase" };
         c.add("faults", format!("at least one fault is required (abort or delay){where_}"));
     }
-    let faults = convert_faults(&spec.faults, "faults", ctx.limits, &mut c);
+    let faults = convert_faults(&spec.faults, "faults", &mut c);
     tcp::check_kinds(spec, ctx.topology, &mut c);
     tls::check(spec, ctx.topology, &mut c);
-    c.0.extend(super::limits::check(&routes, spec.percentage, ctx.limits));
+    c.0.extend(super::limits::check(spec, &routes, ctx.limits));
     let lease = super::limits::lease(spec.lease.as_ref(), ctx.limits, &mut c.0);
     let guards = super::guards::convert(&spec.guards, &mut c.0);
     let trigger = realism::trigger(spec.trigger.as_ref(), &mut c);
     let timeline = realism::timeline(spec, &mut c);
     let sticky = realism::sticky(spec.sticky.as_ref(), &mut c);
-    let phases = phases::convert(spec, &faults, percentage, duration, ctx.limits, &mut c);
+    let phases = phases::convert(spec, &faults, percentage, duration, &mut c);
     if !c.0.is_empty() {
         return Err(Violations(c.0));
     }
@@ -193,7 +242,7 @@ fn fault_paths(spec: &pb::ExperimentSpec) -> impl Iterator<Item = (String, &pb::
 }
 
 /// Converts a list of faults whose field path is `prefix` ("faults", "phases[1].faults").
-fn convert_faults(list: &[pb::Fault], prefix: &str, limits: &Limits, c: &mut Collector) -> Vec<Fault> {
+fn convert_faults(list: &[pb::Fault], prefix: &str, c: &mut Collector) -> Vec<Fault> {
     if list.len() > MAX_LIST {
         c.add(prefix, format!("at most {MAX_LIST} faults"));
     }
@@ -220,17 +269,17 @@ fn convert_faults(list: &[pb::Fault], prefix: &str, limits: &Limits, c: &mut Col
                 }
             }
             Some(pb::fault::Kind::Toxic(t)) => {
-                if let Some(f) = tcp::convert(t, &format!("{path}.toxic"), limits, c) {
+                if let Some(f) = tcp::convert(t, &format!("{path}.toxic"), c) {
                     faults.push(f);
                 }
             }
             Some(pb::fault::Kind::Tls(t)) => {
-                if let Some(f) = tls::convert(t, &format!("{path}.tls"), limits, c) {
+                if let Some(f) = tls::convert(t, &format!("{path}.tls"), c) {
                     faults.push(f);
                 }
             }
             Some(kind) => {
-                if let Some(f) = realism::convert(kind, &path, limits, c) {
+                if let Some(f) = realism::convert(kind, &path, c) {
                     faults.push(f);
                 }
             }
@@ -240,10 +289,18 @@ fn convert_faults(list: &[pb::Fault], prefix: &str, limits: &Limits, c: &mut Col
 }
 
 fn to_duration(d: &pbjson_types::Duration) -> Option<Duration> {
-    if d.seconds < 0 || d.nanos < 0 {
-        return None;
+    pb_duration(d).ok()
+}
+
+/// A `google.protobuf.Duration` as a duration: neither part negative, nanos under one second.
+pub fn pb_duration(d: &pbjson_types::Duration) -> Result<Duration, &'static str> {
+    let (Ok(secs), Ok(nanos)) = (u64::try_from(d.seconds), u32::try_from(d.nanos)) else {
+        return Err("must not be negative");
+    };
+    if nanos >= 1_000_000_000 {
+        return Err("not a duration: nanos must be under 1 second (999999999)");
     }
-    Some(Duration::new(d.seconds as u64, d.nanos as u32))
+    Ok(Duration::new(secs, nanos))
 }
 
 pub(crate) fn human(d: Duration) -> String {
@@ -554,9 +611,19 @@ fn opt_duration(v: &Option<pbjson_types::Duration>, path: &str, required: bool, 
             None
         }
         None => None,
-        Some(v) => to_duration(v).or_else(|| {
-            c.add(path, "must not be negative");
-            None
-        }),
+        Some(v) => match pb_duration(v) {
+            Err(why) => {
+                c.add(path, why);
+                None
+            }
+            Ok(d) if d > c.2 .0 => {
+                c.add(
+                    path,
+                    format!("{} exceeds the server's maximum of {} (limits.max_duration)", human(d), human(c.2 .0)),
+                );
+                None
+            }
+            Ok(d) => Some(d),
+        },
     }
 }

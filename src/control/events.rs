@@ -148,10 +148,8 @@ pub fn watch_params(
     let interval = match req.stats_interval {
         None => DEFAULT_STATS_INTERVAL,
         Some(d) => {
-            if d.seconds < 0 || d.nanos < 0 {
-                return Err(Status::invalid_argument("stats_interval: must not be negative"));
-            }
-            let d = Duration::new(d.seconds as u64, d.nanos as u32);
+            let d = super::convert::pb_duration(&d)
+                .map_err(|why| Status::invalid_argument(format!("stats_interval: {why}")))?;
             if !(MIN_STATS_INTERVAL..=MAX_STATS_INTERVAL).contains(&d) {
                 return Err(Status::invalid_argument(format!(
                     "stats_interval: {} is outside 100ms to 1h",

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::convert::Violation;
+use super::convert::{pb_duration, Violation};
 use crate::{experiment::Guard, pb::v1 as pb};
 
 /// At most this many guards per experiment.
@@ -40,17 +40,18 @@ pub fn convert(guards: &[pb::Guard], out: &mut Vec<Violation>) -> Vec<Guard> {
                         );
                         Duration::ZERO
                     }
-                    Some(d) if d.seconds < 0 || d.nanos < 0 => {
-                        bad(format!("{at}.max"), "must not be negative".into());
-                        Duration::ZERO
-                    }
-                    Some(d) => {
-                        let d = Duration::new(d.seconds as u64, d.nanos as u32);
-                        if !(Duration::from_millis(1)..=Duration::from_secs(3600)).contains(&d) {
-                            bad(format!("{at}.max"), "from 1ms to 1h".into());
+                    Some(d) => match pb_duration(d) {
+                        Err(why) => {
+                            bad(format!("{at}.max"), why.into());
+                            Duration::ZERO
                         }
-                        d
-                    }
+                        Ok(d) => {
+                            if !(Duration::from_millis(1)..=Duration::from_secs(3600)).contains(&d) {
+                                bad(format!("{at}.max"), "from 1ms to 1h".into());
+                            }
+                            d
+                        }
+                    },
                 };
                 let percentile = l.percentile.unwrap_or(99.0);
                 if !(percentile > 0.0 && percentile < 100.0) {
@@ -69,11 +70,13 @@ pub fn convert(guards: &[pb::Guard], out: &mut Vec<Violation>) -> Vec<Guard> {
 fn window(d: &Option<pbjson_types::Duration>, at: &str, bad: &mut impl FnMut(String, String)) -> Duration {
     let window = match d {
         None => Duration::from_secs(10),
-        Some(d) if d.seconds < 0 || d.nanos < 0 => {
-            bad(format!("{at}.window"), "must not be negative".into());
-            return Duration::from_secs(10);
-        }
-        Some(d) => Duration::new(d.seconds as u64, d.nanos as u32),
+        Some(d) => match pb_duration(d) {
+            Ok(d) => d,
+            Err(why) => {
+                bad(format!("{at}.window"), why.into());
+                return Duration::from_secs(10);
+            }
+        },
     };
     if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&window) {
         bad(format!("{at}.window"), "from 1s to 1h".into());

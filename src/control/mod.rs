@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod auth;
+mod contain;
 pub mod convert;
 pub mod events;
 pub mod guards;

@@ -1,6 +1,6 @@
 //! `edgefault.v1.FaultControl`: validation at the boundary, then the registry.
 
-use std::{net::SocketAddr, sync::Arc, time::SystemTime};
+use std::{sync::Arc, time::SystemTime};
 
 use tokio::{net::TcpListener, sync::watch};
 use tokio_stream::wrappers::TcpListenerStream;
@@ -182,12 +182,22 @@ impl FaultControl for FaultControlService {
         req: Request<v1::ListExperimentsRequest>,
     ) -> Result<Response<v1::ListExperimentsResponse>, Status> {
         let states: Vec<i32> = req.into_inner().states;
+        let mut size = 0;
         let experiments = self
             .registry
             .list()
             .into_iter()
             .map(to_proto)
             .filter(|e| states.is_empty() || states.contains(&e.state))
+            .map(|mut e| {
+                // Active experiments come first, then the newest ended: the oldest lose their specs first.
+                size += prost::Message::encoded_len(&e) + 8;
+                if size > LIST_BUDGET {
+                    size -= e.spec.take().map_or(0, |s| prost::Message::encoded_len(&s));
+                    e.spec_omitted = true;
+                }
+                e
+            })
             .collect();
         Ok(Response::new(v1::ListExperimentsResponse { experiments }))
     }
@@ -314,6 +324,7 @@ pub fn to_proto(e: ExperimentInfo) -> v1::Experiment {
         end_reason: e.end_reason,
         stats: Some(watch_events::stats(counts)),
         lease_expires_at: e.lease_expires_at.map(timestamp),
+        spec_omitted: false,
         effective_duration: Some(watch_events::duration(e.effective_duration)),
         timeline_state: e.timeline_state.unwrap_or_default(),
         phase: e.phase.map(|p| v1::PhaseState {
@@ -324,6 +335,9 @@ pub fn to_proto(e: ExperimentInfo) -> v1::Experiment {
         }),
     }
 }
+
+/// Largest ListExperiments response before specs are left out (see `Experiment.spec_omitted`).
+const LIST_BUDGET: usize = 3 * 1024 * 1024;
 
 /// What the control service serves besides the experiments.
 pub struct ServeOptions {
@@ -360,10 +374,15 @@ pub async fn serve(
             tracing::error!(error = %e, "reflection unavailable");
             e
         });
-    let addr: Option<SocketAddr> = listener.local_addr().ok();
-    tracing::info!(?addr, "control service listening");
-    let mut router =
-        tonic::transport::Server::builder().layer(AuthLayer::shared(tokens)).add_service(health_service).add_service(
+    match listener.local_addr() {
+        Ok(addr) => tracing::info!(%addr, "control service listening"),
+        Err(e) => tracing::info!(error = %e, "control service listening (address unknown)"),
+    }
+    let mut router = tonic::transport::Server::builder()
+        .layer(super::contain::ContainLayer)
+        .layer(AuthLayer::shared(tokens))
+        .add_service(health_service)
+        .add_service(
             v1::fault_control_server::FaultControlServer::new(
                 FaultControlService::new(registry, audit).with_scenarios(scenarios).with_events(metrics, closing),
             )

@@ -17,6 +17,9 @@ use super::{
 };
 use crate::{config::Topology, pb::v1 as pb};
 
+/// Longest end reason kept (a longer one is cut).
+pub const MAX_REASON: usize = 256;
+
 /// Server-side bounds on experiments.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -86,13 +89,13 @@ impl State {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("no experiment with id {0:?} (ended experiments are kept for the last {1} only)")]
+    #[error("no experiment with id {id:?} (ended experiments are kept for the last {history} only)", id = crate::text::excerpt(.0, 64), history = .1)]
     NotFound(String, usize),
-    #[error("experiment {id} has already ended ({state})")]
+    #[error("experiment {} has already ended ({state})", crate::text::printable(id))]
     AlreadyEnded { id: String, state: &'static str },
     #[error("{0} experiments are already pending or running, the server's limit (limits.max_active); stop some first")]
     TooMany(usize),
-    #[error("experiment {0} has no lease to renew (start it with `lease` in its spec)")]
+    #[error("experiment {} has no lease to renew (start it with `lease` in its spec)", crate::text::printable(.0))]
     NoLease(String),
 }
 
@@ -421,6 +424,9 @@ impl Registry {
     /// Ends an active experiment; false if it was not active.
     fn end_locked(&self, inner: &mut Inner, id: &str, state: State, reason: String) -> bool {
         let Some(e) = inner.entries.get_mut(id) else { return false };
+        // Free text from a caller: recorded, never refused (a bad reason must not stop a stop), but bounded
+        // and without characters that would forge a log line or rewrite a terminal.
+        let reason = crate::text::sanitized(&reason, MAX_REASON).into_owned();
         if !e.state.is_active() {
             return false;
         }

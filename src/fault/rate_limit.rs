@@ -31,9 +31,15 @@ struct Bucket {
 }
 
 impl RateLimit {
-    /// `per_second` > 0 and finite, `burst` ≥ 1 (checked by the caller).
+    /// The slowest rate a spec may ask for: one request per 1000 s.
+    pub const MIN_RATE: f64 = 0.001;
+    /// The fastest.
+    pub const MAX_RATE: f64 = 1e9;
+
+    /// `per_second` in [`RateLimit::MIN_RATE`, `RateLimit::MAX_RATE`] and `burst` ≥ 1 (checked by the
+    /// caller); anything else still makes a limit (a rate that is not positive lets nothing through).
     pub fn new(per_second: f64, burst: u32) -> Self {
-        let interval = Duration::from_secs_f64(1.0 / per_second);
+        let interval = Duration::try_from_secs_f64(1.0 / per_second).unwrap_or(Duration::MAX);
         RateLimit {
             interval,
             tolerance: interval.saturating_mul(burst.saturating_sub(1)),

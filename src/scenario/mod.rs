@@ -95,6 +95,7 @@ impl Scenario {
     /// Reads a scenario document; `origin` names it in errors (`file.yaml`). Checks its parameters and
     /// that its defaults expand into valid experiments (routes and listeners unchecked, default limits).
     pub fn parse(text: &str, origin: &str, file: Option<PathBuf>) -> Result<Scenario, ScenarioError> {
+        crate::document::check_yaml_bounds(text).map_err(|e| ScenarioError::File(format!("{origin}: {e}")))?;
         let raw: ScenarioFile =
             serde_norway::from_str(text).map_err(|e| ScenarioError::File(format!("{origin}: {e}")))?;
         let at = |line: Option<usize>, what: String| match line {
@@ -383,7 +384,7 @@ impl Catalogue {
         files.sort();
         for path in files {
             let origin = path.display().to_string();
-            let text = match std::fs::read_to_string(&path) {
+            let text = match crate::document::read_text(&path) {
                 Ok(t) => t,
                 Err(e) => {
                     problems.push(format!("{origin}: cannot read it: {e}"));

@@ -3,22 +3,22 @@
 
 use std::time::Duration;
 
-use super::{convert_faults, human, opt_duration, realism, Collector, MAX_LIST, MAX_NAME};
+use super::{convert_faults, human, opt_duration, realism, Collector, MAX_LIST};
 use crate::{
-    experiment::{timeline::Phase, Limits},
+    experiment::timeline::Phase,
     fault::{Fault, Percentage},
     pb::v1 as pb,
 };
 
 /// Checks `spec.phases` (already time-scaled): names given and unique, the first starting at 0, offsets
-/// increasing and within `duration`, percentages within 0–100 and the server's cap, faults valid. A phase
+/// increasing and within `duration`, percentages within 0–100 (the server's cap is checked with every other percentage in
+/// `limits.rs`), faults valid. A phase
 /// without faults or percentage takes the experiment's (`faults`, `percentage`).
 pub(super) fn convert(
     spec: &pb::ExperimentSpec,
     faults: &[Fault],
     percentage: Percentage,
     duration: Duration,
-    limits: &Limits,
     c: &mut Collector,
 ) -> Vec<Phase> {
     if spec.phases.is_empty() {
@@ -39,12 +39,10 @@ pub(super) fn convert(
     for (i, p) in spec.phases.iter().enumerate() {
         let at = format!("phases[{i}]");
         let name = p.name.trim();
-        if name.is_empty() {
-            c.add(format!("{at}.name"), "required: name the phase (GetExperiment shows the current one)");
-        } else if name.chars().count() > MAX_NAME {
-            c.add(format!("{at}.name"), format!("at most {MAX_NAME} characters"));
-        } else if spec.phases[..i].iter().any(|o| o.name.trim() == name) {
-            c.add(format!("{at}.name"), format!("another phase is already named {name:?}"));
+        let field = format!("{at}.name");
+        super::check_name(name, &field, "phase", c);
+        if !name.is_empty() && spec.phases[..i].iter().any(|o| o.name.trim() == name) {
+            c.add(field, format!("another phase is already named {name:?}"));
         }
         let start = opt_duration(&p.start, &format!("{at}.start"), false, c).unwrap_or(Duration::ZERO);
         match previous {
@@ -73,19 +71,10 @@ pub(super) fn convert(
                 percentage
             }),
         };
-        if let Some(v) = p.percentage.filter(|v| *v <= 100.0 && *v > limits.max_percentage) {
-            c.add(
-                format!("{at}.percentage"),
-                format!("{v} exceeds the server's maximum of {} (limits.max_percentage)", limits.max_percentage),
-            );
-        }
         let timeline =
             realism::timeline_of(p.ramp.as_ref(), p.flap.as_ref(), p.percentage.is_some(), &format!("{at}."), c);
-        let phase_faults = if p.faults.is_empty() {
-            faults.to_vec()
-        } else {
-            convert_faults(&p.faults, &format!("{at}.faults"), limits, c)
-        };
+        let phase_faults =
+            if p.faults.is_empty() { faults.to_vec() } else { convert_faults(&p.faults, &format!("{at}.faults"), c) };
         out.push(Phase { name: name.to_owned(), start, percentage: phase_percentage, timeline, faults: phase_faults });
     }
     out

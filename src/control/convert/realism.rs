@@ -2,12 +2,9 @@
 
 use std::{num::NonZeroU64, time::Duration};
 
-use super::{convert_abort, human, opt_duration, Collector};
+use super::{convert_abort, opt_duration, Collector};
 use crate::{
-    experiment::{
-        timeline::{Flap, Ramp, Timeline},
-        Limits,
-    },
+    experiment::timeline::{Flap, Ramp, Timeline},
     fault::{
         Blackhole, Disconnect, Fault, Hang, HangEnd, Percentage, RateLimit, Reset, StickyKey, Throttle, Trigger,
         Truncate, Unresolvable,
@@ -39,12 +36,12 @@ pub(super) fn ends_request(f: &pb::Fault) -> bool {
 
 /// Converts a fault of the realism kinds; `None` when it is invalid (the problems are in `c`). Abort and
 /// delay are converted by convert.rs before it gets here.
-pub(super) fn convert(kind: &pb::fault::Kind, path: &str, limits: &Limits, c: &mut Collector) -> Option<Fault> {
+pub(super) fn convert(kind: &pb::fault::Kind, path: &str, c: &mut Collector) -> Option<Fault> {
     use pb::fault::Kind as K;
     match kind {
         // Converted by `validate_spec` itself (toxics by `convert::tcp`, TLS faults by `convert::tls`).
         K::Abort(_) | K::Delay(_) | K::Toxic(_) | K::Tls(_) => None,
-        K::Hang(h) => hang(h, &format!("{path}.hang"), limits, c).map(Fault::Hang),
+        K::Hang(h) => hang(h, &format!("{path}.hang"), c).map(Fault::Hang),
         K::Reset(r) => Some(Fault::Reset(Reset { after_bytes: r.after_bytes })),
         K::Blackhole(b) => {
             let at = format!("{path}.blackhole.duration");
@@ -52,10 +49,6 @@ pub(super) fn convert(kind: &pb::fault::Kind, path: &str, limits: &Limits, c: &m
             match hold {
                 Some(d) if d.is_zero() => {
                     c.add(at, "must be longer than zero (leave it out to hold until the experiment ends)");
-                    None
-                }
-                Some(d) if d > limits.max_duration => {
-                    c.add(at, format!("{} exceeds the server's maximum of {}", human(d), human(limits.max_duration)));
                     None
                 }
                 _ => Some(Fault::Blackhole(Blackhole { hold })),
@@ -76,10 +69,11 @@ pub(super) fn convert(kind: &pb::fault::Kind, path: &str, limits: &Limits, c: &m
         K::GrpcStream(g) => super::traffic::grpc_stream(g, &format!("{path}.grpc_stream"), c).map(Fault::GrpcStream),
         K::Truncate(t) => Some(Fault::Truncate(Truncate { after_bytes: t.after_bytes })),
         K::RateLimit(r) => {
-            if !(r.requests_per_second.is_finite() && r.requests_per_second > 0.0 && r.requests_per_second <= 1e9) {
+            let rps = r.requests_per_second;
+            if !(RateLimit::MIN_RATE..=RateLimit::MAX_RATE).contains(&rps) {
                 c.add(
                     format!("{path}.rate_limit.requests_per_second"),
-                    format!("must be more than 0 (and at most 1e9), got {}", r.requests_per_second),
+                    format!("must be from {} to {:e}, got {rps}", RateLimit::MIN_RATE, RateLimit::MAX_RATE),
                 );
                 return None;
             }
@@ -99,16 +93,11 @@ pub(super) fn convert(kind: &pb::fault::Kind, path: &str, limits: &Limits, c: &m
     }
 }
 
-fn hang(h: &pb::HangFault, path: &str, limits: &Limits, c: &mut Collector) -> Option<Hang> {
+fn hang(h: &pb::HangFault, path: &str, c: &mut Collector) -> Option<Hang> {
     use pb::hang_fault::Then;
     let hold = opt_duration(&h.duration, &format!("{path}.duration"), true, c);
-    match hold {
-        Some(d) if d.is_zero() => c.add(format!("{path}.duration"), "must be longer than zero"),
-        Some(d) if d > limits.max_duration => c.add(
-            format!("{path}.duration"),
-            format!("{} exceeds the server's maximum of {}", human(d), human(limits.max_duration)),
-        ),
-        _ => {}
+    if hold.is_some_and(|d| d.is_zero()) {
+        c.add(format!("{path}.duration"), "must be longer than zero");
     }
     let then = match &h.then {
         None | Some(Then::Close(_)) => HangEnd::Close,

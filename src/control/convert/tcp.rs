@@ -4,16 +4,15 @@
 
 use std::{num::NonZeroU64, time::Duration};
 
-use super::{human, opt_duration, Collector};
+use super::{opt_duration, Collector};
 use crate::{
     config::Topology,
-    experiment::Limits,
     fault::{Direction, Fault, Toxic, ToxicKind},
     pb::v1 as pb,
 };
 
 /// `faults[i].toxic`; `None` when invalid (the problems are in `c`).
-pub(super) fn convert(t: &pb::ToxicFault, path: &str, limits: &Limits, c: &mut Collector) -> Option<Fault> {
+pub(super) fn convert(t: &pb::ToxicFault, path: &str, c: &mut Collector) -> Option<Fault> {
     use pb::toxic_fault::Kind as K;
     let direction = match t.direction.to_ascii_lowercase().as_str() {
         "" | "downstream" => Some(Direction::Downstream),
@@ -26,20 +25,6 @@ pub(super) fn convert(t: &pb::ToxicFault, path: &str, limits: &Limits, c: &mut C
             None
         }
     };
-    let bounded = |d: Option<Duration>, field: &str, c: &mut Collector| {
-        if let Some(d) = d.filter(|d| *d > limits.max_duration) {
-            c.add(
-                format!("{path}.{field}"),
-                format!(
-                    "{} exceeds the server's maximum of {} (limits.max_duration)",
-                    human(d),
-                    human(limits.max_duration)
-                ),
-            );
-            return None;
-        }
-        Some(d)
-    };
     let kind = match &t.kind {
         None => {
             c.add(path, "set one of latency, bandwidth, slicer, reset_peer, timeout, limit_data");
@@ -47,10 +32,8 @@ pub(super) fn convert(t: &pb::ToxicFault, path: &str, limits: &Limits, c: &mut C
         }
         Some(K::Latency(l)) => {
             let p = format!("{path}.latency");
-            let latency = opt_duration(&l.latency, &format!("{p}.latency"), true, c);
-            let jitter = opt_duration(&l.jitter, &format!("{p}.jitter"), false, c);
-            let latency = bounded(latency, "latency.latency", c)??;
-            let jitter = bounded(jitter, "latency.jitter", c)?.unwrap_or(Duration::ZERO);
+            let latency = opt_duration(&l.latency, &format!("{p}.latency"), true, c)?;
+            let jitter = opt_duration(&l.jitter, &format!("{p}.jitter"), false, c).unwrap_or(Duration::ZERO);
             ToxicKind::Latency { latency, jitter }
         }
         Some(K::Bandwidth(b)) => match NonZeroU64::new(b.bytes_per_second) {
@@ -73,17 +56,16 @@ pub(super) fn convert(t: &pb::ToxicFault, path: &str, limits: &Limits, c: &mut C
                 );
                 return None;
             }
-            let delay = opt_duration(&s.delay, &format!("{p}.delay"), false, c);
-            let delay = bounded(delay, "slicer.delay", c)?.unwrap_or(Duration::ZERO);
+            let delay = opt_duration(&s.delay, &format!("{p}.delay"), false, c).unwrap_or(Duration::ZERO);
             ToxicKind::Slicer { average_size, size_variation: s.size_variation, delay }
         }
         Some(K::ResetPeer(r)) => {
             let timeout = opt_duration(&r.timeout, &format!("{path}.reset_peer.timeout"), false, c);
-            ToxicKind::ResetPeer { timeout: bounded(timeout, "reset_peer.timeout", c)?.unwrap_or(Duration::ZERO) }
+            ToxicKind::ResetPeer { timeout: timeout.unwrap_or(Duration::ZERO) }
         }
         Some(K::Timeout(t)) => {
             let timeout = opt_duration(&t.timeout, &format!("{path}.timeout.timeout"), false, c);
-            ToxicKind::Timeout { timeout: bounded(timeout, "timeout.timeout", c)?.filter(|d| !d.is_zero()) }
+            ToxicKind::Timeout { timeout: timeout.filter(|d| !d.is_zero()) }
         }
         Some(K::LimitData(l)) => ToxicKind::LimitData { bytes: l.bytes },
     };

@@ -5,16 +5,15 @@
 
 use rustls::pki_types::DnsName;
 
-use super::{human, opt_duration, Collector};
+use super::{opt_duration, Collector};
 use crate::{
     config::Topology,
-    experiment::Limits,
     fault::{CertificateProblem, Fault, TlsAlert, TlsFault},
     pb::v1 as pb,
 };
 
 /// `faults[i].tls`; `None` when invalid (the problems are in `c`).
-pub(super) fn convert(t: &pb::TlsFault, path: &str, limits: &Limits, c: &mut Collector) -> Option<Fault> {
+pub(super) fn convert(t: &pb::TlsFault, path: &str, c: &mut Collector) -> Option<Fault> {
     use pb::tls_fault::Kind as K;
     let fault = match &t.kind {
         None => {
@@ -96,17 +95,6 @@ pub(super) fn convert(t: &pb::TlsFault, path: &str, limits: &Limits, c: &mut Col
             match opt_duration(&s.duration, &at, false, c) {
                 Some(d) if d.is_zero() => {
                     c.add(at, "must be longer than zero (leave it out to stall until the experiment ends)");
-                    return None;
-                }
-                Some(d) if d > limits.max_duration => {
-                    c.add(
-                        at,
-                        format!(
-                            "{} exceeds the server's maximum of {} (limits.max_duration)",
-                            human(d),
-                            human(limits.max_duration)
-                        ),
-                    );
                     return None;
                 }
                 hold => TlsFault::Stall(hold),

@@ -1,6 +1,7 @@
 //! The safety model: auth, dry runs, events, guards, bounds, kill switches, leases, limits, metrics, reload.
 
 mod auth;
+mod bounds;
 mod dry_run;
 mod events;
 mod guards;
