@@ -343,7 +343,11 @@ impl Ctl {
                 if matches!(state, v1::ExperimentState::Pending | v1::ExperimentState::Running) {
                     still.push((id, leased));
                 } else {
-                    let why = if e.end_reason.is_empty() { String::new() } else { format!(" ({})", e.end_reason) };
+                    let why = if e.end_reason.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", crate::text::printable(&e.end_reason))
+                    };
                     let _ = writeln!(out, "{id}: {}{why}", state_name(e.state));
                 }
             }
@@ -692,7 +696,11 @@ pub fn render(experiments: &[v1::Experiment], output: Output) -> String {
                     format!("{}%", spec.percentage.unwrap_or(100.0)),
                     stats.matched,
                     stats.injected,
-                    if e.end_reason.is_empty() { String::new() } else { format!(" ({})", e.end_reason) },
+                    if e.end_reason.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", crate::text::printable(&e.end_reason))
+                    },
                 );
             }
             out
@@ -700,9 +708,11 @@ pub fn render(experiments: &[v1::Experiment], output: Output) -> String {
     }
 }
 
+/// `s` made printable (see [`crate::text::printable`]) and cut to `n` characters.
 fn truncate(s: &str, n: usize) -> String {
+    let s = crate::text::printable(s);
     if s.chars().count() <= n {
-        s.to_owned()
+        s.into_owned()
     } else {
         s.chars().take(n - 1).chain(std::iter::once('…')).collect()
     }

@@ -55,12 +55,14 @@ impl StatsSource {
                 proxy.passed += r.passed;
                 proxy.injected += r.injected;
                 proxy.upstream_error += r.upstream_error;
+                proxy.client_error += r.client_error;
                 proxy.routes.push(v1::RouteTotals {
                     listener: r.listener,
                     route: r.route,
                     passed: r.passed,
                     injected: r.injected,
                     upstream_error: r.upstream_error,
+                    client_error: r.client_error,
                 });
             }
         }

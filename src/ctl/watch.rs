@@ -152,14 +152,21 @@ pub fn render_event(e: &v1::Event, output: Output) -> String {
         return serde_json::to_string(e).unwrap_or_default();
     }
     use v1::event::Kind;
-    let who =
-        if e.experiment_id.is_empty() { String::new() } else { format!("{} {} ", e.experiment_id, e.experiment_name) };
+    let who = if e.experiment_id.is_empty() {
+        String::new()
+    } else {
+        format!("{} {} ", e.experiment_id, crate::text::printable(&e.experiment_name))
+    };
     let what = match &e.kind {
         Some(Kind::Started(s)) => format!("started ({})", state_name(s.state)),
         Some(Kind::Running(_)) => "running (start delay over)".into(),
-        Some(Kind::Stopped(x)) => format!("stopped: {} ({})", x.reason, stats_line(x.stats.as_ref())),
+        Some(Kind::Stopped(x)) => {
+            format!("stopped: {} ({})", crate::text::printable(&x.reason), stats_line(x.stats.as_ref()))
+        }
         Some(Kind::Expired(x)) => format!("expired: duration over ({})", stats_line(x.stats.as_ref())),
-        Some(Kind::Aborted(x)) => format!("aborted: {} ({})", x.reason, stats_line(x.stats.as_ref())),
+        Some(Kind::Aborted(x)) => {
+            format!("aborted: {} ({})", crate::text::printable(&x.reason), stats_line(x.stats.as_ref()))
+        }
         Some(Kind::GuardTripped(g)) => format!("guard tripped: {}", g.reason.trim_start_matches("guard tripped: ")),
         Some(Kind::Timeline(t)) => format!("timeline: {} ({})", t.phase, t.state),
         Some(Kind::LeaseExpired(_)) => "lease expired".into(),

@@ -70,3 +70,47 @@ impl Body for ProxyBody {
         }
     }
 }
+
+// === impl RequestBody ===
+
+/// The client's request body on its way to the upstream. Its error is its own type, so a failed send
+/// tells a client that stopped mid-upload or sent a malformed body (the client's doing: 400) from an
+/// upstream that failed (502).
+#[derive(Debug)]
+pub struct RequestBody(pub hyper::body::Incoming);
+
+/// Reading the client's request body failed.
+#[derive(Debug, thiserror::Error)]
+#[error("the client's request body could not be read: {0}")]
+pub struct ClientBodyError(#[source] pub hyper::Error);
+
+impl ClientBodyError {
+    /// Whether `e` (or what caused it) is a client body error.
+    pub fn is_in(e: &(dyn std::error::Error + 'static)) -> bool {
+        let mut cur = Some(e);
+        while let Some(err) = cur {
+            if err.is::<ClientBodyError>() {
+                return true;
+            }
+            cur = err.source();
+        }
+        false
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = ClientBodyError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.0).poll_frame(cx).map_err(ClientBodyError)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.0.size_hint()
+    }
+}

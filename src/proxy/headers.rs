@@ -50,7 +50,8 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
                 None => extra.push(name),
             }
         }
-        for name in named.into_iter().flatten().chain(extra) {
+        // `Host` names the request's target, not the hop: a `Connection: host` cannot take it away.
+        for name in named.into_iter().flatten().chain(extra).filter(|n| n != header::HOST) {
             headers.remove(name);
         }
         headers.remove(header::CONNECTION);
@@ -140,6 +141,42 @@ pub fn request_host<B>(req: &http::Request<B>) -> Option<&str> {
         .map(strip_port)
 }
 
+/// Why a request's `Host` makes it ambiguous (RFC 9112 §3.2, RFC 9113 §8.3.1): answered 400, never
+/// forwarded, since the proxy and the upstream could each read it as meant for another site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HostProblem {
+    #[error("the request has more than one Host header")]
+    Several,
+    #[error("an HTTP/1.1 request needs a Host header")]
+    Missing,
+    #[error("the Host header names another site than the request's :authority")]
+    Differs,
+}
+
+/// Checks the request's `Host` and makes it agree with its target: an absolute-form HTTP/1 request
+/// (`GET http://a.example/ HTTP/1.1`) goes on with `Host` set to the URI's authority, whatever `Host`
+/// said (RFC 9112 §3.2.2).
+pub fn check_host<B>(req: &mut http::Request<B>) -> Result<(), HostProblem> {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err(HostProblem::Several);
+    }
+    match (req.version(), req.uri().authority()) {
+        (http::Version::HTTP_2 | http::Version::HTTP_3, Some(authority)) => match host {
+            Some(h) if !h.as_bytes().eq_ignore_ascii_case(authority.as_str().as_bytes()) => Err(HostProblem::Differs),
+            _ => Ok(()),
+        },
+        (_, Some(authority)) => {
+            let value = HeaderValue::from_str(authority.as_str()).map_err(|_| HostProblem::Differs)?;
+            req.headers_mut().insert(header::HOST, value);
+            Ok(())
+        }
+        (http::Version::HTTP_11, None) if host.is_none() => Err(HostProblem::Missing),
+        _ => Ok(()),
+    }
+}
+
 /// Host without port from an authority or Host value ("[::1]:80" → "::1").
 pub fn strip_port(authority: &str) -> &str {
     if let Some(rest) = authority.strip_prefix('[') {
@@ -181,6 +218,37 @@ mod tests {
         }
         remove_hop_by_hop(&mut h);
         assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["x-kept"]);
+    }
+
+    #[test]
+    fn connection_cannot_remove_host() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("host"));
+        h.insert(header::HOST, HeaderValue::from_static("a.example"));
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h[header::HOST], "a.example");
+    }
+
+    #[test]
+    fn host_ambiguity_is_refused_and_absolute_form_wins() {
+        let req = |uri: &str, version, hosts: &[&str]| {
+            let mut r = http::Request::builder().uri(uri).version(version);
+            for h in hosts {
+                r = r.header(header::HOST, *h);
+            }
+            r.body(()).expect("request")
+        };
+        let v11 = http::Version::HTTP_11;
+        assert_eq!(check_host(&mut req("/", v11, &["a", "b"])), Err(HostProblem::Several));
+        assert_eq!(check_host(&mut req("/", v11, &[])), Err(HostProblem::Missing));
+        assert_eq!(check_host(&mut req("/", http::Version::HTTP_10, &[])), Ok(()));
+        let mut absolute = req("http://b.example/x", v11, &["a.example"]);
+        assert_eq!(check_host(&mut absolute), Ok(()));
+        assert_eq!(absolute.headers()[header::HOST], "b.example");
+        let v2 = http::Version::HTTP_2;
+        assert_eq!(check_host(&mut req("http://b.example/", v2, &["a.example"])), Err(HostProblem::Differs));
+        assert_eq!(check_host(&mut req("http://b.example/", v2, &["B.example"])), Ok(()));
+        assert_eq!(check_host(&mut req("http://b.example/", v2, &[])), Ok(()));
     }
 
     #[test]

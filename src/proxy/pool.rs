@@ -25,6 +25,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
 use super::{
+    body::RequestBody,
     tls::{TlsOrigin, UpstreamIo},
     upstream::UpstreamError,
 };
@@ -38,8 +39,8 @@ pub struct Pool {
     connect_timeout: Duration,
     /// `Some`: the upstream speaks HTTPS.
     tls: Option<Arc<TlsOrigin>>,
-    idle: ArrayQueue<http1::SendRequest<Incoming>>,
-    h2: ArcSwapOption<http2::SendRequest<Incoming>>,
+    idle: ArrayQueue<http1::SendRequest<RequestBody>>,
+    h2: ArcSwapOption<http2::SendRequest<RequestBody>>,
     /// Serialises opening the HTTP/2 connection, so a burst opens one, not many.
     h2_connecting: tokio::sync::Mutex<()>,
 }
@@ -81,7 +82,7 @@ impl Pool {
         Ok(TokioIo::new(io))
     }
 
-    async fn connect_h1(&self) -> Result<http1::SendRequest<Incoming>, UpstreamError> {
+    async fn connect_h1(&self) -> Result<http1::SendRequest<RequestBody>, UpstreamError> {
         let io = self.connect(false).await?;
         let (sender, conn) =
             http1::handshake(io).await.map_err(|e| UpstreamError::Connect(format!("HTTP/1.1 handshake: {e}")))?;
@@ -99,7 +100,7 @@ impl Pool {
     /// `keep`: whether the connection may serve later requests (not after an upgrade).
     pub async fn send_h1(
         self: &Arc<Self>,
-        mut req: Request<Incoming>,
+        mut req: Request<RequestBody>,
         keep: bool,
     ) -> Result<Response<PooledBody>, UpstreamError> {
         loop {
@@ -121,26 +122,26 @@ impl Pool {
                 }
                 Err(mut e) => match e.take_message() {
                     Some(unsent) if reused => req = unsent,
-                    _ => return Err(UpstreamError::Request(e.into_error().to_string())),
+                    _ => return Err(UpstreamError::of_send(e.into_error())),
                 },
             }
         }
     }
 
     /// Sends a request on the route's HTTP/2 connection, opening it if there is none.
-    pub async fn send_h2(&self, req: Request<Incoming>) -> Result<Response<PooledBody>, UpstreamError> {
+    pub async fn send_h2(&self, req: Request<RequestBody>) -> Result<Response<PooledBody>, UpstreamError> {
         let mut sender = self.h2_sender().await?;
         if sender.ready().await.is_err() {
             self.h2.store(None);
             sender = self.h2_sender().await?;
             sender.ready().await.map_err(|e| UpstreamError::Request(e.to_string()))?;
         }
-        let resp = sender.send_request(req).await.map_err(|e| UpstreamError::Request(e.to_string()))?;
+        let resp = sender.send_request(req).await.map_err(UpstreamError::of_send)?;
         let (parts, body) = resp.into_parts();
         Ok(Response::from_parts(parts, PooledBody::new(body, None)))
     }
 
-    async fn h2_sender(&self) -> Result<http2::SendRequest<Incoming>, UpstreamError> {
+    async fn h2_sender(&self) -> Result<http2::SendRequest<RequestBody>, UpstreamError> {
         if let Some(s) = self.h2.load().as_deref().filter(|s| !s.is_closed()) {
             return Ok(s.clone());
         }
@@ -168,7 +169,7 @@ impl Pool {
 /// Where an HTTP/1.1 connection goes back once its response is read.
 pub struct ReturnTo {
     pool: Arc<Pool>,
-    sender: http1::SendRequest<Incoming>,
+    sender: http1::SendRequest<RequestBody>,
 }
 
 impl ReturnTo {

@@ -86,7 +86,7 @@ pub fn upstream_error(err: &UpstreamError) -> Response<ProxyBody> {
     let status = match err {
         UpstreamError::ConnectTimeout | UpstreamError::ResponseTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
         UpstreamError::Connect(_) | UpstreamError::Request(_) | UpstreamError::Tls(_) => StatusCode::BAD_GATEWAY,
-        UpstreamError::Destination(_) => StatusCode::BAD_REQUEST,
+        UpstreamError::Destination(_) | UpstreamError::ClientBody(_) => StatusCode::BAD_REQUEST,
     };
     proxy_error(status, err.kind(), format!("edgefault: {err}\n"))
 }
@@ -103,6 +103,24 @@ pub fn no_route(listener: &str) -> Response<ProxyBody> {
 /// A request a forward listener cannot proxy (not absolute-form, not a CONNECT to host:port).
 pub fn not_a_proxy_request(why: &str) -> Response<ProxyBody> {
     proxy_error(StatusCode::BAD_REQUEST, "not-a-proxy-request", format!("edgefault: {why}\n"))
+}
+
+/// A request the proxy refuses to forward as it stands (ambiguous framing or target).
+pub fn bad_request(kind: &'static str, why: &str) -> Response<ProxyBody> {
+    proxy_error(StatusCode::BAD_REQUEST, kind, format!("edgefault: {why}\n"))
+}
+
+/// A CONNECT on a listener that is not a forward proxy.
+pub fn connect_refused(listener: &str) -> Response<ProxyBody> {
+    let mut r = proxy_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "connect-refused",
+        format!("edgefault: listener {listener:?} is a reverse proxy; CONNECT tunnels are for forward listeners\n"),
+    );
+    if let Ok(allow) = HeaderValue::from_str("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS") {
+        r.headers_mut().insert(header::ALLOW, allow);
+    }
+    r
 }
 
 fn proxy_error(status: StatusCode, kind: &'static str, body: String) -> Response<ProxyBody> {

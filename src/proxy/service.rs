@@ -175,8 +175,14 @@ impl ReverseProxy {
         // (not even counted as matched), and the slot goes back unless the request is faulted. A request
         // that a fault ends (abort, hang, reset, rate limit) keeps it until it is answered.
         let mut slot = None;
+        if let Err(why) = headers::check_host(&mut req) {
+            return Ok(respond::bad_request("ambiguous-host", &why.to_string()));
+        }
+        let connect = req.method() == Method::CONNECT;
+        if connect && self.mode != Mode::Forward {
+            return Ok(respond::connect_refused(&self.name));
+        }
         let routes = self.routes.load_full();
-        let connect = self.mode == Mode::Forward && req.method() == Method::CONNECT;
         let (route, decision) = {
             let (host, port, path) = match self.mode {
                 // TCP listeners are not served here (`proxy::tcp`).
@@ -356,6 +362,11 @@ impl ReverseProxy {
                 } else {
                     resp
                 }
+            }
+            Err(e) if e.is_client() => {
+                route.counters.count(Outcome::ClientError);
+                tracing::debug!(listener = %self.name, route = %route.upstream.route().name, %client, error = %e, "client_error");
+                respond::upstream_error(&e)
             }
             Err(e) => {
                 route.counters.count(Outcome::UpstreamError);

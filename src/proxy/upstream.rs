@@ -17,7 +17,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use super::{
-    body::ProxyBody,
+    body::{ClientBodyError, ProxyBody, RequestBody},
     forward::{carry, TunnelPlan},
     headers,
     pool::Pool,
@@ -39,6 +39,10 @@ pub enum UpstreamError {
     Tls(String),
     #[error("the request has no destination: {0}")]
     Destination(String),
+    /// The client's request body failed on the way (a client that left mid-upload, a malformed chunked
+    /// body): the client's doing, answered 400 and counted `client_error`, never `upstream_error`.
+    #[error("{0}")]
+    ClientBody(String),
 }
 
 impl UpstreamError {
@@ -51,6 +55,22 @@ impl UpstreamError {
             UpstreamError::Request(_) => "upstream-request",
             UpstreamError::Tls(_) => "upstream-tls",
             UpstreamError::Destination(_) => "no-destination",
+            UpstreamError::ClientBody(_) => "client-request",
+        }
+    }
+
+    /// Whether the client caused it.
+    pub fn is_client(&self) -> bool {
+        matches!(self, UpstreamError::ClientBody(_))
+    }
+
+    /// A failed send: the client's body, or the upstream.
+    pub(super) fn of_send(e: hyper::Error) -> Self {
+        if ClientBodyError::is_in(&e) {
+            let why = std::error::Error::source(&e).map_or_else(|| e.to_string(), |s| s.to_string());
+            UpstreamError::ClientBody(why)
+        } else {
+            UpstreamError::Request(e.to_string())
         }
     }
 }
@@ -182,7 +202,7 @@ impl Upstream {
         headers::append_forwarded(&mut parts.headers, client.ip(), self.route.forwarded_proto);
         parts.version = if h2 { Version::HTTP_2 } else { Version::HTTP_11 };
 
-        let req = Request::from_parts(parts, body);
+        let req = Request::from_parts(parts, RequestBody(body));
         let sent = async {
             if h2 {
                 pool.send_h2(req).await

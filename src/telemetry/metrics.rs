@@ -39,6 +39,8 @@ pub enum Outcome {
     Injected,
     /// The upstream could not be reached or did not answer in time; the proxy answered 502/504.
     UpstreamError,
+    /// The client failed the request (its body broke off or was malformed); the proxy answered 400.
+    ClientError,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -54,6 +56,7 @@ pub struct RouteCounters {
     passed: Counter,
     injected: Counter,
     upstream_error: Counter,
+    client_error: Counter,
     injected_delay: Histogram,
     upstream_duration: Histogram,
 }
@@ -64,6 +67,7 @@ impl RouteCounters {
             Outcome::Passed => self.passed.inc(),
             Outcome::Injected => self.injected.inc(),
             Outcome::UpstreamError => self.upstream_error.inc(),
+            Outcome::ClientError => self.client_error.inc(),
         };
     }
 
@@ -117,6 +121,8 @@ impl TcpCounters {
             Outcome::Passed => self.passed.inc(),
             Outcome::Injected => self.injected.inc(),
             Outcome::UpstreamError => self.upstream_error.inc(),
+            // A TCP relay has no request of its own for a client to get wrong.
+            Outcome::ClientError => 0,
         };
     }
 }
@@ -175,6 +181,7 @@ pub struct RouteTotals {
     pub passed: u64,
     pub injected: u64,
     pub upstream_error: u64,
+    pub client_error: u64,
 }
 
 /// The proxy's counts since the server started, for GetStats.
@@ -191,7 +198,7 @@ impl Default for Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "requests",
-            "Requests by listener, route and outcome (passed, injected, upstream_error)",
+            "Requests by listener, route and outcome (passed, injected, upstream_error, client_error)",
             requests.clone(),
         );
         let injected_delay = HistogramFamily::new_with_constructor(latency_histogram);
@@ -276,6 +283,7 @@ impl Metrics {
             passed: get("passed"),
             injected: get("injected"),
             upstream_error: get("upstream_error"),
+            client_error: get("client_error"),
             injected_delay: self.injected_delay.get_or_create(&labels).clone(),
             upstream_duration: self.upstream_duration.get_or_create(&labels).clone(),
         };
@@ -303,6 +311,7 @@ impl Metrics {
                     passed: c.passed.get(),
                     injected: c.injected.get(),
                     upstream_error: c.upstream_error.get(),
+                    client_error: c.client_error.get(),
                 })
                 .collect(),
             faults_active: self.faults_active.get(),

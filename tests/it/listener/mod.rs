@@ -1,6 +1,7 @@
 //! Each kind of listener and traffic: passthrough, forward, TLS, TCP, WebSocket, and when changes become visible.
 
 mod forward;
+mod framing;
 mod passthrough;
 mod tcp;
 mod tls;
