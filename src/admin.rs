@@ -1,5 +1,9 @@
 //! The admin port: `/healthz` (the process serves), `/readyz` (every listener is bound and the control
-//! service is up), `/metrics` (Prometheus text), and `POST /abort-all`, the kill switch.
+//! service is up), `/metrics` (Prometheus text), all read-only and open; and `POST /abort-all`, the kill
+//! switch, the one thing here that changes state. When the control service has tokens, `/abort-all` needs
+//! an admin token (`authorization: Bearer …`, as on the control port); without tokens, it is taken from
+//! loopback peers only (a port bound off loopback for probes and scrapes must not let anyone who reaches
+//! it end a rehearsal).
 
 use std::{
     convert::Infallible,
@@ -17,7 +21,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
 use crate::{
-    control::{audit::AuditLog, killswitch},
+    control::{
+        audit::AuditLog,
+        auth::{Caller, Role, Tokens},
+        killswitch,
+    },
     experiment::Registry,
     telemetry::metrics::Metrics,
 };
@@ -28,6 +36,8 @@ pub struct Admin {
     pub registry: Arc<Registry>,
     /// `POST /abort-all` is written to the audit log.
     pub audit: Arc<AuditLog>,
+    /// The control service's tokens (swapped by a reload): `/abort-all` needs an admin one when any is set.
+    pub tokens: Arc<arc_swap::ArcSwap<Tokens>>,
 }
 
 impl Admin {
@@ -42,14 +52,18 @@ impl Admin {
             if req.method() != Method::POST {
                 return text(StatusCode::METHOD_NOT_ALLOWED, "POST /abort-all ends every experiment\n".into());
             }
+            let tokens = self.tokens.load();
+            let caller = match may_abort(&tokens, req.headers(), peer) {
+                Ok(c) => c,
+                Err(refused) => return refused.into_response(text),
+            };
             let peer = peer.to_string();
-            let ids = killswitch::abort_all(
-                &self.registry,
-                &self.audit,
-                "admin-endpoint",
-                &peer,
-                "kill switch: POST /abort-all",
-            );
+            let who = if tokens.is_empty() {
+                "admin-endpoint".to_owned()
+            } else {
+                format!("admin-endpoint ({})", caller.name)
+            };
+            let ids = killswitch::abort_all(&self.registry, &self.audit, &who, &peer, "kill switch: POST /abort-all");
             return text(StatusCode::OK, format!("aborted {} experiment(s)\n", ids.len()));
         }
         if req.method() != Method::GET && req.method() != Method::HEAD {
@@ -69,6 +83,46 @@ impl Admin {
             }
             _ => text(StatusCode::NOT_FOUND, "not found: try /healthz, /readyz, /metrics, POST /abort-all\n".into()),
         }
+    }
+}
+
+/// Why `POST /abort-all` was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// No token, or not one of the server's: 401.
+    Unauthenticated(String),
+    /// A read-only token, or no tokens and a caller off loopback: 403.
+    Forbidden(String),
+}
+
+impl Refused {
+    fn into_response(self, text: impl Fn(StatusCode, String) -> Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+        match self {
+            Refused::Unauthenticated(why) => {
+                let mut r = text(StatusCode::UNAUTHORIZED, why);
+                r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+                r
+            }
+            Refused::Forbidden(why) => text(StatusCode::FORBIDDEN, why),
+        }
+    }
+}
+
+/// Whether the caller presenting `headers` from `peer` may pull the admin kill switch: with tokens, an
+/// admin token; without, any caller on loopback.
+pub fn may_abort(tokens: &Tokens, headers: &http::HeaderMap, peer: SocketAddr) -> Result<Caller, Refused> {
+    match tokens.caller(headers) {
+        Err(status) => Err(Refused::Unauthenticated(format!("{}\n", status.message()))),
+        Ok(c) if c.role != Role::Admin => Err(Refused::Forbidden(format!(
+            "token {:?} is read-only; POST /abort-all needs an admin token\n",
+            &*c.name
+        ))),
+        Ok(_) if tokens.is_empty() && !peer.ip().is_loopback() => Err(Refused::Forbidden(
+            "POST /abort-all is taken from loopback only while the control service has no tokens; configure \
+             control.tokens_file (then send an admin token), or call it from the host or pod itself\n"
+                .into(),
+        )),
+        Ok(c) => Ok(c),
     }
 }
 
@@ -92,5 +146,35 @@ pub async fn serve(listener: TcpListener, admin: Arc<Admin>, shutdown: impl std:
             }
             () = &mut shutdown => break,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::auth::Token;
+
+    #[test]
+    fn the_kill_switch_needs_an_admin_token_or_loopback() {
+        let local = SocketAddr::from(([127, 0, 0, 1], 5000));
+        let remote = SocketAddr::from(([10, 0, 0, 7], 5000));
+        let none = Tokens::default();
+        assert!(may_abort(&none, &http::HeaderMap::new(), local).is_ok());
+        assert!(matches!(may_abort(&none, &http::HeaderMap::new(), remote), Err(Refused::Forbidden(_))));
+        let mut tokens = Tokens::default();
+        let mut problems = Vec::new();
+        tokens.add(Token::new("ops", Role::Admin, "admin-secret-0123456789"), "t", &mut problems);
+        tokens.add(Token::new("viewer", Role::ReadOnly, "viewer-secret-0123456789"), "t", &mut problems);
+        let bearer = |s: &str| {
+            let mut h = http::HeaderMap::new();
+            if let Ok(v) = header::HeaderValue::from_str(&format!("Bearer {s}")) {
+                h.insert(header::AUTHORIZATION, v);
+            }
+            h
+        };
+        assert!(matches!(may_abort(&tokens, &http::HeaderMap::new(), local), Err(Refused::Unauthenticated(_))));
+        assert!(matches!(may_abort(&tokens, &bearer("viewer-secret-0123456789"), local), Err(Refused::Forbidden(_))));
+        let ops = may_abort(&tokens, &bearer("admin-secret-0123456789"), remote).map(|c| c.name.to_string());
+        assert_eq!(ops, Ok("ops".to_owned()), "an admin token works from anywhere");
     }
 }

@@ -14,7 +14,11 @@ use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 use crate::{
     admin::{self, Admin},
     config::Config,
-    control::{self, audit::AuditLog, convert},
+    control::{
+        self,
+        audit::{AuditEntry, AuditLog},
+        convert, killswitch,
+    },
     experiment::{events, guard, Registry},
     proxy::{
         cap::FaultCap,
@@ -47,6 +51,8 @@ pub struct Server {
     drain_grace: Duration,
     /// Applies a reloaded config (SIGHUP).
     reloader: Arc<Reloader>,
+    /// The shutdown's abort of every experiment is audited like any other.
+    audit: Arc<AuditLog>,
 }
 
 async fn bind(what: String, addr: SocketAddr) -> Result<TcpListener, AppError> {
@@ -88,7 +94,16 @@ impl Server {
             let ctx = convert::Context { topology: Some(registry.topology()), limits: &limits };
             let boot_err = |message: String| AppError::BootExperiment { index, name: spec.name.clone(), message };
             let def = convert::validate_spec(spec, &ctx).map_err(|v| boot_err(v.to_string()))?;
-            registry.start(spec.clone(), def).map_err(|e| boot_err(e.to_string()))?;
+            let started = registry.start(spec.clone(), def).map_err(|e| boot_err(e.to_string()))?;
+            audit.record(&AuditEntry {
+                caller: "config",
+                peer: "local",
+                action: "StartExperiment",
+                experiments: vec![started.id],
+                spec: Some(spec),
+                reason: "boot experiment (experiments: in the config)",
+                outcome: Ok(()),
+            });
         }
 
         let metrics = Arc::new(Metrics::default());
@@ -113,6 +128,10 @@ impl Server {
             let bounds = listener::Bounds {
                 max_connections: config.limits.max_connections,
                 max_header_bytes: config.limits.max_header_bytes,
+                timeouts: crate::proxy::conn::Timeouts {
+                    header_read: config.limits.header_read_timeout,
+                    idle: config.limits.idle_timeout,
+                },
             };
             if let Some(tls) = &l.tls {
                 tasks.spawn(Arc::clone(tls).watch(l.name.clone(), stopped(stop.subscribe())));
@@ -144,6 +163,7 @@ impl Server {
         let control_stop = stopped(stop.subscribe());
         let tokens = Arc::new(arc_swap::ArcSwap::from_pointee(config.tokens.clone()));
         let reload_tokens = Arc::clone(&tokens);
+        let admin_tokens = Arc::clone(&tokens);
         let control_audit = Arc::clone(&audit);
         let scenarios = Arc::clone(&config.scenarios);
         let control_tls = config.control_tls.clone();
@@ -180,18 +200,27 @@ impl Server {
             tokens: reload_tokens,
             proxies,
             metrics: Arc::clone(&metrics),
+            audit: Arc::clone(&audit),
         });
         let admin_state = Arc::new(Admin {
             ready: false.into(),
             metrics,
             registry: Arc::clone(&registry),
             audit: Arc::clone(&audit),
+            tokens: Arc::clone(&admin_tokens),
         });
         let admin = match admin_listener {
             Some(l) => {
                 let addr = l.local_addr().ok();
                 if let Some(addr) = addr {
                     tracing::info!(%addr, "admin endpoint listening");
+                    if !addr.ip().is_loopback() {
+                        if config.tokens.is_empty() {
+                            tracing::warn!(%addr, "the admin endpoint is off loopback: /healthz, /readyz and /metrics are open to whoever reaches it; POST /abort-all is taken from loopback only until the control service has tokens");
+                        } else {
+                            tracing::info!(%addr, "the admin endpoint is off loopback: /healthz, /readyz and /metrics are open; POST /abort-all needs an admin token");
+                        }
+                    }
                 }
                 tasks.spawn(admin::serve(l, Arc::clone(&admin_state), stopped(stop.subscribe())));
                 addr
@@ -199,7 +228,17 @@ impl Server {
             None => None,
         };
         admin_state.ready.store(true, Ordering::Release);
-        Ok(Server { listeners, control, admin, registry, stop, tasks, drain_grace: config.drain_grace, reloader })
+        Ok(Server {
+            listeners,
+            control,
+            admin,
+            registry,
+            stop,
+            tasks,
+            drain_grace: config.drain_grace,
+            reloader,
+            audit,
+        })
     }
 
     /// Applies a reloaded config as far as it is reloadable (see [`crate::reload`]).
@@ -245,7 +284,7 @@ impl Server {
 
     /// Stops accepting, ends every experiment, and lets in-flight requests finish within the drain grace.
     pub async fn shutdown(mut self) {
-        self.registry.abort_all("edgefault is shutting down");
+        killswitch::abort_all(&self.registry, &self.audit, "shutdown", "local", "edgefault is shutting down");
         let _ = self.stop.send(true);
         let grace = self.drain_grace + Duration::from_secs(1);
         if tokio::time::timeout(grace, async { while self.tasks.join_next().await.is_some() {} }).await.is_err() {

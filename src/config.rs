@@ -490,6 +490,8 @@ struct FileLimits {
     max_active_faults: Option<usize>,
     max_connections: Option<usize>,
     max_header_bytes: Option<usize>,
+    header_read_timeout: Option<String>,
+    idle_timeout: Option<String>,
 }
 
 /// Whether a YAML value looks like a config file rather than an experiment.
@@ -777,6 +779,32 @@ impl Config {
                 problems.push(format!("limits.max_header_bytes: from 8192 to 16777216 bytes, got {m}"));
             }
             limits.max_header_bytes = m;
+        }
+        for (key, value, slot, range) in [
+            (
+                "limits.header_read_timeout",
+                &fl.header_read_timeout,
+                &mut limits.header_read_timeout,
+                (Duration::from_secs(1), Duration::from_secs(300)),
+            ),
+            (
+                "limits.idle_timeout",
+                &fl.idle_timeout,
+                &mut limits.idle_timeout,
+                (Duration::from_secs(1), Duration::from_secs(24 * 3600)),
+            ),
+        ] {
+            if let Some(d) = opt_duration(value, key, &mut problems) {
+                if !(range.0..=range.1).contains(&d) {
+                    problems.push(format!(
+                        "{key}: from {} to {}, got {}",
+                        humantime::format_duration(range.0),
+                        humantime::format_duration(range.1),
+                        humantime::format_duration(d)
+                    ));
+                }
+                *slot = d;
+            }
         }
         if let Some(routes) = o.allowed_routes.as_ref().or(fl.allowed_routes.as_ref()) {
             let at = if o.allowed_routes.is_some() { "--allowed-routes" } else { "limits.allowed_routes" };

@@ -2,7 +2,7 @@
 //! rejected (logged, counted) and the running one stays. A good one is applied without dropping a
 //! connection: limits, tokens and routes' upstreams and matchers are swapped atomically. Listener and port
 //! addresses, the audit log, workers, the drain grace and the limits sized at start (`max_active_faults`,
-//! `max_connections`, `max_header_bytes`) are not reloadable: a change to them is logged and ignored.
+//! `max_connections`, `max_header_bytes`, the connection timeouts) are not reloadable: a change to them is logged and ignored.
 //! Boot experiments are not started again.
 
 use std::{
@@ -14,7 +14,10 @@ use arc_swap::ArcSwap;
 
 use crate::{
     config::{Config, Overrides},
-    control::auth::Tokens,
+    control::{
+        audit::{AuditEntry, AuditLog},
+        auth::Tokens,
+    },
     experiment::Registry,
     proxy::ReverseProxy,
     telemetry::metrics::Metrics,
@@ -31,6 +34,15 @@ pub enum ReloadError {
     Topology { was: String, now: String },
 }
 
+/// What a reload did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// Changes that are not reloadable, and stay as they were.
+    pub ignored: Vec<String>,
+    /// Changes worth an audit line: tokens added, removed, given another role or secret.
+    pub changed: Vec<String>,
+}
+
 /// What a reload can change, and the config running now.
 pub struct Reloader {
     pub(crate) running: Mutex<Config>,
@@ -39,6 +51,9 @@ pub struct Reloader {
     /// One per listener, in config order.
     pub(crate) proxies: Vec<Arc<ReverseProxy>>,
     pub(crate) metrics: Arc<Metrics>,
+    /// Every reload, applied or rejected, is audited: it changes the server's state (tokens, limits,
+    /// upstreams).
+    pub(crate) audit: Arc<AuditLog>,
 }
 
 fn shape(c: &Config) -> String {
@@ -50,8 +65,9 @@ fn shape(c: &Config) -> String {
 }
 
 impl Reloader {
-    /// Applies `new` as far as it is reloadable. Returns notes about what was not applied.
-    pub fn apply(&self, new: Config) -> Result<Vec<String>, ReloadError> {
+    /// Applies `new` as far as it is reloadable. Returns what was not applied, and what changed that the
+    /// audit log should say (the tokens, by name).
+    pub fn apply(&self, new: Config) -> Result<Applied, ReloadError> {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let (was, now) = (shape(&running), shape(&new));
         if was != now {
@@ -84,6 +100,8 @@ impl Reloader {
             ("limits.max_active_faults", o.max_active_faults != limits.max_active_faults),
             ("limits.max_connections", o.max_connections != limits.max_connections),
             ("limits.max_header_bytes", o.max_header_bytes != limits.max_header_bytes),
+            ("limits.header_read_timeout", o.header_read_timeout != limits.header_read_timeout),
+            ("limits.idle_timeout", o.idle_timeout != limits.idle_timeout),
         ] {
             if changed {
                 notes.push(format!("{key}: sized at start, not reloadable; unchanged"));
@@ -92,10 +110,13 @@ impl Reloader {
         limits.max_active_faults = o.max_active_faults;
         limits.max_connections = o.max_connections;
         limits.max_header_bytes = o.max_header_bytes;
+        limits.header_read_timeout = o.header_read_timeout;
+        limits.idle_timeout = o.idle_timeout;
         if running.experiments != new.experiments {
             notes.push("experiments: boot experiments start at boot only; none started by the reload".into());
         }
 
+        let changed = new.tokens.changes_from(&running.tokens);
         self.registry.set_limits(limits.clone());
         self.tokens.store(Arc::new(new.tokens.clone()));
         for (proxy, l) in self.proxies.iter().zip(&new.listeners) {
@@ -106,7 +127,7 @@ impl Reloader {
         for (old, l) in running.listeners.iter_mut().zip(new.listeners) {
             old.routes = l.routes;
         }
-        Ok(notes)
+        Ok(Applied { ignored: notes, changed })
     }
 
     /// Reads `path` again and applies it; logs and counts the outcome.
@@ -115,10 +136,23 @@ impl Reloader {
             .map_err(|e| e.to_string())
             .and_then(|c| self.apply(c).map_err(|e| e.to_string()));
         self.metrics.config_reload(result.is_ok());
+        let changed: String = result.as_ref().map(|a| a.changed.join("; ")).unwrap_or_default();
+        self.audit.record(&AuditEntry {
+            caller: "signal",
+            peer: "local",
+            action: "ReloadConfig",
+            experiments: Vec::new(),
+            spec: None,
+            reason: &changed,
+            outcome: result.as_ref().map(|_| ()).map_err(Clone::clone),
+        });
         match result {
-            Ok(notes) => {
-                for n in &notes {
+            Ok(applied) => {
+                for n in &applied.ignored {
                     tracing::warn!(config = %path.display(), note = %n, "config reload: not applied");
+                }
+                for c in &applied.changed {
+                    tracing::info!(config = %path.display(), change = %c, "config reload");
                 }
                 tracing::info!(config = %path.display(), "config reloaded");
                 Ok(())

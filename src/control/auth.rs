@@ -174,6 +174,19 @@ impl Tokens {
             // Health and reflection: open, so probes and grpcurl work.
             return Ok(Caller::anonymous());
         };
+        let caller = self.caller(headers)?;
+        if caller.role == Role::ReadOnly && !READ_ONLY_METHODS.contains(&method) {
+            return Err(tonic::Status::permission_denied(format!(
+                "token {:?} is read-only; {method} changes state and needs an admin token",
+                &*caller.name
+            )));
+        }
+        Ok(caller)
+    }
+
+    /// Who presents `headers`: the token's name and role, or `anonymous` (admin) when the server has no
+    /// tokens. `UNAUTHENTICATED` when it has some and none of them is presented.
+    pub fn caller(&self, headers: &HeaderMap) -> Result<Caller, tonic::Status> {
         if self.0.is_empty() {
             return Ok(Caller::anonymous());
         }
@@ -185,7 +198,9 @@ impl Tokens {
         };
         let presented = value.as_bytes();
         let secret = match presented.get(..7) {
-            Some(scheme) if scheme.eq_ignore_ascii_case(b"bearer ") => presented[7..].trim_ascii(),
+            Some(scheme) if scheme.eq_ignore_ascii_case(b"bearer ") => {
+                presented.get(7..).unwrap_or_default().trim_ascii()
+            }
             _ => return Err(tonic::Status::unauthenticated("the authorization header must be `Bearer <token>`")),
         };
         // Compare with every token, in constant time per token, so timing tells nothing about which
@@ -199,13 +214,29 @@ impl Tokens {
         let Some(token) = found else {
             return Err(tonic::Status::unauthenticated("the bearer token is not one this server accepts"));
         };
-        if token.role == Role::ReadOnly && !READ_ONLY_METHODS.contains(&method) {
-            return Err(tonic::Status::permission_denied(format!(
-                "token {:?} is read-only; {method} changes state and needs an admin token",
-                token.name
-            )));
-        }
         Ok(Caller { name: token.name.as_str().into(), role: token.role })
+    }
+
+    /// What changed from `old` to `self`, by token name (never a secret): tokens added, removed, given
+    /// another role or another secret. Empty when nothing did.
+    pub fn changes_from(&self, old: &Tokens) -> Vec<String> {
+        let mut out = Vec::new();
+        for t in &self.0 {
+            match old.0.iter().find(|o| o.name == t.name) {
+                None => out.push(format!("token {:?} ({}) added", t.name, t.role.as_str())),
+                Some(o) if o.role != t.role => {
+                    out.push(format!("token {:?} now {} (was {})", t.name, t.role.as_str(), o.role.as_str()))
+                }
+                Some(o) if !bool::from(o.secret.as_slice().ct_eq(&t.secret)) => {
+                    out.push(format!("token {:?} has a new secret", t.name))
+                }
+                Some(_) => {}
+            }
+        }
+        for o in old.0.iter().filter(|o| !self.0.iter().any(|t| t.name == o.name)) {
+            out.push(format!("token {:?} ({}) removed", o.name, o.role.as_str()));
+        }
+        out
     }
 }
 

@@ -10,7 +10,11 @@ use crate::experiment::Registry;
 /// Aborts everything and audits it; returns the ids ended.
 pub fn abort_all(registry: &Registry, audit: &AuditLog, caller: &str, peer: &str, reason: &str) -> Vec<String> {
     let ids = registry.abort_all(reason);
-    tracing::warn!(%caller, %peer, count = ids.len(), reason, "kill switch: every experiment aborted");
+    if ids.is_empty() {
+        tracing::info!(%caller, %peer, reason, "kill switch: no experiment was running");
+    } else {
+        tracing::warn!(%caller, %peer, count = ids.len(), reason, "kill switch: every experiment aborted");
+    }
     audit.record(&AuditEntry {
         caller,
         peer,

@@ -43,6 +43,10 @@ pub struct Limits {
     pub max_connections: usize,
     /// Largest request head (request line and headers) a listener reads; larger gets 431.
     pub max_header_bytes: usize,
+    /// A request head must arrive whole within this long (of the connection's start, for the first).
+    pub header_read_timeout: Duration,
+    /// A client connection with no request in progress is closed after this long.
+    pub idle_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -58,6 +62,8 @@ impl Default for Limits {
             max_active_faults: 10_000,
             max_connections: 10_000,
             max_header_bytes: 64 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
         }
     }
 }

@@ -5,12 +5,18 @@ use std::{sync::Arc, time::Duration};
 
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{conn::auto, graceful::GracefulShutdown},
+    server::conn::auto,
 };
-use tokio::{net::TcpListener, sync::Semaphore};
+use tokio::{
+    net::TcpListener,
+    sync::{watch, Semaphore},
+    task::JoinSet,
+    time::Instant,
+};
 
 use super::{
     act::{ResetOnDrop, ResetSwitch},
+    conn::{Activity, Expiry, Timeouts, Watched},
     service::{ConnService, ReverseProxy},
     tls_listen::{HandshakeError, ListenerTls},
 };
@@ -22,6 +28,8 @@ pub struct Bounds {
     pub max_connections: usize,
     /// Largest request head; larger gets 431 (HTTP/1) or a stream error (HTTP/2).
     pub max_header_bytes: usize,
+    /// When a connection that does nothing is closed.
+    pub timeouts: Timeouts,
 }
 
 /// Waits for a free connection slot, then for the next connection, which holds the slot. With no slot
@@ -51,7 +59,9 @@ pub(super) async fn next_connection<F: std::future::Future<Output = ()>>(
     }
 }
 
-/// Serves `listener` until `shutdown` resolves, then lets open connections finish for up to `grace`.
+/// Serves `listener` until `shutdown` resolves, then lets open connections finish for up to `grace`
+/// (each is asked to close once idle: HTTP/1 after its response, HTTP/2 with a GOAWAY), and closes those
+/// still open then.
 pub async fn serve(
     listener: TcpListener,
     proxy: Arc<ReverseProxy>,
@@ -64,7 +74,9 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
+        // Heads are timed by the connection's own clock (`conn`): hyper's would also time the idle wait
+        // between keep-alive requests, and nothing before the first byte.
+        .header_read_timeout(None)
         .keep_alive(true)
         .max_buf_size(bounds.max_header_bytes.max(8192));
     builder
@@ -73,58 +85,108 @@ pub async fn serve(
         .max_concurrent_streams(1024)
         .max_header_list_size(u32::try_from(bounds.max_header_bytes).unwrap_or(u32::MAX));
     let slots = Arc::new(Semaphore::new(bounds.max_connections));
-    let graceful = GracefulShutdown::new();
+    let (drain, draining) = watch::channel(false);
+    let mut open = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
+        while open.try_join_next().is_some() {}
         let Some((stream, client, slot)) = next_connection(&listener, &slots, &mut shutdown, proxy.name()).await else {
             break;
         };
         let _ = stream.set_nodelay(true);
         let reset = ResetSwitch::default();
-        let service = ConnService { proxy: Arc::clone(&proxy), client, reset: reset.clone() };
+        let activity = Activity::new();
+        let service =
+            ConnService { proxy: Arc::clone(&proxy), client, reset: reset.clone(), activity: Arc::clone(&activity) };
         let stream = ResetOnDrop::new(stream, reset.clone());
-        if let Some(tls) = &tls {
-            // The handshake runs on the connection's own task, each half bounded like a request head (a
-            // stall injected by a TLS fault aside).
-            let tls = Arc::clone(tls);
-            let proxy = Arc::clone(&proxy);
-            let builder = builder.clone();
-            let watcher = graceful.watcher();
-            tokio::spawn(async move {
-                let handshake = tls.handshake(stream, &reset, |sni| proxy.decide_tls(sni, client.ip())).await;
-                proxy.count_handshake(&handshake);
-                match handshake.result {
-                    Ok(tls_stream) => {
-                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
-                        if let Err(e) = watcher.watch(conn.into_owned()).await {
-                            tracing::debug!(%client, error = %e, "connection ended with an error");
+        let (tls, proxy, builder, draining) = (tls.clone(), Arc::clone(&proxy), builder.clone(), draining.clone());
+        let timeouts = bounds.timeouts;
+        open.spawn(async move {
+            match tls {
+                // The handshake runs on the connection's own task, each half bounded like a request head (a
+                // stall injected by a TLS fault aside).
+                Some(tls) => {
+                    let handshake = tls.handshake(stream, &reset, |sni| proxy.decide_tls(sni, client.ip())).await;
+                    proxy.count_handshake(&handshake);
+                    match handshake.result {
+                        Ok(tls_stream) => {
+                            let io = TokioIo::new(Watched::new(tls_stream, Arc::clone(&activity)));
+                            let conn = builder.serve_connection_with_upgrades(io, service);
+                            run(conn, &activity, timeouts, draining, &proxy, client).await;
                         }
+                        // Ours to fix, not the client's doing.
+                        Err(e @ HandshakeError::FaultCertificate(_)) => {
+                            tracing::warn!(listener = %proxy.name(), %client, error = %e, "no TLS session")
+                        }
+                        Err(e) => tracing::debug!(listener = %proxy.name(), %client, error = %e, "no TLS session"),
                     }
-                    // Ours to fix, not the client's doing.
-                    Err(e @ HandshakeError::FaultCertificate(_)) => {
-                        tracing::warn!(listener = %proxy.name(), %client, error = %e, "no TLS session")
-                    }
-                    Err(e) => tracing::debug!(listener = %proxy.name(), %client, error = %e, "no TLS session"),
                 }
-                drop(slot);
-            });
-            continue;
-        }
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%client, error = %e, "connection ended with an error");
+                None => {
+                    let io = TokioIo::new(Watched::new(stream, Arc::clone(&activity)));
+                    let conn = builder.serve_connection_with_upgrades(io, service);
+                    run(conn, &activity, timeouts, draining, &proxy, client).await;
+                }
             }
             drop(slot);
         });
     }
     drop(listener);
-    let open = graceful.count();
-    if open > 0 {
-        tracing::info!(listener = %proxy.name(), open, "draining connections");
+    if !open.is_empty() {
+        tracing::info!(listener = %proxy.name(), open = open.len(), "draining connections");
     }
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
-        tracing::warn!(listener = %proxy.name(), "drain grace period over; closing the remaining connections");
+    let _ = drain.send(true);
+    if tokio::time::timeout(grace, async { while open.join_next().await.is_some() {} }).await.is_err() {
+        tracing::warn!(listener = %proxy.name(), open = open.len(), "drain grace period over; closing the remaining connections");
+        open.shutdown().await;
+    }
+}
+
+/// Serves one connection until it ends: closes it when a timeout is due (see [`crate::proxy::conn`]), and
+/// asks it to close once idle when the listener drains.
+async fn run<I>(
+    conn: auto::UpgradeableConnection<'_, I, ConnService, TokioExecutor>,
+    activity: &Activity,
+    timeouts: Timeouts,
+    mut draining: watch::Receiver<bool>,
+    proxy: &ReverseProxy,
+    client: std::net::SocketAddr,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let conn = conn.into_owned();
+    tokio::pin!(conn);
+    // Once asked to close (drain, or an idle HTTP/2 connection's GOAWAY), only the connection's end is
+    // awaited.
+    let mut closing = false;
+    loop {
+        let look = activity.next_look(&timeouts);
+        tokio::select! {
+            ended = conn.as_mut() => {
+                if let Err(e) = ended {
+                    tracing::debug!(%client, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            drained = draining.wait_for(|d| *d), if !closing => {
+                closing = true;
+                if drained.is_ok() {
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+            () = tokio::time::sleep_until(look), if !closing => match activity.expired(&timeouts, Instant::now()) {
+                Some(Expiry::IdleH2) => {
+                    tracing::debug!(listener = %proxy.name(), %client, "idle HTTP/2 connection: GOAWAY");
+                    proxy.count_timeout(Expiry::IdleH2);
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                Some(e) => {
+                    tracing::debug!(listener = %proxy.name(), %client, timeout = e.as_str(), "connection closed by a timeout");
+                    proxy.count_timeout(e);
+                    return;
+                }
+                None => {}
+            },
+        }
     }
 }

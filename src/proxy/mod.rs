@@ -5,6 +5,7 @@ pub mod act;
 pub mod body;
 pub mod cap;
 pub mod cert_files;
+pub mod conn;
 pub mod forward;
 pub mod grpc;
 pub mod headers;

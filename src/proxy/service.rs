@@ -16,6 +16,7 @@ use super::{
     act::{self, ActBody, Dropped, ResetSwitch},
     body::ProxyBody,
     cap::{ActiveFault, FaultCap},
+    conn::{Activity, Expiry, Tracked},
     forward::{self, TunnelPlan},
     grpc::GrpcCutBody,
     headers, respond,
@@ -26,7 +27,7 @@ use crate::{
     config::{ListenerConfig, Mode, RouteId},
     experiment::{guard::Health, Decision, Held, RuleSet, TlsDecision},
     fault::{BodyPlan, Disconnect, Fault, GrpcStream, RequestView, ResponsePlan},
-    telemetry::metrics::{Metrics, Outcome, RouteCounters, TlsCounters},
+    telemetry::metrics::{Metrics, Outcome, RouteCounters, TimeoutCounters, TlsCounters},
 };
 
 struct Route {
@@ -86,6 +87,8 @@ pub struct ReverseProxy {
     health: Arc<Health>,
     /// Handshake counters, when the listener terminates TLS.
     tls_counters: Option<TlsCounters>,
+    /// Connections closed by a timeout, by reason.
+    timeouts: TimeoutCounters,
 }
 
 impl ReverseProxy {
@@ -98,7 +101,9 @@ impl ReverseProxy {
     ) -> Self {
         let routes = ArcSwap::from_pointee(Self::routes_of(listener, metrics));
         let tls_counters = listener.tls.as_ref().map(|_| metrics.tls_counters(&listener.name));
+        let timeouts = metrics.timeout_counters(&listener.name);
         ReverseProxy {
+            timeouts,
             name: listener.name.as_str().into(),
             mode: listener.mode,
             routes,
@@ -132,6 +137,11 @@ impl ReverseProxy {
         );
         let held = (!decision.stall.is_empty()).then_some(slot);
         Some((decision, held))
+    }
+
+    /// Counts a connection closed by a timeout in `edgefault_connection_timeouts_total`.
+    pub fn count_timeout(&self, e: Expiry) {
+        self.timeouts.count(e.as_str());
     }
 
     /// Counts a finished handshake in `edgefault_tls_handshakes_total`.
@@ -387,17 +397,24 @@ pub struct ConnService {
     pub client: SocketAddr,
     /// Turned on by a reset fault: the connection then closes with RST.
     pub reset: ResetSwitch,
+    /// What the connection is doing, for its timeouts: each request is in progress until its response
+    /// body is done.
+    pub activity: Arc<Activity>,
 }
 
 impl hyper::service::Service<Request<Incoming>> for ConnService {
-    type Response = Response<ProxyBody>;
+    type Response = Response<Tracked<ProxyBody>>;
     type Error = Dropped;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Dropped>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Dropped>> + Send>>;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let proxy = Arc::clone(&self.proxy);
         let client = self.client;
         let switch = self.reset.clone();
-        Box::pin(async move { proxy.handle(req, client, &switch).await })
+        let in_flight = self.activity.request();
+        Box::pin(async move {
+            let resp = proxy.handle(req, client, &switch).await?;
+            Ok(resp.map(|b| Tracked::new(b, in_flight)))
+        })
     }
 }

@@ -127,6 +127,22 @@ impl TcpCounters {
     }
 }
 
+/// Client connections of an HTTP listener closed by a timeout, by reason (`header_read`, `idle`).
+#[derive(Clone)]
+pub struct TimeoutCounters {
+    header_read: Counter,
+    idle: Counter,
+}
+
+impl TimeoutCounters {
+    pub fn count(&self, reason: &str) {
+        match reason {
+            "header_read" => self.header_read.inc(),
+            _ => self.idle.inc(),
+        };
+    }
+}
+
 /// A TLS listener's handshake counters, resolved once when it starts.
 #[derive(Clone)]
 pub struct TlsCounters {
@@ -166,6 +182,14 @@ pub struct Metrics {
     routes: Mutex<Vec<(String, String, RouteCounters)>>,
     /// SIGHUP reloads by outcome (`ok`, `rejected`).
     config_reloads: Family<OutcomeLabel, Counter>,
+    /// Client connections closed by a timeout, by listener and reason.
+    connection_timeouts: Family<TimeoutLabels, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TimeoutLabels {
+    listener: String,
+    reason: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -247,6 +271,12 @@ impl Default for Metrics {
             "TLS handshakes of listeners that terminate TLS, by listener and outcome (ok, failed, timeout, injected: a TLS fault acted)",
             tls_handshakes.clone(),
         );
+        let connection_timeouts = Family::<TimeoutLabels, Counter>::default();
+        registry.register(
+            "connection_timeouts",
+            "Client connections of HTTP listeners closed by a timeout, by listener and reason (header_read: a request head did not arrive in time; idle: no request for limits.idle_timeout)",
+            connection_timeouts.clone(),
+        );
         let config_reloads = Family::<OutcomeLabel, Counter>::default();
         registry.register(
             "config_reloads",
@@ -254,6 +284,7 @@ impl Default for Metrics {
             config_reloads.clone(),
         );
         Metrics {
+            connection_timeouts,
             config_reloads,
             tls_handshakes,
             registry: Mutex::new(registry),
@@ -317,6 +348,13 @@ impl Metrics {
             faults_active: self.faults_active.get(),
             faults_overflow: self.faults_overflow.get(),
         }
+    }
+
+    pub fn timeout_counters(&self, listener: &str) -> TimeoutCounters {
+        let get = |reason| {
+            self.connection_timeouts.get_or_create(&TimeoutLabels { listener: listener.to_owned(), reason }).clone()
+        };
+        TimeoutCounters { header_read: get("header_read"), idle: get("idle") }
     }
 
     pub fn tls_counters(&self, listener: &str) -> TlsCounters {

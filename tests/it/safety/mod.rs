@@ -14,3 +14,4 @@ mod mtls;
 mod release;
 mod reload;
 mod signal;
+mod timeouts;

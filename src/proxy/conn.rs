@@ -1,0 +1,308 @@
+//! One client connection's life on an HTTP listener: what it is doing (reading a request head, serving
+//! requests, idle), the timeouts that close it when it does nothing, and its drain at shutdown.
+//!
+//! - A request head must arrive whole within `header_read_timeout`, counted from the connection's start
+//!   for its first request and from the first byte of each later one (a slowloris client, or a socket
+//!   that never sends anything, is closed).
+//! - A connection with no request in progress is closed after `idle_timeout`: an HTTP/1.1 keep-alive
+//!   connection between requests, an HTTP/2 connection with no open stream (with a GOAWAY). The time
+//!   between requests is not a head's: client pools that keep connections for a minute or more (nginx,
+//!   Go, browsers) keep them.
+//! - A request in progress is never timed out here: its response may legitimately take long (a delay, a
+//!   slow upstream, a long download), and its own timeouts (the route's, the faults') bound it.
+//!
+//! The connection's socket is wrapped in [`Watched`], which notes the first byte of each head; its
+//! service marks each request in progress with an [`InFlight`] guard, carried by the response body until
+//! the body is done. Nothing here polls: the connection's task sleeps until the next deadline, looks
+//! again, and sleeps on if the connection moved on meanwhile.
+
+use std::{
+    io,
+    pin::Pin,
+    sync::{
+        atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
+        Arc,
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    time::Instant,
+};
+
+/// The timeouts of a listener's client connections.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// A request head must be read whole within this long of its first byte (of the connection's start,
+    /// for the first request).
+    pub header_read: Duration,
+    /// A connection with no request in progress is closed after this long.
+    pub idle: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts { header_read: Duration::from_secs(10), idle: Duration::from_secs(120) }
+    }
+}
+
+/// Why a connection was closed by a timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// A request head (or the first request) did not arrive in time.
+    Head,
+    /// No request for `idle_timeout` on an HTTP/1 connection: closed.
+    Idle,
+    /// No stream for `idle_timeout` on an HTTP/2 connection: a GOAWAY, then closed.
+    IdleH2,
+}
+
+impl Expiry {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Expiry::Head => "header_read",
+            Expiry::Idle | Expiry::IdleH2 => "idle",
+        }
+    }
+}
+
+/// What one connection is doing, shared by its socket wrapper, its service and its task. Times are
+/// milliseconds since the connection's start, plus one (0: not set).
+#[derive(Debug)]
+pub struct Activity {
+    start: Instant,
+    /// Requests in progress (from the service's call to the end of the response body).
+    in_flight: AtomicU32,
+    /// When the head being read began (its first byte, or the connection's start); 0: no head is being read.
+    head_since: AtomicU64,
+    /// When the last request ended (or the connection started).
+    idle_since: AtomicU64,
+    /// The client spoke HTTP/2 (its preface was the first thing read).
+    h2: AtomicBool,
+    /// Whether anything was read yet.
+    read_any: AtomicBool,
+}
+
+/// The HTTP/2 client preface's first bytes.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
+
+impl Activity {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Activity {
+            start: Instant::now(),
+            in_flight: AtomicU32::new(0),
+            head_since: AtomicU64::new(1),
+            idle_since: AtomicU64::new(1),
+            h2: AtomicBool::new(false),
+            read_any: AtomicBool::new(false),
+        })
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1
+    }
+
+    fn at(&self, ms: u64) -> Instant {
+        self.start + Duration::from_millis(ms.saturating_sub(1))
+    }
+
+    /// Bytes came in.
+    fn read(&self, bytes: &[u8]) {
+        if !self.read_any.swap(true, Ordering::Relaxed) && bytes.starts_with(H2_PREFACE) {
+            // HTTP/2: heads come in frames of a connection that stays up; only idle time counts.
+            self.h2.store(true, Ordering::Relaxed);
+            self.head_since.store(0, Ordering::Relaxed);
+            return;
+        }
+        if self.in_flight.load(Ordering::Relaxed) == 0
+            && !self.h2.load(Ordering::Relaxed)
+            && self.head_since.load(Ordering::Relaxed) == 0
+        {
+            self.head_since.store(self.now(), Ordering::Relaxed);
+        }
+    }
+
+    /// A request's head is in and its service is called: it is in progress until the guard drops.
+    pub fn request(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.head_since.store(0, Ordering::Relaxed);
+        InFlight(Some(Arc::clone(self)))
+    }
+
+    /// When the connection's next timeout is due, and which, as things stand.
+    fn deadline(&self, t: &Timeouts) -> (Instant, Option<Expiry>) {
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            // Look again later; a request in progress is not timed out here.
+            return (Instant::now() + t.idle, None);
+        }
+        if self.h2.load(Ordering::Relaxed) {
+            return (self.at(self.idle_since.load(Ordering::Relaxed)) + t.idle, Some(Expiry::IdleH2));
+        }
+        match self.head_since.load(Ordering::Relaxed) {
+            0 => (self.at(self.idle_since.load(Ordering::Relaxed)) + t.idle, Some(Expiry::Idle)),
+            since => (self.at(since) + t.header_read, Some(Expiry::Head)),
+        }
+    }
+
+    /// The timeout due at `now`, if any.
+    pub fn expired(&self, t: &Timeouts, now: Instant) -> Option<Expiry> {
+        match self.deadline(t) {
+            (at, Some(e)) if at <= now => Some(e),
+            _ => None,
+        }
+    }
+
+    /// When to look again.
+    pub fn next_look(&self, t: &Timeouts) -> Instant {
+        self.deadline(t).0
+    }
+}
+
+/// Marks a request in progress on its connection; dropped when its response body is done (or dropped).
+#[derive(Debug)]
+pub struct InFlight(Option<Arc<Activity>>);
+
+impl InFlight {
+    /// A guard that marks nothing (responses made without a connection's service).
+    pub fn none() -> Self {
+        InFlight(None)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(a) = &self.0 {
+            a.idle_since.store(a.now(), Ordering::Relaxed);
+            a.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A response body that keeps its request in progress until it is done.
+pub struct Tracked<B> {
+    inner: B,
+    guard: Option<InFlight>,
+}
+
+impl<B: Body> Tracked<B> {
+    pub fn new(inner: B, guard: InFlight) -> Self {
+        let guard = (!inner.is_end_stream()).then_some(guard);
+        Tracked { inner, guard }
+    }
+}
+
+impl<B: Body<Data = Bytes> + Unpin> Body for Tracked<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) || self.inner.is_end_stream() {
+            self.guard = None;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A client connection's socket, noting what it reads in the connection's [`Activity`].
+pub struct Watched<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S> Watched<S> {
+    pub fn new(inner: S, activity: Arc<Activity>) -> Self {
+        Watched { inner, activity }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let (Poll::Ready(Ok(())), Some(new)) = (&polled, buf.filled().get(before..)) {
+            if !new.is_empty() {
+                this.activity.read(new);
+            }
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn heads_idle_time_and_requests_have_their_own_clocks() {
+        let t = Timeouts { header_read: Duration::from_secs(10), idle: Duration::from_secs(120) };
+        let a = Activity::new();
+        // A silent new connection: the first head's clock runs from the start.
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(a.expired(&t, Instant::now()), Some(Expiry::Head));
+        // A request in progress is never timed out.
+        let guard = a.request();
+        tokio::time::advance(Duration::from_secs(600)).await;
+        assert_eq!(a.expired(&t, Instant::now()), None);
+        drop(guard);
+        // Between requests: the idle clock, not the head's.
+        tokio::time::advance(Duration::from_secs(119)).await;
+        assert_eq!(a.expired(&t, Instant::now()), None);
+        a.read(b"GET / HTT");
+        tokio::time::advance(Duration::from_secs(9)).await;
+        assert_eq!(a.expired(&t, Instant::now()), None);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(a.expired(&t, Instant::now()), Some(Expiry::Head), "a head begun must end in time");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn http2_connections_only_time_out_idle() {
+        let t = Timeouts::default();
+        let a = Activity::new();
+        a.read(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+        tokio::time::advance(Duration::from_secs(60)).await;
+        a.read(b"ping frame");
+        assert_eq!(a.expired(&t, Instant::now()), None);
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert_eq!(a.expired(&t, Instant::now()), Some(Expiry::IdleH2), "pings do not keep it open");
+    }
+}
