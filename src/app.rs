@@ -286,7 +286,7 @@ impl Server {
     pub async fn shutdown(mut self) {
         killswitch::abort_all(&self.registry, &self.audit, "shutdown", "local", "edgefault is shutting down");
         let _ = self.stop.send(true);
-        let grace = self.drain_grace + Duration::from_secs(1);
+        let grace = self.drain_grace + listener::TUNNEL_CLOSE + Duration::from_secs(1);
         if tokio::time::timeout(grace, async { while self.tasks.join_next().await.is_some() {} }).await.is_err() {
             self.tasks.abort_all();
         }

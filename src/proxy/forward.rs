@@ -2,7 +2,14 @@
 //! TCP tunnel to it. Tunnels take connection-level faults: refused (the CONNECT answered with a status),
 //! delayed, held, reset or closed after some bytes, throttled, or blackholed.
 
-use std::{num::NonZeroU64, time::Duration};
+use std::{
+    num::NonZeroU64,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use http::{Method, Request, Response, StatusCode};
 use hyper::upgrade::OnUpgrade;
@@ -10,6 +17,7 @@ use hyper_util::rt::TokioIo;
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::TcpStream,
+    sync::{watch, Notify},
     time::Instant,
 };
 
@@ -17,6 +25,7 @@ use super::{
     act::{Dropped, ResetSwitch},
     body::ProxyBody,
     upstream::UpstreamError,
+    websocket::{self, Frames},
 };
 use crate::{
     experiment::{Held, Lifeline},
@@ -91,7 +100,74 @@ pub struct TunnelPlan {
     pub disconnect: Held<Disconnect>,
     /// The client connection's: a reset turns it on before the connection is dropped.
     pub switch: ResetSwitch,
+    /// The listener's open tunnels, which a drain waits for and, at the end of its grace, closes.
+    pub drain: Option<TunnelDrain>,
 }
+
+/// How a tunnel takes part in its listener's drain.
+#[derive(Debug, Clone)]
+pub struct TunnelDrain {
+    pub tunnels: Arc<Tunnels>,
+    /// A WebSocket: closed with a close frame (1001, going away) to both ends, between two frames.
+    pub websocket: bool,
+}
+
+/// A listener's open tunnels (CONNECT, WebSocket): counted, so a drain waits for them like for
+/// connections, and told when the drain's grace is over.
+#[derive(Debug)]
+pub struct Tunnels {
+    closing: watch::Sender<bool>,
+    open: AtomicUsize,
+    changed: Notify,
+}
+
+/// Counts one tunnel as open while it lives.
+#[derive(Debug)]
+pub struct TunnelGuard(Arc<Tunnels>);
+
+impl Drop for TunnelGuard {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+        self.0.changed.notify_waiters();
+    }
+}
+
+impl Tunnels {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Tunnels { closing: watch::Sender::new(false), open: AtomicUsize::new(0), changed: Notify::new() })
+    }
+
+    fn enter(self: &Arc<Self>) -> TunnelGuard {
+        self.open.fetch_add(1, Ordering::AcqRel);
+        TunnelGuard(Arc::clone(self))
+    }
+
+    /// Tunnels open now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+
+    /// The drain's grace is over: every tunnel ends now (WebSockets with a close frame).
+    pub fn close_all(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once no tunnel is open.
+    pub async fn until_empty(&self) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.open() == 0 {
+                return;
+            }
+            changed.await;
+        }
+    }
+}
+
+/// How long a closing WebSocket waits for the frame in transit to end before its close frame.
+const FRAME_FINISH: Duration = Duration::from_millis(500);
 
 /// Carries a CONNECT tunnel once hyper hands over the client's connection.
 pub async fn tunnel(on_upgrade: OnUpgrade, upstream: TcpStream, plan: TunnelPlan) {
@@ -102,73 +178,119 @@ pub async fn tunnel(on_upgrade: OnUpgrade, upstream: TcpStream, plan: TunnelPlan
 }
 
 /// Carries bytes both ways between a client and an upstream: client → upstream untouched, upstream →
-/// client with the body plan (cut after bytes, rate) applied, the whole ended by a `disconnect`.
+/// client with the body plan (cut after bytes, rate) applied, the whole ended by a `disconnect`, or by the
+/// end of its listener's drain (a WebSocket then gets a close frame, 1001, at both ends).
 pub async fn carry<C, U>(client: C, upstream: U, plan: TunnelPlan)
 where
     C: AsyncRead + AsyncWrite + Unpin,
     U: AsyncRead + AsyncWrite + Unpin,
 {
-    let TunnelPlan { body, mut disconnect, switch } = plan;
+    let TunnelPlan { body, mut disconnect, switch, drain } = plan;
+    let _open = drain.as_ref().map(|d| d.tunnels.enter());
+    let closing = drain.as_ref().map(|d| d.tunnels.closing.subscribe());
+    let frames = drain.as_ref().is_some_and(|d| d.websocket).then(Frames::default);
     let opened = Instant::now();
     let (mut client_read, mut client_write) = tokio::io::split(client);
     let (mut up_read, mut up_write) = tokio::io::split(upstream);
     let work = async {
         let to_upstream = async {
-            let _ = tokio::io::copy(&mut client_read, &mut up_write).await;
-            let _ = up_write.shutdown().await;
+            let end = pipe(&mut client_read, &mut up_write, Held::new(), closing.clone(), frames).await;
+            if matches!(end, PipeEnd::Done) {
+                let _ = up_write.shutdown().await;
+            }
+            end
         };
         let to_client = async {
-            let cut = pipe(&mut up_read, &mut client_write, body).await;
-            if cut.is_none() {
+            let end = pipe(&mut up_read, &mut client_write, body, closing.clone(), frames).await;
+            if matches!(end, PipeEnd::Done) {
                 let _ = client_write.shutdown().await;
             }
-            cut
+            end
         };
-        // A cut ends the tunnel at once; otherwise each direction runs until its end.
+        // A cut or the drain's end ends the tunnel at once; otherwise each direction runs until its end.
         tokio::pin!(to_client, to_upstream);
-        let cut_first = tokio::select! {
-            cut = &mut to_client => Some(cut),
-            () = &mut to_upstream => None,
+        let first = tokio::select! {
+            end = &mut to_client => (Some(end), None),
+            end = &mut to_upstream => (None, Some(end)),
         };
-        match cut_first {
-            Some(Some(kind)) => Some(kind),
-            Some(None) => {
-                to_upstream.await;
-                None
+        match first {
+            (Some(PipeEnd::Cut(kind)), _) => Closed::Cut(kind),
+            (Some(PipeEnd::Stopped), _) | (_, Some(PipeEnd::Stopped)) => {
+                // Both directions stop at a frame boundary (within FRAME_FINISH), then the close frames go.
+                let rest = async {
+                    if first.0.is_none() {
+                        to_client.as_mut().await;
+                    } else {
+                        to_upstream.as_mut().await;
+                    }
+                };
+                match tokio::time::timeout(FRAME_FINISH, rest).await {
+                    Ok(()) => Closed::Drained { between_frames: true },
+                    Err(_) => Closed::Drained { between_frames: false },
+                }
             }
-            None => to_client.await,
+            (Some(_), _) => match to_upstream.await {
+                PipeEnd::Stopped => Closed::Drained { between_frames: true },
+                _ => Closed::Done,
+            },
+            (_, _) => match to_client.await {
+                PipeEnd::Cut(kind) => Closed::Cut(kind),
+                PipeEnd::Stopped => Closed::Drained { between_frames: true },
+                PipeEnd::Done => Closed::Done,
+            },
         }
     };
     let end = until_disconnect(work, &mut disconnect, opened).await;
     match end {
-        None => {}
-        Some(CutKind::Reset) => switch.turn_on(),
-        Some(CutKind::Close) => {
-            // A FIN, not a reset: closing a socket with unread data sends RST, so what the client still sends
-            // is read and dropped for a moment after our side is shut.
-            let _ = client_write.shutdown().await;
-            let mut sink = [0u8; 4096];
-            let drain = async { while matches!(client_read.read(&mut sink).await, Ok(n) if n > 0) {} };
-            let _ = tokio::time::timeout(CLOSE_LINGER, drain).await;
+        Closed::Done => {}
+        Closed::Cut(CutKind::Reset) => switch.turn_on(),
+        Closed::Drained { between_frames } => {
+            if frames.is_some() && between_frames {
+                let _ = up_write.write_all(&websocket::going_away_to_server(rand::random())).await;
+                let _ = up_write.flush().await;
+                let _ = client_write.write_all(&websocket::GOING_AWAY_TO_CLIENT).await;
+            }
+            let _ = up_write.shutdown().await;
+            linger_close(&mut client_read, &mut client_write).await;
         }
+        Closed::Cut(CutKind::Close) => linger_close(&mut client_read, &mut client_write).await,
     }
+}
+
+/// How a tunnel ended.
+enum Closed {
+    /// Both directions reached their end.
+    Done,
+    /// A fault cut it.
+    Cut(CutKind),
+    /// Its listener's drain ended it; `between_frames`: both directions stopped at a frame boundary.
+    Drained { between_frames: bool },
+}
+
+/// A FIN, not a reset: closing a socket with unread data sends RST, so what the client still sends (its
+/// close frame, say) is read and dropped for a moment after our side is shut.
+async fn linger_close<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(read: &mut R, write: &mut W) {
+    let _ = write.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let drain = async { while matches!(read.read(&mut sink).await, Ok(n) if n > 0) {} };
+    let _ = tokio::time::timeout(CLOSE_LINGER, drain).await;
 }
 
 /// Runs `work` until it ends, or until the earliest disconnect of the experiments still running is due
 /// (counted from `opened`). An experiment that ends takes its disconnect with it.
 async fn until_disconnect(
-    work: impl std::future::Future<Output = Option<CutKind>>,
+    work: impl std::future::Future<Output = Closed>,
     disconnect: &mut Held<Disconnect>,
     opened: Instant,
-) -> Option<CutKind> {
+) -> Closed {
     tokio::pin!(work);
     loop {
         let Some(d) = disconnect.live().min_by_key(|d| d.after).copied() else { return work.await };
         let ended = disconnect.any_ended();
         tokio::select! {
-            cut = &mut work => return cut,
+            end = &mut work => return end,
             () = tokio::time::sleep_until(opened + d.after) => {
-                return Some(if d.reset { CutKind::Reset } else { CutKind::Close });
+                return Closed::Cut(if d.reset { CutKind::Reset } else { CutKind::Close });
             }
             () = ended => {
                 disconnect.prune();
@@ -180,9 +302,26 @@ async fn until_disconnect(
 /// How long a closed tunnel keeps reading (and dropping) what the client still sends, so the close is a FIN.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
-/// Copies `from` into `to` under the experiments' plans in `held` (those still running). Returns the cut
-/// when one ended the copy.
-async fn pipe<R, W>(from: &mut R, to: &mut W, mut held: Held<BodyPlan>) -> Option<CutKind>
+/// How one direction of a tunnel ended.
+#[derive(Debug, Clone, Copy)]
+enum PipeEnd {
+    /// The source finished (or failed).
+    Done,
+    /// A cut of the body plan.
+    Cut(CutKind),
+    /// The drain's grace ended; with frames, at a frame boundary.
+    Stopped,
+}
+
+/// Copies `from` into `to` under the experiments' plans in `held` (those still running), until the
+/// source ends, a cut, or `closing` turns true (with `frames`: at the next frame boundary).
+async fn pipe<R, W>(
+    from: &mut R,
+    to: &mut W,
+    mut held: Held<BodyPlan>,
+    mut closing: Option<watch::Receiver<bool>>,
+    mut frames: Option<Frames>,
+) -> PipeEnd
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -196,7 +335,7 @@ where
         let room = plan.cut.map(|(n, _)| n.saturating_sub(sent));
         if room == Some(0) {
             let _ = to.flush().await;
-            return plan.cut.map(|(_, kind)| kind);
+            return plan.cut.map_or(PipeEnd::Done, |(_, kind)| PipeEnd::Cut(kind));
         }
         let mut want = buf.len();
         if let Some(room) = room {
@@ -204,6 +343,18 @@ where
         }
         if let Some(rate) = plan.rate {
             want = want.min(piece(rate));
+        }
+        let stopping = closing.as_ref().is_some_and(|c| *c.borrow());
+        if stopping {
+            match &frames {
+                Some(f) if !f.at_boundary() => {
+                    want = want.min(usize::try_from(f.left_in_frame()).unwrap_or(usize::MAX));
+                }
+                _ => {
+                    let _ = to.flush().await;
+                    return PipeEnd::Stopped;
+                }
+            }
         }
         let read = tokio::select! {
             read = from.read(&mut buf[..want]) => read,
@@ -214,13 +365,24 @@ where
                 ended = held.any_ended();
                 continue;
             }
+            open = closing_changed(&mut closing), if !stopping => {
+                if !open {
+                    // The listener is gone without a drain's end: nothing more to wait for.
+                    closing = None;
+                }
+                continue;
+            }
         };
         let n = match read {
-            Ok(0) | Err(_) => return None,
+            Ok(0) | Err(_) => return PipeEnd::Done,
             Ok(n) => n,
         };
-        if to.write_all(&buf[..n]).await.is_err() || to.flush().await.is_err() {
-            return None;
+        let chunk = buf.get(..n).unwrap_or_default();
+        if to.write_all(chunk).await.is_err() || to.flush().await.is_err() {
+            return PipeEnd::Done;
+        }
+        if let Some(f) = &mut frames {
+            f.feed(chunk);
         }
         sent += n as u64;
         if let Some(rate) = plan.rate {
@@ -234,6 +396,14 @@ where
                 }
             }
         }
+    }
+}
+
+/// Waits for a change of `closing`; false when its sender is gone. Never resolves without one.
+async fn closing_changed(closing: &mut Option<watch::Receiver<bool>>) -> bool {
+    match closing {
+        Some(c) => c.changed().await.is_ok(),
+        None => std::future::pending().await,
     }
 }
 

@@ -135,11 +135,24 @@ pub async fn serve(
         tracing::info!(listener = %proxy.name(), open = open.len(), "draining connections");
     }
     let _ = drain.send(true);
-    if tokio::time::timeout(grace, async { while open.join_next().await.is_some() {} }).await.is_err() {
+    let deadline = Instant::now() + grace;
+    if tokio::time::timeout_at(deadline, async { while open.join_next().await.is_some() {} }).await.is_err() {
         tracing::warn!(listener = %proxy.name(), open = open.len(), "drain grace period over; closing the remaining connections");
         open.shutdown().await;
     }
+    // Tunnels (WebSockets, CONNECT) go on until the grace is over, then end: a WebSocket with a close frame
+    // (1001, going away) to both ends.
+    let tunnels = proxy.tunnels();
+    if tunnels.open() > 0 && tokio::time::timeout_at(deadline, tunnels.until_empty()).await.is_err() {
+        tracing::info!(listener = %proxy.name(), open = tunnels.open(), "drain grace period over; closing the open tunnels");
+        tunnels.close_all();
+        let _ = tokio::time::timeout(TUNNEL_CLOSE, tunnels.until_empty()).await;
+    }
 }
+
+/// How long tunnels get to close at the end of a drain (a WebSocket: to end the frame in transit, send
+/// its close frame and read the client's).
+pub const TUNNEL_CLOSE: Duration = Duration::from_secs(2);
 
 /// Serves one connection until it ends: closes it when a timeout is due (see [`crate::proxy::conn`]), and
 /// asks it to close once idle when the listener drains.

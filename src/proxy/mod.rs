@@ -17,6 +17,7 @@ pub mod tcp;
 pub mod tls;
 pub mod tls_listen;
 pub mod upstream;
+pub mod websocket;
 
 pub use body::ProxyBody;
 pub use service::ReverseProxy;

@@ -17,7 +17,7 @@ use super::{
     body::ProxyBody,
     cap::{ActiveFault, FaultCap},
     conn::{Activity, Expiry, Tracked},
-    forward::{self, TunnelPlan},
+    forward::{self, TunnelDrain, TunnelPlan, Tunnels},
     grpc::GrpcCutBody,
     headers, respond,
     tls_listen::Handshake,
@@ -89,6 +89,8 @@ pub struct ReverseProxy {
     tls_counters: Option<TlsCounters>,
     /// Connections closed by a timeout, by reason.
     timeouts: TimeoutCounters,
+    /// The listener's open tunnels (CONNECT, upgrades), for its drain.
+    tunnels: Arc<Tunnels>,
 }
 
 impl ReverseProxy {
@@ -104,6 +106,7 @@ impl ReverseProxy {
         let timeouts = metrics.timeout_counters(&listener.name);
         ReverseProxy {
             timeouts,
+            tunnels: Tunnels::new(),
             name: listener.name.as_str().into(),
             mode: listener.mode,
             routes,
@@ -137,6 +140,15 @@ impl ReverseProxy {
         );
         let held = (!decision.stall.is_empty()).then_some(slot);
         Some((decision, held))
+    }
+
+    /// The listener's open tunnels.
+    pub fn tunnels(&self) -> &Arc<Tunnels> {
+        &self.tunnels
+    }
+
+    fn tunnel_drain(&self, websocket: bool) -> TunnelDrain {
+        TunnelDrain { tunnels: Arc::clone(&self.tunnels), websocket }
     }
 
     /// Counts a connection closed by a timeout in `edgefault_connection_timeouts_total`.
@@ -256,7 +268,12 @@ impl ReverseProxy {
                     let release = forward::Release {
                         authority: req.uri().authority().map(|a| a.as_str().to_owned()).unwrap_or_default(),
                         connect_timeout: route.upstream.route().connect_timeout,
-                        plan: TunnelPlan { body: d.body.clone(), disconnect: d.disconnect.clone(), switch: switch.clone() },
+                        plan: TunnelPlan {
+                            body: d.body.clone(),
+                            disconnect: d.disconnect.clone(),
+                            switch: switch.clone(),
+                            drain: Some(self.tunnel_drain(false)),
+                        },
                     };
                     let mut req = req;
                     let on_upgrade = hyper::upgrade::on(&mut req);
@@ -316,7 +333,7 @@ impl ReverseProxy {
         switch: &ResetSwitch,
     ) -> Response<ProxyBody> {
         let Acts { injected, body, disconnect, .. } = acts;
-        let plan = TunnelPlan { body, disconnect, switch: switch.clone() };
+        let plan = TunnelPlan { body, disconnect, switch: switch.clone(), drain: Some(self.tunnel_drain(false)) };
         let authority = req.uri().authority().map(|a| a.as_str().to_owned()).unwrap_or_default();
         match forward::connect(&authority, route.upstream.route().connect_timeout).await {
             Ok(upstream) => {
@@ -349,7 +366,13 @@ impl ReverseProxy {
     ) -> Response<ProxyBody> {
         let Acts { injected, body: body_plan, mut head_delay, response, grpc_stream, disconnect } = acts;
         let sent = tokio::time::Instant::now();
-        let upgraded = TunnelPlan { body: body_plan.clone(), disconnect, switch: switch.clone() };
+        // Whether it is a WebSocket is known once the upstream accepts the upgrade (`Upstream::forward`).
+        let upgraded = TunnelPlan {
+            body: body_plan.clone(),
+            disconnect,
+            switch: switch.clone(),
+            drain: Some(self.tunnel_drain(false)),
+        };
         match route.upstream.forward(req, client, upgraded).await {
             Ok(resp) => {
                 let took = sent.elapsed();

@@ -155,7 +155,7 @@ impl Upstream {
         &self,
         mut req: Request<Incoming>,
         client: SocketAddr,
-        upgraded: TunnelPlan,
+        mut upgraded: TunnelPlan,
     ) -> Result<Response<ProxyBody>, UpstreamError> {
         let upgrade = (req.version() == Version::HTTP_11).then(|| headers::upgrade_request(req.headers())).flatten();
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
@@ -217,6 +217,9 @@ impl Upstream {
 
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             if let Some(client_upgrade) = client_upgrade {
+                if let Some(d) = &mut upgraded.drain {
+                    d.websocket = upgrade.as_ref().is_some_and(|u| u.as_bytes().eq_ignore_ascii_case(b"websocket"));
+                }
                 let upstream_upgrade = hyper::upgrade::on(&mut resp);
                 tokio::spawn(async move {
                     match tokio::try_join!(client_upgrade, upstream_upgrade) {

@@ -2,6 +2,7 @@
 
 mod auth;
 mod bounds;
+mod drain;
 mod dry_run;
 mod events;
 mod guards;
