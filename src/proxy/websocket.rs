@@ -3,19 +3,13 @@
 //! itself.
 
 /// Where a byte stream of frames stands: in a frame's header, or in its payload.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Frames {
     /// Bytes of the current header read so far (0: at a frame boundary when `payload` is 0 too).
     header: [u8; 14],
     have: usize,
     /// Payload bytes of the current frame still to come.
     payload: u64,
-}
-
-impl Default for Frames {
-    fn default() -> Self {
-        Frames { header: [0; 14], have: 0, payload: 0 }
-    }
 }
 
 impl Frames {
