@@ -2,6 +2,13 @@
 //!
 //! `cargo bench --bench decide`. Figures and how to read them: BENCHMARKS.md.
 
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "benchmark setup: a failure is the report"
+)]
+
 use std::{
     hint::black_box,
     net::{IpAddr, Ipv4Addr},

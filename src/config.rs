@@ -592,7 +592,7 @@ impl Config {
         for (li, l) in file.listeners.iter().enumerate() {
             let at = format!("listeners[{li}]");
             check_name(&l.name, &format!("{at}.name"), &mut problems);
-            if file.listeners[..li].iter().any(|o| o.name == l.name) {
+            if file.listeners.iter().take(li).any(|o| o.name == l.name) {
                 problems.push(format!("{at}.name: another listener is already named {:?}", l.name));
             }
             if l.mode == Mode::Tcp {
@@ -651,7 +651,7 @@ impl Config {
             for (ri, r) in l.routes.iter().enumerate() {
                 let at = format!("{at}.routes[{ri}]");
                 check_name(&r.name, &format!("{at}.name"), &mut problems);
-                if l.routes[..ri].iter().any(|o| o.name == r.name) {
+                if l.routes.iter().take(ri).any(|o| o.name == r.name) {
                     problems.push(format!("{at}.name: another route of this listener is already named {:?}", r.name));
                 }
                 if let Some(p) = &r.path_prefix {

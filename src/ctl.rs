@@ -442,10 +442,14 @@ pub fn validate_file(
         .map_err(|e| CtlError::Usage(format!("cannot read {}: {e}", path.display())))?;
     let docs =
         document::parse_yaml_documents(&text).map_err(|e| CtlError::Invalid(format!("{}: {e}", path.display())))?;
-    if !force_config && docs.len() == 1 && scenario::looks_like_scenario(&docs[0]) {
+    let only = match docs.as_slice() {
+        [one] => Some(one),
+        _ => None,
+    };
+    if !force_config && only.is_some_and(scenario::looks_like_scenario) {
         return validate_scenario(path, &text, config, overrides);
     }
-    let is_config = force_config || (docs.len() == 1 && config::looks_like_config(&docs[0]));
+    let is_config = force_config || only.is_some_and(config::looks_like_config);
     if is_config {
         let c = Config::from_yaml(&text, &path.display().to_string(), overrides)
             .map_err(|e| CtlError::Invalid(e.to_string()))?;
@@ -614,7 +618,8 @@ fn span(d: pbjson_types::Duration) -> String {
 
 fn scaled(d: Option<pbjson_types::Duration>, scale: f64) -> String {
     let d = d.map(|d| std::time::Duration::new(d.seconds.max(0) as u64, d.nanos.max(0) as u32)).unwrap_or_default();
-    let real = std::time::Duration::from_millis((d.as_secs_f64() / scale * 1000.0).round() as u64);
+    let real =
+        std::time::Duration::try_from_secs_f64((d.as_secs_f64() / scale * 1000.0).round() / 1000.0).unwrap_or_default();
     humantime::format_duration(real).to_string().replace(' ', "")
 }
 

@@ -299,7 +299,11 @@ impl Summary {
     fn p(&self, q: f64) -> Duration {
         let mut l = self.latencies.clone();
         l.sort_unstable();
-        l.get(((l.len() as f64 * q) as usize).min(l.len().saturating_sub(1))).copied().unwrap_or_default()
+        let last = l.len().saturating_sub(1);
+        // The rank, rounded down: `q` is within 0–1, so it is within 0..=last.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "clamped to 0..=last first")]
+        let rank = (last as f64 * q).clamp(0.0, last as f64) as usize;
+        l.get(rank).copied().unwrap_or_default()
     }
 }
 

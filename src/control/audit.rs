@@ -16,7 +16,7 @@ use std::{
     time::SystemTime,
 };
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::pb::v1 as pb;
 
@@ -83,31 +83,32 @@ pub struct AuditEntry<'a> {
 impl AuditEntry<'_> {
     fn to_json(&self) -> Value {
         let time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
-        let mut v = json!({
-            "time": time,
-            "caller": self.caller,
-            "peer": self.peer,
-            "action": self.action,
-        });
+        let mut v = Map::new();
+        v.insert("time".into(), json!(time));
+        v.insert("caller".into(), json!(self.caller));
+        v.insert("peer".into(), json!(self.peer));
+        v.insert("action".into(), json!(self.action));
         // AbortAll lists every id it ended (possibly none); other calls name their one experiment (as the
         // caller gave it: bounded).
         match self.experiments.as_slice() {
-            many if self.action == "AbortAll" => v["experiments"] = json!(many),
-            [] => {}
-            [one] => v["experiment"] = json!(crate::text::excerpt(one, 64)),
-            many => v["experiments"] = json!(many),
-        }
+            many if self.action == "AbortAll" => v.insert("experiments".into(), json!(many)),
+            [] => None,
+            [one] => v.insert("experiment".into(), json!(crate::text::excerpt(one, 64))),
+            many => v.insert("experiments".into(), json!(many)),
+        };
         if !self.reason.is_empty() {
-            v["reason"] = json!(crate::text::sanitized(self.reason, crate::experiment::MAX_REASON));
+            let reason = crate::text::sanitized(self.reason, crate::experiment::MAX_REASON);
+            v.insert("reason".into(), json!(reason));
         }
-        v["outcome"] = match &self.outcome {
+        let outcome = match &self.outcome {
             Ok(()) => json!("ok"),
             Err(e) => json!(format!("refused: {e}")),
         };
+        v.insert("outcome".into(), outcome);
         if let Some(spec) = self.spec {
-            v["spec"] = summary(spec);
+            v.insert("spec".into(), summary(spec));
         }
-        v
+        Value::Object(v)
     }
 }
 
@@ -138,28 +139,30 @@ pub fn summary(spec: &pb::ExperimentSpec) -> Value {
             None => "none",
         })
         .collect();
-    let mut v = json!({ "name": spec.name, "faults": faults });
+    let mut v = Map::new();
+    v.insert("name".into(), json!(spec.name));
+    v.insert("faults".into(), json!(faults));
     if !m.listeners.is_empty() {
-        v["listeners"] = json!(m.listeners);
+        v.insert("listeners".into(), json!(m.listeners));
     }
     if !m.routes.is_empty() {
-        v["routes"] = json!(m.routes);
+        v.insert("routes".into(), json!(m.routes));
     }
     if let Some(p) = spec.percentage {
-        v["percentage"] = json!(p);
+        v.insert("percentage".into(), json!(p));
     }
     let secs = |d: &pbjson_types::Duration| format!("{}s", d.seconds as f64 + f64::from(d.nanos) / 1e9);
     if let Some(d) = &spec.duration {
-        v["duration"] = json!(secs(d));
+        v.insert("duration".into(), json!(secs(d)));
     }
     if let Some(d) = &spec.lease {
-        v["lease"] = json!(secs(d));
+        v.insert("lease".into(), json!(secs(d)));
     }
     if spec.dry_run {
-        v["dry_run"] = json!(true);
+        v.insert("dry_run".into(), json!(true));
     }
     if !spec.guards.is_empty() {
-        v["guards"] = json!(spec.guards.len());
+        v.insert("guards".into(), json!(spec.guards.len()));
     }
-    v
+    Value::Object(v)
 }

@@ -67,3 +67,44 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tower_layer::Layer;
+    use tower_service::Service;
+
+    use super::*;
+
+    #[derive(Clone)]
+    struct Panics(bool);
+
+    impl tower_service::Service<http::Request<()>> for Panics {
+        type Response = http::Response<tonic::body::Body>;
+        type Error = std::convert::Infallible;
+        type Future = BoxFuture<Self::Response, Self::Error>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: http::Request<()>) -> Self::Future {
+            let in_future = self.0;
+            if !in_future {
+                panic!("while making the future");
+            }
+            Box::pin(async { panic!("while answering") })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_answered_internal_wherever_it_happens() {
+        for in_future in [true, false] {
+            let mut svc = ContainLayer.layer(Panics(in_future));
+            let req = http::Request::builder().uri("/edgefault.v1.FaultControl/GetStats").body(()).unwrap();
+            let resp = svc.call(req).await.unwrap();
+            assert_eq!(resp.headers()["grpc-status"], "13", "in the future: {in_future}");
+            let message = resp.headers()["grpc-message"].to_str().unwrap();
+            assert!(message.contains("GetStats"), "{message}");
+        }
+    }
+}

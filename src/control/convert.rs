@@ -485,10 +485,9 @@ fn convert_abort(a: &pb::AbortFault, path: &str, c: &mut Collector) -> Abort {
     if a.headers.len() > MAX_LIST {
         c.add(format!("{path}.headers"), format!("at most {MAX_LIST} entries"));
     } else {
-        let mut names: Vec<&String> = a.headers.keys().collect();
-        names.sort();
-        for name in names {
-            let value = &a.headers[name];
+        let mut entries: Vec<(&String, &String)> = a.headers.iter().collect();
+        entries.sort();
+        for (name, value) in entries {
             match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
                 (Ok(n), Ok(v)) => {
                     headers.append(n, v);

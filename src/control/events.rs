@@ -46,7 +46,10 @@ impl StatsSource {
             .filter(|e| only.is_none_or(|id| e.id == id))
             .map(experiment_counters)
             .collect();
-        let mut proxy = v1::ProxyTotals { experiments_running: self.registry.running() as u32, ..Default::default() };
+        let mut proxy = v1::ProxyTotals {
+            experiments_running: u32::try_from(self.registry.running()).unwrap_or(u32::MAX),
+            ..Default::default()
+        };
         if let Some(m) = &self.metrics {
             let t = m.totals();
             proxy.faults_active = t.faults_active;

@@ -214,7 +214,7 @@ impl FaultControl for FaultControlService {
             &result,
         );
         tracing::warn!(peer = %call.peer, caller = %call.caller, count = ids.len(), "AbortAll");
-        Ok(Response::new(v1::AbortAllResponse { count: ids.len() as u32, ids }))
+        Ok(Response::new(v1::AbortAllResponse { count: u32::try_from(ids.len()).unwrap_or(u32::MAX), ids }))
     }
 
     async fn validate_experiment(

@@ -43,10 +43,10 @@ pub const LATENCY_BUCKETS: usize = 256;
 fn bucket_of(d: Duration) -> usize {
     let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
     if us < 8 {
-        return us as usize;
+        return usize::try_from(us).unwrap_or(0);
     }
     let e = 63 - us.leading_zeros() as usize; // 2^e <= us < 2^(e+1), e >= 3
-    let sub = ((us >> (e - 3)) & 7) as usize;
+    let sub = usize::try_from((us >> (e - 3)) & 7).unwrap_or(0);
     ((e - 2) * 8 + sub).min(LATENCY_BUCKETS - 1)
 }
 
@@ -122,7 +122,9 @@ impl Health {
     /// Counts the response time of a real (not injected) upstream answer.
     pub fn record_latency(&self, route: RouteId, took: Duration) {
         if let Some(h) = self.0.get(route.index()) {
-            h.latency[bucket_of(took)].fetch_add(1, Ordering::Relaxed);
+            if let Some(b) = h.latency.get(bucket_of(took)) {
+                b.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -243,7 +245,7 @@ fn judge_latency(guards: &[Guard], samples: &LatencySamples, now: Instant) -> Op
         if p > *max {
             return Some(format!(
                 "guard tripped: upstream p{percentile} latency {} ({n} answers) over {} exceeds {}",
-                humantime::format_duration(Duration::from_millis(p.as_millis() as u64)),
+                humantime::format_duration(Duration::from_millis(u64::try_from(p.as_millis()).unwrap_or(u64::MAX))),
                 humantime::format_duration(*window),
                 humantime::format_duration(*max)
             ));

@@ -396,7 +396,9 @@ impl Registry {
             self.make_running(&mut inner, &id, end_at);
             self.publish(&inner);
         }
-        let e = &inner.entries[&id];
+        let Some(e) = inner.entries.get(&id) else {
+            return Err(RegistryError::NotFound(id.to_string(), self.limits.load().history));
+        };
         tracing::info!(experiment = %id, name = %e.def.name, "experiment started");
         self.send_event(&id, &e.def.name, EventKind::Started { state: e.state, spec: Box::new(e.spec.clone()) });
         Ok(e.info())

@@ -500,7 +500,8 @@ impl RouteRules {
             }
         }
         if buckets.spilled.is_empty() {
-            merge(&mut buckets.inline[..buckets.n], &mut f);
+            let n = buckets.n;
+            merge(buckets.inline.get_mut(..n).unwrap_or_default(), &mut f);
         } else {
             let mut all = buckets.inline.to_vec();
             all.extend(buckets.spilled);
@@ -519,11 +520,12 @@ struct Buckets<'a> {
 
 impl<'a> Buckets<'a> {
     fn push(&mut self, slice: &'a [Arc<Rule>]) {
-        if self.n < INLINE_BUCKETS {
-            self.inline[self.n] = slice;
-            self.n += 1;
-        } else {
-            self.spilled.push(slice);
+        match self.inline.get_mut(self.n) {
+            Some(slot) => {
+                *slot = slice;
+                self.n += 1;
+            }
+            None => self.spilled.push(slice),
         }
     }
 }
@@ -535,18 +537,19 @@ fn merge(slices: &mut [&[Arc<Rule>]], f: &mut impl FnMut(&Arc<Rule>)) {
         return;
     }
     loop {
-        let mut best: Option<usize> = None;
+        // The slice whose first rule started earliest.
+        let mut best: Option<(usize, u64)> = None;
         for (i, s) in slices.iter().enumerate() {
             if let Some(head) = s.first() {
-                if best.is_none_or(|b| slices[b].first().is_none_or(|bh| head.seq < bh.seq)) {
-                    best = Some(i);
+                if best.is_none_or(|(_, seq)| head.seq < seq) {
+                    best = Some((i, head.seq));
                 }
             }
         }
-        let Some(i) = best else { return };
-        let (head, tail) = slices[i].split_at(1);
-        f(&head[0]);
-        slices[i] = tail;
+        let Some(slice) = best.and_then(|(i, _)| slices.get_mut(i)) else { return };
+        let Some((head, tail)) = slice.split_first() else { return };
+        f(head);
+        *slice = tail;
     }
 }
 

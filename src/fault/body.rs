@@ -123,7 +123,7 @@ impl Corruptor {
         }
         let mut buf = BytesMut::from(&data[..]);
         while let Some(p) = self.peek().filter(|p| *p < end) {
-            if let Some(b) = p.checked_sub(start).and_then(|i| buf.get_mut(i as usize)) {
+            if let Some(b) = p.checked_sub(start).and_then(|i| buf.get_mut(usize::try_from(i).unwrap_or(usize::MAX))) {
                 *b = if self.garble {
                     *b ^ self.rng.random_range(1..=255u8)
                 } else {

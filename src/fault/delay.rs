@@ -37,8 +37,8 @@ impl Delay {
             DelayDistribution::Fixed(d) => *d,
             DelayDistribution::Uniform { min, max } if min >= max => *min,
             DelayDistribution::Uniform { min, max } => {
-                let span = (*max - *min).as_nanos() as f64;
-                *min + Duration::from_nanos((rand::RngExt::random::<f64>(rng.rng()) * span) as u64)
+                let span = (*max - *min).as_secs_f64();
+                *min + secs(rand::RngExt::random::<f64>(rng.rng()) * span).min(*max - *min)
             }
             DelayDistribution::Normal(n) => secs(n.sample(rng.rng())),
             DelayDistribution::LogNormal(l) => secs(l.sample(rng.rng())),

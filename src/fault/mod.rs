@@ -89,7 +89,7 @@ pub enum Fault {
 impl Fault {
     /// The label used in logs and metrics.
     pub fn kind(&self) -> &'static str {
-        Self::KINDS[self.kind_index()]
+        Self::KINDS.get(self.kind_index()).copied().unwrap_or("unknown")
     }
 
     /// Every kind's label, in the order of [`Fault::kind_index`].

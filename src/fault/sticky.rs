@@ -39,7 +39,8 @@ fn cookie<'a>(req: &RequestView<'a>, name: &str) -> Option<&'a [u8]> {
         v.as_bytes().split(|b| *b == b';').find_map(|pair| {
             let pair = pair.trim_ascii();
             let eq = pair.iter().position(|b| *b == b'=')?;
-            (pair[..eq].trim_ascii() == name.as_bytes()).then(|| pair[eq + 1..].trim_ascii())
+            let (key, value) = pair.split_at(eq);
+            (key.trim_ascii() == name.as_bytes()).then(|| value.get(1..).unwrap_or_default().trim_ascii())
         })
     })
 }

@@ -351,7 +351,8 @@ impl ActBody {
     fn pass(&mut self, mut data: Bytes) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let mut max = self.room().unwrap_or(u64::MAX);
         if let Some(rate) = self.plan.rate {
-            max = max.min(((rate.get() as f64 * PIECE.as_secs_f64()) as u64).max(1));
+            // At most 50 ms worth of bytes: rate / 20, computed in integers.
+            max = max.min((rate.get() / (1000 / u64::try_from(PIECE.as_millis()).unwrap_or(1000).max(1))).max(1));
         }
         if let Some(drip) = self.plan.drip {
             max = max.min(drip.chunk.get());

@@ -357,7 +357,7 @@ where
             }
         }
         let read = tokio::select! {
-            read = from.read(&mut buf[..want]) => read,
+            read = from.read(buf.get_mut(..want).unwrap_or_default()) => read,
             () = &mut ended => {
                 // An experiment ended: go on under the plans of those left (a read cancelled here took nothing).
                 held.prune();
@@ -443,7 +443,7 @@ pub fn blackhole_tunnel(
             while kept.len() < BLACKHOLE_KEEP {
                 match client.read(&mut sink).await {
                     Ok(0) | Err(_) => return,
-                    Ok(n) => kept.extend_from_slice(&sink[..n]),
+                    Ok(n) => kept.extend_from_slice(sink.get(..n).unwrap_or_default()),
                 }
             }
             // Full: the client waits on its own send buffer from here on.

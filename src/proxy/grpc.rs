@@ -116,11 +116,11 @@ impl GrpcCutBody {
     /// Scans `data`; returns how many of its bytes may pass (all, or up to the boundary where it must stop).
     fn scan(&mut self, data: &[u8]) -> usize {
         let mut pos = 0;
-        while pos < data.len() {
+        while let Some(&byte) = data.get(pos) {
             match &mut self.scan {
                 Scan::Prefix { seen, len } => {
-                    if *seen > 0 {
-                        len[*seen - 1] = data[pos];
+                    if let Some(slot) = seen.checked_sub(1).and_then(|i| len.get_mut(i)) {
+                        *slot = byte;
                     }
                     *seen += 1;
                     pos += 1;
@@ -135,7 +135,8 @@ impl GrpcCutBody {
                 Scan::Payload(left) => {
                     let take = (*left).min((data.len() - pos) as u64);
                     *left -= take;
-                    pos += take as usize;
+                    // At most what is left of `data`: fits.
+                    pos += usize::try_from(take).unwrap_or(data.len() - pos);
                     if *left == 0 && self.message_done() {
                         return pos;
                     }
@@ -210,7 +211,7 @@ mod tests {
 
     fn frame(payload: &[u8]) -> Vec<u8> {
         let mut f = vec![0];
-        f.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        f.extend_from_slice(&u32::try_from(payload.len()).unwrap().to_be_bytes());
         f.extend_from_slice(payload);
         f
     }

@@ -80,9 +80,9 @@ pub fn append_forwarded(headers: &mut HeaderMap, client: IpAddr, proto: &'static
     let len = {
         let mut cursor = std::io::Cursor::new(&mut buf[..]);
         let _ = write!(cursor, "{client}");
-        cursor.position() as usize
+        usize::try_from(cursor.position()).unwrap_or(0)
     };
-    let addr = &buf[..len];
+    let addr = buf.get(..len).unwrap_or_default();
     let xff = match headers.get(&X_FORWARDED_FOR) {
         Some(prev) => {
             let mut v = Vec::with_capacity(prev.len() + 2 + addr.len());

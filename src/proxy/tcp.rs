@@ -445,10 +445,7 @@ impl<'c, W: AsyncWrite + Unpin> Writer<'c, W> {
                     reset = Some(reset.map_or(*timeout, |r: Duration| r.min(*timeout)));
                 }
                 ToxicKind::LimitData { bytes } => {
-                    let passed = match self.passed.iter().position(|(k, _)| *k == t.key) {
-                        Some(i) => self.passed[i].1,
-                        None => 0,
-                    };
+                    let passed = self.passed.iter().find(|(k, _)| *k == t.key).map_or(0, |(_, n)| *n);
                     let left = usize::try_from(bytes.saturating_sub(passed)).unwrap_or(usize::MAX);
                     if data.len() >= left {
                         data.truncate(left);

@@ -82,6 +82,8 @@ impl ParamKind {
                     return Err(format!("must be {}, got {n}", bounds(*min, *max)));
                 }
                 if integer {
+                    // A whole number (checked above) within the parameter's bounds.
+                    #[allow(clippy::cast_possible_truncation, reason = "a whole number, saturating at i64's range")]
                     Value::from(n as i64)
                 } else {
                     Value::from(n)
@@ -157,6 +159,7 @@ pub fn text(v: &Value) -> String {
         Value::Array(items) => items.iter().map(text).collect::<Vec<_>>().join(","),
         Value::Null => String::new(),
         Value::Number(n) => match n.as_f64() {
+            #[allow(clippy::cast_possible_truncation, reason = "a whole number under 1e15")]
             Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", f as i64),
             _ => n.to_string(),
         },

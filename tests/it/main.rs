@@ -2,6 +2,17 @@
 //! the behaviour they test: `fault/<kind>`, `targeting/`, `listener/<kind>`, `safety/<topic>`, `control/`,
 //! `input/` (fuzz corpus and property tests); `support/` holds the shared upstreams, proxy and clients.
 
+// Tests report by panicking: a failed expectation is the finding.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    reason = "test code: a panic is a failed assertion"
+)]
+
 #[macro_use]
 mod support;
 

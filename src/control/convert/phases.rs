@@ -41,7 +41,7 @@ pub(super) fn convert(
         let name = p.name.trim();
         let field = format!("{at}.name");
         super::check_name(name, &field, "phase", c);
-        if !name.is_empty() && spec.phases[..i].iter().any(|o| o.name.trim() == name) {
+        if !name.is_empty() && spec.phases.iter().take(i).any(|o| o.name.trim() == name) {
             c.add(field, format!("another phase is already named {name:?}"));
         }
         let start = opt_duration(&p.start, &format!("{at}.start"), false, c).unwrap_or(Duration::ZERO);

@@ -186,7 +186,7 @@ fn corrupt(k: &pb::BodyCorrupt, path: &str, c: &mut Collector) -> Option<Fault> 
         }
         Pick::Random { count: n, within: k.within }
     } else {
-        if k.offsets.len() > MAX_COUNT as usize {
+        if k.offsets.len() as u64 > MAX_COUNT {
             c.add(format!("{path}.offsets"), format!("at most {MAX_COUNT} entries"));
             return None;
         }

@@ -71,7 +71,9 @@ impl RuleSet {
                 decision.stall.push(&rule.lifeline, stall);
             }
             if let Some(kind) = acted {
-                Counters::bump(&rule.counters.by_kind[kind]);
+                if let Some(c) = rule.counters.by_kind.get(kind) {
+                    Counters::bump(c);
+                }
                 decision.experiments.push(Arc::clone(&rule.id));
             }
         }
