@@ -148,7 +148,8 @@ impl Topology {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
-    /// Follow the client: HTTP/2 in, cleartext HTTP/2 out (so gRPC works); HTTP/1.x in, HTTP/1.1 out.
+    /// HTTP/1.x clients go out over HTTP/1.1; HTTP/2 clients over HTTP/2 when the request is gRPC (which
+    /// needs it) or the upstream answers an HTTP/2 preface (probed once, remembered), else over HTTP/1.1.
     #[default]
     Auto,
     Http1,

@@ -377,16 +377,20 @@ impl Ctl {
             .into_inner())
     }
 
-    /// Starts a scenario with `params` (`k=v` each); returns the experiments started.
-    pub async fn start_scenario(&mut self, name: &str, params: &[String]) -> Result<Vec<v1::Experiment>, CtlError> {
+    /// Starts a scenario with `params` (`k=v` each); returns the experiments started, and what the server
+    /// adapted (experiments left out, with the parameter to set).
+    pub async fn start_scenario(
+        &mut self,
+        name: &str,
+        params: &[String],
+    ) -> Result<v1::StartScenarioResponse, CtlError> {
         let params = parse_params(params)?;
         Ok(self
             .client
             .start_scenario(v1::StartScenarioRequest { name: name.into(), params })
             .await
             .map_err(rpc("StartScenario"))?
-            .into_inner()
-            .experiments)
+            .into_inner())
     }
 
     pub async fn abort_all(&mut self, reason: &str) -> Result<v1::AbortAllResponse, CtlError> {
@@ -558,7 +562,7 @@ pub fn render_scenario(r: &v1::GetScenarioResponse, output: Output) -> String {
         let default = if p.default_value.is_empty() { "(empty)".to_owned() } else { p.default_value.clone() };
         let _ = writeln!(out, "  {:<18} {:<10} {:<34} {}{choices}", p.name, p.r#type, default, p.description);
     }
-    let _ = writeln!(out, "\nexperiments with these parameters:");
+    let _ = writeln!(out, "\nexperiments with these parameters on this server:");
     for e in &r.experiments {
         let scale = e.time_scale.unwrap_or(1.0);
         let routes = e.r#match.as_ref().map(|m| m.routes.join(",")).filter(|r| !r.is_empty());
@@ -606,6 +610,12 @@ pub fn render_scenario(r: &v1::GetScenarioResponse, output: Output) -> String {
                 scaled(p.start, scale),
                 pct
             );
+        }
+    }
+    if !r.warnings.is_empty() {
+        let _ = writeln!(out, "\nwarnings:");
+        for w in &r.warnings {
+            let _ = writeln!(out, "  - {w}");
         }
     }
     out
@@ -678,11 +688,11 @@ pub fn fault_summary(f: &v1::Fault) -> String {
 /// Renders experiments as a table or JSON.
 pub fn render(experiments: &[v1::Experiment], output: Output) -> String {
     match output {
-        Output::Json => {
-            let v: Vec<serde_json::Value> = experiments.iter().filter_map(|e| serde_json::to_value(e).ok()).collect();
-            let v = if v.len() == 1 { v.into_iter().next().unwrap_or_default() } else { serde_json::Value::Array(v) };
-            serde_json::to_string_pretty(&v).unwrap_or_default()
+        // One experiment (`get`, `stop`): its object.
+        Output::Json if experiments.len() == 1 => {
+            experiments.first().and_then(|e| serde_json::to_string_pretty(e).ok()).unwrap_or_default()
         }
+        Output::Json => render_list(experiments),
         Output::Text => {
             let mut out = format!(
                 "{:<18} {:<24} {:<10} {:>7} {:>9} {:>9}  {}\n",
@@ -714,6 +724,11 @@ pub fn render(experiments: &[v1::Experiment], output: Output) -> String {
 }
 
 /// `s` made printable (see [`crate::text::printable`]) and cut to `n` characters.
+/// A list of experiments as JSON: always an array (`list`, `scenario start`), whatever its length.
+pub fn render_list(experiments: &[v1::Experiment]) -> String {
+    serde_json::to_string_pretty(experiments).unwrap_or_default()
+}
+
 fn truncate(s: &str, n: usize) -> String {
     let s = crate::text::printable(s);
     if s.chars().count() <= n {

@@ -42,6 +42,13 @@ enum Command {
         /// How long the replay runs (the 5h46m incident compressed into it), 2s to 1h.
         #[arg(long, default_value = "40s", value_parser = humantime::parse_duration)]
         duration: Duration,
+        /// Only run the demo's sample upstream (an app that answers 200 to everything), until Ctrl-C: something
+        /// to put `edgefault serve --upstream` in front of.
+        #[arg(long)]
+        upstream_only: bool,
+        /// Where the sample upstream listens, with --upstream-only.
+        #[arg(long, default_value = "127.0.0.1:3000", value_name = "ADDR", requires = "upstream_only")]
+        listen: std::net::SocketAddr,
     },
 }
 
@@ -229,7 +236,11 @@ fn main() -> ExitCode {
                 .map(|summary| println!("{summary}"))
                 .map_err(|e| e.to_string())
         }
-        Command::Demo { duration } => current_thread(async move {
+        Command::Demo { upstream_only: true, listen, .. } => current_thread(async move {
+            let mut out = std::io::stdout();
+            edgefault::demo::upstream_only(&mut out, listen, app::termination_signal()).await.map_err(|e| e.to_string())
+        }),
+        Command::Demo { duration, .. } => current_thread(async move {
             let mut out = std::io::stdout();
             edgefault::demo::run(&mut out, duration).await.map_err(|e| e.to_string())
         }),
@@ -337,7 +348,10 @@ async fn run_ctl(args: CtlArgs) -> Result<(), String> {
         }
         CtlCommand::List { state, output } => {
             let list = ctl.list(state).await.map_err(fail)?;
-            println!("{}", ctl::render(&list, output).trim_end());
+            match output {
+                Output::Json => println!("{}", ctl::render_list(&list).trim_end()),
+                Output::Text => println!("{}", ctl::render(&list, output).trim_end()),
+            }
         }
         CtlCommand::Scenario { command: ScenarioCommand::List { output } } => {
             let list = ctl.list_scenarios().await.map_err(fail)?;
@@ -348,10 +362,13 @@ async fn run_ctl(args: CtlArgs) -> Result<(), String> {
             println!("{}", ctl::render_scenario(&r, output).trim_end());
         }
         CtlCommand::Scenario { command: ScenarioCommand::Start { name, params, output } } => {
-            let started = ctl.start_scenario(&name, &params).await.map_err(fail)?;
+            let r = ctl.start_scenario(&name, &params).await.map_err(fail)?;
+            for w in &r.warnings {
+                eprintln!("warning: {w}");
+            }
             match output {
-                Output::Text => started.iter().for_each(|e| println!("{}", e.id)),
-                Output::Json => println!("{}", ctl::render(&started, output).trim_end()),
+                Output::Text => r.experiments.iter().for_each(|e| println!("{}", e.id)),
+                Output::Json => println!("{}", ctl::render_list(&r.experiments).trim_end()),
             }
         }
         CtlCommand::Watch { experiment, stats_interval, no_stats, output } => {

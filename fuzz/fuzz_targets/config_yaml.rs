@@ -1,5 +1,5 @@
 //! cargo fuzz run config_yaml — the body is `edgefault::fuzzing::config_yaml`, also run over `fuzz/corpus/config_yaml` by
-//! `tests/fuzz_corpus.rs`.
+//! `tests/it/input/fuzz_corpus.rs`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

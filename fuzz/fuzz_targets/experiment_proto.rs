@@ -1,5 +1,5 @@
 //! cargo fuzz run experiment_proto — the body is `edgefault::fuzzing::experiment_proto`, also run over `fuzz/corpus/experiment_proto` by
-//! `tests/fuzz_corpus.rs`.
+//! `tests/it/input/fuzz_corpus.rs`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

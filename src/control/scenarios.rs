@@ -36,8 +36,21 @@ impl FaultControlService {
         req: Request<v1::GetScenarioRequest>,
     ) -> Result<Response<v1::GetScenarioResponse>, Status> {
         let r = req.into_inner();
-        let (scenario, experiments) = self.expand(&r.name, r.params.into_iter().collect())?;
-        Ok(Response::new(v1::GetScenarioResponse { scenario: Some(scenario), experiments }))
+        let params: BTreeMap<String, String> = r.params.into_iter().collect();
+        let scenario = self.scenarios.find(&r.name)?;
+        let expansion = scenario.expand_for(&params, Some(self.registry.topology()))?;
+        let limits = self.registry.limits();
+        let ctx = Context { topology: Some(self.registry.topology()), limits: &limits };
+        // Shown whatever this server would say to it: its problems come as warnings.
+        let mut warnings = expansion.warnings.clone();
+        warnings.extend(
+            scenario.problems_of(&expansion, &ctx).into_iter().map(|p| format!("StartScenario would refuse: {p}")),
+        );
+        Ok(Response::new(v1::GetScenarioResponse {
+            scenario: Some(scenario.to_proto()),
+            experiments: expansion.specs,
+            warnings,
+        }))
     }
 
     /// Expands and checks every experiment first; then starts them in order. If one cannot start (the
@@ -50,21 +63,25 @@ impl FaultControlService {
         let r = req.into_inner();
         let result = self.start_scenario_inner(&r.name, r.params.into_iter().collect());
         let reason = format!("scenario {}", r.name);
-        let experiments = result.as_ref().map(|v| v.iter().map(|e| e.id.clone()).collect()).unwrap_or_default();
+        let experiments = result.as_ref().map(|(v, _)| v.iter().map(|e| e.id.clone()).collect()).unwrap_or_default();
         self.audit(&call, "StartScenario", Audited { experiments, reason: &reason, ..Audited::default() }, &result);
-        let experiments = result?;
+        let (experiments, warnings) = result?;
         tracing::info!(peer = %call.peer, caller = %call.caller, scenario = %r.name, experiments = experiments.len(), "StartScenario");
-        Ok(Response::new(v1::StartScenarioResponse { experiments }))
+        Ok(Response::new(v1::StartScenarioResponse { experiments, warnings }))
     }
 
     fn start_scenario_inner(
         &self,
         name: &str,
         params: BTreeMap<String, String>,
-    ) -> Result<Vec<v1::Experiment>, Status> {
-        let (_, specs) = self.expand(name, params)?;
+    ) -> Result<(Vec<v1::Experiment>, Vec<String>), Status> {
+        let scenario = self.scenarios.find(name)?;
+        let expansion = scenario.expand_for(&params, Some(self.registry.topology()))?;
         let limits = self.registry.limits();
         let ctx = Context { topology: Some(self.registry.topology()), limits: &limits };
+        scenario.check_expansion(&expansion, &ctx)?;
+        let warnings = expansion.warnings;
+        let specs = expansion.specs;
         let mut defs = Vec::with_capacity(specs.len());
         for spec in &specs {
             defs.push(validate_spec(spec, &ctx).map_err(Status::from)?);
@@ -81,20 +98,6 @@ impl FaultControlService {
                 }
             }
         }
-        Ok(started)
-    }
-
-    /// The scenario and its experiments with `params`, checked against this server's routes and limits.
-    fn expand(
-        &self,
-        name: &str,
-        params: BTreeMap<String, String>,
-    ) -> Result<(v1::Scenario, Vec<v1::ExperimentSpec>), Status> {
-        let scenario = self.scenarios.find(name)?;
-        let specs = scenario.expand(&params)?;
-        let limits = self.registry.limits();
-        let ctx = Context { topology: Some(self.registry.topology()), limits: &limits };
-        scenario.check(&specs, &ctx)?;
-        Ok((scenario.to_proto(), specs))
+        Ok((started, warnings))
     }
 }

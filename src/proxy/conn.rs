@@ -112,7 +112,10 @@ impl Activity {
 
     /// Bytes came in.
     fn read(&self, bytes: &[u8]) {
-        if !self.read_any.swap(true, Ordering::Relaxed) && bytes.starts_with(H2_PREFACE) {
+        // The first read may hold only part of the preface; no HTTP/1 request starts like it (PRI is not a
+        // method).
+        let n = bytes.len().min(H2_PREFACE.len());
+        if !self.read_any.swap(true, Ordering::Relaxed) && bytes.get(..n) == H2_PREFACE.get(..n) {
             // HTTP/2: heads come in frames of a connection that stays up; only idle time counts.
             self.h2.store(true, Ordering::Relaxed);
             self.head_since.store(0, Ordering::Relaxed);

@@ -81,13 +81,27 @@ fn page<B>(status: StatusCode, page: &Page, req: &Request<B>) -> Response<ProxyB
     r
 }
 
-/// The proxy's own answer when the upstream failed: 504 for a timeout, 502 otherwise.
-pub fn upstream_error(err: &UpstreamError) -> Response<ProxyBody> {
+/// The proxy's own answer when the upstream failed: 504 for a timeout, 502 otherwise; to a gRPC client, a
+/// trailers-only response with the status gRPC's HTTP mapping gives them (UNAVAILABLE; INTERNAL for the
+/// client's own broken request), so it reads a gRPC error, not a garbled message.
+pub fn upstream_error(err: &UpstreamError, grpc: bool) -> Response<ProxyBody> {
     let status = match err {
         UpstreamError::ConnectTimeout | UpstreamError::ResponseTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
         UpstreamError::Connect(_) | UpstreamError::Request(_) | UpstreamError::Tls(_) => StatusCode::BAD_GATEWAY,
         UpstreamError::Destination(_) | UpstreamError::ClientBody(_) => StatusCode::BAD_REQUEST,
     };
+    if grpc {
+        let mut r = Response::new(ProxyBody::empty());
+        let h = r.headers_mut();
+        h.insert(header::CONTENT_TYPE, GRPC.clone());
+        let code = if status == StatusCode::BAD_REQUEST { GrpcCode::INTERNAL } else { GrpcCode::UNAVAILABLE };
+        h.insert(&GRPC_STATUS, code.header_value());
+        if let Ok(m) = HeaderValue::from_str(&crate::fault::percent_encode_grpc(&format!("edgefault: {err}"))) {
+            h.insert(&GRPC_MESSAGE, m);
+        }
+        h.insert(&X_EDGEFAULT_ERROR, HeaderValue::from_static(err.kind()));
+        return r;
+    }
     proxy_error(status, err.kind(), format!("edgefault: {err}\n"))
 }
 

@@ -170,7 +170,7 @@ impl ReverseProxy {
             .map(|r| Route {
                 id: r.id,
                 counters: metrics.route_counters(&listener.name, &r.name),
-                upstream: Upstream::new(r.clone()),
+                upstream: Upstream::new(r.clone(), metrics.retry_counters(&listener.name, &r.name)),
             })
             .collect()
     }
@@ -351,7 +351,7 @@ impl ReverseProxy {
                     self.health.record(route.id, true);
                 }
                 tracing::warn!(listener = %self.name, route = %route.upstream.route().name, destination = %authority, error = %e, "upstream_error");
-                respond::upstream_error(&e)
+                respond::upstream_error(&e, false)
             }
         }
     }
@@ -366,6 +366,7 @@ impl ReverseProxy {
     ) -> Response<ProxyBody> {
         let Acts { injected, body: body_plan, mut head_delay, response, grpc_stream, disconnect } = acts;
         let sent = tokio::time::Instant::now();
+        let grpc = headers::is_grpc(req.headers());
         // Whether it is a WebSocket is known once the upstream accepts the upgrade (`Upstream::forward`).
         let upgraded = TunnelPlan {
             body: body_plan.clone(),
@@ -399,7 +400,7 @@ impl ReverseProxy {
             Err(e) if e.is_client() => {
                 route.counters.count(Outcome::ClientError);
                 tracing::debug!(listener = %self.name, route = %route.upstream.route().name, %client, error = %e, "client_error");
-                respond::upstream_error(&e)
+                respond::upstream_error(&e, grpc)
             }
             Err(e) => {
                 route.counters.count(Outcome::UpstreamError);
@@ -407,7 +408,7 @@ impl ReverseProxy {
                     self.health.record(route.id, true);
                 }
                 tracing::warn!(listener = %self.name, route = %route.upstream.route().name, upstream = %route.upstream.route().upstream.as_ref().map_or_else(|| "destination".to_owned(), ToString::to_string), error = %e, "upstream_error");
-                respond::upstream_error(&e)
+                respond::upstream_error(&e, grpc)
             }
         }
     }

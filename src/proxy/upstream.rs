@@ -17,12 +17,15 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use super::{
-    body::{ClientBodyError, ProxyBody, RequestBody},
+    body::{ClientBodyError, ProxyBody},
     forward::{carry, TunnelPlan},
     headers,
     pool::Pool,
 };
-use crate::config::{Protocol, RouteConfig};
+use crate::{
+    config::{Protocol, RouteConfig},
+    telemetry::metrics::RetryCounters,
+};
 
 /// Why the upstream gave no response.
 #[derive(Debug, thiserror::Error)]
@@ -96,23 +99,25 @@ struct Destinations {
 pub struct Upstream {
     route: RouteConfig,
     target: Target,
+    /// Second attempts of the route's requests, for the pools of a forward route's destinations.
+    retries: RetryCounters,
 }
 
 impl Upstream {
-    pub fn new(route: RouteConfig) -> Self {
+    pub fn new(route: RouteConfig, retries: RetryCounters) -> Self {
         let target = match &route.upstream {
             Some(u) => {
                 let default_port = if u.scheme == Scheme::HTTPS { 443 } else { 80 };
                 let addr = format!("{}:{}", u.authority.host(), u.authority.port_u16().unwrap_or(default_port));
                 Target::Fixed {
-                    pool: Pool::new(addr, route.connect_timeout, u.tls.clone()),
+                    pool: Pool::new(addr, route.connect_timeout, u.tls.clone()).with_retries(retries.clone()),
                     scheme: u.scheme.clone(),
                     authority: u.authority.clone(),
                 }
             }
             None => Target::Destination(Mutex::new(Destinations::default())),
         };
-        Upstream { route, target }
+        Upstream { route, target, retries }
     }
 
     /// The pool, scheme and authority a request goes to.
@@ -134,7 +139,7 @@ impl Upstream {
                             }
                         }
                         let addr = format!("{}:{}", authority.host(), authority.port_u16().unwrap_or(80));
-                        let pool = Pool::new(addr, self.route.connect_timeout, None);
+                        let pool = Pool::new(addr, self.route.connect_timeout, None).with_retries(self.retries.clone());
                         d.pools.insert(authority.clone(), Arc::clone(&pool));
                         d.order.push_back(authority.clone());
                         pool
@@ -149,6 +154,19 @@ impl Upstream {
         &self.route
     }
 
+    /// What to say when HTTP/2 failed to an upstream that does not speak it.
+    fn h2_hint(&self, why: &str, grpc: bool) -> String {
+        let name = &self.route.name;
+        if grpc {
+            format!(
+                "{why}: the upstream does not speak HTTP/2, which gRPC needs; route {name:?} must send gRPC to an \
+                 HTTP/2 (h2c or TLS with h2) server"
+            )
+        } else {
+            format!("{why}: the upstream does not speak HTTP/2; set protocol: auto (or http1) on route {name:?}")
+        }
+    }
+
     /// Sends the request on and returns the upstream's response, body streaming. An HTTP/1.1 upgrade
     /// (WebSocket) that the upstream accepts is tunnelled in both directions.
     pub async fn forward(
@@ -159,14 +177,16 @@ impl Upstream {
     ) -> Result<Response<ProxyBody>, UpstreamError> {
         let upgrade = (req.version() == Version::HTTP_11).then(|| headers::upgrade_request(req.headers())).flatten();
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
+        let (pool, scheme, authority) = self.target_of(req.uri())?;
+        let grpc = headers::is_grpc(req.headers());
+        // `auto`: HTTP/2 only where it is needed (gRPC) or known to work (the upstream answered an HTTP/2
+        // preface); an HTTP/2 browser or h2c client in front of an HTTP/1.1 app is forwarded over HTTP/1.1.
         let h2 = upgrade.is_none()
             && match self.route.protocol {
-                Protocol::Auto => req.version() == Version::HTTP_2,
+                Protocol::Auto => req.version() == Version::HTTP_2 && (grpc || pool.speaks_h2().await),
                 Protocol::Http1 => false,
                 Protocol::Http2 => true,
             };
-
-        let (pool, scheme, authority) = self.target_of(req.uri())?;
         let (mut parts, body) = req.into_parts();
         if !h2 {
             if !self.route.preserve_host {
@@ -202,7 +222,7 @@ impl Upstream {
         headers::append_forwarded(&mut parts.headers, client.ip(), self.route.forwarded_proto);
         parts.version = if h2 { Version::HTTP_2 } else { Version::HTTP_11 };
 
-        let req = Request::from_parts(parts, RequestBody(body));
+        let req = Request::from_parts(parts, body);
         let sent = async {
             if h2 {
                 pool.send_h2(req).await
@@ -212,6 +232,9 @@ impl Upstream {
         };
         let mut resp = match tokio::time::timeout(self.route.timeout, sent).await {
             Err(_) => return Err(UpstreamError::ResponseTimeout(self.route.timeout)),
+            Ok(Err(UpstreamError::Request(why))) if h2 && !pool.speaks_h2().await => {
+                return Err(UpstreamError::Request(self.h2_hint(&why, grpc)))
+            }
             Ok(result) => result?,
         };
 

@@ -55,6 +55,16 @@ pub enum ScenarioError {
     Invalid { scenario: String, problems: String },
 }
 
+/// A scenario's experiments for one server, with what was adapted to it.
+#[derive(Debug, Clone, Default)]
+pub struct Expansion {
+    pub specs: Vec<pb::ExperimentSpec>,
+    /// What was left out, and which parameter to set to include it.
+    pub warnings: Vec<String>,
+    /// The template each spec came from.
+    templates: Vec<usize>,
+}
+
 /// One scenario of the catalogue.
 #[derive(Debug, Clone)]
 pub struct Scenario {
@@ -154,6 +164,18 @@ impl Scenario {
     /// The experiments this scenario starts with `given` parameters (the defaults for the others), not yet
     /// checked against a server.
     pub fn expand(&self, given: &BTreeMap<String, String>) -> Result<Vec<pb::ExperimentSpec>, ScenarioError> {
+        self.expand_for(given, None).map(|e| e.specs)
+    }
+
+    /// The experiments this scenario starts on a server with `topology`. It adapts to the server where
+    /// that is safe: a route parameter left at its default (`dashboard_route: dashboard`) that names a
+    /// route the server lacks leaves out the experiments it would target (their `when` is false), with a
+    /// warning saying which parameter to set. A value given explicitly is never changed.
+    pub fn expand_for(
+        &self,
+        given: &BTreeMap<String, String>,
+        topology: Option<&crate::config::Topology>,
+    ) -> Result<Expansion, ScenarioError> {
         for name in given.keys() {
             if !self.params.iter().any(|p| &p.name == name) {
                 return Err(ScenarioError::UnknownParam {
@@ -164,19 +186,33 @@ impl Scenario {
             }
         }
         let mut values = BTreeMap::new();
+        let mut warnings = Vec::new();
         for p in &self.params {
-            let v = match given.get(&p.name) {
+            let mut v = match given.get(&p.name) {
                 Some(text) => p
                     .kind
                     .parse(&Value::String(text.clone()), &p.choices)
                     .map_err(|message| ScenarioError::Param { name: p.name.clone(), message })?,
                 None => p.default.clone(),
             };
+            if let (Some(t), false, Value::String(route)) = (topology, given.contains_key(&p.name), &v) {
+                if !route.is_empty() && self.route_params().contains(&p.name.as_str()) && !t.has_route(route) {
+                    warnings.push(format!(
+                        "{}: this server has no route {route:?} (routes: {}), so the experiments that would target \
+                         it are left out; set -p {}=ROUTE to include them",
+                        p.name,
+                        t.route_names().join(", "),
+                        p.name
+                    ));
+                    v = Value::String(String::new());
+                }
+            }
             values.insert(p.name.clone(), v);
         }
         let speed = values.get("speed").and_then(Value::as_f64).unwrap_or(1.0);
         let cap = values.get("max_percentage").and_then(Value::as_f64).unwrap_or(100.0);
         let mut specs = Vec::new();
+        let mut templates = Vec::new();
         for (i, template) in self.experiments.iter().enumerate() {
             let mut v = template.clone();
             substitute(&mut v, &values).map_err(|m| self.invalid(i, m))?;
@@ -195,6 +231,7 @@ impl Scenario {
                 spec.description = format!("scenario {}: {}", self.name, self.summary);
             }
             specs.push(spec);
+            templates.push(i);
         }
         if specs.is_empty() {
             return Err(ScenarioError::Invalid {
@@ -202,24 +239,86 @@ impl Scenario {
                 problems: "with these parameters every experiment is left out (their `when` is false)".into(),
             });
         }
-        Ok(specs)
+        Ok(Expansion { specs, warnings, templates })
+    }
+
+    /// The parameters that name routes: those a template's `match.routes` is made of.
+    fn route_params(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        for t in &self.experiments {
+            let routes = t.get("match").and_then(|m| m.get("routes"));
+            let items: Vec<&Value> = match routes {
+                Some(Value::Array(a)) => a.iter().collect(),
+                Some(v) => vec![v],
+                None => Vec::new(),
+            };
+            for item in items {
+                if let Some(name) = item.as_str().and_then(|s| s.strip_prefix("${")).and_then(|r| r.strip_suffix('}')) {
+                    if !out.contains(&name) {
+                        out.push(name);
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Checks expanded experiments against a server's routes and limits.
     pub fn check(&self, specs: &[pb::ExperimentSpec], ctx: &convert::Context<'_>) -> Result<(), ScenarioError> {
-        let mut problems = Vec::new();
-        for (i, spec) in specs.iter().enumerate() {
-            if let Err(v) = validate_spec(spec, ctx) {
-                for v in v.0 {
-                    problems.push(format!("experiments[{i}] ({}).{}: {}", spec.name, v.field, v.description));
-                }
-            }
-        }
+        let problems = self.problems(specs, None, ctx);
         if problems.is_empty() {
             Ok(())
         } else {
             Err(ScenarioError::Invalid { scenario: self.name.clone(), problems: problems.join("; ") })
         }
+    }
+
+    /// The problems of an expansion on a server; a route the server lacks names the parameter to set.
+    pub fn problems_of(&self, e: &Expansion, ctx: &convert::Context<'_>) -> Vec<String> {
+        self.problems(&e.specs, Some(&e.templates), ctx)
+    }
+
+    /// Checks an expansion against a server; a route the server lacks names the parameter to set.
+    pub fn check_expansion(&self, e: &Expansion, ctx: &convert::Context<'_>) -> Result<(), ScenarioError> {
+        let problems = self.problems_of(e, ctx);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ScenarioError::Invalid { scenario: self.name.clone(), problems: problems.join("; ") })
+        }
+    }
+
+    /// Every problem of `specs` on a server, each with its place; `templates`: the template each came from.
+    fn problems(
+        &self,
+        specs: &[pb::ExperimentSpec],
+        templates: Option<&[usize]>,
+        ctx: &convert::Context<'_>,
+    ) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (i, spec) in specs.iter().enumerate() {
+            let Err(v) = validate_spec(spec, ctx) else { continue };
+            let template = templates.and_then(|t| t.get(i)).and_then(|t| self.experiments.get(*t));
+            for v in v.0 {
+                let hint = if v.field.starts_with("match.routes") {
+                    self.route_param_of(template).map(|p| format!(" (set it with -p {p}=ROUTE)")).unwrap_or_default()
+                } else {
+                    String::new()
+                };
+                problems.push(format!("experiments[{i}] ({}).{}: {}{hint}", spec.name, v.field, v.description));
+            }
+        }
+        problems
+    }
+
+    /// The parameter a template's routes come from, if one.
+    fn route_param_of<'t>(&self, template: Option<&'t Value>) -> Option<&'t str> {
+        let routes = template?.get("match")?.get("routes")?;
+        let one = match routes {
+            Value::Array(a) => a.iter().find_map(|v| v.as_str().filter(|s| s.starts_with("${")))?,
+            v => v.as_str()?,
+        };
+        one.strip_prefix("${")?.strip_suffix('}')
     }
 
     fn invalid(&self, i: usize, message: String) -> ScenarioError {

@@ -127,6 +127,25 @@ impl TcpCounters {
     }
 }
 
+/// A route's second attempts at sending a request upstream, by reason (`goaway`, `refused_stream`,
+/// `unsent`, `closed`).
+#[derive(Clone)]
+pub struct RetryCounters(Family<RetryLabels, Counter>, RouteLabels);
+
+impl RetryCounters {
+    pub fn count(&self, reason: &'static str) {
+        let RouteLabels { listener, route } = &self.1;
+        self.0.get_or_create(&RetryLabels { listener: listener.clone(), route: route.clone(), reason }).inc();
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RetryLabels {
+    listener: String,
+    route: String,
+    reason: &'static str,
+}
+
 /// Client connections of an HTTP listener closed by a timeout, by reason (`header_read`, `idle`).
 #[derive(Clone)]
 pub struct TimeoutCounters {
@@ -184,6 +203,8 @@ pub struct Metrics {
     config_reloads: Family<OutcomeLabel, Counter>,
     /// Client connections closed by a timeout, by listener and reason.
     connection_timeouts: Family<TimeoutLabels, Counter>,
+    /// Second attempts at sending a request upstream.
+    upstream_retries: Family<RetryLabels, Counter>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -271,6 +292,12 @@ impl Default for Metrics {
             "TLS handshakes of listeners that terminate TLS, by listener and outcome (ok, failed, timeout, injected: a TLS fault acted)",
             tls_handshakes.clone(),
         );
+        let upstream_retries = Family::<RetryLabels, Counter>::default();
+        registry.register(
+            "upstream_retries",
+            "Requests sent upstream a second time, by listener, route and reason: goaway (a stream above an HTTP/2 GOAWAY's last stream id), refused_stream, unsent (the connection closed before the request left), closed (an idempotent request without a body whose reused HTTP/1.1 connection the upstream closed first)",
+            upstream_retries.clone(),
+        );
         let connection_timeouts = Family::<TimeoutLabels, Counter>::default();
         registry.register(
             "connection_timeouts",
@@ -284,6 +311,7 @@ impl Default for Metrics {
             config_reloads.clone(),
         );
         Metrics {
+            upstream_retries,
             connection_timeouts,
             config_reloads,
             tls_handshakes,
@@ -348,6 +376,13 @@ impl Metrics {
             faults_active: self.faults_active.get(),
             faults_overflow: self.faults_overflow.get(),
         }
+    }
+
+    pub fn retry_counters(&self, listener: &str, route: &str) -> RetryCounters {
+        RetryCounters(
+            self.upstream_retries.clone(),
+            RouteLabels { listener: listener.to_owned(), route: route.to_owned() },
+        )
     }
 
     pub fn timeout_counters(&self, listener: &str) -> TimeoutCounters {

@@ -211,7 +211,8 @@ fn demo_runs_and_reports() {
     for line in [
         "replaying nov-18-2025-edge-outage",
         "phase: core / dashboard / api",
-        "whole run, by route:",
+        "what clients saw in each phase of the core traffic",
+        "flapping         t0+0h00m–1h30m  all",
         "nov18-core-traffic",
         "completed",
     ] {
@@ -229,6 +230,28 @@ fn demo_runs_and_reports() {
     );
     let (ok, _, err) = edgefault(&["demo", "--duration", "1s"]);
     assert!(!ok && err.contains("--duration must be between 2s and 1h"), "{err}");
+}
+
+/// `demo --upstream-only` serves the sample app until it is told to stop: something to proxy.
+#[test]
+fn demo_upstream_only_serves_a_sample_app() {
+    use std::io::{BufRead, Read, Write};
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edgefault"))
+        .args(["demo", "--upstream-only", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawns");
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut first).expect("a line");
+    assert!(first.contains(&format!("sample upstream on http://127.0.0.1:{port}")), "{first}");
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").expect("write");
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).expect("read");
+    assert!(reply.starts_with("HTTP/1.1 200") && reply.ends_with("hello from the demo upstream\n"), "{reply}");
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    assert!(child.wait().expect("exits").success(), "SIGTERM ends it cleanly");
 }
 
 #[test]

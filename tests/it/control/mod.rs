@@ -1,6 +1,7 @@
 //! The control plane as users drive it: validation, lifecycle, scenarios and the command line.
 
 mod cli;
+mod docs;
 mod lifecycle;
 mod scenarios;
 mod validation;

@@ -3,6 +3,7 @@
 mod forward;
 mod framing;
 mod passthrough;
+mod rotation;
 mod tcp;
 mod tls;
 mod tls_faults;

@@ -183,7 +183,8 @@ async fn upstream_connections_are_reused() {
     for _ in 0..20 {
         assert_eq!(get(&h2, &proxy.url("/")).await.status, 200);
     }
-    assert_eq!(accepted.load(Ordering::SeqCst), 2, "and one HTTP/2 connection every h2 request");
+    // `protocol: auto` asks once, on a connection of its own, whether the upstream speaks HTTP/2.
+    assert_eq!(accepted.load(Ordering::SeqCst), 3, "then one probe, and one HTTP/2 connection for every h2 request");
 }
 
 #[tokio::test]

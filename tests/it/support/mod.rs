@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod peers;
 
 use std::{convert::Infallible, net::SocketAddr, time::Duration};
 
@@ -208,7 +209,24 @@ pub async fn proxy(upstream: SocketAddr) -> Proxy {
     .await
 }
 
+/// With `EDGEFAULT_TEST_LOG=FILE`, the proxies' logs (debug) go to FILE: for looking into a failure.
+fn test_log() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Some(path) = std::env::var_os("EDGEFAULT_TEST_LOG") {
+            if let Ok(file) = std::fs::File::create(path) {
+                let _ = tracing_subscriber::fmt()
+                    .with_env_filter("edgefault=debug")
+                    .with_ansi(false)
+                    .with_writer(std::sync::Mutex::new(file))
+                    .try_init();
+            }
+        }
+    });
+}
+
 pub async fn proxy_yaml(yaml: &str) -> Proxy {
+    test_log();
     let config = Config::from_yaml(yaml, "test", &Overrides::default()).expect("test config");
     let server = Server::start(config).await.expect("proxy starts");
     let addr = server.listener_addrs()[0].1;
