@@ -22,7 +22,7 @@ use crate::{
     config::{Config, Overrides, RouteHost, RouteId, Topology},
     control::convert::{validate_spec, Context},
     document,
-    experiment::{ExperimentDef, Limits, Rule, RuleSet},
+    experiment::{Decision, ExperimentDef, Limits, Rule, RuleSet},
     fault::{
         page::{wants_json, Location, Page, PageRequest, PageTemplate, PageTemplates, Preset, Template, Variant},
         BodyPlan, Fault, HangEnd, HostPattern, RequestView,
@@ -391,7 +391,7 @@ pub struct RequestOutcome {
 /// experiments have been running, e.g. `+90s`), then an HTTP/1.1 request head (see
 /// [`parse_request_head`]). The specs that validate against the fixture run as experiments; the request
 /// goes the way the proxy takes it: `check_host`, the route, `RuleSet::decide` (twice, as two requests),
-/// the ending fault's response, the request rewrites, and the forwarded head.
+/// each ending fault's response, then for the second request the request rewrites and the forwarded head.
 ///
 /// Rules: nothing panics; each experiment's delay is at most `limits.max_duration` times its number of
 /// delay faults (the same for first-byte delays), their sum does not overflow and fits in an `Instant`;
@@ -500,44 +500,20 @@ pub fn request_path_outcome(data: &[u8]) -> Option<RequestOutcome> {
         decisions.push(d);
     }
 
-    // The first decision's ending, answered as the proxy answers it.
-    let Some(d) = decisions.into_iter().next() else {
+    // Each decision's ending, answered as the proxy answers it; the last request goes on if none ends it.
+    let Some(last) = decisions.pop() else {
         check_forwarded_head(req.headers(), opts.client, opts.listener.proto);
         out.stage = "untouched";
         return Some(out);
     };
-    if let Some(end) = d.ending() {
-        out.stage = match end.fault {
-            Fault::Abort(abort) => {
-                check_response(&respond::abort(abort, &req));
-                "ended by abort"
-            }
-            Fault::Hang(hang) => {
-                assert!(hang.hold <= limits.max_duration, "a hang of {:?} outlasts max_duration", hang.hold);
-                if let HangEnd::Respond(abort) = &hang.then {
-                    check_response(&respond::abort(abort, &req));
-                }
-                "ended by hang"
-            }
-            Fault::RateLimit(_) => {
-                let r = respond::rate_limited(end.retry_after, &req);
-                assert!(r.headers().contains_key(header::RETRY_AFTER), "a 429 without retry-after");
-                "ended by rate_limit"
-            }
-            Fault::Unresolvable(_) => {
-                check_response(&forward::unresolvable(headers::request_host(&req)));
-                "ended by unresolvable"
-            }
-            Fault::Blackhole(b) => {
-                let until = forward::blackhole_until(b, end.rule.ends_at());
-                assert!(until <= end.rule.ends_at(), "a blackhole outlasts its experiment");
-                "ended by blackhole"
-            }
-            Fault::Reset(_) => "ended by reset",
-            _ => "ended by another fault",
-        };
+    for d in &decisions {
+        let _ = check_ending(d, &req, limits);
+    }
+    if let Some(stage) = check_ending(&last, &req, limits) {
+        out.stage = stage;
         return Some(out);
     }
+    let d = last;
     if d.response.rewrites_request() {
         for r in &d.response.rewrites {
             r.request.apply(req.headers_mut());
@@ -556,6 +532,40 @@ pub fn request_path_outcome(data: &[u8]) -> Option<RequestOutcome> {
     assert!(!parts.headers.contains_key(header::CONNECTION), "connection is left in a response head");
     out.stage = "forwarded";
     Some(out)
+}
+
+/// The fault that ends the request, if any, answered as the proxy answers it; `None`: the request goes on.
+fn check_ending<B>(d: &Decision, req: &Request<B>, limits: &Limits) -> Option<&'static str> {
+    let end = d.ending()?;
+    Some(match end.fault {
+        Fault::Abort(abort) => {
+            check_response(&respond::abort(abort, req));
+            "ended by abort"
+        }
+        Fault::Hang(hang) => {
+            assert!(hang.hold <= limits.max_duration, "a hang of {:?} outlasts max_duration", hang.hold);
+            if let HangEnd::Respond(abort) = &hang.then {
+                check_response(&respond::abort(abort, req));
+            }
+            "ended by hang"
+        }
+        Fault::RateLimit(_) => {
+            let r = respond::rate_limited(end.retry_after, req);
+            assert!(r.headers().contains_key(header::RETRY_AFTER), "a 429 without retry-after");
+            "ended by rate_limit"
+        }
+        Fault::Unresolvable(_) => {
+            check_response(&forward::unresolvable(headers::request_host(req)));
+            "ended by unresolvable"
+        }
+        Fault::Blackhole(b) => {
+            let until = forward::blackhole_until(b, end.rule.ends_at());
+            assert!(until <= end.rule.ends_at(), "a blackhole outlasts its experiment");
+            "ended by blackhole"
+        }
+        Fault::Reset(_) => "ended by reset",
+        _ => "ended by another fault",
+    })
 }
 
 /// A response the proxy writes itself: a status it may send, and headers that can be written.

@@ -2,7 +2,7 @@
 //!
 //! ```sh
 //! cd fuzz
-//! cargo run --example seeds -- proto   # corpus/experiment_proto/<file>-<n>.bin: every spec of corpus/experiment_yaml/*.yaml, as protobuf
+//! cargo run --example seeds -- proto   # corpus/experiment_proto/yaml-<file>[-<n>].bin: each spec of corpus/experiment_yaml/*.yaml
 //! cargo run --example seeds -- check   # every seed of every target through its body: how far it went
 //! ```
 //!
@@ -41,7 +41,7 @@ fn proto() {
         let Ok(specs) = document::parse_specs(&text) else { continue };
         let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         for (i, spec) in specs.iter().enumerate() {
-            let file = if specs.len() == 1 { format!("{stem}.bin") } else { format!("{stem}-{i}.bin") };
+            let file = if specs.len() == 1 { format!("yaml-{stem}.bin") } else { format!("yaml-{stem}-{i}.bin") };
             fs::write(out.join(&file), spec.encode_to_vec()).expect("write");
             n += 1;
         }

@@ -368,6 +368,7 @@ pub async fn serve(
     health.set_serving::<v1::fault_control_server::FaultControlServer<FaultControlService>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| {
             // The descriptor set is compiled in; this cannot fail at run time.

@@ -205,7 +205,10 @@ pub fn render_top(prev: &v1::GetStatsResponse, now: &v1::GetStatsResponse, elaps
     let mut out = format!(
         "edgefault top  {}  every {}\nrequests/s: passed {}  injected {}  upstream_error {}   running {}   faults active {}  overflow/s {}\n\n",
         time_of(now.time),
-        humantime::format_duration(Duration::from_millis(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))),
+        // The frame's interval as asked for: its timer's jitter of a few milliseconds is not news.
+        humantime::format_duration(Duration::from_millis(
+            u64::try_from((elapsed.as_millis() + 50) / 100 * 100).unwrap_or(u64::MAX)
+        )),
         rate(p1.passed, p0.passed, secs),
         rate(p1.injected, p0.injected, secs),
         rate(p1.upstream_error, p0.upstream_error, secs),

@@ -3,5 +3,6 @@
 mod cli;
 mod docs;
 mod lifecycle;
+mod papercuts;
 mod scenarios;
 mod validation;
