@@ -8,6 +8,16 @@ command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || want+=(nginx-light)
 command -v h2load >/dev/null || want+=(nghttp2-client)
 command -v wrk >/dev/null || want+=(wrk)
 command -v haproxy >/dev/null || [[ -x /usr/sbin/haproxy ]] || want+=(haproxy)
+# Python clients we did not write (the official gRPC, reflection and health clients), in a virtualenv of
+# their own: tests find it at $EDGEFAULT_CI_CACHE/py.
+CACHE="${EDGEFAULT_CI_CACHE:-$HOME/.cache/edgefault-ci}"
+PY="$CACHE/py"
+PY_PACKAGES=(grpcio==1.85.3 grpcio-reflection==1.85.3 grpcio-health-checking==1.85.3)
+if [[ ! -x "$PY/bin/python" ]] || ! "$PY/bin/python" -c "import grpc, grpc_reflection, grpc_health" 2>/dev/null; then
+  echo "install-peers: Python clients into $PY" >&2
+  python3 -m venv "$PY"
+  "$PY/bin/pip" install -q --disable-pip-version-check "${PY_PACKAGES[@]}"
+fi
 if ((${#want[@]} == 0)); then
   echo "install-peers: all present" >&2
   exit 0

@@ -366,15 +366,17 @@ pub async fn serve(
     };
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<v1::fault_control_server::FaultControlServer<FaultControlService>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| {
-            // The descriptor set is compiled in; this cannot fail at run time.
-            tracing::error!(error = %e, "reflection unavailable");
-            e
-        });
+    // Both reflection versions: grpcurl and current clients speak v1, the official Python client
+    // (grpcio-reflection), older grpcurl builds and several GUI clients only v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    // The descriptor sets are compiled in; building from them cannot fail at run time.
+    let reflection_v1 = reflection().build_v1().map_err(|e| tracing::error!(error = %e, "reflection v1 unavailable"));
+    let reflection_v1alpha =
+        reflection().build_v1alpha().map_err(|e| tracing::error!(error = %e, "reflection v1alpha unavailable"));
     match listener.local_addr() {
         Ok(addr) => tracing::info!(%addr, "control service listening"),
         Err(e) => tracing::info!(error = %e, "control service listening (address unknown)"),
@@ -389,8 +391,11 @@ pub async fn serve(
             )
             .max_decoding_message_size(4 * 1024 * 1024),
         );
-    if let Ok(reflection) = reflection {
-        router = router.add_service(reflection);
+    if let Ok(r) = reflection_v1 {
+        router = router.add_service(r);
+    }
+    if let Ok(r) = reflection_v1alpha {
+        router = router.add_service(r);
     }
     match tls {
         Some(tls) => router.serve_with_incoming_shutdown(super::tls::incoming(listener, tls.server), shutdown).await,

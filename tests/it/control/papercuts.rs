@@ -6,7 +6,7 @@ use std::process::Command;
 
 use tokio_stream::StreamExt;
 
-use crate::support::*;
+use crate::support::{peers, *};
 
 #[tokio::test]
 async fn logs_to_a_pipe_are_plain_text_with_plain_addresses() {
@@ -68,4 +68,24 @@ async fn reflection_lists_every_service_including_health() {
     for want in ["edgefault.v1.FaultControl", "grpc.health.v1.Health"] {
         assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
     }
+}
+
+/// The official Python reflection client (grpcio-reflection speaks only `grpc.reflection.v1alpha`) lists
+/// the services and reads FaultControl's methods and messages from the control port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_reflection_client_reads_the_control_port() {
+    let Some(py) = peers::python(&["grpc", "grpc_reflection"]) else { return };
+    let proxy = proxy(upstream().await).await;
+    let target = proxy.server.control_addr().to_string();
+    let out = tokio::task::block_in_place(|| peers::run_python(&py, "reflection.py", &[&target]));
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let services: Vec<&str> = v["services"].as_array().expect("list").iter().filter_map(|s| s.as_str()).collect();
+    for want in ["edgefault.v1.FaultControl", "grpc.health.v1.Health"] {
+        assert!(services.contains(&want), "{want} missing from {services:?}");
+    }
+    let methods: Vec<&str> = v["methods"].as_array().expect("list").iter().filter_map(|s| s.as_str()).collect();
+    for want in ["StartExperiment", "AbortAll", "WatchEvents", "StartScenario"] {
+        assert!(methods.contains(&want), "{want} missing from {methods:?}");
+    }
+    assert!(v["spec_fields"].as_array().expect("fields").iter().any(|f| f == "faults"));
 }

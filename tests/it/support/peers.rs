@@ -81,3 +81,30 @@ pub fn nginx(servers: &[&str]) -> Option<Nginx> {
     }
     Some(n)
 }
+
+/// A Python interpreter that can import every one of `modules`: the one `.ci/install-peers.sh` set up
+/// (`$EDGEFAULT_CI_CACHE/py`, default `~/.cache/edgefault-ci/py`), else `python3`. `None` (the test is
+/// skipped, and says so) when there is none, unless peers are required.
+pub fn python(modules: &[&str]) -> Option<PathBuf> {
+    let cache = std::env::var_os("EDGEFAULT_CI_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/edgefault-ci")));
+    let candidates = cache.map(|c| c.join("py/bin/python")).into_iter().chain([PathBuf::from("python3")]);
+    let check = format!("import {}", modules.join(", "));
+    for py in candidates {
+        let ok = Command::new(&py).args(["-c", &check]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        if ok.is_ok_and(|s| s.success()) {
+            return Some(py);
+        }
+    }
+    missing(&format!("Python with {}", modules.join(", ")));
+    None
+}
+
+/// Runs `tests/peers/SCRIPT` with `python` and `args`; its stdout, or a panic with its stderr.
+pub fn run_python(python: &std::path::Path, script: &str, args: &[&str]) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers").join(script);
+    let out = Command::new(python).arg(&path).args(args).output().expect("python runs");
+    assert!(out.status.success(), "{script} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
