@@ -21,9 +21,17 @@ async fn logs_to_a_pipe_are_plain_text_with_plain_addresses() {
     let stderr = child.stderr.take().expect("stderr");
     let lines = tokio::task::spawn_blocking(move || {
         use std::io::BufRead;
-        std::io::BufReader::new(stderr).lines().map_while(Result::ok).take_while(|l| !l.contains("control service listening")).collect::<Vec<_>>()
+        std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .take_while(|l| !l.contains("control service listening"))
+            .collect::<Vec<_>>()
     });
-    let text = tokio::time::timeout(std::time::Duration::from_secs(20), lines).await.expect("in time").expect("joined").join("\n");
+    let text = tokio::time::timeout(std::time::Duration::from_secs(20), lines)
+        .await
+        .expect("in time")
+        .expect("joined")
+        .join("\n");
     let _ = child.kill();
     let _ = child.wait();
     assert!(!text.contains('\u{1b}'), "no colour codes in piped logs:\n{text}");
@@ -53,15 +61,23 @@ async fn ctl_top_list_json_and_start_help_read_well() {
 #[tokio::test]
 async fn reflection_lists_every_service_including_health() {
     let proxy = proxy(upstream().await).await;
-    let channel = tonic::transport::Channel::from_shared(proxy.control_url.clone()).expect("uri").connect().await.expect("connect");
+    let channel = tonic::transport::Channel::from_shared(proxy.control_url.clone())
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
     let mut c = tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(channel);
     let req = tonic_reflection::pb::v1::ServerReflectionRequest {
         host: String::new(),
-        message_request: Some(tonic_reflection::pb::v1::server_reflection_request::MessageRequest::ListServices(String::new())),
+        message_request: Some(tonic_reflection::pb::v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
     };
     let mut stream = c.server_reflection_info(tokio_stream::iter([req])).await.expect("reflection").into_inner();
     let resp = stream.next().await.expect("an answer").expect("ok");
-    let Some(tonic_reflection::pb::v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) = resp.message_response else {
+    let Some(tonic_reflection::pb::v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        resp.message_response
+    else {
         panic!("not a service list: {resp:?}");
     };
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
