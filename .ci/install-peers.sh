@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs the real servers and load generators some tests and benchmarks run against, from Debian's
 # packages: nginx (nginx-light: HTTP/1.1 and h2c upstreams that rotate their connections), h2load
-# (nghttp2-client), wrk and haproxy (the load script's peers). Idempotent; needs root (CI) or sudo.
+# (nghttp2-client), wrk and haproxy (the load script's peers), chromium (a browser for the error pages). Idempotent; needs root (CI) or sudo.
 set -euo pipefail
 want=()
 command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || want+=(nginx-light)
 command -v h2load >/dev/null || want+=(nghttp2-client)
 command -v wrk >/dev/null || want+=(wrk)
 command -v haproxy >/dev/null || [[ -x /usr/sbin/haproxy ]] || want+=(haproxy)
+# Headless Chromium renders the built-in error pages (tests/it/fault/page_screenshots.rs).
+command -v chromium >/dev/null || want+=(chromium fonts-dejavu-core)
 # Python clients we did not write (the official gRPC, reflection and health clients), in a virtualenv of
 # their own: tests find it at $EDGEFAULT_CI_CACHE/py.
 CACHE="${EDGEFAULT_CI_CACHE:-$HOME/.cache/edgefault-ci}"

@@ -511,9 +511,9 @@ pub fn request_path_outcome(data: &[u8]) -> Option<RequestOutcome> {
         return Some(out);
     };
     for d in &decisions {
-        let _ = check_ending(d, &req, limits);
+        let _ = check_ending(d, &req, opts.client, limits);
     }
-    if let Some(stage) = check_ending(&last, &req, limits) {
+    if let Some(stage) = check_ending(&last, &req, opts.client, limits) {
         out.stage = stage;
         return Some(out);
     }
@@ -539,17 +539,17 @@ pub fn request_path_outcome(data: &[u8]) -> Option<RequestOutcome> {
 }
 
 /// The fault that ends the request, if any, answered as the proxy answers it; `None`: the request goes on.
-fn check_ending<B>(d: &Decision, req: &Request<B>, limits: &Limits) -> Option<&'static str> {
+fn check_ending<B>(d: &Decision, req: &Request<B>, client: IpAddr, limits: &Limits) -> Option<&'static str> {
     let end = d.ending()?;
     Some(match end.fault {
         Fault::Abort(abort) => {
-            check_response(&respond::abort(abort, req));
+            check_response(&respond::abort(abort, req, client));
             "ended by abort"
         }
         Fault::Hang(hang) => {
             assert!(hang.hold <= limits.max_duration, "a hang of {:?} outlasts max_duration", hang.hold);
             if let HangEnd::Respond(abort) = &hang.then {
-                check_response(&respond::abort(abort, req));
+                check_response(&respond::abort(abort, req, client));
             }
             "ended by hang"
         }
@@ -713,11 +713,13 @@ pub fn page_render_outcome(data: &[u8]) -> Option<String> {
         accept_headers.insert(header::ACCEPT, v);
     }
     let hash = fnv(data);
+    let [a, b, c, d, ..] = hash.to_be_bytes();
     let req = PageRequest {
         host,
         json: wants_json(&accept_headers),
         now: SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(hash >> 24)).unwrap_or(SystemTime::UNIX_EPOCH),
         id: hash,
+        client: Some(IpAddr::from([a, b, c, d])),
     };
     let pick = usize::from(mode / 6);
     let location = LOCATIONS.get(pick % LOCATIONS.len()).and_then(|l| Location::parse(l)).unwrap_or(Location::DEFAULT);

@@ -10,6 +10,7 @@
 use std::{
     future::Future,
     io,
+    net::IpAddr,
     pin::Pin,
     sync::{
         atomic::{AtomicBool, Ordering},
@@ -141,6 +142,7 @@ pub fn reset(switch: &ResetSwitch) -> Dropped {
 pub async fn hang<B>(
     hang: &Hang,
     req: &Request<B>,
+    client: IpAddr,
     switch: &ResetSwitch,
     lifeline: &Lifeline,
 ) -> Option<Result<Response<ProxyBody>, Dropped>> {
@@ -151,7 +153,7 @@ pub async fn hang<B>(
     Some(match &hang.then {
         HangEnd::Close => Err(Dropped),
         HangEnd::Reset => Err(reset(switch)),
-        HangEnd::Respond(abort) => Ok(respond::abort(abort, req)),
+        HangEnd::Respond(abort) => Ok(respond::abort(abort, req, client)),
     })
 }
 

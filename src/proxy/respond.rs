@@ -2,7 +2,10 @@
 //! own errors. The two never look alike: proxy errors carry `x-edgefault-error`, injected faults do not
 //! (a rehearsal should look real).
 
-use std::time::{Duration, SystemTime};
+use std::{
+    net::IpAddr,
+    time::{Duration, SystemTime},
+};
 
 use http::{header, HeaderName, HeaderValue, Request, Response, StatusCode};
 use hyper::ext::ReasonPhrase;
@@ -21,7 +24,7 @@ static GRPC: HeaderValue = HeaderValue::from_static("application/grpc");
 
 /// An injected abort. A gRPC request gets a trailers-only response (HTTP 200, `grpc-status` in the only
 /// header block); any other request gets the abort's status, headers and body, or its page.
-pub fn abort<B>(abort: &Abort, req: &Request<B>) -> Response<ProxyBody> {
+pub fn abort<B>(abort: &Abort, req: &Request<B>, client: IpAddr) -> Response<ProxyBody> {
     let mut resp = if headers::is_grpc(req.headers()) {
         let mut r = Response::new(ProxyBody::empty());
         let h = r.headers_mut();
@@ -32,7 +35,7 @@ pub fn abort<B>(abort: &Abort, req: &Request<B>) -> Response<ProxyBody> {
         }
         r
     } else if let Some(p) = &abort.page {
-        page(abort.http_status, p, req)
+        page(abort.http_status, p, req, client)
     } else {
         let mut r = Response::new(ProxyBody::full(abort.body.clone()));
         *r.status_mut() = abort.http_status;
@@ -65,12 +68,18 @@ pub fn rate_limited<B>(retry_after: Duration, req: &Request<B>) -> Response<Prox
 }
 
 /// A built-in error page for `req`, with a fresh request id and the current time.
-fn page<B>(status: StatusCode, page: &Page, req: &Request<B>) -> Response<ProxyBody> {
+fn page<B>(status: StatusCode, page: &Page, req: &Request<B>, client: IpAddr) -> Response<ProxyBody> {
     let host = headers::request_host(req);
 
     let rendered = page.render(
         status,
-        &PageRequest { host, json: wants_json(req.headers()), now: SystemTime::now(), id: rand::random() },
+        &PageRequest {
+            host,
+            json: wants_json(req.headers()),
+            now: SystemTime::now(),
+            id: rand::random(),
+            client: Some(client),
+        },
     );
     let mut r = Response::new(ProxyBody::full(rendered.body));
     *r.status_mut() = status;

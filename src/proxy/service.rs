@@ -258,8 +258,8 @@ impl ReverseProxy {
             let (rule, fault) = (end.rule, end.fault);
             tracing::debug!(listener = %self.name, experiment = %rule.id, fault = fault.kind(), "request ended by a fault");
             let ended = match fault {
-                Fault::Abort(abort) => Some(Ok(respond::abort(abort, &req))),
-                Fault::Hang(hang) => act::hang(hang, &req, switch, &rule.lifeline).await,
+                Fault::Abort(abort) => Some(Ok(respond::abort(abort, &req, client.ip()))),
+                Fault::Hang(hang) => act::hang(hang, &req, client.ip(), switch, &rule.lifeline).await,
                 Fault::Reset(_) => Some(Err(act::reset(switch))),
                 Fault::RateLimit(_) => Some(Ok(respond::rate_limited(end.retry_after, &req))),
                 Fault::Unresolvable(_) => Some(Ok(forward::unresolvable(headers::request_host(&req)))),

@@ -1,10 +1,11 @@
 //! The `cdn` preset, modelled on the CDN outage of 8 June 2021 (docs/faults.md lists the source): that
 //! CDN's own errors are a 503 whose reason names the failure ("backend read error"), served by a Varnish
-//! cache node named in `x-served-by` and in the body, with `x-cache` and `via` headers.
+//! cache node named in `x-served-by` and in the body, with `x-cache` and `via` headers, and a bare HTML
+//! page of the shape Varnish writes (no styling).
 
 use http::StatusCode;
 
-use super::{base_headers, html_document, put, utc_timestamp, Location, PageRequest, Rendered};
+use super::{base_headers, put, utc_timestamp, Location, PageRequest, Rendered};
 
 pub const STATUSES: &str = "503";
 
@@ -30,7 +31,6 @@ pub fn render(status: StatusCode, location: Location, req: &PageRequest<'_>) -> 
     put(&mut headers, "x-cache", "MISS".into());
     put(&mut headers, "x-cache-hits", "0".into());
     put(&mut headers, "x-varnish", xid.to_string());
-    put(&mut headers, "retry-after", "0".into());
 
     let body = if req.json {
         bytes::Bytes::from(
@@ -44,12 +44,12 @@ pub fn render(status: StatusCode, location: Location, req: &PageRequest<'_>) -> 
             .to_string(),
         )
     } else {
-        html_document(
-            &format!("{code} {REASON}"),
-            &format!(
-                "<h1>Error {code} {REASON}</h1>\n<p class=\"code\">{REASON}</p>\n<p>The cache node could not get this page from its backend.</p>\n<footer>Cache node {node} &middot; transaction {xid} &middot; {time}<br>Varnish cache server</footer>\n"
-            ),
-        )
+        // That CDN's own errors are Varnish's bare synthetic page, not a styled one: a heading, the reason,
+        // the "Guru Mediation" details (node, Unix time, transaction id) and the server's name.
+        let unix = req.now.duration_since(std::time::SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        bytes::Bytes::from(format!(
+            "<!DOCTYPE html>\n<html>\n<head>\n<title>{code} {REASON}</title>\n</head>\n<body>\n<h1>Error {code} {REASON}</h1>\n<p>{REASON}</p>\n<h3>Guru Mediation:</h3>\n<p>Details: {node} {unix} {xid}</p>\n<hr>\n<p>Varnish cache server</p>\n</body>\n</html>\n"
+        ))
     };
     Rendered { reason: Some(REASON.into()), headers, body }
 }

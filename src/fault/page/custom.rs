@@ -252,6 +252,7 @@ mod tests {
             json,
             now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_763_464_800),
             id: 0xabc,
+            client: None,
         }
     }
 

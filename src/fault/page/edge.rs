@@ -1,7 +1,8 @@
 //! The `edge` preset, modelled on the edge provider of the 18 November 2025 outage (docs/faults.md lists
 //! the sources): `server` and a ray-id-style request id `<16 hex>-<LOC>`, a cache-status header saying the
-//! edge answered before its cache, an error-type header, and a page with the code, title, request id, time,
-//! location and a "browser — edge — host" diagram showing which hop failed.
+//! edge answered before its cache, an error-type header, and a page with the code, title, "Ray ID", time,
+//! the visitor's IP behind a "click to reveal", the location's city and code, and a "browser — edge — host"
+//! diagram showing which hop failed.
 
 use http::StatusCode;
 
@@ -113,6 +114,7 @@ pub fn render(status: StatusCode, location: Location, req: &PageRequest<'_>) -> 
             "host": req.host,
             "ray_id": ray,
             "location": location.as_str(),
+            "city": location.city(),
             "timestamp": time,
         });
         bytes::Bytes::from(v.to_string())
@@ -123,19 +125,30 @@ pub fn render(status: StatusCode, location: Location, req: &PageRequest<'_>) -> 
             Hop::Edge => (" class=\"down\"", ""),
             Hop::Host => ("", " class=\"down\""),
         };
-        let todo = match entry.hop {
-            Hop::Edge => "Wait a few minutes and reload the page. The problem is on the edge network, not on this site.",
-            Hop::Host => {
+        let todo = match (code, entry.hop) {
+            (530, _) => {
+                "Reload the page in a few minutes. If you run this site, check that its DNS records at the edge point to a host name that resolves, and that the host name's own DNS answers."
+            }
+            (_, Hop::Edge) => {
+                "Wait a few minutes and reload the page. The problem is on the edge network, not on this site."
+            }
+            (_, Hop::Host) => {
                 "Reload the page in a few minutes. If you run this site, check that your web server is up and reachable from the edge."
             }
         };
+        // The visitor's address, behind a click like the provider's page (no script: a disclosure).
+        let ip = req.client.map(|ip| {
+            format!(" &middot; Your IP: <details><summary>Click to reveal</summary>{}</details>", ip.to_canonical())
+        });
         html_document(
             &title,
             &format!(
-                "<h1>{}</h1>\n<p class=\"code\">Error code {code}</p>\n<div class=\"path\"><span>Your browser<br>working</span><span{edge_class}>Edge {loc}<br>{edge_state}</span><span{host_class}>{host}<br>{host_state}</span></div>\n<h2>What happened?</h2>\n<p>{}</p>\n<h2>What can I do?</h2>\n<p>{todo}</p>\n<footer>Request ID: <code>{ray}</code> &middot; {time} &middot; Location {loc}</footer>\n",
+                "<h1>{}</h1>\n<p class=\"code\">Error code {code}</p>\n<div class=\"path\"><span>You<br>Browser<br>working</span><span{edge_class}>{city}<br>Edge<br>{edge_state}</span><span{host_class}>{host}<br>Host<br>{host_state}</span></div>\n<h2>What happened?</h2>\n<p>{}</p>\n<h2>What can I do?</h2>\n<p>{todo}</p>\n<footer>Ray ID: <code>{ray}</code> &middot; {time}{ip} &middot; {label}</footer>\n",
                 entry.title,
                 entry.happened,
-                loc = location.as_str(),
+                city = location.city().unwrap_or(location.as_str()),
+                label = location.label(),
+                ip = ip.as_deref().unwrap_or(""),
                 edge_state = if entry.hop == Hop::Edge { "error" } else { "working" },
                 host_state = if entry.hop == Hop::Host { "error" } else { "unknown" },
             ),

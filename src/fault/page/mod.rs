@@ -10,7 +10,7 @@ mod custom;
 mod edge;
 mod generic;
 
-use std::{borrow::Cow, fmt::Write as _, sync::Arc, time::SystemTime};
+use std::{borrow::Cow, fmt::Write as _, net::IpAddr, sync::Arc, time::SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -89,7 +89,72 @@ impl Location {
         // Built only from ASCII letters.
         std::str::from_utf8(&self.0).unwrap_or("FRA")
     }
+
+    /// The city of an airport code edges commonly name their locations by; `None` for codes not listed.
+    pub fn city(&self) -> Option<&'static str> {
+        CITIES.iter().find(|(code, _)| code.as_bytes() == self.0).map(|&(_, city)| city)
+    }
+
+    /// `Frankfurt (FRA)`, or the bare code when its city is not listed.
+    fn label(&self) -> String {
+        match self.city() {
+            Some(city) => format!("{city} ({})", self.as_str()),
+            None => self.as_str().to_owned(),
+        }
+    }
 }
+
+/// Airport codes of the cities large edge networks have locations in, and the cities' names.
+const CITIES: [(&str, &str); 48] = [
+    ("AMS", "Amsterdam"),
+    ("ARN", "Stockholm"),
+    ("ATL", "Atlanta"),
+    ("BCN", "Barcelona"),
+    ("BOG", "Bogotá"),
+    ("BOM", "Mumbai"),
+    ("BOS", "Boston"),
+    ("BRU", "Brussels"),
+    ("CDG", "Paris"),
+    ("CPH", "Copenhagen"),
+    ("DEL", "New Delhi"),
+    ("DEN", "Denver"),
+    ("DFW", "Dallas"),
+    ("DUB", "Dublin"),
+    ("DUS", "Düsseldorf"),
+    ("DXB", "Dubai"),
+    ("EWR", "Newark"),
+    ("EZE", "Buenos Aires"),
+    ("FRA", "Frankfurt"),
+    ("GRU", "São Paulo"),
+    ("HAM", "Hamburg"),
+    ("HEL", "Helsinki"),
+    ("HKG", "Hong Kong"),
+    ("IAD", "Ashburn"),
+    ("ICN", "Seoul"),
+    ("JNB", "Johannesburg"),
+    ("KIX", "Osaka"),
+    ("LAX", "Los Angeles"),
+    ("LCY", "London"),
+    ("LHR", "London"),
+    ("LIS", "Lisbon"),
+    ("MAD", "Madrid"),
+    ("MAN", "Manchester"),
+    ("MEL", "Melbourne"),
+    ("MIA", "Miami"),
+    ("MRS", "Marseille"),
+    ("MUC", "Munich"),
+    ("MXP", "Milan"),
+    ("NRT", "Tokyo"),
+    ("ORD", "Chicago"),
+    ("OSL", "Oslo"),
+    ("PRG", "Prague"),
+    ("SEA", "Seattle"),
+    ("SIN", "Singapore"),
+    ("SJC", "San Jose"),
+    ("SYD", "Sydney"),
+    ("VIE", "Vienna"),
+    ("WAW", "Warsaw"),
+];
 
 /// A validated page choice: a preset that has a page for the abort's status, and a location.
 #[derive(Debug, Clone)]
@@ -109,6 +174,8 @@ pub struct PageRequest<'a> {
     pub now: SystemTime,
     /// Random bits for the request id.
     pub id: u64,
+    /// The client's address as the proxy saw it, for pages that offer to show it.
+    pub client: Option<IpAddr>,
 }
 
 /// A page ready to send.
@@ -222,7 +289,7 @@ fn hex16(id: u64) -> String {
 /// The shared page skeleton: our own design, one stylesheet, one card.
 fn html_document(title: &str, card: &str) -> Bytes {
     Bytes::from(format!(
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{title}</title>\n<style>\nbody{{margin:0;font:16px/1.5 system-ui,sans-serif;background:#f3f4f6;color:#1f2937}}\nmain{{max-width:44rem;margin:4rem auto;padding:2rem;background:#fff;border-top:6px solid #b91c1c}}\nh1{{margin:0 0 .25rem;font-size:1.75rem}}\n.code{{color:#6b7280;margin:0 0 1.5rem}}\n.path{{display:flex;gap:.5rem;margin:1.5rem 0}}\n.path span{{flex:1;padding:.5rem;text-align:center;border:1px solid #d1d5db}}\n.path .down{{border-color:#b91c1c;color:#b91c1c}}\nfooter{{margin-top:2rem;font-size:.85rem;color:#6b7280}}\n</style>\n</head>\n<body>\n<main>\n{card}</main>\n</body>\n</html>\n"
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{title}</title>\n<style>\nbody{{margin:0;font:16px/1.5 system-ui,sans-serif;background:#f3f4f6;color:#1f2937}}\nmain{{max-width:44rem;margin:4rem auto;padding:2rem;background:#fff;border-top:6px solid #b91c1c}}\nh1{{margin:0 0 .25rem;font-size:1.75rem}}\n.code{{color:#6b7280;margin:0 0 1.5rem}}\n.path{{display:flex;gap:.5rem;margin:1.5rem 0}}\n.path span{{flex:1;padding:.5rem;text-align:center;border:1px solid #d1d5db}}\n.path .down{{border-color:#b91c1c;color:#b91c1c}}\nfooter{{margin-top:2rem;font-size:.85rem;color:#6b7280}}\ndetails,summary{{display:inline}}\nsummary{{cursor:pointer;text-decoration:underline}}\n</style>\n</head>\n<body>\n<main>\n{card}</main>\n</body>\n</html>\n"
     ))
 }
 
@@ -263,6 +330,11 @@ mod tests {
         assert!(Location::parse("L1R").is_none());
         assert!(Location::parse("LHRX").is_none());
         assert!(Location::parse("ÄBC").is_none());
+        let code = |s| Location::parse(s).expect("three letters");
+        assert_eq!(code("fra").label(), "Frankfurt (FRA)");
+        assert_eq!(code("GRU").city(), Some("São Paulo"));
+        assert_eq!(code("XQZ").label(), "XQZ");
+        assert!(CITIES.windows(2).all(|w| w.first().map(|a| a.0) < w.get(1).map(|b| b.0)), "sorted, once each");
     }
 
     #[test]

@@ -65,9 +65,12 @@ async fn edge_page_gives_browsers_an_html_page_with_provider_headers() {
     assert!(html.starts_with("<!doctype html>"), "{html}");
     assert!(html.contains("<title>shop.example.com | 522: Connection timed out</title>"), "{html}");
     assert!(html.contains("Error code 522"), "{html}");
-    assert!(html.contains(&ray), "the page shows the request id");
-    assert!(html.contains("Location LHR"), "{html}");
+    assert!(html.contains(&format!("Ray ID: <code>{ray}</code>")), "the page shows the ray id: {html}");
+    assert!(html.contains("London (LHR)"), "the location's city beside its code: {html}");
+    // The visitor's address, as the proxy saw it, behind a "click to reveal".
+    assert!(html.contains("Your IP: <details><summary>Click to reveal</summary>127.0.0.1</details>"), "{html}");
     assert!(has_utc_timestamp(html), "{html}");
+    assert!(html.contains("check that your web server is up"), "advice for a host-side failure: {html}");
 
     // Every request gets its own id.
     let again = send(&c, get_with(&proxy.url("/shop"), "shop.example.com", accept)).await;
@@ -89,6 +92,7 @@ async fn edge_page_gives_api_clients_json() {
     assert_eq!(v["title"], "Internal server error");
     assert_eq!(v["host"], "api.example.com");
     assert_eq!(v["location"], "FRA", "the default location");
+    assert_eq!(v["city"], "Frankfurt");
     assert_eq!(v["ray_id"], r.headers["cf-ray"].to_str().expect("ascii"));
     assert!(has_utc_timestamp(v["timestamp"].as_str().expect("timestamp")), "{v}");
 }
@@ -116,6 +120,8 @@ async fn edge_page_exists_for_every_edge_status_with_its_status_line() {
     assert!(r524.starts_with("HTTP/1.1 524 A timeout occurred\r\n"), "{r524}");
     let r530 = raw(&proxy, "site.example", "/s/530", "*/*").await;
     assert!(r530.contains("\r\ncf-error-type: 1016\r\n") && r530.contains("Error 1016"), "{r530}");
+    // A DNS error gets DNS advice, not reachability advice.
+    assert!(r530.contains("DNS records") && !r530.contains("check that your web server is up"), "{r530}");
     // Paths no experiment matches still reach the upstream.
     assert_eq!(get(&client(), &proxy.url("/s/200")).await.status, 200);
 }
@@ -135,8 +141,18 @@ async fn cdn_page_is_a_503_with_a_reason_and_cache_headers() {
     assert_eq!(header("x-cache"), "MISS");
     assert_eq!(header("server"), "Varnish");
     assert_eq!(header("via"), "1.1 varnish");
-    assert!(resp.contains("Error 503 backend read error"), "{resp}");
-    assert!(resp.contains(&format!("Cache node {node}")) && resp.contains("Varnish cache server"), "{resp}");
+    assert!(!resp.contains("\r\nretry-after:"), "the CDN's synthetic 503 says nothing of retrying: {resp}");
+    let (_, page) = resp.split_once("\r\n\r\n").expect("a body");
+    assert!(page.contains("<h1>Error 503 backend read error</h1>"), "{page}");
+    assert!(!page.contains("<style>"), "the CDN's page is bare HTML: {page}");
+    // "Details: <node> <unix seconds> <transaction id>", as Varnish's "Guru Mediation" line has them.
+    let details = page.lines().find_map(|l| l.strip_prefix("<p>Details: ")).unwrap_or_default();
+    let parts: Vec<&str> = details.trim_end_matches("</p>").split(' ').collect();
+    assert_eq!(parts.len(), 3, "{page}");
+    assert_eq!(parts.first(), Some(&node.as_str()));
+    assert!(parts[1].parse::<u64>().is_ok_and(|t| t > 1_700_000_000), "{page}");
+    assert_eq!(Some(parts[2]), header("x-varnish").as_str().into(), "{page}");
+    assert!(page.contains("Guru Mediation") && page.contains("Varnish cache server"), "{page}");
 
     let r = send(&client(), get_with(&proxy.url("/"), "www.example.org", "application/json")).await;
     let v: serde_json::Value = serde_json::from_slice(&r.body).expect("a JSON body");

@@ -108,3 +108,48 @@ pub fn run_python(python: &std::path::Path, script: &str, args: &[&str]) -> Stri
     assert!(out.status.success(), "{script} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Debian's headless-capable Chromium; `None` (the test is skipped, and says so) when it is not installed,
+/// unless peers are required.
+pub fn chromium() -> Option<PathBuf> {
+    let found = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].iter().map(PathBuf::from).find(|p| p.exists());
+    if found.is_none() {
+        missing("chromium");
+    }
+    found
+}
+
+/// Loads `url` in headless Chromium, with `host` resolved to `addr` (so the page is asked for by its real
+/// host name). With `screenshot`, writes a PNG of a 1000×760 window there; returns the DOM as the browser
+/// built it (`--dump-dom`).
+pub fn browse(
+    chromium: &std::path::Path,
+    host: &str,
+    addr: SocketAddr,
+    url: &str,
+    screenshot: Option<&std::path::Path>,
+) -> String {
+    let profile =
+        std::env::temp_dir().join(format!("edgefault-chromium-{}-{}", std::process::id(), rand::random::<u64>()));
+    let mut cmd = Command::new(chromium);
+    cmd.args([
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-extensions",
+        "--hide-scrollbars",
+        "--window-size=1000,760",
+        "--timeout=10000",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()))
+    .arg(format!("--host-resolver-rules=MAP {host} {addr}"));
+    match screenshot {
+        Some(path) => cmd.arg(format!("--screenshot={}", path.display())),
+        None => cmd.arg("--dump-dom"),
+    };
+    let out = cmd.arg(url).stdin(Stdio::null()).output().expect("chromium runs");
+    let _ = std::fs::remove_dir_all(&profile);
+    assert!(out.status.success(), "chromium failed on {url}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
