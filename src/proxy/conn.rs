@@ -11,6 +11,10 @@
 //! - A request in progress is never timed out here: its response may legitimately take long (a delay, a
 //!   slow upstream, a long download), and its own timeouts (the route's, the faults') bound it.
 //!
+//! - An HTTP/2 client that floods control frames (PING, SETTINGS, PRIORITY, RST_STREAM: the frames a
+//!   server answers or works on without a request to show for it) beyond [`FloodBudget`] is closed; a
+//!   normal client sends a handful a minute.
+//!
 //! The connection's socket is wrapped in [`Watched`], which notes the first byte of each head; its
 //! service marks each request in progress with an [`InFlight`] guard, carried by the response body until
 //! the body is done. Nothing here polls: the connection's task sleeps until the next deadline, looks
@@ -85,6 +89,8 @@ pub struct Activity {
     h2: AtomicBool,
     /// Whether anything was read yet.
     read_any: AtomicBool,
+    /// The client went beyond the control-frame budget and its connection was closed.
+    flooded: AtomicBool,
 }
 
 /// The HTTP/2 client preface's first bytes.
@@ -99,7 +105,13 @@ impl Activity {
             idle_since: AtomicU64::new(1),
             h2: AtomicBool::new(false),
             read_any: AtomicBool::new(false),
+            flooded: AtomicBool::new(false),
         })
+    }
+
+    /// Whether the connection was closed for flooding control frames.
+    pub fn flooded(&self) -> bool {
+        self.flooded.load(Ordering::Relaxed)
     }
 
     fn now(&self) -> u64 {
@@ -219,15 +231,18 @@ impl<B: Body<Data = Bytes> + Unpin> Body for Tracked<B> {
     }
 }
 
-/// A client connection's socket, noting what it reads in the connection's [`Activity`].
+/// A client connection's socket, noting what it reads in the connection's [`Activity`], and on HTTP/2
+/// counting the client's control frames against a [`FloodBudget`].
 pub struct Watched<S> {
     inner: S,
     activity: Arc<Activity>,
+    /// Set once the client's preface shows HTTP/2.
+    frames: Option<Frames>,
 }
 
 impl<S> Watched<S> {
     pub fn new(inner: S, activity: Arc<Activity>) -> Self {
-        Watched { inner, activity }
+        Watched { inner, activity, frames: None }
     }
 }
 
@@ -239,9 +254,122 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
         if let (Poll::Ready(Ok(())), Some(new)) = (&polled, buf.filled().get(before..)) {
             if !new.is_empty() {
                 this.activity.read(new);
+                if this.frames.is_none() && this.activity.h2.load(Ordering::Relaxed) {
+                    this.frames = Some(Frames::new(FloodBudget::DEFAULT));
+                }
+                if let Some(frames) = &mut this.frames {
+                    if frames.scan(new, Instant::now()).is_err() {
+                        this.activity.flooded.store(true, Ordering::Relaxed);
+                        return Poll::Ready(Err(io::Error::other("HTTP/2 control frame flood")));
+                    }
+                }
             }
         }
         polled
+    }
+}
+
+/// How many HTTP/2 control frames (PING and SETTINGS that are not acknowledgements, PRIORITY, RST_STREAM)
+/// a client may send: a burst, and a rate refilling it. Within it sit gRPC keep-alive pings (one every
+/// few seconds at most), browsers' SETTINGS, and clients cancelling streams; a PING, SETTINGS or reset
+/// flood (CVE-2019-9512, -9515, -2023-44487) does not, and costs every other client of the worker.
+#[derive(Debug, Clone, Copy)]
+pub struct FloodBudget {
+    pub burst: u32,
+    pub per_second: u32,
+}
+
+impl FloodBudget {
+    pub const DEFAULT: FloodBudget = FloodBudget { burst: 2_000, per_second: 200 };
+}
+
+/// The client's control frames exceeded the budget.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Flood;
+
+/// Follows an HTTP/2 client's byte stream frame by frame (headers only; payloads are skipped) and keeps
+/// a token bucket of control frames.
+struct Frames {
+    /// Preface bytes still to skip.
+    preface: usize,
+    /// The frame header being read, and how much of it is in.
+    header: [u8; 9],
+    have: usize,
+    /// Payload bytes of the current frame still to skip.
+    payload: usize,
+    budget: FloodBudget,
+    tokens: u32,
+    refilled: Instant,
+}
+
+/// The client connection preface's length (RFC 9113 §3.4).
+const PREFACE_LEN: usize = 24;
+
+impl Frames {
+    fn new(budget: FloodBudget) -> Self {
+        Frames {
+            preface: PREFACE_LEN,
+            header: [0; 9],
+            have: 0,
+            payload: 0,
+            budget,
+            tokens: budget.burst,
+            refilled: Instant::now(),
+        }
+    }
+
+    fn scan(&mut self, mut bytes: &[u8], now: Instant) -> Result<(), Flood> {
+        let skip = self.preface.min(bytes.len());
+        self.preface -= skip;
+        bytes = bytes.get(skip..).unwrap_or_default();
+        while !bytes.is_empty() {
+            if self.payload > 0 {
+                let n = self.payload.min(bytes.len());
+                self.payload -= n;
+                bytes = bytes.get(n..).unwrap_or_default();
+                continue;
+            }
+            let n = (self.header.len() - self.have).min(bytes.len());
+            if let (Some(to), Some(from)) = (self.header.get_mut(self.have..self.have + n), bytes.get(..n)) {
+                to.copy_from_slice(from);
+            }
+            self.have += n;
+            bytes = bytes.get(n..).unwrap_or_default();
+            if self.have < self.header.len() {
+                break;
+            }
+            self.have = 0;
+            let [l0, l1, l2, kind, flags, ..] = self.header;
+            self.payload = usize::from(l0) << 16 | usize::from(l1) << 8 | usize::from(l2);
+            const PRIORITY: u8 = 0x2;
+            const RST_STREAM: u8 = 0x3;
+            const SETTINGS: u8 = 0x4;
+            const PING: u8 = 0x6;
+            const ACK: u8 = 0x1;
+            let control = match kind {
+                PRIORITY | RST_STREAM => true,
+                SETTINGS | PING => flags & ACK == 0,
+                _ => false,
+            };
+            if control {
+                self.spend(now)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn spend(&mut self, now: Instant) -> Result<(), Flood> {
+        if self.tokens == 0 {
+            let elapsed = now.saturating_duration_since(self.refilled);
+            let earned = elapsed.as_millis().saturating_mul(u128::from(self.budget.per_second)) / 1000;
+            if earned == 0 {
+                return Err(Flood);
+            }
+            self.tokens = u32::try_from(earned).unwrap_or(u32::MAX).min(self.budget.burst);
+            self.refilled = now;
+        }
+        self.tokens -= 1;
+        Ok(())
     }
 }
 
@@ -307,5 +435,53 @@ mod tests {
         assert_eq!(a.expired(&t, Instant::now()), None);
         tokio::time::advance(Duration::from_secs(60)).await;
         assert_eq!(a.expired(&t, Instant::now()), Some(Expiry::IdleH2), "pings do not keep it open");
+    }
+
+    fn frame(kind: u8, flags: u8, payload: usize) -> Vec<u8> {
+        let len = u32::try_from(payload).unwrap_or(0).to_be_bytes();
+        let mut f = vec![len[1], len[2], len[3], kind, flags, 0, 0, 0, 1];
+        f.resize(9 + payload, 0xab);
+        f
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn control_frame_floods_are_stopped_and_normal_clients_are_not() {
+        let budget = FloodBudget { burst: 10, per_second: 5 };
+        let mut f = Frames::new(budget);
+        let now = Instant::now();
+        // The preface, SETTINGS, and a big DATA frame whose payload bytes look like frame headers: only
+        // headers are read.
+        let mut stream = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        stream.extend(frame(0x4, 0, 12));
+        stream.extend(frame(0x0, 0, 4000).into_iter().map(|b| if b == 0xab { 0x06 } else { b }));
+        // Acknowledgements are free.
+        for _ in 0..50 {
+            stream.extend(frame(0x6, 0x1, 8));
+            stream.extend(frame(0x4, 0x1, 0));
+        }
+        // Fed one byte at a time, as a slow socket would hand them over.
+        for b in &stream {
+            assert_eq!(f.scan(std::slice::from_ref(b), now), Ok(()));
+        }
+        // Nine more control frames fit the burst of ten (SETTINGS took one) …
+        let pings: Vec<u8> = (0..9).flat_map(|_| frame(0x6, 0, 8)).collect();
+        assert_eq!(f.scan(&pings, now), Ok(()));
+        // … the next does not, until the rate has refilled the bucket.
+        assert_eq!(f.scan(&frame(0x3, 0, 4), now), Err(Flood));
+        // Once the burst is spent, the rate: five a second go on, the sixth is a flood.
+        let mut r = Frames::new(budget);
+        r.preface = 0;
+        let ten: Vec<u8> = (0..10).flat_map(|_| frame(0x6, 0, 8)).collect();
+        assert_eq!(r.scan(&ten, now), Ok(()));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let later = Instant::now();
+        let five: Vec<u8> = (0..5).flat_map(|_| frame(0x2, 0, 5)).collect();
+        assert_eq!(r.scan(&five, later), Ok(()), "five a second go on");
+        assert_eq!(r.scan(&frame(0x6, 0, 8), later), Err(Flood));
+        // HEADERS, DATA, WINDOW_UPDATE and the rest never count.
+        let mut g = Frames::new(budget);
+        let work: Vec<u8> =
+            (0..1000).flat_map(|_| [frame(0x1, 0x4, 20), frame(0x0, 0x1, 10), frame(0x8, 0, 4)].concat()).collect();
+        assert_eq!(g.scan(&work, now), Ok(()));
     }
 }

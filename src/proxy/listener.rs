@@ -175,7 +175,10 @@ async fn run<I>(
         let look = activity.next_look(&timeouts);
         tokio::select! {
             ended = conn.as_mut() => {
-                if let Err(e) = ended {
+                if activity.flooded() {
+                    tracing::debug!(listener = %proxy.name(), %client, "HTTP/2 control frame flood: connection closed");
+                    proxy.count_flood();
+                } else if let Err(e) = ended {
                     tracing::debug!(%client, error = %e, "connection ended with an error");
                 }
                 return;

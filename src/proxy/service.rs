@@ -156,6 +156,11 @@ impl ReverseProxy {
         self.timeouts.count(e.as_str());
     }
 
+    /// Counts an HTTP/2 client closed for flooding control frames.
+    pub fn count_flood(&self) {
+        self.timeouts.count_flood();
+    }
+
     /// Counts a finished handshake in `edgefault_tls_handshakes_total`.
     pub fn count_handshake(&self, handshake: &Handshake) {
         if let Some(c) = &self.tls_counters {

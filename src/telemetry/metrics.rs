@@ -151,6 +151,7 @@ struct RetryLabels {
 pub struct TimeoutCounters {
     header_read: Counter,
     idle: Counter,
+    flood: Counter,
 }
 
 impl TimeoutCounters {
@@ -159,6 +160,11 @@ impl TimeoutCounters {
             "header_read" => self.header_read.inc(),
             _ => self.idle.inc(),
         };
+    }
+
+    /// An HTTP/2 client closed for flooding control frames.
+    pub fn count_flood(&self) {
+        self.flood.inc();
     }
 }
 
@@ -205,6 +211,8 @@ pub struct Metrics {
     connection_timeouts: Family<TimeoutLabels, Counter>,
     /// Second attempts at sending a request upstream.
     upstream_retries: Family<RetryLabels, Counter>,
+    /// HTTP/2 client connections closed for flooding control frames, by listener.
+    connection_floods: Family<TimeoutLabels, Counter>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -304,6 +312,12 @@ impl Default for Metrics {
             "Client connections of HTTP listeners closed by a timeout, by listener and reason (header_read: a request head did not arrive in time; idle: no request for limits.idle_timeout)",
             connection_timeouts.clone(),
         );
+        let connection_floods = Family::<TimeoutLabels, Counter>::default();
+        registry.register(
+            "connection_floods",
+            "HTTP/2 client connections closed for sending control frames (PING, SETTINGS, PRIORITY, RST_STREAM) beyond their budget (a burst of 2000, then 200 a second), by listener and reason (h2_control_frames)",
+            connection_floods.clone(),
+        );
         let config_reloads = Family::<OutcomeLabel, Counter>::default();
         registry.register(
             "config_reloads",
@@ -313,6 +327,7 @@ impl Default for Metrics {
         Metrics {
             upstream_retries,
             connection_timeouts,
+            connection_floods,
             config_reloads,
             tls_handshakes,
             registry: Mutex::new(registry),
@@ -389,7 +404,11 @@ impl Metrics {
         let get = |reason| {
             self.connection_timeouts.get_or_create(&TimeoutLabels { listener: listener.to_owned(), reason }).clone()
         };
-        TimeoutCounters { header_read: get("header_read"), idle: get("idle") }
+        let flood = self
+            .connection_floods
+            .get_or_create(&TimeoutLabels { listener: listener.to_owned(), reason: "h2_control_frames" })
+            .clone();
+        TimeoutCounters { header_read: get("header_read"), idle: get("idle"), flood }
     }
 
     pub fn tls_counters(&self, listener: &str) -> TlsCounters {

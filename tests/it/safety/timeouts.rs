@@ -137,3 +137,59 @@ fn timeouts_out_of_range_are_refused() {
     assert!(text.contains("limits.header_read_timeout: from 1s to 5m, got 0s"), "{text}");
     assert!(text.contains("limits.idle_timeout: from 1s to 1day, got 2days"), "{text}");
 }
+
+/// A frame header (RFC 9113 §4.1) with a zeroed payload.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: usize) -> Vec<u8> {
+    let len = u32::try_from(payload).expect("small").to_be_bytes();
+    let mut f = vec![len[1], len[2], len[3], kind, flags];
+    f.extend((stream & 0x7fff_ffff).to_be_bytes());
+    f.resize(9 + payload, 0);
+    f
+}
+
+/// An HTTP/2 client that floods PINGs (or SETTINGS) is closed once past its budget and counted; a client
+/// that pings now and then, on a connection of its own, is served on.
+#[tokio::test]
+async fn control_frame_floods_close_the_flooder_only() {
+    let up = upstream().await;
+    let proxy = proxy_yaml(&format!(
+        "listeners:\n  - name: web\n    bind: 127.0.0.1:0\n    routes: [{{ name: default, upstream: \"http://{up}\" }}]\ncontrol: {{ bind: \"127.0.0.1:0\" }}\nadmin: {{ bind: \"127.0.0.1:0\" }}\n"
+    ))
+    .await;
+    let admin = proxy.server.admin_addr().expect("admin");
+    // A normal HTTP/2 client, kept open across the flood.
+    let tcp = TcpStream::connect(proxy.addr).await.expect("connect");
+    let (mut normal, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp)).await.expect("h2 handshake");
+    tokio::spawn(conn);
+
+    for (kind, flags, payload) in [(0x6u8, 0u8, 8usize), (0x4, 0, 0)] {
+        let mut s = TcpStream::connect(proxy.addr).await.expect("connect");
+        let mut flood = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        flood.extend(h2_frame(0x4, 0, 0, 0));
+        for _ in 0..5_000 {
+            flood.extend(h2_frame(kind, flags, 0, payload));
+        }
+        // The server may close while the flood is still being written.
+        let _ = s.write_all(&flood).await;
+        let closed = closed_after(&mut s, Duration::from_secs(5)).await;
+        assert!(closed.is_some(), "a flood of frame type {kind} left the connection open");
+    }
+    assert_eventually!(
+        metric_value(admin, r#"edgefault_connection_floods_total{listener="web",reason="h2_control_frames"}"#).await
+            == 2.0,
+        "both floods are counted"
+    );
+    let req = request("GET", &proxy.url("/")).body(body("")).expect("request");
+    let resp = normal.send_request(req).await.expect("the normal client is served");
+    assert_eq!(resp.status(), 200);
+}
+
+async fn metric_value(admin: std::net::SocketAddr, series: &str) -> f64 {
+    let text =
+        String::from_utf8(get(&client(), &format!("http://{admin}/metrics")).await.body.to_vec()).expect("utf-8");
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
