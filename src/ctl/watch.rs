@@ -111,7 +111,7 @@ impl Ctl {
                 _ = tick.tick() => {}
             }
             let now = (tokio::time::Instant::now(), self.stats("").await?);
-            let frame = render_top(&prev.1, &now.1, now.0.saturating_duration_since(prev.0));
+            let frame = render_top(&prev.1, &now.1, interval, now.0.saturating_duration_since(prev.0));
             let written = if tty {
                 // Home and clear, then the frame: the view refreshes in place.
                 write!(out, "\x1b[H\x1b[2J{frame}")
@@ -198,17 +198,20 @@ fn rate(now: u64, before: u64, secs: f64) -> String {
     format!("{:.1}", now.saturating_sub(before) as f64 / secs)
 }
 
-/// One frame of `ctl top`: proxy rates and the active experiments, rates over `elapsed` since `prev`.
-pub fn render_top(prev: &v1::GetStatsResponse, now: &v1::GetStatsResponse, elapsed: Duration) -> String {
+/// One frame of `ctl top`: proxy rates and the active experiments, rates over `elapsed` since `prev`; the
+/// header names the `interval` asked for (the timer's and the calls' jitter is not news).
+pub fn render_top(
+    prev: &v1::GetStatsResponse,
+    now: &v1::GetStatsResponse,
+    interval: Duration,
+    elapsed: Duration,
+) -> String {
     let secs = elapsed.as_secs_f64();
     let (p0, p1) = (prev.proxy.clone().unwrap_or_default(), now.proxy.clone().unwrap_or_default());
     let mut out = format!(
         "edgefault top  {}  every {}\nrequests/s: passed {}  injected {}  upstream_error {}   running {}   faults active {}  overflow/s {}\n\n",
         time_of(now.time),
-        // The frame's interval as asked for: its timer's jitter of a few milliseconds is not news.
-        humantime::format_duration(Duration::from_millis(
-            u64::try_from((elapsed.as_millis() + 50) / 100 * 100).unwrap_or(u64::MAX)
-        )),
+        humantime::format_duration(interval),
         rate(p1.passed, p0.passed, secs),
         rate(p1.injected, p0.injected, secs),
         rate(p1.upstream_error, p0.upstream_error, secs),

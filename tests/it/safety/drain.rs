@@ -18,14 +18,16 @@ fn config(ws: std::net::SocketAddr, up: std::net::SocketAddr, grace: &str) -> St
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_requests_finish_and_closes_websockets_with_1001() {
     let (ws, up) = (ws_upstream().await, upstream().await);
-    let path = temp_file("drain.yaml", &config(ws, up, "2s"));
+    // A grace long enough for the download on a busy machine (debug builds at both ends): what is in
+    // flight must finish within it, the WebSocket is closed at its end.
+    let path = temp_file("drain.yaml", &config(ws, up, "4s"));
     let mut served = binary::serve(&["--config", &path.display().to_string()], false);
     let (mut socket, _) =
         tokio_tungstenite::connect_async(format!("ws://{}/ws/chat", served.listener)).await.expect("handshake");
     echo_once(&mut socket, "before").await;
     let slow = get_later(&client(), &served.url("/slow?ms=1200"));
     let slow_h2 = get_later(&h2_client(), &served.url("/slow?ms=1200"));
-    let download = get_later(&client(), &served.url("/big?n=20000000"));
+    let download = get_later(&client(), &served.url("/big?n=8000000"));
     tokio::time::sleep(Duration::from_millis(200)).await;
     let term = Instant::now();
     served.signal("TERM");
@@ -38,7 +40,7 @@ async fn sigterm_lets_requests_finish_and_closes_websockets_with_1001() {
         assert_eq!((reply.status.as_u16(), &reply.body[..]), (200, &b"slow ok"[..]), "{name}");
     }
     let (reply, _) = download.await.expect("joined");
-    assert_eq!(reply.body.len(), 20_000_000, "the download finished");
+    assert_eq!(reply.body.len(), 8_000_000, "the download finished");
 
     // At the end of the grace: a close frame, 1001.
     let close = loop {
@@ -50,9 +52,9 @@ async fn sigterm_lets_requests_finish_and_closes_websockets_with_1001() {
     };
     assert_eq!(close.map(|f| f.code), Some(CloseCode::Away));
     let at = term.elapsed();
-    assert!(at >= Duration::from_millis(1_900) && at < Duration::from_secs(4), "closed {at:?} after SIGTERM");
+    assert!(at >= Duration::from_millis(3_900) && at < Duration::from_secs(6), "closed {at:?} after SIGTERM");
     let _ = socket.close(None).await;
-    let deadline = Instant::now() + Duration::from_secs(6);
+    let deadline = Instant::now() + Duration::from_secs(8);
     while served.alive() {
         assert!(Instant::now() < deadline, "the process did not exit");
         tokio::time::sleep(Duration::from_millis(50)).await;
