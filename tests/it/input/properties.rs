@@ -87,8 +87,98 @@ fn valid_spec() -> impl Strategy<Value = String> {
         })
 }
 
+/// A duration anywhere from 0 to the fixture's `max_duration` (1h), written as the YAML would.
+fn bounded_duration() -> impl Strategy<Value = String> {
+    prop_oneof![Just("0s".to_owned()), Just("1h".to_owned()), (0u64..=3_600_000).prop_map(|ms| format!("{ms}ms"))]
+}
+
+/// A duration from 1 ms to the bound, for the fields that must be longer than zero.
+fn positive_duration() -> impl Strategy<Value = String> {
+    prop_oneof![Just("1ms".to_owned()), Just("1h".to_owned()), (1u64..=3_600_000).prop_map(|ms| format!("{ms}ms"))]
+}
+
+/// Faults of every HTTP kind, their numbers anywhere in the range validation lets through, the edges
+/// included: any number of those that let the request go on, then at most one that ends it.
+fn bounded_faults() -> impl Strategy<Value = Vec<String>> {
+    let d = bounded_duration;
+    let rate = prop_oneof![Just(0.001f64), Just(1e9f64), 0.001f64..1e9f64];
+    let big = || prop_oneof![Just(0u64), Just(u64::MAX), any::<u64>()];
+    let going_on = prop_oneof![
+        d().prop_map(|v| format!("{{ delay: {{ fixed: {v} }} }}")),
+        (d(), d()).prop_map(|(a, b)| format!("{{ delay: {{ uniform: {{ min: 0s, max: {a} }} }}, max: {b} }}")),
+        (positive_duration(), prop_oneof![Just(10.0f64), 0.0f64..=10.0], d())
+            .prop_map(|(m, s, c)| format!("{{ delay: {{ lognormal: {{ median: {m}, sigma: {s} }}, max: {c} }} }}")),
+        (d(), any::<bool>()).prop_map(|(v, h)| format!("{{ first_byte_delay: {{ fixed: {v} }}, head_first: {h} }}")),
+        (1u64..=1_048_576, positive_duration())
+            .prop_map(|(n, i)| format!("{{ drip: {{ chunk_bytes: {n}, interval: {i} }} }}")),
+        (1u64..=u64::from(u32::MAX)).prop_map(|n| format!("{{ throttle: {{ bytes_per_second: {n} }} }}")),
+        big().prop_map(|n| format!("{{ truncate: {{ after_bytes: {n} }} }}")),
+        big().prop_map(|n| format!("{{ reset: {{ after_bytes: {n} }} }}")),
+        positive_duration().prop_map(|v| format!("{{ disconnect: {{ after: {v} }} }}")),
+        (1u64..1000).prop_map(|n| format!("{{ grpc_stream: {{ after_messages: {n} }} }}")),
+        (1u32..1000).prop_map(|n| format!("{{ body: {{ corrupt: {{ count: {n} }} }} }}")),
+    ];
+    let ending = prop_oneof![
+        rate.prop_map(|r| format!("{{ rate_limit: {{ requests_per_second: {r} }} }}")),
+        positive_duration().prop_map(|v| format!("{{ hang: {{ duration: {v} }} }}")),
+        (positive_duration(), 500u32..600)
+            .prop_map(|(v, s)| format!("{{ hang: {{ duration: {v}, respond: {{ http_status: {s} }} }} }}")),
+        (200u32..600).prop_map(|s| format!("{{ abort: {{ http_status: {s} }} }}")),
+        Just("{ abort: { http_status: 522, page: edge } }".to_owned()),
+    ];
+    (prop::collection::vec(going_on, 0..5), prop::option::of(ending))
+        .prop_map(|(mut f, end)| {
+            f.extend(end);
+            f
+        })
+        .prop_filter("at least one fault", |f| !f.is_empty())
+}
+
+/// Specs built at the edges of what validation accepts: any mix of fault kinds, the timelines (ramp,
+/// flap, phases) with durations up to the bound, and a running time for the request to arrive at.
+fn bounded_spec() -> impl Strategy<Value = String> {
+    (
+        bounded_faults(),
+        prop::option::of(0u32..=10_000),
+        prop_oneof![
+            Just(String::new()),
+            (0u32..=100, 0u32..=100, bounded_duration(), bounded_duration()).prop_map(|(a, b, after, over)| format!(
+                "ramp: {{ from: {a}, to: {b}, after: {after}, over: {over} }}\n"
+            )),
+            (1u64..=3_600_000, bounded_duration())
+                .prop_map(|(p, j)| format!("flap: {{ period: {p}ms, on: {}ms, jitter: {j} }}\n", p / 2)),
+        ],
+        any::<u64>(),
+        prop_oneof![Just("+0s"), Just("+59m59s"), Just("+1h"), Just("+30m")],
+    )
+        .prop_map(|(faults, pct, timeline, seed, elapsed)| {
+            let mut y =
+                format!("name: bounds\nduration: 1h\nseed: {seed}\nfaults: [{}]\n{timeline}", faults.join(", "));
+            // A ramp sets the share itself.
+            if let Some(p) = pct.filter(|_| !timeline.starts_with("ramp")) {
+                y += &format!("percentage: {}\n", f64::from(p) / 100.0);
+            }
+            format!("{y}%% 192.0.2.7 web {elapsed}\nGET /any HTTP/1.1\nHost: example.com\n\n")
+        })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Whatever a valid spec holds, at the edges of its bounds, the data plane's decision and every answer
+    /// it writes stay within them: no overflow, no panic (the checks are `fuzzing::request_path`'s: delays
+    /// within `max_duration` per fault and summed without overflow, holds bounded, a forwarded head that
+    /// keeps `host`).
+    #[test]
+    fn valid_specs_never_overflow_in_the_data_plane(input in bounded_spec()) {
+        let outcome = fuzzing::request_path_outcome(input.as_bytes());
+        let outcome = outcome.ok_or_else(|| TestCaseError::fail(format!("not a request_path input:\n{input}")))?;
+        let refused: Vec<&String> = outcome.specs.iter().filter_map(|s| s.as_ref().err()).collect();
+        // Every spec here is within the bounds, so it must run: the property is about the data plane, not
+        // about validation refusing it.
+        prop_assert!(refused.is_empty(), "refused: {:?}\n{}", refused, input);
+        prop_assert!(outcome.stage != "no route", "{}", input);
+    }
 
     #[test]
     fn any_text_is_safe_as_an_experiment_or_a_config(text in prop_oneof![yamlish(), any::<String>()]) {
