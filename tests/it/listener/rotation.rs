@@ -228,3 +228,49 @@ async fn a_grpc_server_with_a_max_connection_age_loses_no_call() {
     assert!(calls > 100, "{calls} calls");
     assert!(failed.is_empty(), "{} of {calls} failed: {:?}", failed.len(), &failed[..failed.len().min(5)]);
 }
+
+/// The shipped ingress example (`examples/ingress/edgefault.yaml`, its binds moved to free ports and its
+/// app to a real nginx that speaks only HTTP/1.1), met by curl as a browser would: HTTP/2 over TLS by ALPN
+/// and h2c with prior knowledge reach the app over HTTP/1.1, no 502.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ingress_example_serves_http2_clients_an_http1_app() {
+    let Some(ngx) = nginx(&["listen {listen}; location / { return 200 \"app\\n\"; }"]) else {
+        return;
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let yaml = std::fs::read_to_string(root.join("examples/ingress/edgefault.yaml")).expect("example");
+    let yaml = yaml
+        .replace("127.0.0.1:3000", &ngx.addrs[0].to_string())
+        .replace("127.0.0.1:8080", "127.0.0.1:0")
+        .replace("127.0.0.1:8443", "127.0.0.1:0")
+        .replace("127.0.0.1:7070", "127.0.0.1:0")
+        .replace("127.0.0.1:9095", "127.0.0.1:0");
+    let proxy = proxy_yaml(&yaml).await;
+    let tls = proxy.server.listener_addr("web-tls").expect("web-tls");
+    let curl = |args: Vec<String>| {
+        let out = std::process::Command::new("curl").args(args).output().expect("curl runs");
+        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let ca = root.join("examples/ingress/certs/ca.crt").display().to_string();
+    let fmt = "%{http_code} %{http_version}\n".to_owned();
+    for _ in 0..20 {
+        let (out, err) = tokio::task::block_in_place(|| {
+            curl(vec![
+                "-sS".into(),
+                "--http2".into(),
+                "--cacert".into(),
+                ca.clone(),
+                "--resolve".into(),
+                format!("localhost:{}:127.0.0.1", tls.port()),
+                "-w".into(),
+                fmt.clone(),
+                format!("https://localhost:{}/", tls.port()),
+            ])
+        });
+        assert_eq!(out, "app\n200 2\n", "HTTP/2 over TLS: {err}");
+        let (out, err) = tokio::task::block_in_place(|| {
+            curl(vec!["-sS".into(), "--http2-prior-knowledge".into(), "-w".into(), fmt.clone(), proxy.url("/")])
+        });
+        assert_eq!(out, "app\n200 2\n", "h2c: {err}");
+    }
+}
