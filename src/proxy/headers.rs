@@ -20,8 +20,8 @@ static HOP_BY_HOP: [HeaderName; 7] = [
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
-/// Removes the hop-by-hop headers (RFC 9110 §7.6.1), those named by `connection`, and `te` unless it is
-/// `trailers` (which gRPC needs end to end). `transfer-encoding` goes too: each hop frames its own body.
+/// Removes the hop-by-hop headers (RFC 9110 §7.6.1), those named by `connection`, and `te` unless its
+/// every value is `trailers` (which gRPC needs end to end). `transfer-encoding` goes too: each hop frames its own body.
 ///
 /// One pass over the names finds which are present; only those are removed.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
@@ -61,7 +61,8 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(name);
         }
         headers.remove(header::TRANSFER_ENCODING);
-        if headers.get(header::TE).is_some_and(|te| !te.as_bytes().eq_ignore_ascii_case(b"trailers")) {
+        // Every value: a second `te` line (`te: trailers` then `te: gzip`) must not ride on the first.
+        if headers.get_all(header::TE).iter().any(|te| !te.as_bytes().eq_ignore_ascii_case(b"trailers")) {
             headers.remove(header::TE);
         }
     }
@@ -206,6 +207,22 @@ mod tests {
         h.insert(header::TE, HeaderValue::from_static("trailers"));
         remove_hop_by_hop(&mut h);
         assert!(h.contains_key(header::TE));
+    }
+
+    /// Found by the `request_path` fuzz target (`fuzz/corpus/request_path/crash-te-second-value.txt`): only
+    /// the first of two `te` lines was looked at, so `te: trailers` carried `te: gzip` upstream.
+    #[test]
+    fn a_second_te_value_is_not_forwarded() {
+        let mut h = HeaderMap::new();
+        h.append(header::TE, HeaderValue::from_static("trailers"));
+        h.append(header::TE, HeaderValue::from_static("gzip"));
+        remove_hop_by_hop(&mut h);
+        assert!(!h.contains_key(header::TE), "{h:?}");
+        let mut h = HeaderMap::new();
+        h.append(header::TE, HeaderValue::from_static("trailers"));
+        h.append(header::TE, HeaderValue::from_static("Trailers"));
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h.get_all(header::TE).iter().count(), 2, "{h:?}");
     }
 
     #[test]
