@@ -147,8 +147,8 @@ fn h2_frame(kind: u8, flags: u8, stream: u32, payload: usize) -> Vec<u8> {
     f
 }
 
-/// An HTTP/2 client that floods PINGs (or SETTINGS) is closed once past its budget and counted; a client
-/// that pings now and then, on a connection of its own, is served on.
+/// An HTTP/2 client that floods PINGs (or SETTINGS) is closed once past its budget and counted; a normal
+/// HTTP/2 client, on a connection of its own opened before the floods, is served on.
 #[tokio::test]
 async fn control_frame_floods_close_the_flooder_only() {
     let up = upstream().await;
