@@ -14,7 +14,8 @@ command -v chromium >/dev/null || want+=(chromium fonts-dejavu-core)
 # their own: tests find it at $EDGEFAULT_CI_CACHE/py.
 CACHE="${EDGEFAULT_CI_CACHE:-$HOME/.cache/edgefault-ci}"
 PY="$CACHE/py"
-PY_PACKAGES=(grpcio==1.85.3 grpcio-reflection==1.85.3 grpcio-health-checking==1.85.3)
+# Ranges, not pins: package mirrors differ in which patch releases they carry.
+PY_PACKAGES=("grpcio>=1.60,<2" "grpcio-reflection>=1.60,<2" "grpcio-health-checking>=1.60,<2")
 if [[ ! -x "$PY/bin/python" ]] || ! "$PY/bin/python" -c "import grpc, grpc_reflection, grpc_health" 2>/dev/null; then
   echo "install-peers: Python clients into $PY" >&2
   python3 -m venv "$PY"
