@@ -19,9 +19,9 @@ use std::{
 use arc_swap::ArcSwap;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use edgefault::{
-    config::{RouteId, Topology},
     experiment::{ExperimentDef, Rule, RuleSet},
     fault::{Abort, Fault, HostPattern, Matcher, Percentage, RequestView},
+    topology::{RouteId, Topology},
 };
 use http::{HeaderMap, Method};
 

@@ -17,9 +17,9 @@ use crate::{
     control::{
         self,
         audit::{AuditEntry, AuditLog},
-        convert, killswitch,
+        killswitch,
     },
-    experiment::{events, guard, Registry},
+    experiment::{events, guard, spec, Registry},
     proxy::{
         cap::FaultCap,
         listener,
@@ -91,9 +91,9 @@ impl Server {
         registry.watch_health(Arc::clone(&health));
         for (index, spec) in config.experiments.iter().enumerate() {
             let limits = registry.limits();
-            let ctx = convert::Context { topology: Some(registry.topology()), limits: &limits };
+            let ctx = spec::Context { topology: Some(registry.topology()), limits: &limits };
             let boot_err = |message: String| AppError::BootExperiment { index, name: spec.name.clone(), message };
-            let def = convert::validate_spec(spec, &ctx).map_err(|v| boot_err(v.to_string()))?;
+            let def = spec::validate_spec(spec, &ctx).map_err(|v| boot_err(v.to_string()))?;
             let started = registry.start(spec.clone(), def).map_err(|e| boot_err(e.to_string()))?;
             audit.record(&AuditEntry {
                 caller: "config",

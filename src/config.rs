@@ -9,239 +9,36 @@ use std::{
     time::Duration,
 };
 
-use http::uri::{Authority, Scheme};
+use http::uri::Scheme;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::{
     control::{
         auth::{Role, Token, Tokens},
-        convert::{self, validate_spec},
+        tls::ControlTls,
     },
     document::{self, DocumentError},
-    experiment::Limits,
+    experiment::{
+        spec::{self, validate_spec},
+        Limits,
+    },
     fault::{page::PageTemplates, HostPattern},
     pb::v1::ExperimentSpec,
+    proxy::settings::{ListenerConfig, Mode, Protocol, RouteConfig, RouteHost, TcpListenerConfig, Upstream},
     proxy::{
-        cert_files::CertFiles,
-        tls::{Roots, TlsOrigin, TlsSetupError},
+        tls::{Roots, TlsOrigin},
         tls_listen::ListenerTls,
     },
     scenario::Catalogue,
+    tls::TlsSetupError,
+    topology::{RouteId, Topology},
 };
 
 mod pages;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_CONTROL: &str = "127.0.0.1:7070";
-
-/// A route's place in the [`Topology`]: an index over every route of every listener.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RouteId(u32);
-
-impl RouteId {
-    /// The first route of the first listener.
-    pub fn first() -> Self {
-        RouteId(0)
-    }
-
-    /// The route after this one in the topology's order.
-    pub fn next(self) -> Self {
-        RouteId(self.0 + 1)
-    }
-
-    pub fn index(self) -> usize {
-        self.0 as usize
-    }
-}
-
-/// The names of listeners and their routes, in order: what experiments may target. Also the config's page
-/// templates, which experiments may name in `abort.page`.
-#[derive(Debug, Clone, Default)]
-pub struct Topology {
-    listeners: Vec<(String, Vec<String>)>,
-    pages: PageTemplates,
-    /// The names of the TCP listeners (`mode: tcp`) among `listeners`; each has one route of its own name.
-    tcp_listeners: Vec<String>,
-    /// The names of the HTTP listeners that terminate TLS (`tls:`), the targets of TLS faults.
-    tls_listeners: Vec<String>,
-}
-
-impl Topology {
-    pub fn new(listeners: Vec<(String, Vec<String>)>) -> Self {
-        Topology { listeners, pages: PageTemplates::default(), tcp_listeners: Vec::new(), tls_listeners: Vec::new() }
-    }
-
-    /// The same names, with the config's page templates.
-    pub fn with_pages(mut self, pages: PageTemplates) -> Self {
-        self.pages = pages;
-        self
-    }
-
-    /// The config's page templates.
-    pub fn pages(&self) -> &PageTemplates {
-        &self.pages
-    }
-
-    /// Marks these listeners (already in the topology, each with one route of its own name) as TCP listeners.
-    pub fn with_tcp_listeners(mut self, names: Vec<String>) -> Self {
-        self.tcp_listeners = names;
-        self
-    }
-
-    /// Marks these listeners (already in the topology) as terminating TLS.
-    pub fn with_tls_listeners(mut self, names: Vec<String>) -> Self {
-        self.tls_listeners = names;
-        self
-    }
-
-    /// Whether the listener terminates TLS (TLS faults may target it).
-    pub fn is_tls_listener(&self, name: &str) -> bool {
-        self.tls_listeners.iter().any(|l| l == name)
-    }
-
-    /// The listeners that terminate TLS.
-    pub fn tls_listener_names(&self) -> &[String] {
-        &self.tls_listeners
-    }
-
-    /// Whether the listener is a TCP listener (its experiments carry toxics, not HTTP faults).
-    pub fn is_tcp_listener(&self, name: &str) -> bool {
-        self.tcp_listeners.iter().any(|l| l == name)
-    }
-
-    /// Whether a route name is a TCP listener's own route.
-    pub fn is_tcp_route(&self, name: &str) -> bool {
-        self.is_tcp_listener(name)
-    }
-
-    /// Every (listener, route) pair, in [`RouteId`] order.
-    pub fn routes(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.listeners.iter().flat_map(|(l, routes)| routes.iter().map(move |r| (l.as_str(), r.as_str())))
-    }
-
-    pub fn has_listener(&self, name: &str) -> bool {
-        self.listeners.iter().any(|(l, _)| l == name)
-    }
-
-    pub fn has_route(&self, name: &str) -> bool {
-        self.routes().any(|(_, r)| r == name)
-    }
-
-    pub fn listener_has_route(&self, listener: &str, route: &str) -> bool {
-        self.listeners.iter().any(|(l, routes)| l == listener && routes.iter().any(|r| r == route))
-    }
-
-    pub fn listener_names(&self) -> Vec<&str> {
-        self.listeners.iter().map(|(l, _)| l.as_str()).collect()
-    }
-
-    pub fn route_names(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self.routes().map(|(_, r)| r).collect();
-        names.sort_unstable();
-        names.dedup();
-        names
-    }
-}
-
-/// Which HTTP version the proxy speaks to an upstream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    /// HTTP/1.x clients go out over HTTP/1.1; HTTP/2 clients over HTTP/2 when the request is gRPC (which
-    /// needs it) or the upstream answers an HTTP/2 preface (probed once, remembered), else over HTTP/1.1.
-    #[default]
-    Auto,
-    Http1,
-    Http2,
-}
-
-/// Where a route sends its requests.
-#[derive(Debug, Clone)]
-pub struct Upstream {
-    pub scheme: Scheme,
-    pub authority: Authority,
-    /// Set for `https://` upstreams: how the proxy speaks TLS to it.
-    pub tls: Option<Arc<TlsOrigin>>,
-}
-
-impl fmt::Display for Upstream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}://{}", self.scheme, self.authority)
-    }
-}
-
-/// A host a route takes, with the port a forward listener's destination must have (`api.example.com:443`).
-#[derive(Debug, Clone)]
-pub struct RouteHost {
-    pub host: HostPattern,
-    pub port: Option<u16>,
-}
-
-impl RouteHost {
-    pub fn matches(&self, host: &str, port: Option<u16>) -> bool {
-        self.host.matches(host) && self.port.is_none_or(|p| Some(p) == port)
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct RouteConfig {
-    pub id: RouteId,
-    pub name: String,
-    pub hosts: Vec<RouteHost>,
-    pub path_prefix: Option<String>,
-    /// `None` on a forward listener: the request's own destination.
-    pub upstream: Option<Upstream>,
-    /// Whether the client's `host` header goes to the upstream unchanged; otherwise it becomes the
-    /// upstream's authority (the default for `https://` upstreams, whose certificate names that host).
-    pub preserve_host: bool,
-    /// What `x-forwarded-proto` records: `https` behind a TLS listener.
-    pub forwarded_proto: &'static str,
-    pub protocol: Protocol,
-    /// Longest wait for the upstream's TCP connection.
-    pub connect_timeout: Duration,
-    /// Longest wait for the upstream's response head, once the request is sent.
-    pub timeout: Duration,
-}
-
-/// What a listener is to its clients.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// In front of a service: routes send requests to their upstream.
-    #[default]
-    Reverse,
-    /// An egress proxy (`HTTP_PROXY`/`HTTPS_PROXY`): absolute-form requests go to their own destination,
-    /// `CONNECT` opens a tunnel to it.
-    Forward,
-    /// A byte relay to one upstream for non-HTTP dependencies, with toxics (a [`TcpListenerConfig`]).
-    Tcp,
-}
-
-#[derive(Debug, Clone)]
-pub struct ListenerConfig {
-    pub name: String,
-    pub bind: SocketAddr,
-    pub mode: Mode,
-    /// Set when the listener terminates TLS.
-    pub tls: Option<Arc<ListenerTls>>,
-    /// First match wins.
-    pub routes: Vec<RouteConfig>,
-}
-
-/// A TCP listener (`mode: tcp`): every connection is relayed byte for byte to one upstream, with the toxics of
-/// the experiments that target it.
-#[derive(Debug, Clone)]
-pub struct TcpListenerConfig {
-    pub name: String,
-    pub bind: SocketAddr,
-    /// `host:port`, resolved at each connection.
-    pub upstream: String,
-    /// Longest wait for the upstream's TCP connection.
-    pub connect_timeout: Duration,
-    /// The listener's one implicit route (named after the listener), so experiments index it like any route.
-    pub route: RouteId,
-}
 
 /// Everything the server needs, checked.
 #[derive(Debug, Clone)]
@@ -412,63 +209,6 @@ struct FileControlTls {
     key_file: PathBuf,
     /// Set: clients must present a certificate this CA signed (mTLS).
     client_ca_file: Option<PathBuf>,
-}
-
-/// TLS on the control port, read and checked when the config loads. The certificate pair is reloaded when
-/// its files change, as a listener's is; the client CA is read once.
-#[derive(Clone)]
-pub struct ControlTls {
-    pub files: Arc<CertFiles>,
-    /// Serves `files`; with a client CA, asks every client for a certificate it signed.
-    pub server: Arc<rustls::ServerConfig>,
-    pub mtls: bool,
-}
-
-impl fmt::Debug for ControlTls {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ControlTls").field("files", &self.files).field("mtls", &self.mtls).finish()
-    }
-}
-
-/// `control.tls`: every file readable and holding what it should, the key the certificate's.
-fn control_tls(t: &FileControlTls, problems: &mut Vec<String>) -> Option<ControlTls> {
-    use rustls::pki_types::{pem::PemObject, PrivateKeyDer};
-    let before = problems.len();
-    if let Err(e) = crate::proxy::tls::read_certificates(&t.cert_file) {
-        problems.push(format!("control.tls.cert_file: {e}"));
-    }
-    match std::fs::read(&t.key_file) {
-        Ok(pem) if PrivateKeyDer::from_pem_slice(&pem).is_ok() => {}
-        Ok(_) => problems.push(format!("control.tls.key_file: {} holds no PEM private key", t.key_file.display())),
-        Err(e) => problems.push(format!("control.tls.key_file: cannot read {}: {e}", t.key_file.display())),
-    }
-    let client_cas = match t.client_ca_file.as_deref().map(crate::proxy::tls::read_certificates) {
-        None => None,
-        Some(Ok(cas)) => Some(cas),
-        Some(Err(e)) => {
-            problems.push(format!("control.tls.client_ca_file: {e}"));
-            None
-        }
-    };
-    if problems.len() > before {
-        return None;
-    }
-    let files = match CertFiles::load(&t.cert_file, &t.key_file) {
-        Ok(files) => files,
-        Err(e) => {
-            let field = if matches!(e, TlsSetupError::BadKey { .. }) { "key_file" } else { "cert_file" };
-            problems.push(format!("control.tls.{field}: {e}"));
-            return None;
-        }
-    };
-    match crate::control::tls::server_config(&files, client_cas.as_deref()) {
-        Ok(server) => Some(ControlTls { files: Arc::new(files), server, mtls: client_cas.is_some() }),
-        Err(e) => {
-            let field = if client_cas.is_some() { "client_ca_file" } else { "cert_file" };
-            problems.push(format!("control.tls.{field}: {e}"));
-            None
-        }
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -691,7 +431,7 @@ impl Config {
                     .unwrap_or(Duration::from_secs(30));
                 if let (Some(_), Some(upstream)) = (bind, upstream) {
                     routes.push(RouteConfig {
-                        id: RouteId(next_route),
+                        id: RouteId::new(next_route),
                         name: r.name.clone(),
                         hosts,
                         path_prefix: r.path_prefix.clone(),
@@ -719,8 +459,11 @@ impl Config {
             &mut problems,
         );
         let tokens = control_tokens(file.control.as_ref(), o, &mut problems);
-        let control_tls =
-            file.control.as_ref().and_then(|c| c.tls.as_ref()).and_then(|t| control_tls(t, &mut problems));
+        let control_tls = file
+            .control
+            .as_ref()
+            .and_then(|c| c.tls.as_ref())
+            .and_then(|t| ControlTls::load(&t.cert_file, &t.key_file, t.client_ca_file.as_deref(), &mut problems));
         let mtls = file.control.as_ref().and_then(|c| c.tls.as_ref()).is_some_and(|t| t.client_ca_file.is_some());
         if let Some(addr) = control.filter(|a| !a.ip().is_loopback()) {
             if tokens.is_empty() && !mtls {
@@ -829,8 +572,8 @@ impl Config {
         if limits.default_duration > limits.max_duration {
             problems.push(format!(
                 "limits.default_duration ({}) is longer than limits.max_duration ({})",
-                convert::human(limits.default_duration),
-                convert::human(limits.max_duration)
+                spec::human(limits.default_duration),
+                spec::human(limits.max_duration)
             ));
         }
         let workers = o.workers.or(file.workers);
@@ -848,7 +591,7 @@ impl Config {
         for (i, v) in file.experiments.into_iter().enumerate() {
             match document::spec_from_value(v, format!("experiments[{i}].")) {
                 Ok(spec) => {
-                    let ctx = convert::Context { topology: Some(&topology), limits: &limits };
+                    let ctx = spec::Context { topology: Some(&topology), limits: &limits };
                     match validate_spec(&spec, &ctx) {
                         Ok(_) => experiments.push(spec),
                         Err(v) => problems.extend(
@@ -962,7 +705,7 @@ fn tcp_listeners(
                 bind,
                 upstream,
                 connect_timeout,
-                route: RouteId(*next_route),
+                route: RouteId::new(*next_route),
             });
             *next_route += 1;
         }

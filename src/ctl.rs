@@ -10,8 +10,8 @@ use tonic::{
 
 use crate::{
     config::{self, Config, Overrides},
-    control::convert::{self, validate_spec},
     document,
+    experiment::spec::{self, validate_spec},
     pb::v1::{self as v1, fault_control_client::FaultControlClient},
     scenario,
 };
@@ -472,7 +472,7 @@ pub fn validate_file(
     let topology = server.as_ref().map(Config::topology);
     let limits = server.as_ref().map(|c| c.limits.clone()).unwrap_or_default();
     let specs = document::parse_specs(&text).map_err(|e| CtlError::Invalid(format!("{}: {e}", path.display())))?;
-    let ctx = convert::Context { topology: topology.as_ref(), limits: &limits };
+    let ctx = spec::Context { topology: topology.as_ref(), limits: &limits };
     let mut problems = String::new();
     for (i, spec) in specs.iter().enumerate() {
         if let Err(v) = validate_spec(spec, &ctx) {
@@ -504,7 +504,7 @@ fn validate_scenario(
     if let Some(c) = config {
         let server = Config::load(c, overrides).map_err(|e| CtlError::Invalid(e.to_string()))?;
         let topology = server.topology();
-        let ctx = convert::Context { topology: Some(&topology), limits: &server.limits };
+        let ctx = spec::Context { topology: Some(&topology), limits: &server.limits };
         s.check(&specs, &ctx).map_err(|e| CtlError::Invalid(format!("{origin}: with its defaults: {e}")))?;
     }
     Ok(format!(

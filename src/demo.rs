@@ -229,7 +229,7 @@ fn core_phases(started: &[v1::Experiment]) -> Vec<(String, Duration)> {
             s.phases
                 .iter()
                 .map(|p| {
-                    let start = p.start.as_ref().and_then(|d| crate::control::convert::pb_duration(d).ok());
+                    let start = p.start.as_ref().and_then(|d| crate::experiment::spec::pb_duration(d).ok());
                     (p.name.clone(), start.unwrap_or_default())
                 })
                 .collect()

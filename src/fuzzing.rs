@@ -19,16 +19,18 @@ use std::{
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version};
 
 use crate::{
-    config::{Config, Overrides, RouteHost, RouteId, Topology},
-    control::convert::{validate_spec, Context},
+    config::{Config, Overrides},
     document,
+    experiment::spec::{validate_spec, Context},
     experiment::{Decision, ExperimentDef, Limits, Rule, RuleSet},
     fault::{
         page::{wants_json, Location, Page, PageRequest, PageTemplate, PageTemplates, Preset, Template, Variant},
         BodyPlan, Fault, HangEnd, HostPattern, RequestView,
     },
     pb::v1 as pb,
+    proxy::settings::RouteHost,
     proxy::{forward, headers, respond},
+    topology::{RouteId, Topology},
 };
 
 // === the server the targets check against ===

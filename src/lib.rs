@@ -54,6 +54,8 @@ pub mod reload;
 pub mod scenario;
 pub mod telemetry;
 pub mod text;
+pub mod tls;
+pub mod topology;
 
 /// Code generated from `proto/edgefault/v1/*.proto`.
 pub mod pb {

@@ -10,12 +10,8 @@ use tokio::sync::{broadcast::error::RecvError, mpsc, watch};
 use tokio_stream::{wrappers::ReceiverStream, Stream};
 use tonic::Status;
 
-use super::service::{state_to_proto, timestamp};
-use crate::{
-    experiment::{events::Counts, Event, EventKind, ExperimentInfo, Registry, State},
-    pb::v1,
-    telemetry::metrics::Metrics,
-};
+use super::proto::{event_to_proto, experiment_counters, timestamp};
+use crate::{experiment::Registry, pb::v1, telemetry::metrics::Metrics};
 
 /// Stats snapshot period when the request gives none.
 pub const DEFAULT_STATS_INTERVAL: Duration = Duration::from_secs(5);
@@ -73,71 +69,6 @@ impl StatsSource {
     }
 }
 
-fn experiment_counters(e: ExperimentInfo) -> v1::ExperimentCounters {
-    let elapsed = match e.started_at {
-        Some(start) => e.ended_at.unwrap_or_else(std::time::SystemTime::now).duration_since(start).unwrap_or_default(),
-        None => Duration::ZERO,
-    };
-    let counts = e.counts();
-    v1::ExperimentCounters {
-        id: e.id,
-        name: e.spec.name,
-        state: state_to_proto(e.state) as i32,
-        stats: Some(stats(counts)),
-        injected_by_kind: e.by_kind.into_iter().map(|(k, n)| (k.to_owned(), n)).collect(),
-        timeline_state: e.timeline_state.unwrap_or_default(),
-        elapsed: Some(duration(elapsed)),
-    }
-}
-
-pub(super) fn duration(d: Duration) -> pbjson_types::Duration {
-    pbjson_types::Duration { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
-}
-
-pub(super) fn stats(c: Counts) -> v1::ExperimentStats {
-    v1::ExperimentStats {
-        matched: c.matched,
-        injected: c.injected,
-        aborted: c.aborted,
-        delayed: c.delayed,
-        would_inject: c.would_inject,
-    }
-}
-
-/// An event as the wire carries it.
-pub fn event_to_proto(e: Event) -> v1::Event {
-    use v1::event::Kind;
-    let kind = match e.kind {
-        EventKind::Started { state, spec } => {
-            Kind::Started(v1::ExperimentStarted { state: state_to_proto(state) as i32, spec: Some(*spec) })
-        }
-        EventKind::Running => Kind::Running(v1::ExperimentRunning {}),
-        EventKind::Timeline { phase, state } => Kind::Timeline(v1::TimelineChanged {
-            phase,
-            percentage: state.percentage.percent(),
-            flap_cycle: state.flap.map(|(c, _)| c).unwrap_or_default(),
-            state: state.to_string(),
-        }),
-        EventKind::GuardTripped { reason } => Kind::GuardTripped(v1::GuardTripped { reason }),
-        EventKind::LeaseExpired => Kind::LeaseExpired(v1::LeaseExpired {}),
-        EventKind::Ended { state, reason, counters } => {
-            let ended = v1::ExperimentEnded { reason, stats: Some(stats(counters)) };
-            match state {
-                State::Completed => Kind::Expired(ended),
-                State::Stopped => Kind::Stopped(ended),
-                // Ended is only sent for ended states; an active one here would be a bug, reported as an abort.
-                State::Aborted | State::Pending | State::Running => Kind::Aborted(ended),
-            }
-        }
-    };
-    v1::Event {
-        time: Some(timestamp(e.time)),
-        experiment_id: e.experiment.to_string(),
-        experiment_name: e.name.to_string(),
-        kind: Some(kind),
-    }
-}
-
 /// Checks a WatchEvents request: (experiment filter, stats period or none).
 pub fn watch_params(
     req: &v1::WatchEventsRequest,
@@ -153,7 +84,7 @@ pub fn watch_params(
     let interval = match req.stats_interval {
         None => DEFAULT_STATS_INTERVAL,
         Some(d) => {
-            let d = super::convert::pb_duration(&d)
+            let d = crate::experiment::spec::pb_duration(&d)
                 .map_err(|why| Status::invalid_argument(format!("stats_interval: {why}")))?;
             if !(MIN_STATS_INTERVAL..=MAX_STATS_INTERVAL).contains(&d) {
                 return Err(Status::invalid_argument(format!(
@@ -226,9 +157,9 @@ mod tests {
 
     use super::*;
     use crate::{
-        config::Topology,
         experiment::{ExperimentDef, Limits},
         pb::v1::event::Kind,
+        topology::Topology,
     };
 
     /// A watcher that reads nothing while the bus overflows is told how many events it missed, and the

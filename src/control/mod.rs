@@ -3,11 +3,9 @@
 pub mod audit;
 pub mod auth;
 mod contain;
-pub mod convert;
 pub mod events;
-pub mod guards;
 pub mod killswitch;
-pub mod limits;
+pub mod proto;
 mod scenarios;
 mod service;
 pub mod tls;

@@ -5,10 +5,14 @@ use std::collections::BTreeMap;
 use tonic::{Request, Response, Status};
 
 use super::{
-    convert::{validate_spec, Context},
-    service::{to_proto, Audited, Call, FaultControlService},
+    proto::to_proto,
+    service::{Audited, Call, FaultControlService},
 };
-use crate::{pb::v1, scenario::ScenarioError};
+use crate::{
+    experiment::spec::{validate_spec, Context},
+    pb::v1,
+    scenario::ScenarioError,
+};
 
 impl From<ScenarioError> for Status {
     fn from(e: ScenarioError) -> Self {

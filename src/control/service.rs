@@ -1,6 +1,6 @@
 //! `edgefault.v1.FaultControl`: validation at the boundary, then the registry.
 
-use std::{sync::Arc, time::SystemTime};
+use std::sync::Arc;
 
 use tokio::{net::TcpListener, sync::watch};
 use tokio_stream::wrappers::TcpListenerStream;
@@ -9,12 +9,15 @@ use tonic::{Request, Response, Status};
 use super::{
     audit::{AuditEntry, AuditLog},
     auth::{AuthLayer, Caller, Tokens},
-    convert::{validate_spec, Context, Violations},
     events::{self as watch_events, EventStream, StatsSource},
+    proto::to_proto,
 };
 use crate::{
-    config::ControlTls,
-    experiment::{ExperimentInfo, Registry, RegistryError, State},
+    control::tls::ControlTls,
+    experiment::{
+        spec::{validate_spec, Context, Violations},
+        Registry, RegistryError,
+    },
     pb::{
         self,
         v1::{self as v1, fault_control_server::FaultControl},
@@ -293,46 +296,6 @@ impl FaultControlService {
     async fn renew(&self, req: Request<v1::RenewLeaseRequest>) -> Result<Response<v1::RenewLeaseResponse>, Status> {
         let info = self.registry.renew_lease(&req.into_inner().id)?;
         Ok(Response::new(v1::RenewLeaseResponse { experiment: Some(to_proto(info)) }))
-    }
-}
-
-pub(super) fn timestamp(t: SystemTime) -> pbjson_types::Timestamp {
-    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    pbjson_types::Timestamp { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
-}
-
-pub fn state_to_proto(s: State) -> v1::ExperimentState {
-    match s {
-        State::Pending => v1::ExperimentState::Pending,
-        State::Running => v1::ExperimentState::Running,
-        State::Completed => v1::ExperimentState::Completed,
-        State::Stopped => v1::ExperimentState::Stopped,
-        State::Aborted => v1::ExperimentState::Aborted,
-    }
-}
-
-pub fn to_proto(e: ExperimentInfo) -> v1::Experiment {
-    let counts = e.counts();
-    v1::Experiment {
-        id: e.id,
-        spec: Some(e.spec),
-        state: state_to_proto(e.state) as i32,
-        created_at: Some(timestamp(e.created_at)),
-        started_at: e.started_at.map(timestamp),
-        ends_at: e.ends_at.map(timestamp),
-        ended_at: e.ended_at.map(timestamp),
-        end_reason: e.end_reason,
-        stats: Some(watch_events::stats(counts)),
-        lease_expires_at: e.lease_expires_at.map(timestamp),
-        spec_omitted: false,
-        effective_duration: Some(watch_events::duration(e.effective_duration)),
-        timeline_state: e.timeline_state.unwrap_or_default(),
-        phase: e.phase.map(|p| v1::PhaseState {
-            index: u32::try_from(p.index).unwrap_or(u32::MAX),
-            name: p.name,
-            next_change_at: p.next.as_ref().map(|(at, _)| timestamp(*at)),
-            next_name: p.next.map(|(_, name)| name).unwrap_or_default(),
-        }),
     }
 }
 

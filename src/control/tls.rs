@@ -3,7 +3,7 @@
 //! holds up the accept loop; the streams that complete are handed to tonic, which reads the client's
 //! certificate from them ([`tonic::Request::peer_certs`]).
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{fmt, net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
 use rustls::{pki_types::CertificateDer, server::WebPkiClientVerifier, RootCertStore, ServerConfig};
 use tokio::{
@@ -13,12 +13,77 @@ use tokio::{
 use tokio_rustls::{server::TlsStream, TlsAcceptor};
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::proxy::cert_files::CertFiles;
+use crate::tls::{read_certificates, CertFiles, TlsSetupError};
 
 /// Longest wait for a client's handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Completed handshakes waiting for tonic to take them.
 const QUEUE: usize = 64;
+
+/// TLS on the control port, read and checked when the config loads. The certificate pair is reloaded when
+/// its files change, as a listener's is; the client CA is read once.
+#[derive(Clone)]
+pub struct ControlTls {
+    pub files: Arc<CertFiles>,
+    /// Serves `files`; with a client CA, asks every client for a certificate it signed.
+    pub server: Arc<rustls::ServerConfig>,
+    pub mtls: bool,
+}
+
+impl fmt::Debug for ControlTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ControlTls").field("files", &self.files).field("mtls", &self.mtls).finish()
+    }
+}
+
+impl ControlTls {
+    /// `control.tls`: every file readable and holding what it should, the key the certificate's. Problems are
+    /// reported with their field under `control.tls`.
+    pub fn load(
+        cert_file: &Path,
+        key_file: &Path,
+        client_ca_file: Option<&Path>,
+        problems: &mut Vec<String>,
+    ) -> Option<ControlTls> {
+        use rustls::pki_types::{pem::PemObject, PrivateKeyDer};
+        let before = problems.len();
+        if let Err(e) = read_certificates(cert_file) {
+            problems.push(format!("control.tls.cert_file: {e}"));
+        }
+        match std::fs::read(key_file) {
+            Ok(pem) if PrivateKeyDer::from_pem_slice(&pem).is_ok() => {}
+            Ok(_) => problems.push(format!("control.tls.key_file: {} holds no PEM private key", key_file.display())),
+            Err(e) => problems.push(format!("control.tls.key_file: cannot read {}: {e}", key_file.display())),
+        }
+        let client_cas = match client_ca_file.map(read_certificates) {
+            None => None,
+            Some(Ok(cas)) => Some(cas),
+            Some(Err(e)) => {
+                problems.push(format!("control.tls.client_ca_file: {e}"));
+                None
+            }
+        };
+        if problems.len() > before {
+            return None;
+        }
+        let files = match CertFiles::load(cert_file, key_file) {
+            Ok(files) => files,
+            Err(e) => {
+                let field = if matches!(e, TlsSetupError::BadKey { .. }) { "key_file" } else { "cert_file" };
+                problems.push(format!("control.tls.{field}: {e}"));
+                return None;
+            }
+        };
+        match server_config(&files, client_cas.as_deref()) {
+            Ok(server) => Some(ControlTls { files: Arc::new(files), server, mtls: client_cas.is_some() }),
+            Err(e) => {
+                let field = if client_cas.is_some() { "client_ca_file" } else { "cert_file" };
+                problems.push(format!("control.tls.{field}: {e}"));
+                None
+            }
+        }
+    }
+}
 
 /// The server side of the control port's TLS. `client_cas`: the CAs whose certificates clients must
 /// present (mTLS); `None`: no client certificate asked for. An error says what is wrong with the CAs.

@@ -17,7 +17,7 @@ use std::{
 use tokio::time::Instant;
 
 use super::Registry;
-use crate::config::{RouteId, Topology};
+use crate::topology::{RouteId, Topology};
 
 /// How often guards are checked.
 pub const TICK: Duration = Duration::from_millis(250);

@@ -39,10 +39,10 @@ mod tests {
 
     use super::*;
     use crate::{
-        config::Topology,
         experiment::{ExperimentDef, Limits, RegistryError, State},
         fault::{Abort, Fault},
         pb::v1 as pb,
+        topology::Topology,
     };
 
     fn leased(lease: Duration) -> ExperimentDef {

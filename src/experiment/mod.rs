@@ -10,6 +10,7 @@ mod lease;
 pub mod lifeline;
 mod registry;
 mod ruleset;
+pub mod spec;
 pub mod timeline;
 
 use std::{future::Future, sync::Weak, time::Duration};

@@ -15,7 +15,7 @@ use super::{
     timeline::TimelineState,
     Counters, ExperimentDef, Rule, RuleSet,
 };
-use crate::{config::Topology, pb::v1 as pb};
+use crate::{pb::v1 as pb, topology::Topology};
 
 /// Longest end reason kept (a longer one is cut).
 pub const MAX_REASON: usize = 256;
@@ -634,8 +634,8 @@ mod tests {
 
     use super::*;
     use crate::{
-        config::RouteId,
         fault::{Abort, Fault, RequestView},
+        topology::RouteId,
     };
 
     fn registry() -> Arc<Registry> {

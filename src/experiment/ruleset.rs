@@ -24,11 +24,11 @@ mod tcp;
 mod tls;
 
 use crate::{
-    config::{RouteId, Topology},
     fault::{
         Abort, BodyPlan, Disconnect, Fault, GrpcStream, HostPattern, Matcher, Percentage, RequestRng, RequestView,
         Reset, ResponsePlan, StickyKey, Trigger,
     },
+    topology::{RouteId, Topology},
 };
 pub use tcp::{ActiveToxic, ConnectionRules};
 pub use tls::TlsDecision;

@@ -181,9 +181,9 @@ mod tests {
 
     use super::*;
     use crate::{
-        config::Topology,
         experiment::{ExperimentDef, Rule, RuleSet},
         fault::{Abort, Fault},
+        topology::Topology,
     };
 
     fn pct(p: f64) -> Percentage {
@@ -272,7 +272,7 @@ mod tests {
         let rule = Arc::new(Rule::new("e1".into(), 1, &def, 7, start + def.duration, Arc::default()));
         let topology = Topology::new(vec![("web".into(), vec!["default".into()])]);
         let set = RuleSet::build(&topology, vec![Arc::clone(&rule)]);
-        let route = crate::config::RouteId::first();
+        let route = crate::topology::RouteId::first();
         let headers = HeaderMap::new();
         let view = crate::fault::RequestView {
             method: &Method::GET,

@@ -4,7 +4,6 @@
 pub mod act;
 pub mod body;
 pub mod cap;
-pub mod cert_files;
 pub mod conn;
 pub mod forward;
 pub mod grpc;
@@ -13,6 +12,7 @@ pub mod listener;
 pub mod pool;
 pub mod respond;
 pub mod service;
+pub mod settings;
 pub mod tcp;
 pub mod tls;
 pub mod tls_listen;

@@ -24,10 +24,11 @@ use super::{
     upstream::Upstream,
 };
 use crate::{
-    config::{ListenerConfig, Mode, RouteId},
     experiment::{guard::Health, Decision, Held, RuleSet, TlsDecision},
     fault::{BodyPlan, Disconnect, Fault, GrpcStream, RequestView, ResponsePlan},
+    proxy::settings::{ListenerConfig, Mode},
     telemetry::metrics::{Metrics, Outcome, RouteCounters, TimeoutCounters, TlsCounters},
+    topology::RouteId,
 };
 
 struct Route {

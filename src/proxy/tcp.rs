@@ -33,9 +33,9 @@ use tokio::{
 };
 
 use crate::{
-    config::TcpListenerConfig,
     experiment::{guard::Health, ActiveToxic, AnyEnded, ConnectionRules, Held, RuleSet},
     fault::{toxic, Direction, ToxicKind},
+    proxy::settings::TcpListenerConfig,
     telemetry::metrics::{Metrics, Outcome, TcpCounters},
 };
 
@@ -554,9 +554,9 @@ mod tests {
 
     use super::*;
     use crate::{
-        config::{RouteId, Topology},
         experiment::{ExperimentDef, Rule},
         fault::{Fault, Toxic},
+        topology::{RouteId, Topology},
     };
 
     /// A connection on TCP listener `db` under one experiment with these toxics.

@@ -6,21 +6,20 @@
 
 use std::{
     fmt, io,
-    path::{Path, PathBuf},
+    path::Path,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
 };
 
-use rustls::{
-    pki_types::{pem::PemObject, CertificateDer, ServerName},
-    ClientConfig, RootCertStore,
-};
+use rustls::{pki_types::ServerName, ClientConfig, RootCertStore};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::TcpStream,
 };
 use tokio_rustls::{client::TlsStream, TlsConnector};
+
+use crate::tls::{read_certificates, TlsSetupError};
 
 /// Which certificate authorities an HTTPS upstream's certificate may chain to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -33,27 +32,6 @@ pub enum Roots {
     System,
     /// None: only `ca_file`.
     None,
-}
-
-/// Why a TLS origination setting was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsSetupError {
-    #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: io::Error },
-    #[error("{path} holds no PEM certificate")]
-    NoCertificate { path: PathBuf },
-    #[error("{path}: certificate {index} is not a valid CA certificate: {message}")]
-    BadCertificate { path: PathBuf, index: usize, message: String },
-    #[error("the system trust store has no usable certificate ({0})")]
-    System(String),
-    #[error("roots: none needs a ca_file")]
-    NoRoots,
-    #[error("{path}: not a usable private key: {message}")]
-    BadKey { path: PathBuf, message: String },
-    #[error("{0:?} is not a valid TLS server name")]
-    ServerName(String),
-    #[error("{path}: {message}")]
-    BadIssuer { path: PathBuf, message: String },
 }
 
 /// The TLS side of one route's upstream: trust, the name sent as SNI and checked in the certificate, and
@@ -125,23 +103,6 @@ impl TlsOrigin {
         let connector = if h2 { &self.h2 } else { &self.h1 };
         connector.connect(self.server_name.clone(), tcp).await
     }
-}
-
-/// Every certificate in a PEM file.
-pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
-    let pem = std::fs::read(path).map_err(|source| TlsSetupError::Read { path: path.to_owned(), source })?;
-    let mut certs = Vec::new();
-    for (index, cert) in CertificateDer::pem_slice_iter(&pem).enumerate() {
-        certs.push(cert.map_err(|e| TlsSetupError::BadCertificate {
-            path: path.to_owned(),
-            index,
-            message: e.to_string(),
-        })?);
-    }
-    if certs.is_empty() {
-        return Err(TlsSetupError::NoCertificate { path: path.to_owned() });
-    }
-    Ok(certs)
 }
 
 /// A connection to an upstream: plain TCP or TLS over it.

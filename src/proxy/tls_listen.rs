@@ -25,15 +25,12 @@ use rustls::{
 use tokio::io::AsyncWriteExt;
 use tokio_rustls::{server::TlsStream, LazyConfigAcceptor, StartHandshake};
 
-pub use super::cert_files::RELOAD_CHECK;
-use super::{
-    act::{ResetOnDrop, ResetSwitch},
-    cert_files::CertFiles,
-    tls::{read_certificates, TlsSetupError},
-};
+use super::act::{ResetOnDrop, ResetSwitch};
+pub use crate::tls::cert_files::RELOAD_CHECK;
 use crate::{
     experiment::{Held, TlsDecision},
     fault::{CertificateProblem, TlsFault},
+    tls::{read_certificates, CertFiles, TlsSetupError},
 };
 
 /// Longest wait for each half of a client's TLS handshake (its ClientHello; the rest), a stall aside.

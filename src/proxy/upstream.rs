@@ -23,7 +23,7 @@ use super::{
     pool::Pool,
 };
 use crate::{
-    config::{Protocol, RouteConfig},
+    proxy::settings::{Protocol, RouteConfig},
     telemetry::metrics::RetryCounters,
 };
 

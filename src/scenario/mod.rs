@@ -24,8 +24,8 @@ use serde_json::Value;
 pub use param::{Param, ParamKind};
 
 use crate::{
-    control::convert::{self, validate_spec},
     document,
+    experiment::spec::{self, validate_spec},
     pb::v1 as pb,
 };
 
@@ -156,7 +156,7 @@ impl Scenario {
         let specs = scenario.expand(&BTreeMap::new()).map_err(|e| ScenarioError::File(format!("{origin}: {e}")))?;
         let limits = crate::experiment::Limits { max_duration: std::time::Duration::MAX, ..Default::default() };
         scenario
-            .check(&specs, &convert::Context { topology: None, limits: &limits })
+            .check(&specs, &spec::Context { topology: None, limits: &limits })
             .map_err(|e| ScenarioError::File(format!("{origin}: with its defaults: {e}")))?;
         Ok(scenario)
     }
@@ -174,7 +174,7 @@ impl Scenario {
     pub fn expand_for(
         &self,
         given: &BTreeMap<String, String>,
-        topology: Option<&crate::config::Topology>,
+        topology: Option<&crate::topology::Topology>,
     ) -> Result<Expansion, ScenarioError> {
         for name in given.keys() {
             if !self.params.iter().any(|p| &p.name == name) {
@@ -264,7 +264,7 @@ impl Scenario {
     }
 
     /// Checks expanded experiments against a server's routes and limits.
-    pub fn check(&self, specs: &[pb::ExperimentSpec], ctx: &convert::Context<'_>) -> Result<(), ScenarioError> {
+    pub fn check(&self, specs: &[pb::ExperimentSpec], ctx: &spec::Context<'_>) -> Result<(), ScenarioError> {
         let problems = self.problems(specs, None, ctx);
         if problems.is_empty() {
             Ok(())
@@ -274,12 +274,12 @@ impl Scenario {
     }
 
     /// The problems of an expansion on a server; a route the server lacks names the parameter to set.
-    pub fn problems_of(&self, e: &Expansion, ctx: &convert::Context<'_>) -> Vec<String> {
+    pub fn problems_of(&self, e: &Expansion, ctx: &spec::Context<'_>) -> Vec<String> {
         self.problems(&e.specs, Some(&e.templates), ctx)
     }
 
     /// Checks an expansion against a server; a route the server lacks names the parameter to set.
-    pub fn check_expansion(&self, e: &Expansion, ctx: &convert::Context<'_>) -> Result<(), ScenarioError> {
+    pub fn check_expansion(&self, e: &Expansion, ctx: &spec::Context<'_>) -> Result<(), ScenarioError> {
         let problems = self.problems_of(e, ctx);
         if problems.is_empty() {
             Ok(())
@@ -293,7 +293,7 @@ impl Scenario {
         &self,
         specs: &[pb::ExperimentSpec],
         templates: Option<&[usize]>,
-        ctx: &convert::Context<'_>,
+        ctx: &spec::Context<'_>,
     ) -> Vec<String> {
         let mut problems = Vec::new();
         for (i, spec) in specs.iter().enumerate() {
@@ -525,7 +525,7 @@ impl Catalogue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Topology;
+    use crate::topology::Topology;
 
     #[test]
     fn every_builtin_parses_and_expands_with_its_defaults() {
@@ -535,7 +535,7 @@ mod tests {
         let limits = crate::experiment::Limits::default();
         for s in c.list() {
             let specs = s.expand(&BTreeMap::new()).expect("expands");
-            s.check(&specs, &convert::Context { topology: Some(&topology), limits: &limits })
+            s.check(&specs, &spec::Context { topology: Some(&topology), limits: &limits })
                 .unwrap_or_else(|e| panic!("{}: {e}", s.name));
         }
     }

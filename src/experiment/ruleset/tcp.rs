@@ -8,8 +8,8 @@ use tokio::time::Instant;
 
 use super::{Lifeline, Rule, RuleSet};
 use crate::{
-    config::RouteId,
     fault::{Fault, Toxic},
+    topology::RouteId,
 };
 
 /// One toxic in force on a connection.
@@ -150,9 +150,9 @@ mod tests {
 
     use super::*;
     use crate::{
-        config::Topology,
         experiment::ExperimentDef,
         fault::{Direction, Percentage, ToxicKind},
+        topology::Topology,
     };
 
     fn topology() -> Topology {

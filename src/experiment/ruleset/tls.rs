@@ -87,9 +87,9 @@ mod tests {
 
     use super::*;
     use crate::{
-        config::Topology,
         experiment::{ExperimentDef, Rule},
         fault::{CertificateProblem, Percentage, TlsAlert},
+        topology::Topology,
     };
 
     fn topology() -> Topology {
@@ -117,7 +117,7 @@ mod tests {
         let set = RuleSet::build(&topology(), vec![rule(1, 100.0, vec![TlsFault::Reset])]);
         assert!(set.has_tls("secure"));
         assert!(!set.has_tls("web"));
-        assert!(!set.targets(crate::config::RouteId::first()), "no request meets a TLS rule");
+        assert!(!set.targets(crate::topology::RouteId::first()), "no request meets a TLS rule");
         assert!(set.decide_tls("web", None, IP, Instant::now()).is_none());
     }
 

@@ -2,8 +2,8 @@
 //! input, nothing panics; every valid spec survives a round trip through YAML and the JSON mapping.
 
 use edgefault::{
-    control::convert::{validate_spec, Context},
     document,
+    experiment::spec::{validate_spec, Context},
     experiment::Limits,
     fuzzing,
     pb::v1,

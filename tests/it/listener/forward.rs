@@ -141,7 +141,7 @@ async fn a_connect_tunnel_carries_tls_end_to_end() {
 
     // The client's own TLS session through the tunnel: the proxy sees only bytes.
     let mut roots = rustls::RootCertStore::empty();
-    for cert in edgefault::proxy::tls::read_certificates(&ca).expect("ca") {
+    for cert in edgefault::tls::read_certificates(&ca).expect("ca") {
         roots.add(cert).expect("add ca");
     }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))

@@ -113,11 +113,11 @@ async fn a_renewed_control_certificate_is_served_without_a_restart() {
 
     // The certificate without its key: refused, the old pair is still served.
     std::fs::write(&cert, &renewed.server.0).expect("write cert");
-    tokio::time::sleep(edgefault::proxy::cert_files::RELOAD_CHECK * 2).await;
+    tokio::time::sleep(edgefault::tls::cert_files::RELOAD_CHECK * 2).await;
     assert!(client(&server, &pki, Some(&pki.client)).await.is_ok(), "the previous certificate is still served");
 
     std::fs::write(&key, &renewed.server.1).expect("write key");
-    let deadline = std::time::Instant::now() + edgefault::proxy::cert_files::RELOAD_CHECK * 5;
+    let deadline = std::time::Instant::now() + edgefault::tls::cert_files::RELOAD_CHECK * 5;
     let mut c = loop {
         // The client still proves itself with the first CA's certificate (the client CA is unchanged).
         if let Ok(c) = client_trusting(&server, &renewed.ca_pem, Some(&pki.client)).await {

@@ -17,7 +17,7 @@ use rustls::{
     sign::CertifiedKey,
 };
 
-use super::tls::{read_certificates, TlsSetupError};
+use super::{read_certificates, TlsSetupError};
 
 /// How often the certificate files are checked for changes.
 pub const RELOAD_CHECK: Duration = Duration::from_secs(2);

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::convert::{human, Violation};
+use super::{human, Violation};
 use crate::{experiment::Limits, pb::v1 as pb};
 
 /// The violations of the server's blast-radius limits by a spec: every percentage it can produce (its
@@ -76,7 +76,7 @@ pub const MIN_LEASE: Duration = Duration::from_millis(100);
 /// The spec's lease, checked: at least [`MIN_LEASE`], at most `limits.max_duration`.
 pub fn lease(lease: Option<&pbjson_types::Duration>, limits: &Limits, out: &mut Vec<Violation>) -> Option<Duration> {
     let mut bad = |description: String| out.push(Violation { field: "lease".into(), description });
-    let d = match super::convert::pb_duration(lease?) {
+    let d = match super::pb_duration(lease?) {
         Ok(d) => d,
         Err(why) => {
             bad(why.into());

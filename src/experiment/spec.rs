@@ -10,7 +10,6 @@ use rand_distr::{LogNormal, Normal};
 use regex::{Regex, RegexBuilder};
 
 use crate::{
-    config::Topology,
     experiment::{ExperimentDef, Limits},
     fault::{
         page::{Location, PageTemplates, Preset},
@@ -18,8 +17,11 @@ use crate::{
         ValueMatch,
     },
     pb::v1 as pb,
+    topology::Topology,
 };
 
+mod guards;
+mod limits;
 mod phases;
 mod realism;
 mod response;
@@ -203,9 +205,9 @@ pub fn validate_spec(spec: &pb::ExperimentSpec, ctx: &Context<'_>) -> Result<Exp
     let faults = convert_faults(&spec.faults, "faults", &mut c);
     tcp::check_kinds(spec, ctx.topology, &mut c);
     tls::check(spec, ctx.topology, &mut c);
-    c.0.extend(super::limits::check(spec, &routes, ctx.limits));
-    let lease = super::limits::lease(spec.lease.as_ref(), ctx.limits, &mut c.0);
-    let guards = super::guards::convert(&spec.guards, &mut c.0);
+    c.0.extend(limits::check(spec, &routes, ctx.limits));
+    let lease = limits::lease(spec.lease.as_ref(), ctx.limits, &mut c.0);
+    let guards = guards::convert(&spec.guards, &mut c.0);
     let trigger = realism::trigger(spec.trigger.as_ref(), &mut c);
     let timeline = realism::timeline(spec, &mut c);
     let sticky = realism::sticky(spec.sticky.as_ref(), &mut c);

@@ -7,9 +7,9 @@ use rustls::pki_types::DnsName;
 
 use super::{opt_duration, Collector};
 use crate::{
-    config::Topology,
     fault::{CertificateProblem, Fault, TlsAlert, TlsFault},
     pb::v1 as pb,
+    topology::Topology,
 };
 
 /// `faults[i].tls`; `None` when invalid (the problems are in `c`).

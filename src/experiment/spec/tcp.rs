@@ -6,9 +6,9 @@ use std::{num::NonZeroU64, time::Duration};
 
 use super::{opt_duration, Collector};
 use crate::{
-    config::Topology,
     fault::{Direction, Fault, Toxic, ToxicKind},
     pb::v1 as pb,
+    topology::Topology,
 };
 
 /// `faults[i].toxic`; `None` when invalid (the problems are in `c`).

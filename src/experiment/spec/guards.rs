@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::convert::{pb_duration, Violation};
+use super::{pb_duration, Violation};
 use crate::{experiment::Guard, pb::v1 as pb};
 
 /// At most this many guards per experiment.

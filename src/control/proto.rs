@@ -1,0 +1,113 @@
+//! Domain values as the wire carries them: experiments, their states and counters, events, times.
+
+use std::time::{Duration, SystemTime};
+
+use crate::{
+    experiment::{events::Counts, Event, EventKind, ExperimentInfo, State},
+    pb::v1,
+};
+
+pub fn timestamp(t: SystemTime) -> pbjson_types::Timestamp {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    pbjson_types::Timestamp { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
+}
+
+pub fn state_to_proto(s: State) -> v1::ExperimentState {
+    match s {
+        State::Pending => v1::ExperimentState::Pending,
+        State::Running => v1::ExperimentState::Running,
+        State::Completed => v1::ExperimentState::Completed,
+        State::Stopped => v1::ExperimentState::Stopped,
+        State::Aborted => v1::ExperimentState::Aborted,
+    }
+}
+
+pub fn to_proto(e: ExperimentInfo) -> v1::Experiment {
+    let counts = e.counts();
+    v1::Experiment {
+        id: e.id,
+        spec: Some(e.spec),
+        state: state_to_proto(e.state) as i32,
+        created_at: Some(timestamp(e.created_at)),
+        started_at: e.started_at.map(timestamp),
+        ends_at: e.ends_at.map(timestamp),
+        ended_at: e.ended_at.map(timestamp),
+        end_reason: e.end_reason,
+        stats: Some(stats(counts)),
+        lease_expires_at: e.lease_expires_at.map(timestamp),
+        spec_omitted: false,
+        effective_duration: Some(duration(e.effective_duration)),
+        timeline_state: e.timeline_state.unwrap_or_default(),
+        phase: e.phase.map(|p| v1::PhaseState {
+            index: u32::try_from(p.index).unwrap_or(u32::MAX),
+            name: p.name,
+            next_change_at: p.next.as_ref().map(|(at, _)| timestamp(*at)),
+            next_name: p.next.map(|(_, name)| name).unwrap_or_default(),
+        }),
+    }
+}
+
+pub fn experiment_counters(e: ExperimentInfo) -> v1::ExperimentCounters {
+    let elapsed = match e.started_at {
+        Some(start) => e.ended_at.unwrap_or_else(std::time::SystemTime::now).duration_since(start).unwrap_or_default(),
+        None => Duration::ZERO,
+    };
+    let counts = e.counts();
+    v1::ExperimentCounters {
+        id: e.id,
+        name: e.spec.name,
+        state: state_to_proto(e.state) as i32,
+        stats: Some(stats(counts)),
+        injected_by_kind: e.by_kind.into_iter().map(|(k, n)| (k.to_owned(), n)).collect(),
+        timeline_state: e.timeline_state.unwrap_or_default(),
+        elapsed: Some(duration(elapsed)),
+    }
+}
+
+pub fn duration(d: Duration) -> pbjson_types::Duration {
+    pbjson_types::Duration { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
+}
+
+pub fn stats(c: Counts) -> v1::ExperimentStats {
+    v1::ExperimentStats {
+        matched: c.matched,
+        injected: c.injected,
+        aborted: c.aborted,
+        delayed: c.delayed,
+        would_inject: c.would_inject,
+    }
+}
+
+/// An event as the wire carries it.
+pub fn event_to_proto(e: Event) -> v1::Event {
+    use v1::event::Kind;
+    let kind = match e.kind {
+        EventKind::Started { state, spec } => {
+            Kind::Started(v1::ExperimentStarted { state: state_to_proto(state) as i32, spec: Some(*spec) })
+        }
+        EventKind::Running => Kind::Running(v1::ExperimentRunning {}),
+        EventKind::Timeline { phase, state } => Kind::Timeline(v1::TimelineChanged {
+            phase,
+            percentage: state.percentage.percent(),
+            flap_cycle: state.flap.map(|(c, _)| c).unwrap_or_default(),
+            state: state.to_string(),
+        }),
+        EventKind::GuardTripped { reason } => Kind::GuardTripped(v1::GuardTripped { reason }),
+        EventKind::LeaseExpired => Kind::LeaseExpired(v1::LeaseExpired {}),
+        EventKind::Ended { state, reason, counters } => {
+            let ended = v1::ExperimentEnded { reason, stats: Some(stats(counters)) };
+            match state {
+                State::Completed => Kind::Expired(ended),
+                State::Stopped => Kind::Stopped(ended),
+                // Ended is only sent for ended states; an active one here would be a bug, reported as an abort.
+                State::Aborted | State::Pending | State::Running => Kind::Aborted(ended),
+            }
+        }
+    };
+    v1::Event {
+        time: Some(timestamp(e.time)),
+        experiment_id: e.experiment.to_string(),
+        experiment_name: e.name.to_string(),
+        kind: Some(kind),
+    }
+}
