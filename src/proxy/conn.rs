@@ -19,6 +19,10 @@
 //! service marks each request in progress with an [`InFlight`] guard, carried by the response body until
 //! the body is done. Nothing here polls: the connection's task sleeps until the next deadline, looks
 //! again, and sleeps on if the connection moved on meanwhile.
+//!
+//! A fault that resets the connection flips its [`ResetSwitch`] (shared by the connection and its
+//! requests); [`ResetOnDrop`] then sets `SO_LINGER` to zero when hyper drops the socket, so the kernel
+//! sends RST instead of FIN.
 
 use std::{
     io,
@@ -35,6 +39,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::TcpStream,
     time::Instant,
 };
 
@@ -396,6 +401,84 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
 
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
+    }
+}
+
+// === impl ResetSwitch ===
+
+/// Shared by one client connection and its requests: once on, the connection ends with a TCP reset.
+#[derive(Debug, Clone, Default)]
+pub struct ResetSwitch(Arc<AtomicBool>);
+
+impl ResetSwitch {
+    pub fn turn_on(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    fn is_on(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+// === impl ResetOnDrop ===
+
+/// The client's socket; when dropped with its switch on, it is closed with RST rather than FIN.
+pub struct ResetOnDrop {
+    stream: TcpStream,
+    switch: ResetSwitch,
+}
+
+impl ResetOnDrop {
+    pub fn new(stream: TcpStream, switch: ResetSwitch) -> Self {
+        ResetOnDrop { stream, switch }
+    }
+
+    /// Waits for data from the peer without taking it; `Ok(0)` once the peer closed.
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.peek(buf).await
+    }
+}
+
+impl Drop for ResetOnDrop {
+    fn drop(&mut self) {
+        if self.switch.is_on() {
+            // Zero linger: close() discards unsent data and sends RST. Does not block.
+            if let Err(e) = self.stream.set_zero_linger() {
+                tracing::debug!(error = %e, "could not arm the connection reset");
+            }
+        }
+    }
+}
+
+impl AsyncRead for ResetOnDrop {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ResetOnDrop {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
     }
 }
 

@@ -22,9 +22,9 @@ use tokio::{
 };
 
 use super::{
-    act::{Dropped, ResetSwitch},
     body::ProxyBody,
-    upstream::UpstreamError,
+    conn::ResetSwitch,
+    error::{Dropped, UpstreamError},
     websocket::{self, Frames},
 };
 use crate::{

@@ -15,8 +15,7 @@ use tokio::{
 };
 
 use super::{
-    act::{ResetOnDrop, ResetSwitch},
-    conn::{Activity, Expiry, Timeouts, Watched},
+    conn::{Activity, Expiry, ResetOnDrop, ResetSwitch, Timeouts, Watched},
     service::{ConnService, ReverseProxy},
     tls_listen::{HandshakeError, ListenerTls},
 };

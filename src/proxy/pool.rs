@@ -27,9 +27,9 @@ use tokio::{net::TcpStream, time::Instant};
 use crate::telemetry::metrics::RetryCounters;
 
 use super::{
-    body::RequestBody,
+    body::request::RequestBody,
+    error::UpstreamError,
     tls::{TlsOrigin, UpstreamIo},
-    upstream::UpstreamError,
 };
 
 /// Idle HTTP/1.1 connections kept per route; more are closed when they fall idle.

@@ -10,7 +10,7 @@ use std::{
 use http::{header, HeaderName, HeaderValue, Request, Response, StatusCode};
 use hyper::ext::ReasonPhrase;
 
-use super::{body::ProxyBody, headers, upstream::UpstreamError};
+use super::{body::ProxyBody, error::UpstreamError, headers};
 use crate::fault::{
     page::{wants_json, PageRequest},
     Abort, GrpcCode, Page,

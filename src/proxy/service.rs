@@ -13,12 +13,16 @@ use http::{Method, Request, Response};
 use hyper::body::Incoming;
 
 use super::{
-    act::{self, ActBody, Dropped, ResetSwitch},
-    body::ProxyBody,
+    act,
+    body::{
+        acted::{self, ActBody},
+        grpc::GrpcCutBody,
+        ProxyBody,
+    },
     cap::{ActiveFault, FaultCap},
-    conn::{Activity, Expiry, Tracked},
+    conn::{Activity, Expiry, ResetSwitch, Tracked},
+    error::Dropped,
     forward::{self, TunnelDrain, TunnelPlan, Tunnels},
-    grpc::GrpcCutBody,
     headers, respond,
     tls_listen::Handshake,
     upstream::Upstream,
@@ -165,7 +169,7 @@ impl ReverseProxy {
     /// Counts a finished handshake in `edgefault_tls_handshakes_total`.
     pub fn count_handshake(&self, handshake: &Handshake) {
         if let Some(c) = &self.tls_counters {
-            c.count(handshake);
+            c.count(handshake.outcome());
         }
     }
 
@@ -391,7 +395,7 @@ impl ReverseProxy {
                 route.counters.count(if injected { Outcome::Injected } else { Outcome::Passed });
                 act::hold(&mut head_delay, tokio::time::Instant::now()).await;
                 let resp = if !response.is_empty() {
-                    act::shape(resp, body_plan, &response, switch)
+                    acted::shape(resp, body_plan, &response, switch)
                 } else if body_plan.is_empty() {
                     resp
                 } else {

@@ -25,11 +25,12 @@ use rustls::{
 use tokio::io::AsyncWriteExt;
 use tokio_rustls::{server::TlsStream, LazyConfigAcceptor, StartHandshake};
 
-use super::act::{ResetOnDrop, ResetSwitch};
+use super::conn::{ResetOnDrop, ResetSwitch};
 pub use crate::tls::cert_files::RELOAD_CHECK;
 use crate::{
     experiment::{Held, TlsDecision},
     fault::{CertificateProblem, TlsFault},
+    telemetry::metrics::HandshakeOutcome,
     tls::{read_certificates, CertFiles, TlsSetupError},
 };
 
@@ -92,6 +93,18 @@ pub enum HandshakeError {
 pub struct Handshake {
     pub result: Result<TlsStream<ResetOnDrop>, HandshakeError>,
     pub injected: bool,
+}
+
+impl Handshake {
+    /// What the handshake counters record of it.
+    pub fn outcome(&self) -> HandshakeOutcome {
+        match &self.result {
+            _ if self.injected => HandshakeOutcome::Injected,
+            Ok(_) => HandshakeOutcome::Ok,
+            Err(HandshakeError::TimedOut) => HandshakeOutcome::TimedOut,
+            Err(_) => HandshakeOutcome::Failed,
+        }
+    }
 }
 
 impl fmt::Debug for ListenerTls {

@@ -5,7 +5,6 @@ use std::{
     collections::{HashMap, VecDeque},
     net::SocketAddr,
     sync::{Arc, Mutex},
-    time::Duration,
 };
 
 use http::{
@@ -17,7 +16,8 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use super::{
-    body::{ClientBodyError, ProxyBody},
+    body::ProxyBody,
+    error::UpstreamError,
     forward::{carry, TunnelPlan},
     headers,
     pool::Pool,
@@ -26,57 +26,6 @@ use crate::{
     proxy::settings::{Protocol, RouteConfig},
     telemetry::metrics::RetryCounters,
 };
-
-/// Why the upstream gave no response.
-#[derive(Debug, thiserror::Error)]
-pub enum UpstreamError {
-    #[error("upstream connection failed: {0}")]
-    Connect(String),
-    #[error("upstream connection timed out")]
-    ConnectTimeout,
-    #[error("upstream sent no response within {}", humantime::format_duration(*.0))]
-    ResponseTimeout(Duration),
-    #[error("upstream request failed: {0}")]
-    Request(String),
-    #[error("upstream TLS handshake failed: {0}")]
-    Tls(String),
-    #[error("the request has no destination: {0}")]
-    Destination(String),
-    /// The client's request body failed on the way (a client that left mid-upload, a malformed chunked
-    /// body): the client's doing, answered 400 and counted `client_error`, never `upstream_error`.
-    #[error("{0}")]
-    ClientBody(String),
-}
-
-impl UpstreamError {
-    /// A short label for logs and the `x-edgefault-error` header.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            UpstreamError::Connect(_) => "upstream-connect",
-            UpstreamError::ConnectTimeout => "upstream-connect-timeout",
-            UpstreamError::ResponseTimeout(_) => "upstream-timeout",
-            UpstreamError::Request(_) => "upstream-request",
-            UpstreamError::Tls(_) => "upstream-tls",
-            UpstreamError::Destination(_) => "no-destination",
-            UpstreamError::ClientBody(_) => "client-request",
-        }
-    }
-
-    /// Whether the client caused it.
-    pub fn is_client(&self) -> bool {
-        matches!(self, UpstreamError::ClientBody(_))
-    }
-
-    /// A failed send: the client's body, or the upstream.
-    pub(super) fn of_send(e: hyper::Error) -> Self {
-        if ClientBodyError::is_in(&e) {
-            let why = std::error::Error::source(&e).map_or_else(|| e.to_string(), |s| s.to_string());
-            UpstreamError::ClientBody(why)
-        } else {
-            UpstreamError::Request(e.to_string())
-        }
-    }
-}
 
 /// Destinations a forward route keeps connections to; past this many, the least recently added go.
 const MAX_DESTINATIONS: usize = 256;

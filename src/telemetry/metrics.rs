@@ -178,16 +178,26 @@ pub struct TlsCounters {
 }
 
 impl TlsCounters {
-    /// A handshake that ended: completed, failed (the client's doing), timed out, or acted on by a TLS fault.
-    pub fn count(&self, result: &crate::proxy::tls_listen::Handshake) {
-        use crate::proxy::tls_listen::HandshakeError as E;
-        match &result.result {
-            _ if result.injected => self.injected.inc(),
-            Ok(_) => self.ok.inc(),
-            Err(E::TimedOut) => self.timed_out.inc(),
-            Err(_) => self.failed.inc(),
+    /// A handshake that ended.
+    pub fn count(&self, outcome: HandshakeOutcome) {
+        match outcome {
+            HandshakeOutcome::Injected => self.injected.inc(),
+            HandshakeOutcome::Ok => self.ok.inc(),
+            HandshakeOutcome::TimedOut => self.timed_out.inc(),
+            HandshakeOutcome::Failed => self.failed.inc(),
         };
     }
+}
+
+/// How a TLS handshake ended, as `edgefault_tls_handshakes_total` counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandshakeOutcome {
+    Ok,
+    /// The client's doing (a bad ClientHello, a client that left).
+    Failed,
+    TimedOut,
+    /// Acted on by a TLS fault.
+    Injected,
 }
 
 pub struct Metrics {

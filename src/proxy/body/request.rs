@@ -1,5 +1,5 @@
-//! The one response body type of the data plane: the upstream's stream, passed through frame by frame, or
-//! bytes the proxy made itself. An enum rather than a boxed trait object: no allocation per response.
+//! The client's request body on its way to the upstream, kept for a second attempt where it may be sent
+//! again.
 
 use std::{
     pin::Pin,
@@ -10,69 +10,7 @@ use std::{
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 
-use super::pool::PooledBody;
-
-use super::{
-    act::{ActBody, BodyError},
-    grpc::GrpcCutBody,
-};
-
-pub enum ProxyBody {
-    /// The upstream's body, data and trailers, as they arrive.
-    Upstream(PooledBody),
-    /// A body the proxy wrote (an abort, an error); `None` once sent.
-    Full(Option<Bytes>),
-    /// The upstream's body with body faults applied (truncate, throttle, reset); boxed, as only faulted
-    /// responses pay for it.
-    Acted(Box<ActBody>),
-    /// A gRPC response stream that a `grpc_stream` fault ends with a status.
-    Grpc(Box<GrpcCutBody>),
-}
-
-impl ProxyBody {
-    pub fn full(bytes: impl Into<Bytes>) -> Self {
-        let b = bytes.into();
-        ProxyBody::Full((!b.is_empty()).then_some(b))
-    }
-
-    pub fn empty() -> Self {
-        ProxyBody::Full(None)
-    }
-}
-
-impl Body for ProxyBody {
-    type Data = Bytes;
-    type Error = BodyError;
-
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        match self.get_mut() {
-            ProxyBody::Upstream(b) => Pin::new(b).poll_frame(cx).map_err(BodyError::Upstream),
-            ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            ProxyBody::Acted(b) => Pin::new(&mut **b).poll_frame(cx),
-            ProxyBody::Grpc(b) => Pin::new(&mut **b).poll_frame(cx),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            ProxyBody::Upstream(b) => b.is_end_stream(),
-            ProxyBody::Full(b) => b.is_none(),
-            ProxyBody::Acted(b) => b.is_end_stream(),
-            ProxyBody::Grpc(b) => b.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            ProxyBody::Upstream(b) => b.size_hint(),
-            ProxyBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            ProxyBody::Acted(b) => b.size_hint(),
-            ProxyBody::Grpc(b) => b.size_hint(),
-        }
-    }
-}
-
-// === impl RequestBody ===
+use super::super::error::ClientBodyError;
 
 /// The client's request body on its way to the upstream. Its error is its own type, so a failed send
 /// tells a client that stopped mid-upload or sent a malformed body (the client's doing: 400) from an
@@ -162,25 +100,6 @@ impl RequestBody {
     /// An empty body, for a second attempt of a request without one.
     pub fn empty() -> Self {
         RequestBody { inner: None, replay: None, tape: None }
-    }
-}
-
-/// Reading the client's request body failed.
-#[derive(Debug, thiserror::Error)]
-#[error("the client's request body could not be read: {0}")]
-pub struct ClientBodyError(#[source] pub hyper::Error);
-
-impl ClientBodyError {
-    /// Whether `e` (or what caused it) is a client body error.
-    pub fn is_in(e: &(dyn std::error::Error + 'static)) -> bool {
-        let mut cur = Some(e);
-        while let Some(err) = cur {
-            if err.is::<ClientBodyError>() {
-                return true;
-            }
-            cur = err.source();
-        }
-        false
     }
 }
 

@@ -15,7 +15,7 @@ use http::{HeaderMap, HeaderName};
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
-use super::{act::BodyError, body::ProxyBody};
+use super::{super::error::BodyError, ProxyBody};
 use crate::{
     experiment::{AnyEnded, Held},
     fault::GrpcStream,
