@@ -107,16 +107,26 @@ impl Body for RequestBody {
     type Data = Bytes;
     type Error = ClientBodyError;
 
+    /// Empty data frames are not passed on: over HTTP/2 each would go out as an empty DATA frame, and
+    /// servers take a stream of them for an attack (the `h2` crate sends GOAWAY ENHANCE_YOUR_CALM after
+    /// 100 on a connection, failing every request on it). A client's HTTP/2 body that ends with an empty
+    /// DATA frame carrying END_STREAM arrives here as one.
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
-        if let Some(bytes) = this.replay.take() {
+        if let Some(bytes) = this.replay.take().filter(|b| !b.is_empty()) {
             return Poll::Ready(Some(Ok(Frame::data(bytes))));
         }
-        if let Some(tape) = &this.tape {
-            return tape.poll_frame(cx);
+        loop {
+            let polled = match (&this.tape, &mut this.inner) {
+                (Some(tape), _) => tape.poll_frame(cx),
+                (None, Some(inner)) => Pin::new(inner).poll_frame(cx).map_err(ClientBodyError),
+                (None, None) => return Poll::Ready(None),
+            };
+            match polled {
+                Poll::Ready(Some(Ok(frame))) if frame.data_ref().is_some_and(Bytes::is_empty) => continue,
+                other => return other,
+            }
         }
-        let Some(inner) = &mut this.inner else { return Poll::Ready(None) };
-        Pin::new(inner).poll_frame(cx).map_err(ClientBodyError)
     }
 
     fn is_end_stream(&self) -> bool {
