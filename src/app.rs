@@ -19,7 +19,7 @@ use crate::{
         audit::{AuditEntry, AuditLog},
         killswitch,
     },
-    experiment::{events, guard, spec, Registry},
+    experiment::{events, guard, Registry},
     proxy::{
         cap::FaultCap,
         listener,
@@ -89,12 +89,11 @@ impl Server {
         let registry = Registry::new(Arc::new(config.topology()), config.limits.clone());
         let health = Arc::new(guard::Health::new(registry.topology()));
         registry.watch_health(Arc::clone(&health));
-        for (index, spec) in config.experiments.iter().enumerate() {
-            let limits = registry.limits();
-            let ctx = spec::Context { topology: Some(registry.topology()), limits: &limits };
+        // Validated when the config loaded, against the same topology and limits.
+        for (index, boot) in config.experiments.iter().enumerate() {
+            let spec = &boot.spec;
             let boot_err = |message: String| AppError::BootExperiment { index, name: spec.name.clone(), message };
-            let def = spec::validate_spec(spec, &ctx).map_err(|v| boot_err(v.to_string()))?;
-            let started = registry.start(spec.clone(), def).map_err(|e| boot_err(e.to_string()))?;
+            let started = registry.start(spec.clone(), boot.def.clone()).map_err(|e| boot_err(e.to_string()))?;
             audit.record(&AuditEntry {
                 caller: "config",
                 peer: "local",

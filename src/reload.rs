@@ -112,7 +112,7 @@ impl Reloader {
         limits.max_header_bytes = o.max_header_bytes;
         limits.header_read_timeout = o.header_read_timeout;
         limits.idle_timeout = o.idle_timeout;
-        if running.experiments != new.experiments {
+        if running.experiments.iter().map(|e| &e.spec).ne(new.experiments.iter().map(|e| &e.spec)) {
             notes.push("experiments: boot experiments start at boot only; none started by the reload".into());
         }
 

@@ -1,0 +1,133 @@
+//! The config file as written: what serde reads, before any check. Unknown keys are refused.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::proxy::{settings::Mode, settings::Protocol, tls::Roots};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileConfig {
+    #[serde(default)]
+    pub(super) listeners: Vec<FileListener>,
+    pub(super) control: Option<FileControl>,
+    pub(super) admin: Option<FileBind>,
+    pub(super) audit: Option<FileAudit>,
+    #[serde(default)]
+    pub(super) limits: FileLimits,
+    pub(super) workers: Option<usize>,
+    pub(super) drain_grace: Option<String>,
+    #[serde(default)]
+    pub(super) experiments: Vec<Value>,
+    #[serde(default)]
+    pub(super) pages: std::collections::BTreeMap<String, super::pages::FilePage>,
+    /// A directory of scenario files (`*.yaml`) added to the built-in catalogue.
+    pub(super) scenarios_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileListener {
+    pub(super) name: String,
+    pub(super) bind: String,
+    #[serde(default)]
+    pub(super) mode: Mode,
+    pub(super) tls: Option<FileListenerTls>,
+    #[serde(default)]
+    pub(super) routes: Vec<FileRoute>,
+    /// `mode: tcp` only: `host:port`.
+    pub(super) upstream: Option<String>,
+    /// `mode: tcp` only.
+    pub(super) connect_timeout: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileListenerTls {
+    pub(super) cert_file: PathBuf,
+    pub(super) key_file: PathBuf,
+    /// The CA that signs the certificates of TLS faults (expired, wrong name…).
+    pub(super) fault_issuer: Option<FileFaultIssuer>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileFaultIssuer {
+    pub(super) cert_file: PathBuf,
+    pub(super) key_file: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileRoute {
+    pub(super) name: String,
+    #[serde(default)]
+    pub(super) hosts: Vec<String>,
+    pub(super) path_prefix: Option<String>,
+    pub(super) upstream: Option<String>,
+    #[serde(default)]
+    pub(super) protocol: Protocol,
+    pub(super) connect_timeout: Option<String>,
+    pub(super) timeout: Option<String>,
+    pub(super) tls: Option<FileUpstreamTls>,
+    pub(super) preserve_host: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileUpstreamTls {
+    #[serde(default)]
+    pub(super) roots: Roots,
+    pub(super) ca_file: Option<PathBuf>,
+    pub(super) server_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileBind {
+    pub(super) bind: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileControl {
+    pub(super) bind: Option<String>,
+    /// YAML list of `{ name, role, token }`; see `control::auth`.
+    pub(super) tokens_file: Option<PathBuf>,
+    pub(super) tls: Option<FileControlTls>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileControlTls {
+    pub(super) cert_file: PathBuf,
+    pub(super) key_file: PathBuf,
+    /// Set: clients must present a certificate this CA signed (mTLS).
+    pub(super) client_ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileAudit {
+    /// A file (appended to), or `-` for stderr.
+    pub(super) path: PathBuf,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileLimits {
+    pub(super) default_duration: Option<String>,
+    pub(super) max_duration: Option<String>,
+    pub(super) max_start_delay: Option<String>,
+    pub(super) history: Option<usize>,
+    pub(super) max_active: Option<usize>,
+    pub(super) max_percentage: Option<f64>,
+    pub(super) allowed_routes: Option<Vec<String>>,
+    pub(super) max_active_faults: Option<usize>,
+    pub(super) max_connections: Option<usize>,
+    pub(super) max_header_bytes: Option<usize>,
+    pub(super) header_read_timeout: Option<String>,
+    pub(super) idle_timeout: Option<String>,
+}
