@@ -59,23 +59,64 @@ async fn bind(what: String, addr: SocketAddr) -> Result<TcpListener, AppError> {
     TcpListener::bind(addr).await.map_err(|source| AppError::Bind { what, addr, source })
 }
 
-impl Server {
-    /// Binds every port, then starts serving. Nothing is served unless everything could be bound.
-    pub async fn start(config: Config) -> Result<Server, AppError> {
-        let mut bound = Vec::new();
+/// Every port of the config, bound before anything is served.
+struct Ports {
+    listeners: Vec<TcpListener>,
+    tcp_listeners: Vec<TcpListener>,
+    control: TcpListener,
+    admin: Option<TcpListener>,
+}
+
+impl Ports {
+    async fn bind(config: &Config) -> Result<Ports, AppError> {
+        let mut listeners = Vec::new();
         for l in &config.listeners {
-            bound.push(bind(format!("listener {:?}", l.name), l.bind).await?);
+            listeners.push(bind(format!("listener {:?}", l.name), l.bind).await?);
         }
-        let mut tcp_bound = Vec::new();
+        let mut tcp_listeners = Vec::new();
         for t in &config.tcp_listeners {
-            tcp_bound.push(bind(format!("tcp listener {:?}", t.name), t.bind).await?);
+            tcp_listeners.push(bind(format!("tcp listener {:?}", t.name), t.bind).await?);
         }
-        let control_listener = bind("the control service".into(), config.control).await?;
-        let admin_listener = match config.admin {
+        let control = bind("the control service".into(), config.control).await?;
+        let admin = match config.admin {
             Some(a) => Some(bind("the admin endpoint".into(), a).await?),
             None => None,
         };
+        Ok(Ports { listeners, tcp_listeners, control, admin })
+    }
+}
 
+/// The tasks of a server and the signal that stops them.
+struct Tasks {
+    stop: watch::Sender<bool>,
+    set: JoinSet<()>,
+}
+
+impl Tasks {
+    fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) {
+        self.set.spawn(task);
+    }
+
+    /// Resolves when the server stops.
+    fn stopped(&self) -> impl Future<Output = ()> + Send + 'static {
+        stopped(self.stop.subscribe())
+    }
+}
+
+/// What the data plane, the control plane and the admin port share.
+struct Shared {
+    registry: Arc<Registry>,
+    health: Arc<guard::Health>,
+    metrics: Arc<Metrics>,
+    audit: Arc<AuditLog>,
+    /// The control tokens, swapped on reload; read by the control service and the admin port.
+    tokens: Arc<arc_swap::ArcSwap<control::auth::Tokens>>,
+}
+
+impl Server {
+    /// Binds every port, then starts serving. Nothing is served unless everything could be bound.
+    pub async fn start(config: Config) -> Result<Server, AppError> {
+        let ports = Ports::bind(&config).await?;
         let audit = Arc::new(match &config.audit {
             Some(path) => AuditLog::open(path).map_err(|source| AppError::Audit { path: path.clone(), source })?,
             None => AuditLog::disabled(),
@@ -85,155 +126,35 @@ impl Server {
         } else {
             tracing::info!(tokens = config.tokens.len(), "the control service requires a bearer token");
         }
-
         let registry = Registry::new(Arc::new(config.topology()), config.limits.clone());
         let health = Arc::new(guard::Health::new(registry.topology()));
         registry.watch_health(Arc::clone(&health));
-        // Validated when the config loaded, against the same topology and limits.
-        for (index, boot) in config.experiments.iter().enumerate() {
-            let spec = &boot.spec;
-            let boot_err = |message: String| AppError::BootExperiment { index, name: spec.name.clone(), message };
-            let started = registry.start(spec.clone(), boot.def.clone()).map_err(|e| boot_err(e.to_string()))?;
-            audit.record(&AuditEntry {
-                caller: "config",
-                peer: "local",
-                action: "StartExperiment",
-                experiments: vec![started.id],
-                spec: Some(spec),
-                reason: "boot experiment (experiments: in the config)",
-                outcome: Ok(()),
-            });
-        }
-
+        start_boot_experiments(&config, &registry, &audit)?;
         let metrics = Arc::new(Metrics::default());
         metrics.register_experiments(Arc::downgrade(&registry));
-        let cap = Arc::new(FaultCap::new(
-            config.limits.max_active_faults,
-            metrics.faults_active.clone(),
-            metrics.faults_overflow.clone(),
-        ));
-        let (stop, _) = watch::channel(false);
-        let mut tasks = JoinSet::new();
-        let mut listeners = Vec::new();
-        let mut proxies = Vec::new();
-        for (l, tcp) in config.listeners.iter().zip(bound) {
-            let addr =
-                tcp.local_addr().map_err(|source| AppError::Bind { what: l.name.clone(), addr: l.bind, source })?;
-            tracing::info!(listener = %l.name, %addr, routes = l.routes.len(), "listening");
-            listeners.push((l.name.clone(), addr));
-            let proxy =
-                Arc::new(ReverseProxy::new(l, registry.rules(), &metrics, Arc::clone(&cap), Arc::clone(&health)));
-            proxies.push(Arc::clone(&proxy));
-            let bounds = listener::Bounds {
-                max_connections: config.limits.max_connections,
-                max_header_bytes: config.limits.max_header_bytes,
-                timeouts: crate::proxy::conn::Timeouts {
-                    header_read: config.limits.header_read_timeout,
-                    idle: config.limits.idle_timeout,
-                },
-            };
-            if let Some(tls) = &l.tls {
-                tasks.spawn(Arc::clone(tls).watch(l.name.clone(), stopped(stop.subscribe())));
-            }
-            tasks.spawn(listener::serve(
-                tcp,
-                proxy,
-                l.tls.clone(),
-                stopped(stop.subscribe()),
-                config.drain_grace,
-                bounds,
-            ));
-        }
-        for (t, tcp) in config.tcp_listeners.iter().zip(tcp_bound) {
-            let addr =
-                tcp.local_addr().map_err(|source| AppError::Bind { what: t.name.clone(), addr: t.bind, source })?;
-            tracing::info!(listener = %t.name, %addr, upstream = %t.upstream, "listening (tcp)");
-            listeners.push((t.name.clone(), addr));
-            let proxy = Arc::new(TcpProxy::new(t, registry.rules(), &metrics, Arc::clone(&health)));
-            let max = config.limits.max_connections;
-            tasks.spawn(tcp::serve(tcp, proxy, stopped(stop.subscribe()), config.drain_grace, max));
-        }
-        let control = control_listener.local_addr().map_err(|source| AppError::Bind {
-            what: "control".into(),
-            addr: config.control,
-            source,
-        })?;
-        let control_registry = Arc::clone(&registry);
-        let control_stop = stopped(stop.subscribe());
         let tokens = Arc::new(arc_swap::ArcSwap::from_pointee(config.tokens.clone()));
-        let reload_tokens = Arc::clone(&tokens);
-        let admin_tokens = Arc::clone(&tokens);
-        let control_audit = Arc::clone(&audit);
-        let scenarios = Arc::clone(&config.scenarios);
-        let control_tls = config.control_tls.clone();
-        if let Some(tls) = &control_tls {
-            tasks.spawn(Arc::clone(&tls.files).watch("control".to_owned(), stopped(stop.subscribe())));
-        }
-        let control_metrics = Some(Arc::clone(&metrics));
-        tasks.spawn(async move {
-            if let Err(e) = control::serve(
-                control_listener,
-                control_registry,
-                tokens,
-                control_audit,
-                control_stop,
-                control::ServeOptions { metrics: control_metrics, scenarios, tls: control_tls },
-            )
-            .await
-            {
-                tracing::error!(error = %e, "control service failed");
-            }
-        });
-        tasks.spawn(guard::supervise(Arc::downgrade(&registry), health, stopped(stop.subscribe())));
-        tasks.spawn(events::watch_timelines(Arc::downgrade(&registry), stopped(stop.subscribe())));
-        #[cfg(unix)]
-        match control::killswitch::on_sigusr1(Arc::clone(&registry), Arc::clone(&audit), stopped(stop.subscribe())) {
-            Ok(kill_switch) => {
-                tasks.spawn(kill_switch);
-            }
-            Err(e) => tracing::warn!(error = %e, "no SIGUSR1 kill switch: cannot listen for the signal"),
-        }
+        let shared = Shared { registry, health, metrics, audit, tokens };
+
+        let mut tasks = Tasks { stop: watch::channel(false).0, set: JoinSet::new() };
+        let (listeners, proxies) = serve_listeners(&config, ports.listeners, ports.tcp_listeners, &shared, &mut tasks)?;
+        let control = serve_control(&config, ports.control, &shared, &mut tasks)?;
         let reloader = Arc::new(Reloader {
             running: std::sync::Mutex::new(config.clone()),
-            registry: Arc::clone(&registry),
-            tokens: reload_tokens,
+            registry: Arc::clone(&shared.registry),
+            tokens: Arc::clone(&shared.tokens),
             proxies,
-            metrics: Arc::clone(&metrics),
-            audit: Arc::clone(&audit),
+            metrics: Arc::clone(&shared.metrics),
+            audit: Arc::clone(&shared.audit),
         });
-        let admin_state = Arc::new(Admin {
-            ready: false.into(),
-            metrics,
-            registry: Arc::clone(&registry),
-            audit: Arc::clone(&audit),
-            tokens: Arc::clone(&admin_tokens),
-        });
-        let admin = match admin_listener {
-            Some(l) => {
-                let addr = l.local_addr().ok();
-                if let Some(addr) = addr {
-                    tracing::info!(%addr, "admin endpoint listening");
-                    if !addr.ip().is_loopback() {
-                        if config.tokens.is_empty() {
-                            tracing::warn!(%addr, "the admin endpoint is off loopback: /healthz, /readyz and /metrics are open to whoever reaches it; POST /abort-all is taken from loopback only until the control service has tokens");
-                        } else {
-                            tracing::info!(%addr, "the admin endpoint is off loopback: /healthz, /readyz and /metrics are open; POST /abort-all needs an admin token");
-                        }
-                    }
-                }
-                tasks.spawn(admin::serve(l, Arc::clone(&admin_state), stopped(stop.subscribe())));
-                addr
-            }
-            None => None,
-        };
-        admin_state.ready.store(true, Ordering::Release);
+        let admin = serve_admin(&config, ports.admin, &shared, &mut tasks);
+        let Shared { registry, audit, .. } = shared;
         Ok(Server {
             listeners,
             control,
             admin,
             registry,
-            stop,
-            tasks,
+            stop: tasks.stop,
+            tasks: tasks.set,
             drain_grace: config.drain_grace,
             reloader,
             audit,
@@ -297,6 +218,157 @@ impl Server {
         tracing::info!("shutting down");
         self.shutdown().await;
     }
+}
+
+/// Starts the config's experiments (validated when it loaded, against the same topology and limits), each
+/// audited as a start.
+fn start_boot_experiments(config: &Config, registry: &Registry, audit: &AuditLog) -> Result<(), AppError> {
+    for (index, boot) in config.experiments.iter().enumerate() {
+        let spec = &boot.spec;
+        let started = registry.start(spec.clone(), boot.def.clone()).map_err(|e| AppError::BootExperiment {
+            index,
+            name: spec.name.clone(),
+            message: e.to_string(),
+        })?;
+        audit.record(&AuditEntry {
+            caller: "config",
+            peer: "local",
+            action: "StartExperiment",
+            experiments: vec![started.id],
+            spec: Some(spec),
+            reason: "boot experiment (experiments: in the config)",
+            outcome: Ok(()),
+        });
+    }
+    Ok(())
+}
+
+/// The listeners a server serves, by name and bound address, and its HTTP proxies (for reloads).
+type Served = (Vec<(String, SocketAddr)>, Vec<Arc<ReverseProxy>>);
+
+/// Serves every HTTP and TCP listener on its bound socket.
+fn serve_listeners(
+    config: &Config,
+    bound: Vec<TcpListener>,
+    tcp_bound: Vec<TcpListener>,
+    shared: &Shared,
+    tasks: &mut Tasks,
+) -> Result<Served, AppError> {
+    let Shared { registry, health, metrics, .. } = shared;
+    let cap = Arc::new(FaultCap::new(
+        config.limits.max_active_faults,
+        metrics.faults_active.clone(),
+        metrics.faults_overflow.clone(),
+    ));
+    let bounds = listener::Bounds {
+        max_connections: config.limits.max_connections,
+        max_header_bytes: config.limits.max_header_bytes,
+        timeouts: crate::proxy::conn::Timeouts {
+            header_read: config.limits.header_read_timeout,
+            idle: config.limits.idle_timeout,
+        },
+    };
+    let mut listeners = Vec::new();
+    let mut proxies = Vec::new();
+    for (l, tcp) in config.listeners.iter().zip(bound) {
+        let addr = tcp.local_addr().map_err(|source| AppError::Bind { what: l.name.clone(), addr: l.bind, source })?;
+        tracing::info!(listener = %l.name, %addr, routes = l.routes.len(), "listening");
+        listeners.push((l.name.clone(), addr));
+        let proxy = Arc::new(ReverseProxy::new(l, registry.rules(), metrics, Arc::clone(&cap), Arc::clone(health)));
+        proxies.push(Arc::clone(&proxy));
+        if let Some(tls) = &l.tls {
+            tasks.spawn(Arc::clone(tls).watch(l.name.clone(), tasks.stopped()));
+        }
+        tasks.spawn(listener::serve(tcp, proxy, l.tls.clone(), tasks.stopped(), config.drain_grace, bounds));
+    }
+    for (t, tcp) in config.tcp_listeners.iter().zip(tcp_bound) {
+        let addr = tcp.local_addr().map_err(|source| AppError::Bind { what: t.name.clone(), addr: t.bind, source })?;
+        tracing::info!(listener = %t.name, %addr, upstream = %t.upstream, "listening (tcp)");
+        listeners.push((t.name.clone(), addr));
+        let proxy = Arc::new(TcpProxy::new(t, registry.rules(), metrics, Arc::clone(health)));
+        let max = config.limits.max_connections;
+        tasks.spawn(tcp::serve(tcp, proxy, tasks.stopped(), config.drain_grace, max));
+    }
+    Ok((listeners, proxies))
+}
+
+/// Serves the control service, and the supervisors that end experiments on their own: guards, timelines
+/// and the SIGUSR1 kill switch. Returns the control port's address.
+fn serve_control(
+    config: &Config,
+    listener: TcpListener,
+    shared: &Shared,
+    tasks: &mut Tasks,
+) -> Result<SocketAddr, AppError> {
+    let addr = listener.local_addr().map_err(|source| AppError::Bind {
+        what: "control".into(),
+        addr: config.control,
+        source,
+    })?;
+    let control_tls = config.control_tls.clone();
+    if let Some(tls) = &control_tls {
+        tasks.spawn(Arc::clone(&tls.files).watch("control".to_owned(), tasks.stopped()));
+    }
+    let options = control::ServeOptions {
+        metrics: Some(Arc::clone(&shared.metrics)),
+        scenarios: Arc::clone(&config.scenarios),
+        tls: control_tls,
+    };
+    let serving = control::serve(
+        listener,
+        Arc::clone(&shared.registry),
+        Arc::clone(&shared.tokens),
+        Arc::clone(&shared.audit),
+        tasks.stopped(),
+        options,
+    );
+    tasks.spawn(async move {
+        if let Err(e) = serving.await {
+            tracing::error!(error = %e, "control service failed");
+        }
+    });
+    let registry = Arc::downgrade(&shared.registry);
+    tasks.spawn(guard::supervise(registry.clone(), Arc::clone(&shared.health), tasks.stopped()));
+    tasks.spawn(events::watch_timelines(registry, tasks.stopped()));
+    #[cfg(unix)]
+    match control::killswitch::on_sigusr1(Arc::clone(&shared.registry), Arc::clone(&shared.audit), tasks.stopped()) {
+        Ok(kill_switch) => tasks.spawn(kill_switch),
+        Err(e) => tracing::warn!(error = %e, "no SIGUSR1 kill switch: cannot listen for the signal"),
+    }
+    Ok(addr)
+}
+
+/// Serves the admin port, when there is one, and marks the server ready. Returns its address.
+fn serve_admin(
+    config: &Config,
+    listener: Option<TcpListener>,
+    shared: &Shared,
+    tasks: &mut Tasks,
+) -> Option<SocketAddr> {
+    let admin_state = Arc::new(Admin {
+        ready: false.into(),
+        metrics: Arc::clone(&shared.metrics),
+        registry: Arc::clone(&shared.registry),
+        audit: Arc::clone(&shared.audit),
+        tokens: Arc::clone(&shared.tokens),
+    });
+    let addr = listener.and_then(|l| {
+        let addr = l.local_addr().ok();
+        if let Some(addr) = addr {
+            tracing::info!(%addr, "admin endpoint listening");
+            if !addr.ip().is_loopback() {
+                if config.tokens.is_empty() {
+                    tracing::warn!(%addr, "the admin endpoint is off loopback: /healthz, /readyz and /metrics are open to whoever reaches it; POST /abort-all is taken from loopback only until the control service has tokens");
+                } else {
+                    tracing::info!(%addr, "the admin endpoint is off loopback: /healthz, /readyz and /metrics are open; POST /abort-all needs an admin token");
+                }
+            }
+        }
+        tasks.spawn(admin::serve(l, Arc::clone(&admin_state), tasks.stopped()));
+        addr
+    });
+    admin_state.ready.store(true, Ordering::Release);
+    addr
 }
 
 async fn stopped(mut rx: watch::Receiver<bool>) {
