@@ -28,7 +28,7 @@ use super::{
     upstream::Upstream,
 };
 use crate::{
-    experiment::{guard::Health, Decision, Held, RuleSet, TlsDecision},
+    experiment::{guard::Health, Decision, EndingFault, Held, RuleSet, TlsDecision},
     fault::{BodyPlan, Disconnect, Fault, GrpcStream, RequestView, ResponsePlan},
     proxy::settings::{ListenerConfig, Mode},
     telemetry::metrics::{Metrics, Outcome, RouteCounters, TimeoutCounters, TlsCounters},
@@ -96,6 +96,13 @@ pub struct ReverseProxy {
     timeouts: TimeoutCounters,
     /// The listener's open tunnels (CONNECT, upgrades), for its drain.
     tunnels: Arc<Tunnels>,
+}
+
+/// Where a request goes: its route, what the experiments decided and the cap's slot it holds; or the
+/// proxy's own answer when no route takes it.
+enum Routed<'r, 'c> {
+    To { route: &'r Route, decision: Option<Decision>, slot: Option<ActiveFault<'c>> },
+    Answered(Response<ProxyBody>),
 }
 
 impl ReverseProxy {
@@ -203,10 +210,6 @@ impl ReverseProxy {
         client: SocketAddr,
         switch: &ResetSwitch,
     ) -> Result<Response<ProxyBody>, Dropped> {
-        // A request a rule could fault takes a slot of the cap first; with none free it passes untouched
-        // (not even counted as matched), and the slot goes back unless the request is faulted. A request
-        // that a fault ends (abort, hang, reset, rate limit) keeps it until it is answered.
-        let mut slot = None;
         if let Err(why) = headers::check_host(&mut req) {
             return Ok(respond::bad_request("ambiguous-host", &why.to_string()));
         }
@@ -215,40 +218,10 @@ impl ReverseProxy {
             return Ok(respond::connect_refused(&self.name));
         }
         let routes = self.routes.load_full();
-        let (route, decision) = {
-            let (host, port, path) = match self.mode {
-                // TCP listeners are not served here (`proxy::tcp`).
-                Mode::Reverse | Mode::Tcp => (headers::request_host(&req), None, req.uri().path()),
-                Mode::Forward => match forward::destination(&req) {
-                    Ok(d) => (Some(d.host), Some(d.port), d.path),
-                    Err(why) => return Ok(respond::not_a_proxy_request(why.0)),
-                },
-            };
-            let Some(route) = routes.iter().find(|r| r.takes(host, port, path)) else {
-                tracing::debug!(listener = %self.name, ?host, path, "no route");
-                return Ok(respond::no_route(&self.name));
-            };
-            let rules = self.rules.load();
-            let decision = if let Some(taken) = rules.targets(route.id).then(|| self.cap.try_acquire()).flatten() {
-                slot = Some(taken);
-                let view = RequestView {
-                    method: req.method(),
-                    host,
-                    path,
-                    query: req.uri().query(),
-                    headers: req.headers(),
-                    client_ip: client.ip(),
-                };
-                rules.decide(route.id, &view)
-            } else {
-                None
-            };
-            if decision.is_none() {
-                slot = None;
-            }
-            (route, decision)
+        let (route, decision, mut slot) = match self.route_and_decide(&routes, &req, client) {
+            Routed::To { route, decision, slot } => (route, decision, slot),
+            Routed::Answered(resp) => return Ok(resp),
         };
-
         let Some(mut d) = decision else {
             let resp = if connect {
                 self.tunnel(route, req, Acts::default(), switch).await
@@ -265,50 +238,7 @@ impl ReverseProxy {
         // The first ending fault whose experiment still runs ends the request; one whose experiment ended
         // during the delay is dropped, and the request goes on as if it had never matched.
         if let Some(end) = d.ending() {
-            let (rule, fault) = (end.rule, end.fault);
-            tracing::debug!(listener = %self.name, experiment = %rule.id, fault = fault.kind(), "request ended by a fault");
-            let ended = match fault {
-                Fault::Abort(abort) => Some(Ok(respond::abort(abort, &req, client.ip()))),
-                Fault::Hang(hang) => act::hang(hang, &req, client.ip(), switch, &rule.lifeline).await,
-                Fault::Reset(_) => Some(Err(act::reset(switch))),
-                Fault::RateLimit(_) => Some(Ok(respond::rate_limited(end.retry_after, &req))),
-                Fault::Unresolvable(_) => Some(Ok(forward::unresolvable(headers::request_host(&req)))),
-                Fault::Blackhole(b) if connect => {
-                    let until = forward::blackhole_until(b, rule.ends_at());
-                    let release = forward::Release {
-                        authority: req.uri().authority().map(|a| a.as_str().to_owned()).unwrap_or_default(),
-                        connect_timeout: route.upstream.route().connect_timeout,
-                        plan: TunnelPlan {
-                            body: d.body.clone(),
-                            disconnect: d.disconnect.clone(),
-                            switch: switch.clone(),
-                            drain: Some(self.tunnel_drain(false)),
-                        },
-                    };
-                    let mut req = req;
-                    let on_upgrade = hyper::upgrade::on(&mut req);
-                    route.counters.count(Outcome::Injected);
-                    return Ok(forward::blackhole_tunnel(on_upgrade, until, rule.lifeline.clone(), release));
-                }
-                Fault::Blackhole(b) => {
-                    let until = forward::blackhole_until(b, rule.ends_at());
-                    forward::blackhole_request(until, &rule.lifeline).await.map(Err)
-                }
-                // Never chosen to end a request (see `Fault::ends_request` and `RuleSet::decide`).
-                Fault::Delay(_)
-                | Fault::Truncate(_)
-                | Fault::Throttle(_)
-                | Fault::GrpcStream(_)
-                | Fault::Disconnect(_)
-                | Fault::FirstByteDelay(_)
-                | Fault::Drip(_)
-                | Fault::Rewrite(_)
-                | Fault::Body(_)
-                // Toxic and TLS rules are never filed under HTTP routes (`RuleSet::build`).
-                | Fault::Toxic(_)
-                | Fault::Tls(_) => None,
-            };
-            if let Some(ended) = ended {
+            if let Some(ended) = self.end(route, end, &d, &mut req, client, switch).await {
                 route.counters.count(Outcome::Injected);
                 return ended;
             }
@@ -331,6 +261,94 @@ impl ReverseProxy {
         };
         drop(slot);
         Ok(resp)
+    }
+
+    /// The request's route, and what the experiments decide for it. A request a rule could fault takes a
+    /// slot of the cap first; with none free it passes untouched (not even counted as matched), and the
+    /// slot goes back unless the request is faulted. A request that a fault ends (abort, hang, reset, rate
+    /// limit) keeps it until it is answered.
+    fn route_and_decide<'r>(&self, routes: &'r [Route], req: &Request<Incoming>, client: SocketAddr) -> Routed<'r, '_> {
+        let (host, port, path) = match self.mode {
+            // TCP listeners are not served here (`proxy::tcp`).
+            Mode::Reverse | Mode::Tcp => (headers::request_host(req), None, req.uri().path()),
+            Mode::Forward => match forward::destination(req) {
+                Ok(d) => (Some(d.host), Some(d.port), d.path),
+                Err(why) => return Routed::Answered(respond::not_a_proxy_request(why.0)),
+            },
+        };
+        let Some(route) = routes.iter().find(|r| r.takes(host, port, path)) else {
+            tracing::debug!(listener = %self.name, ?host, path, "no route");
+            return Routed::Answered(respond::no_route(&self.name));
+        };
+        let rules = self.rules.load();
+        let Some(slot) = rules.targets(route.id).then(|| self.cap.try_acquire()).flatten() else {
+            return Routed::To { route, decision: None, slot: None };
+        };
+        let view = RequestView {
+            method: req.method(),
+            host,
+            path,
+            query: req.uri().query(),
+            headers: req.headers(),
+            client_ip: client.ip(),
+        };
+        let decision = rules.decide(route.id, &view);
+        let slot = decision.is_some().then_some(slot);
+        Routed::To { route, decision, slot }
+    }
+
+    /// Ends the request as its ending fault says. `None`: the fault's experiment ended during a hold (the
+    /// request goes on as if it had never matched).
+    async fn end(
+        &self,
+        route: &Route,
+        end: EndingFault<'_>,
+        d: &Decision,
+        req: &mut Request<Incoming>,
+        client: SocketAddr,
+        switch: &ResetSwitch,
+    ) -> Option<Result<Response<ProxyBody>, Dropped>> {
+        let (rule, fault) = (end.rule, end.fault);
+        tracing::debug!(listener = %self.name, experiment = %rule.id, fault = fault.kind(), "request ended by a fault");
+        match fault {
+            Fault::Abort(abort) => Some(Ok(respond::abort(abort, req, client.ip()))),
+            Fault::Hang(hang) => act::hang(hang, req, client.ip(), switch, &rule.lifeline).await,
+            Fault::Reset(_) => Some(Err(act::reset(switch))),
+            Fault::RateLimit(_) => Some(Ok(respond::rate_limited(end.retry_after, req))),
+            Fault::Unresolvable(_) => Some(Ok(forward::unresolvable(headers::request_host(req)))),
+            Fault::Blackhole(b) if req.method() == Method::CONNECT => {
+                let until = forward::blackhole_until(b, rule.ends_at());
+                let release = forward::Release {
+                    authority: req.uri().authority().map(|a| a.as_str().to_owned()).unwrap_or_default(),
+                    connect_timeout: route.upstream.route().connect_timeout,
+                    plan: TunnelPlan {
+                        body: d.body.clone(),
+                        disconnect: d.disconnect.clone(),
+                        switch: switch.clone(),
+                        drain: Some(self.tunnel_drain(false)),
+                    },
+                };
+                let on_upgrade = hyper::upgrade::on(req);
+                Some(Ok(forward::blackhole_tunnel(on_upgrade, until, rule.lifeline.clone(), release)))
+            }
+            Fault::Blackhole(b) => {
+                let until = forward::blackhole_until(b, rule.ends_at());
+                forward::blackhole_request(until, &rule.lifeline).await.map(Err)
+            }
+            // Never chosen to end a request (see `Fault::ends_request` and `RuleSet::decide`).
+            Fault::Delay(_)
+            | Fault::Truncate(_)
+            | Fault::Throttle(_)
+            | Fault::GrpcStream(_)
+            | Fault::Disconnect(_)
+            | Fault::FirstByteDelay(_)
+            | Fault::Drip(_)
+            | Fault::Rewrite(_)
+            | Fault::Body(_)
+            // Toxic and TLS rules are never filed under HTTP routes (`RuleSet::build`).
+            | Fault::Toxic(_)
+            | Fault::Tls(_) => None,
+        }
     }
 
     /// Opens a CONNECT tunnel to the request's `host:port` and answers 200; the tunnel runs on its own task
