@@ -25,8 +25,8 @@ mod tls;
 
 use crate::{
     fault::{
-        Abort, BodyPlan, Disconnect, Fault, GrpcStream, HostPattern, Matcher, Percentage, RequestRng, RequestView,
-        Reset, ResponsePlan, StickyKey, Trigger,
+        Abort, BodyPlan, Disconnect, Fault, GrpcStream, HostPattern, Matcher, Percentage, Plan, RequestRng,
+        RequestView, ResponsePlan, Share, Step, StickyKey, Trigger,
     },
     topology::{RouteId, Topology},
 };
@@ -51,6 +51,25 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// Counts what a request got from the experiment: `kinds` has bit i set for the kind at
+    /// `Fault::KINDS[i]`.
+    fn count(&self, kinds: u32, delayed: bool, aborted: bool, acted: bool) {
+        for (i, c) in self.by_kind.iter().enumerate().take_while(|_| kinds != 0) {
+            if kinds & (1 << i) != 0 {
+                Counters::bump(c);
+            }
+        }
+        if delayed || aborted || acted {
+            Counters::bump(&self.injected);
+        }
+        if delayed {
+            Counters::bump(&self.delayed);
+        }
+        if aborted {
+            Counters::bump(&self.aborted);
+        }
+    }
+
     fn bump(c: &AtomicU64) {
         c.fetch_add(1, Ordering::Relaxed);
     }
@@ -351,6 +370,25 @@ pub struct EndingFault<'a> {
 }
 
 impl Decision {
+    /// Adds a selected experiment's share, each part held while the experiment runs.
+    fn add(&mut self, lifeline: &Lifeline, share: Share) {
+        if !share.delay.is_zero() {
+            self.delay.push(lifeline, share.delay);
+        }
+        if !share.head_delay.is_zero() {
+            self.head_delay.push(lifeline, share.head_delay);
+        }
+        if !share.body.is_empty() {
+            self.body.push(lifeline, share.body);
+        }
+        if let Some(g) = share.grpc_stream {
+            self.grpc_stream.push(lifeline, g);
+        }
+        if let Some(x) = share.disconnect {
+            self.disconnect.push(lifeline, x);
+        }
+    }
+
     /// The fault that ends the request instead of forwarding it: that of the earliest-started selected
     /// experiment that has one and still runs. `None`: the request goes on.
     pub fn ending(&self) -> Option<EndingFault<'_>> {
@@ -658,150 +696,30 @@ impl RuleSet {
                 return;
             }
             let d = decision.get_or_insert_with(Decision::default);
-            let lifeline = &rule.lifeline;
-            let mut delayed = false;
-            let mut aborted = false;
-            let mut acted = false;
-            // This experiment's share of the holds, kept apart from the others' (see `Decision`).
-            let mut delay = Duration::ZERO;
-            let mut head_delay = Duration::ZERO;
-            let mut body = BodyPlan::default();
-            let mut grpc_stream: Option<GrpcStream> = None;
-            let mut disconnect: Option<Disconnect> = None;
+            let mut plan = Plan::new(&mut d.response, &mut rng, t);
+            let (mut delayed, mut aborted, mut acted) = (false, false, false);
             // Bit i: the fault kind at Fault::KINDS[i] acted on this request.
             let mut kinds = 0u32;
             for (i, fault) in rule.faults.iter().enumerate().take(in_phase.end).skip(in_phase.start) {
-                match fault {
-                    Fault::Delay(x) => {
-                        delay = delay.saturating_add(x.sample(&mut rng));
-                        delayed = true;
-                        kinds |= 1 << fault.kind_index();
-                    }
-                    // The faults that end the request (`Fault::ends_request`).
-                    Fault::Abort(_)
-                    | Fault::Hang(_)
-                    | Fault::Reset(Reset { after_bytes: None })
-                    | Fault::Blackhole(_)
-                    | Fault::Unresolvable(_) => {
+                match fault.apply(&mut plan) {
+                    Step::Passed => continue,
+                    Step::Delayed => delayed = true,
+                    Step::Acted => acted = true,
+                    Step::Ends { retry_after } => {
                         let first = d.endings.is_empty();
-                        d.endings.push(Ending {
-                            rule: Arc::clone(rule),
-                            index: i,
-                            retry_after: Duration::ZERO,
-                            counted: first,
-                        });
+                        d.endings.push(Ending { rule: Arc::clone(rule), index: i, retry_after, counted: first });
                         if first {
                             aborted = true;
                             kinds |= 1 << fault.kind_index();
                         }
                         break;
                     }
-                    Fault::Reset(r) => {
-                        body.add_reset(r);
-                        acted = true;
-                        kinds |= 1 << fault.kind_index();
-                    }
-                    Fault::Truncate(t) => {
-                        body.add_truncate(t);
-                        acted = true;
-                        kinds |= 1 << fault.kind_index();
-                    }
-                    Fault::Throttle(t) => {
-                        body.add_throttle(t);
-                        acted = true;
-                        kinds |= 1 << fault.kind_index();
-                    }
-                    Fault::Disconnect(x) => {
-                        if disconnect.is_none_or(|earlier| x.after < earlier.after) {
-                            disconnect = Some(*x);
-                        }
-                        acted = true;
-                        kinds |= 1 << fault.kind_index();
-                    }
-                    Fault::GrpcStream(g) => {
-                        match &mut grpc_stream {
-                            Some(earlier) => earlier.combine(g),
-                            None => grpc_stream = Some(g.clone()),
-                        }
-                        acted = true;
-                        kinds |= 1 << fault.kind_index();
-                    }
-                    Fault::FirstByteDelay(f) => {
-                        let wait = f.delay.sample(&mut rng);
-                        if f.head_first {
-                            body.first_byte = body.first_byte.saturating_add(wait);
-                        } else {
-                            head_delay = head_delay.saturating_add(wait);
-                        }
-                        acted = true;
-                        kinds |= 1 << fault.kind_index();
-                    }
-                    Fault::Drip(drip) => {
-                        body.add_drip(drip);
-                        acted = true;
-                        kinds |= 1 << fault.kind_index();
-                    }
-                    Fault::Rewrite(r) => {
-                        d.response.rewrites.push(Arc::clone(r));
-                        acted = true;
-                        kinds |= 1 << fault.kind_index();
-                    }
-                    Fault::Body(b) => {
-                        d.response.add_body(b, rand::RngExt::random(rng.rng()));
-                        acted = true;
-                        kinds |= 1 << fault.kind_index();
-                    }
-                    // Toxic rules are filed only under TCP routes, which never decide requests, and TLS rules
-                    // apart from routes (`RuleSet::build`).
-                    Fault::Toxic(_) | Fault::Tls(_) => {}
-                    // Within the limit: nothing, go on with the list. Beyond it: ends the request (429).
-                    Fault::RateLimit(rl) => {
-                        if let Some(wait) = rl.take(t) {
-                            let first = d.endings.is_empty();
-                            d.endings.push(Ending {
-                                rule: Arc::clone(rule),
-                                index: i,
-                                retry_after: wait,
-                                counted: first,
-                            });
-                            if first {
-                                aborted = true;
-                                kinds |= 1 << fault.kind_index();
-                            }
-                            break;
-                        }
-                    }
                 }
+                kinds |= 1 << fault.kind_index();
             }
-            if !delay.is_zero() {
-                d.delay.push(lifeline, delay);
-            }
-            if !head_delay.is_zero() {
-                d.head_delay.push(lifeline, head_delay);
-            }
-            if !body.is_empty() {
-                d.body.push(lifeline, body);
-            }
-            if let Some(g) = grpc_stream {
-                d.grpc_stream.push(lifeline, g);
-            }
-            if let Some(x) = disconnect {
-                d.disconnect.push(lifeline, x);
-            }
-            for (i, c) in rule.counters.by_kind.iter().enumerate().take_while(|_| kinds != 0) {
-                if kinds & (1 << i) != 0 {
-                    Counters::bump(c);
-                }
-            }
-            if delayed || aborted || acted {
-                Counters::bump(&rule.counters.injected);
-            }
-            if delayed {
-                Counters::bump(&rule.counters.delayed);
-            }
-            if aborted {
-                Counters::bump(&rule.counters.aborted);
-            }
+            let share = plan.share;
+            d.add(&rule.lifeline, share);
+            rule.counters.count(kinds, delayed, aborted, acted);
         });
         decision.filter(|d| !d.is_empty())
     }

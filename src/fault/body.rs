@@ -136,6 +136,16 @@ impl Corruptor {
     }
 }
 
+impl BodyFault {
+    /// Replaces (the first replacement wins) or corrupts (every corruption, each with its own seed) the
+    /// response body.
+    pub fn apply(&self, plan: &mut super::Plan<'_>) -> super::Step {
+        let seed = rand::RngExt::random(plan.rng.rng());
+        plan.response.add_body(self, seed);
+        super::Step::Acted
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -59,6 +59,14 @@ fn secs(s: f64) -> Duration {
     }
 }
 
+impl Delay {
+    /// Adds a draw of the delay to the request's hold.
+    pub fn apply(&self, plan: &mut super::Plan<'_>) -> super::Step {
+        plan.share.delay = plan.share.delay.saturating_add(self.sample(plan.rng));
+        super::Step::Delayed
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::AtomicU64;

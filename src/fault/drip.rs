@@ -17,3 +17,11 @@ impl Drip {
         Drip { chunk: self.chunk.min(other.chunk), interval: self.interval.max(other.interval) }
     }
 }
+
+impl Drip {
+    /// Drips the response body; with another drip, the slowest of both.
+    pub fn apply(&self, plan: &mut super::Plan<'_>) -> super::Step {
+        plan.share.body.add_drip(self);
+        super::Step::Acted
+    }
+}

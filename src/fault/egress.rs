@@ -20,3 +20,13 @@ pub struct Disconnect {
 /// The destination's name does not resolve: 502 without contacting it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unresolvable;
+
+impl Disconnect {
+    /// Ends the upgraded connection or tunnel; with another disconnect, the earliest.
+    pub fn apply(&self, plan: &mut super::Plan<'_>) -> super::Step {
+        if plan.share.disconnect.is_none_or(|earlier| self.after < earlier.after) {
+            plan.share.disconnect = Some(*self);
+        }
+        super::Step::Acted
+    }
+}

@@ -11,3 +11,16 @@ pub struct FirstByteDelay {
     /// `false`: the status and headers are held too; `true`: they go at once and the first body byte waits.
     pub head_first: bool,
 }
+
+impl FirstByteDelay {
+    /// Holds the response head, or with `head_first` its first body byte, for a draw of the delay.
+    pub fn apply(&self, plan: &mut super::Plan<'_>) -> super::Step {
+        let wait = self.delay.sample(plan.rng);
+        if self.head_first {
+            plan.share.body.first_byte = plan.share.body.first_byte.saturating_add(wait);
+        } else {
+            plan.share.head_delay = plan.share.head_delay.saturating_add(wait);
+        }
+        super::Step::Acted
+    }
+}

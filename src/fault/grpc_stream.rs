@@ -32,3 +32,14 @@ fn min_opt<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
         (a, b) => a.or(b),
     }
 }
+
+impl GrpcStream {
+    /// Ends the gRPC response stream; with another, at the earlier of both.
+    pub fn apply(&self, plan: &mut super::Plan<'_>) -> super::Step {
+        match &mut plan.share.grpc_stream {
+            Some(earlier) => earlier.combine(self),
+            None => plan.share.grpc_stream = Some(self.clone()),
+        }
+        super::Step::Acted
+    }
+}

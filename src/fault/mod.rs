@@ -1,6 +1,6 @@
 //! The fault model: pure values that decide whether a request is in scope ([`Matcher`]), whether it is
 //! selected ([`Percentage`]) and what it gets ([`Fault`]). No I/O here, and nothing that can fail on a
-//! request: every value is valid by construction (see `control::convert` for how proto becomes domain).
+//! request: every value is valid by construction (see `experiment::spec` for how proto becomes domain).
 
 mod abort;
 pub mod body;
@@ -12,6 +12,7 @@ mod grpc_stream;
 mod hang;
 mod matcher;
 pub mod page;
+mod plan;
 mod rate_limit;
 mod reset;
 mod response;
@@ -34,6 +35,7 @@ pub use grpc_stream::GrpcStream;
 pub use hang::{Hang, HangEnd};
 pub use matcher::{HostPattern, Matcher, Predicate, RequestView, ValueMatch};
 pub use page::Page;
+pub use plan::{Plan, Share, Step};
 pub use rate_limit::RateLimit;
 pub use reset::Reset;
 pub use response::{BodyPlan, CutKind, ResponsePlan};
@@ -151,6 +153,26 @@ impl Fault {
             Fault::FirstByteDelay(_) | Fault::Drip(_) | Fault::Rewrite(_) | Fault::Body(_) => false,
             // Act on connections, not requests.
             Fault::Toxic(_) | Fault::Tls(_) => false,
+        }
+    }
+
+    /// What the fault does to a request: its part of the experiment's [`Plan`] (each kind's `apply`). Faults
+    /// that act on connections (toxics, TLS faults) do nothing to a request.
+    pub fn apply(&self, plan: &mut Plan<'_>) -> Step {
+        match self {
+            Fault::Abort(_) | Fault::Hang(_) | Fault::Blackhole(_) | Fault::Unresolvable(_) => Step::ENDS,
+            Fault::Delay(x) => x.apply(plan),
+            Fault::Reset(x) => x.apply(plan),
+            Fault::Truncate(x) => x.apply(plan),
+            Fault::Throttle(x) => x.apply(plan),
+            Fault::RateLimit(x) => x.apply(plan),
+            Fault::GrpcStream(x) => x.apply(plan),
+            Fault::Disconnect(x) => x.apply(plan),
+            Fault::FirstByteDelay(x) => x.apply(plan),
+            Fault::Drip(x) => x.apply(plan),
+            Fault::Rewrite(x) => rewrite::apply(x, plan),
+            Fault::Body(x) => x.apply(plan),
+            Fault::Toxic(_) | Fault::Tls(_) => Step::Passed,
         }
     }
 }

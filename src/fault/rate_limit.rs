@@ -76,6 +76,16 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
+impl RateLimit {
+    /// Within the rate: nothing, the request goes on. Beyond it: ends the request (429, `retry-after`).
+    pub fn apply(&self, plan: &mut super::Plan<'_>) -> super::Step {
+        match self.take(plan.now) {
+            Some(retry_after) => super::Step::Ends { retry_after },
+            None => super::Step::Passed,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -65,6 +65,12 @@ const FRAMING: [&str; 9] = [
     "host",
 ];
 
+/// Rewrites the request's and the response's headers (and status), after the rewrites before it.
+pub fn apply(rewrite: &std::sync::Arc<Rewrite>, plan: &mut super::Plan<'_>) -> super::Step {
+    plan.response.rewrites.push(std::sync::Arc::clone(rewrite));
+    super::Step::Acted
+}
+
 #[cfg(test)]
 mod tests {
     use http::HeaderValue;

@@ -6,3 +6,11 @@ use std::num::NonZeroU64;
 pub struct Throttle {
     pub bytes_per_second: NonZeroU64,
 }
+
+impl Throttle {
+    /// Limits the response body's rate; with another throttle, the slowest rate.
+    pub fn apply(&self, plan: &mut super::Plan<'_>) -> super::Step {
+        plan.share.body.add_throttle(self);
+        super::Step::Acted
+    }
+}

@@ -5,3 +5,11 @@
 pub struct Truncate {
     pub after_bytes: u64,
 }
+
+impl Truncate {
+    /// Cuts the response body; with another cut, the earliest.
+    pub fn apply(&self, plan: &mut super::Plan<'_>) -> super::Step {
+        plan.share.body.add_truncate(self);
+        super::Step::Acted
+    }
+}
