@@ -3,37 +3,21 @@
 //! the experiment's faults (aborts and edge error pages, delays, hangs, resets, truncation, throttling, rate
 //! limits); when the experiment ends, traffic is untouched again.
 //!
-//! Layout:
+//! Responsibilities, bottom layer first (every module imports only those below it; `.ci/layers.py`
+//! checks it, and docs/architecture.md draws it):
 //!
 //! ```text
-//! main.rs         command line only (clap), calls into this library
-//! app.rs          binds every port, wires the parts, drains on shutdown
-//! config.rs       config file + flags → checked Config and the route Topology; config/pages.rs (pages:)
-//! document.rs     experiment YAML (protobuf JSON mapping) → ExperimentSpec
-//! fault/          pure fault model: Matcher, Percentage, Trigger, StickyKey, Fault (one file per kind:
-//!                 abort, delay, hang, reset, truncate, throttle, rate_limit, first_byte, drip, rewrite, body,
-//!                 toxic, tls, egress: blackhole/unresolvable/disconnect, grpc_stream), page/ (built-in error pages;
-//!                 custom.rs: the config's page templates)
-//! experiment/     Registry (lifecycle, timers) → RuleSet (immutable, indexed by route); timeline.rs (ramp,
-//!                 flap, phases), lease.rs, guard.rs, events.rs (the lifecycle event bus); ruleset/tcp.rs (the
-//!                 rules as one TCP connection meets them), ruleset/tls.rs (as one TLS handshake does)
-//! scenario/       the scenario catalogue: parameters, expansion into experiments, builtin/*.yaml
-//! proxy/          data plane: listener, per-request service, upstream pool, responses it writes,
-//!                 act.rs (connection, body and response faults), cap.rs (concurrent-fault cap), tcp.rs (TCP
-//!                 listeners: byte relay with toxics), forward.rs (forward listeners: CONNECT tunnels), tls.rs
-//!                 (TLS origination), tls_listen.rs (TLS on listeners, TLS faults), grpc.rs (gRPC stream faults)
-//! control/        gRPC FaultControl service; convert.rs validates proto into domain values (convert/realism.rs
-//!                 and convert/response.rs for the realism faults, convert/tcp.rs for toxics, convert/tls.rs for
-//!                 TLS faults, convert/traffic.rs
-//!                 for gRPC matchers, convert/phases.rs); auth.rs (bearer tokens), audit.rs, limits.rs and
-//!                 guards.rs (safety checks), killswitch.rs, scenarios.rs (the scenario RPCs), events.rs
-//!                 (WatchEvents, GetStats)
-//! admin.rs        /healthz, /readyz, /metrics
-//! telemetry/      logs and Prometheus metrics
-//! reload.rs       config reload on SIGHUP
-//! fuzzing.rs      bodies of the fuzz targets in fuzz/, also run by tests/fuzz_corpus.rs
-//! ctl.rs          the `edgefault ctl` client; ctl/watch.rs: `ctl watch` and `ctl top`
-//! demo.rs         `edgefault demo`: the 18 November replay against a sample upstream, live
+//! topology, tls, document, text   names of listeners and routes; PEM files and certificate reloading;
+//!                                 experiment documents (YAML/JSON); bounded text
+//! fault/                          the pure fault model: matching, sampling, one file per fault kind with
+//!                                 what it does to a request (`apply`), error pages
+//! experiment/                     the registry and its lifecycle, the rule set the data plane reads,
+//!                                 timelines, guards, leases; spec/: proto → validated domain values
+//! scenario/, telemetry/           incident replays; metrics and logs
+//! proxy/                          the data plane: listeners, requests, upstreams, bodies, TCP and TLS
+//! control/, admin                 the gRPC control service (auth, audit, kill switch, events); the admin port
+//! config/                         the file and the flags → each component's settings, checked
+//! app, reload, ctl, demo          wiring, SIGHUP reloads, the `ctl` client, the demo
 //! ```
 
 #![forbid(unsafe_code)]

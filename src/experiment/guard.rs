@@ -22,7 +22,7 @@ use crate::topology::{RouteId, Topology};
 /// How often guards are checked.
 pub const TICK: Duration = Duration::from_millis(250);
 
-/// One stop condition, valid by construction (see `control::guards`).
+/// One stop condition, valid by construction (see `experiment::spec::guards`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Guard {
     /// More than `max` (0–1) of the real upstream answers failed over `window`, once at least

@@ -26,7 +26,7 @@ pub use ruleset::{
 
 use crate::fault::{Fault, Matcher, Percentage, StickyKey, Trigger};
 
-/// A validated experiment: what the control plane accepted. Built only by `control::convert`.
+/// A validated experiment: what the control plane accepted. Built only by `experiment::spec`.
 #[derive(Debug, Clone)]
 pub struct ExperimentDef {
     pub name: String,
@@ -63,7 +63,7 @@ impl ExperimentDef {
     /// Every request, these faults, this long, with every optional feature off (no match conditions, 100 %,
     /// no start delay, seed, lease, dry run, guards, trigger, timeline, sticky key or phases). Code that builds a
     /// definition itself (tests, benchmarks) starts here and sets what it needs; specs from users go
-    /// through `control::convert`.
+    /// through `experiment::spec`.
     pub fn new(name: impl Into<String>, duration: Duration, faults: Vec<Fault>) -> Self {
         ExperimentDef {
             name: name.into(),
