@@ -86,7 +86,9 @@ pub fn nginx(servers: &[&str]) -> Option<Nginx> {
 /// (`$EDGEFAULT_CI_CACHE/py`, default `~/.cache/edgefault-ci/py`), else `python3`. `None` (the test is
 /// skipped, and says so) when there is none, unless peers are required.
 pub fn python(modules: &[&str]) -> Option<PathBuf> {
+    // Empty is unset, as in the scripts (`${EDGEFAULT_CI_CACHE:-…}`).
     let cache = std::env::var_os("EDGEFAULT_CI_CACHE")
+        .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/edgefault-ci")));
     let candidates = cache.map(|c| c.join("py/bin/python")).into_iter().chain([PathBuf::from("python3")]);
