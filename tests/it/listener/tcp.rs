@@ -191,8 +191,9 @@ async fn timeout_stops_data_then_closes() {
     proxy
         .start("name: stall\nmatch: { listeners: [db] }\nfaults: [{ toxic: { direction: upstream, timeout: { timeout: 300ms } } }]\n")
         .await;
-    let mut s = connect(db).await;
+    // The timeout counts from the connection's start, which the proxy may see before `connect` returns.
     let t = Instant::now();
+    let mut s = connect(db).await;
     s.write_all(b"hello").await.expect("write");
     let (got, _) = read_up_to(&mut s, 5).await.unwrap_or_else(|e| panic!("closed, not {e}"));
     assert!(got.is_empty(), "data passed: {got:?}");
