@@ -41,8 +41,12 @@ for target in "${targets[@]}"; do
     step "cargo fuzz run $target (${seconds}s, one job, corpus copy in $work/$target)"
     mkdir -p "$work/$target"
     cp -R "corpus/$target/." "$work/$target/"
-    if ! cargo fuzz run "$target" "$work/$target" -- \
-        -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1; then
+    # libFuzzer prints a line per new input; the log keeps them, CI shows the end of it.
+    if cargo fuzz run "$target" "$work/$target" -- \
+        -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 >"$work/$target.log" 2>&1; then
+        grep -E '^(#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::average_exec_per_sec)' "$work/$target.log" || true
+    else
+        tail -n 60 "$work/$target.log"
         failed+=("$target")
     fi
 done
