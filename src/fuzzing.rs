@@ -588,11 +588,6 @@ fn check_response<B>(r: &http::Response<B>) {
 const PLAIN_HOST: &str = "hsafe.example";
 const LOCATIONS: [&str; 4] = ["FRA", "AMS", "LHR", "SJC"];
 
-/// HTML escaping as the pages do it, to tell an escaped host from a raw one.
-fn escape_html(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
-}
-
 /// FNV-1a, for a request id and a time drawn from the input.
 fn fnv(data: &[u8]) -> u64 {
     data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
@@ -648,7 +643,7 @@ fn check_page(page: &Page, status: StatusCode, req: &PageRequest<'_>, template: 
         }
         if let Some(host) = req.host.filter(|h| h.contains('<')) {
             // Looked for between the escaped hosts: `;<` is in `;&lt;<br>`, escaping and the markup after it.
-            let escaped = escape_html(host);
+            let escaped = crate::fault::page::escape_html(host);
             let raw = |b: &[u8]| String::from_utf8_lossy(b).split(escaped.as_str()).any(|part| part.contains(host));
             assert!(raw(&plain.body) || !raw(&r.body), "host {host:?} appears unescaped in the HTML page");
         }

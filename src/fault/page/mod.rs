@@ -264,7 +264,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 /// Escapes text for HTML element content and attribute values.
-fn escape_html(s: &str) -> String {
+pub fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
