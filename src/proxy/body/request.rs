@@ -10,7 +10,7 @@ use std::{
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 
-use super::super::error::ClientBodyError;
+use crate::proxy::error::ClientBodyError;
 
 /// The client's request body on its way to the upstream. Its error is its own type, so a failed send
 /// tells a client that stopped mid-upload or sent a malformed body (the client's doing: 400) from an
@@ -113,7 +113,7 @@ impl Body for RequestBody {
     /// DATA frame carrying END_STREAM arrives here as one.
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
-        if let Some(bytes) = this.replay.take().filter(|b| !b.is_empty()) {
+        if let Some(bytes) = this.replay.take() {
             return Poll::Ready(Some(Ok(Frame::data(bytes))));
         }
         loop {
