@@ -646,29 +646,13 @@ pub fn fault_summary(f: &v1::Fault) -> String {
     };
     match &f.kind {
         Some(Kind::Abort(a)) => format!("abort {}", abort(a)),
-        Some(Kind::Delay(_)) => "delay".into(),
         Some(Kind::Hang(h)) => match &h.then {
             Some(v1::hang_fault::Then::Respond(a)) => {
                 format!("hang {} then {}", h.duration.map(span).unwrap_or_default(), abort(a))
             }
             _ => format!("hang {}", h.duration.map(span).unwrap_or_default()),
         },
-        Some(Kind::Reset(_)) => "reset".into(),
-        Some(Kind::Truncate(_)) => "truncate".into(),
-        Some(Kind::Throttle(_)) => "throttle".into(),
-        Some(Kind::RateLimit(_)) => "rate limit".into(),
-        Some(Kind::FirstByteDelay(_)) => "first-byte delay".into(),
-        Some(Kind::Drip(_)) => "drip".into(),
-        Some(Kind::Rewrite(r)) => match r.status {
-            Some(status) => format!("rewrite to {status}"),
-            None => "rewrite".into(),
-        },
-        Some(Kind::Body(_)) => "body".into(),
-        Some(Kind::Blackhole(_)) => "blackhole".into(),
-        Some(Kind::Unresolvable(_)) => "unresolvable".into(),
-        Some(Kind::GrpcStream(_)) => "gRPC stream cut".into(),
-        Some(Kind::Disconnect(_)) => "disconnect".into(),
-        Some(Kind::Toxic(_)) => "toxic".into(),
+        Some(Kind::Rewrite(v1::RewriteFault { status: Some(status), .. })) => format!("rewrite to {status}"),
         Some(Kind::Tls(t)) => match &t.kind {
             Some(v1::tls_fault::Kind::HandshakeFailure(h)) if h.reset => "TLS reset".into(),
             Some(v1::tls_fault::Kind::HandshakeFailure(h)) => {
@@ -681,6 +665,8 @@ pub fn fault_summary(f: &v1::Fault) -> String {
             },
             None => "tls".into(),
         },
+        // The others by their name (`rate limit`, `first byte delay`).
+        Some(kind) => crate::fault::kind_name(kind).replace('_', " "),
         None => "?".into(),
     }
 }

@@ -25,7 +25,7 @@ use crate::{
     experiment::{Decision, ExperimentDef, Limits, Rule, RuleSet},
     fault::{
         page::{wants_json, Location, Page, PageRequest, PageTemplate, PageTemplates, Preset, Template, Variant},
-        BodyPlan, Fault, HangEnd, HostPattern, RequestView,
+        BodyPlan, End, Fault, HangEnd, HostPattern, RequestView,
     },
     pb::v1 as pb,
     proxy::settings::RouteHost,
@@ -372,7 +372,7 @@ fn check_forwarded_head(original: &HeaderMap, client: IpAddr, proto: &'static st
 
 /// How many faults of a definition are delays, and first-byte delays (its own and every phase's).
 fn count_delays(def: &ExperimentDef) -> (u32, u32) {
-    let all = def.faults.iter().chain(def.phases.iter().flat_map(|p| p.faults.iter()));
+    let all = def.faults.http().iter().chain(def.phases.iter().flat_map(|p| p.faults.http().iter()));
     all.fold((0, 0), |(d, f), fault| match fault {
         Fault::Delay(_) => (d.saturating_add(1), f),
         Fault::FirstByteDelay(_) => (d, f.saturating_add(1)),
@@ -543,34 +543,33 @@ pub fn request_path_outcome(data: &[u8]) -> Option<RequestOutcome> {
 /// The fault that ends the request, if any, answered as the proxy answers it; `None`: the request goes on.
 fn check_ending<B>(d: &Decision, req: &Request<B>, client: IpAddr, limits: &Limits) -> Option<&'static str> {
     let end = d.ending()?;
-    Some(match end.fault {
-        Fault::Abort(abort) => {
+    Some(match end.end {
+        End::Abort(abort) => {
             check_response(&respond::abort(abort, req, client));
             "ended by abort"
         }
-        Fault::Hang(hang) => {
+        End::Hang(hang) => {
             assert!(hang.hold <= limits.max_duration, "a hang of {:?} outlasts max_duration", hang.hold);
             if let HangEnd::Respond(abort) = &hang.then {
                 check_response(&respond::abort(abort, req, client));
             }
             "ended by hang"
         }
-        Fault::RateLimit(_) => {
+        End::RateLimited => {
             let r = respond::rate_limited(end.retry_after, req);
             assert!(r.headers().contains_key(header::RETRY_AFTER), "a 429 without retry-after");
             "ended by rate_limit"
         }
-        Fault::Unresolvable(_) => {
+        End::Unresolvable => {
             check_response(&forward::unresolvable(headers::request_host(req)));
             "ended by unresolvable"
         }
-        Fault::Blackhole(b) => {
+        End::Blackhole(b) => {
             let until = forward::blackhole_until(b, end.rule.ends_at());
             assert!(until <= end.rule.ends_at(), "a blackhole outlasts its experiment");
             "ended by blackhole"
         }
-        Fault::Reset(_) => "ended by reset",
-        _ => "ended by another fault",
+        End::Reset => "ended by reset",
     })
 }
 

@@ -115,30 +115,8 @@ impl AuditEntry<'_> {
 /// The parts of a spec a reader of the audit log needs: what, where, how much, how long.
 pub fn summary(spec: &pb::ExperimentSpec) -> Value {
     let m = spec.r#match.clone().unwrap_or_default();
-    let faults: Vec<&str> = spec
-        .faults
-        .iter()
-        .map(|f| match &f.kind {
-            Some(pb::fault::Kind::Abort(_)) => "abort",
-            Some(pb::fault::Kind::Delay(_)) => "delay",
-            Some(pb::fault::Kind::Hang(_)) => "hang",
-            Some(pb::fault::Kind::Reset(_)) => "reset",
-            Some(pb::fault::Kind::Truncate(_)) => "truncate",
-            Some(pb::fault::Kind::Throttle(_)) => "throttle",
-            Some(pb::fault::Kind::RateLimit(_)) => "rate_limit",
-            Some(pb::fault::Kind::Blackhole(_)) => "blackhole",
-            Some(pb::fault::Kind::Unresolvable(_)) => "unresolvable",
-            Some(pb::fault::Kind::GrpcStream(_)) => "grpc_stream",
-            Some(pb::fault::Kind::Disconnect(_)) => "disconnect",
-            Some(pb::fault::Kind::FirstByteDelay(_)) => "first_byte_delay",
-            Some(pb::fault::Kind::Drip(_)) => "drip",
-            Some(pb::fault::Kind::Rewrite(_)) => "rewrite",
-            Some(pb::fault::Kind::Body(_)) => "body",
-            Some(pb::fault::Kind::Toxic(_)) => "toxic",
-            Some(pb::fault::Kind::Tls(_)) => "tls",
-            None => "none",
-        })
-        .collect();
+    let faults: Vec<&str> =
+        spec.faults.iter().map(|f| f.kind.as_ref().map_or("none", crate::fault::kind_name)).collect();
     let mut v = Map::new();
     v.insert("name".into(), json!(spec.name));
     v.insert("faults".into(), json!(faults));

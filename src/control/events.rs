@@ -171,7 +171,7 @@ mod tests {
         let mut stream = watch(source, None, None, None);
         // Far more events than the bus and the watcher's buffer hold: a start and a stop each.
         for _ in 0..(crate::experiment::events::CAPACITY + 2 * WATCHER_BUFFER) {
-            let def = ExperimentDef::new("x", Duration::from_secs(60), Vec::new());
+            let def = ExperimentDef::new("x", Duration::from_secs(60), Vec::<crate::fault::Fault>::new());
             let e = registry.start(v1::ExperimentSpec::default(), def).expect("starts");
             registry.stop(&e.id, "").expect("stops");
         }

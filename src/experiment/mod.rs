@@ -24,7 +24,7 @@ pub use ruleset::{
     ActiveToxic, ConnectionRules, Counters, Decision, EndingFault, PhaseNow, Rule, RuleSet, TlsDecision,
 };
 
-use crate::fault::{Fault, Matcher, Percentage, StickyKey, Trigger};
+use crate::fault::{Faults, Matcher, Percentage, StickyKey, Trigger};
 
 /// A validated experiment: what the control plane accepted. Built only by `experiment::spec`.
 #[derive(Debug, Clone)]
@@ -39,8 +39,8 @@ pub struct ExperimentDef {
     /// The effective duration: the spec's, or the server's default; never over the server's cap.
     pub duration: Duration,
     pub start_delay: Duration,
-    /// Applied in order; an abort ends the list.
-    pub faults: Vec<Fault>,
+    /// Applied in order; a fault that ends the request ends the list.
+    pub faults: Faults,
     pub seed: Option<u64>,
     /// When set, the experiment must be renewed within this long, or it is aborted ("lease expired").
     pub lease: Option<Duration>,
@@ -64,7 +64,7 @@ impl ExperimentDef {
     /// no start delay, seed, lease, dry run, guards, trigger, timeline, sticky key or phases). Code that builds a
     /// definition itself (tests, benchmarks) starts here and sets what it needs; specs from users go
     /// through `experiment::spec`.
-    pub fn new(name: impl Into<String>, duration: Duration, faults: Vec<Fault>) -> Self {
+    pub fn new(name: impl Into<String>, duration: Duration, faults: impl Into<Faults>) -> Self {
         ExperimentDef {
             name: name.into(),
             listeners: Vec::new(),
@@ -73,7 +73,7 @@ impl ExperimentDef {
             percentage: Percentage::ALL,
             duration,
             start_delay: Duration::ZERO,
-            faults,
+            faults: faults.into(),
             seed: None,
             lease: None,
             dry_run: false,

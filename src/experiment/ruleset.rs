@@ -25,8 +25,8 @@ mod tls;
 
 use crate::{
     fault::{
-        Abort, BodyPlan, Disconnect, Fault, GrpcStream, HostPattern, Matcher, Percentage, Plan, RequestRng,
-        RequestView, ResponsePlan, Share, Step, StickyKey, Trigger,
+        Abort, BodyPlan, Disconnect, End, Fault, Faults, GrpcStream, HostPattern, Matcher, Percentage, Plan,
+        RequestRng, RequestView, ResponsePlan, Share, Step, StickyKey, Trigger,
     },
     topology::{RouteId, Topology},
 };
@@ -87,7 +87,7 @@ pub struct Rule {
     routes: Vec<String>,
     matcher: Matcher,
     percentage: Percentage,
-    faults: Box<[Fault]>,
+    faults: Faults,
     seed: u64,
     /// How many requests have drawn from this experiment's random stream.
     draws: AtomicU64,
@@ -145,7 +145,7 @@ impl Rule {
             .enumerate()
             .map(|(i, p)| {
                 let at = faults.len();
-                faults.extend(p.faults.iter().cloned());
+                faults.extend(&p.faults);
                 RulePhase {
                     start: p.start,
                     name: p.name.as_str().into(),
@@ -169,7 +169,7 @@ impl Rule {
             routes: def.routes.clone(),
             matcher: def.matcher.clone(),
             percentage: def.percentage,
-            faults: faults.into_boxed_slice(),
+            faults,
             seed,
             draws: AtomicU64::new(0),
             ends_at,
@@ -309,15 +309,13 @@ impl Rule {
     }
 
     /// Whether the experiment acts on TLS handshakes (its faults are TLS faults) rather than on requests.
-    /// Validation keeps an experiment's faults all TLS faults or none.
     fn is_tls(&self) -> bool {
-        self.faults.iter().any(|f| matches!(f, Fault::Tls(_)))
+        matches!(self.faults, Faults::Tls(_))
     }
 
     /// Whether the experiment acts on TCP connections (its faults are toxics) rather than on HTTP requests.
-    /// Validation keeps an experiment's faults all toxics or none.
     fn is_tcp(&self) -> bool {
-        self.faults.iter().any(|f| matches!(f, Fault::Toxic(_)))
+        matches!(self.faults, Faults::Tcp(_))
     }
 }
 
@@ -365,6 +363,8 @@ struct Ending {
 pub struct EndingFault<'a> {
     pub rule: &'a Rule,
     pub fault: &'a Fault,
+    /// How it ends the request.
+    pub end: End<'a>,
     /// For a rate limit: the `retry-after`.
     pub retry_after: Duration,
 }
@@ -393,7 +393,8 @@ impl Decision {
     /// experiment that has one and still runs. `None`: the request goes on.
     pub fn ending(&self) -> Option<EndingFault<'_>> {
         let e = self.endings.iter().find(|e| !e.rule.lifeline.is_ended())?;
-        let fault = e.rule.faults.get(e.index)?;
+        let fault = e.rule.faults.http().get(e.index)?;
+        let end = fault.end()?;
         if !e.counted {
             // Counted now, as it would have been had the experiments before it never matched.
             Counters::bump(&e.rule.counters.aborted);
@@ -401,14 +402,14 @@ impl Decision {
                 Counters::bump(c);
             }
         }
-        Some(EndingFault { rule: &e.rule, fault, retry_after: e.retry_after })
+        Some(EndingFault { rule: &e.rule, fault, end, retry_after: e.retry_after })
     }
 
     /// The first ending's abort, if it is one.
     pub fn abort(&self) -> Option<&Abort> {
         let e = self.endings.first()?;
-        match e.rule.faults.get(e.index) {
-            Some(Fault::Abort(a)) => Some(a),
+        match e.rule.faults.http().get(e.index)?.end()? {
+            End::Abort(a) => Some(a),
             _ => None,
         }
     }
@@ -700,7 +701,7 @@ impl RuleSet {
             let (mut delayed, mut aborted, mut acted) = (false, false, false);
             // Bit i: the fault kind at Fault::KINDS[i] acted on this request.
             let mut kinds = 0u32;
-            for (i, fault) in rule.faults.iter().enumerate().take(in_phase.end).skip(in_phase.start) {
+            for (i, fault) in rule.faults.http().iter().enumerate().take(in_phase.end).skip(in_phase.start) {
                 match fault.apply(&mut plan) {
                     Step::Passed => continue,
                     Step::Delayed => delayed = true,

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::fault::{Fault, Percentage};
+use crate::fault::{Faults, Percentage};
 
 /// The percentage changes linearly from `from` to `to` during `[after, after + over)`; it is `from` before
 /// and `to` after.
@@ -99,7 +99,7 @@ pub struct Phase {
     /// Ramp and flap within the phase; their times count from the phase's start.
     pub timeline: Timeline,
     /// What selected requests get (the experiment's faults when the phase gives none).
-    pub faults: Vec<Fault>,
+    pub faults: Faults,
 }
 
 /// Which phase an instant falls in.

@@ -11,6 +11,9 @@ use http::HeaderValue;
 use rand::{rngs::SmallRng, RngExt, SeedableRng};
 use rand_distr::{Distribution, Geometric};
 
+use super::{check::MAX_BODY, Collector, HttpKind, Plan, Step};
+use crate::pb::v1 as pb;
+
 /// At most this many random offsets per corruption (`count`).
 pub const MAX_COUNT: u64 = 65_536;
 /// The window of `count` when neither `within` nor a content-length says how long the body is.
@@ -136,14 +139,93 @@ impl Corruptor {
     }
 }
 
-impl BodyFault {
+impl HttpKind for BodyFault {
+    type Proto = pb::BodyFault;
+
+    fn convert(b: &pb::BodyFault, path: &str, c: &mut Collector) -> Option<Self> {
+        use pb::body_fault::Action;
+        match &b.action {
+            None => {
+                c.add(path.to_owned(), "set one of replace, corrupt");
+                None
+            }
+            Some(Action::Replace(r)) => replace(r, &format!("{path}.replace"), c),
+            Some(Action::Corrupt(k)) => corrupt(k, &format!("{path}.corrupt"), c),
+        }
+    }
+
     /// Replaces (the first replacement wins) or corrupts (every corruption, each with its own seed) the
     /// response body.
-    pub fn apply(&self, plan: &mut super::Plan<'_>) -> super::Step {
+    fn apply(&self, plan: &mut Plan<'_>) -> Step {
         let seed = rand::RngExt::random(plan.rng.rng());
         plan.response.add_body(self, seed);
-        super::Step::Acted
+        Step::Acted
     }
+}
+
+/// `body.replace`: text or data (not both), bounded, and a content type.
+fn replace(r: &pb::BodyReplace, path: &str, c: &mut Collector) -> Option<BodyFault> {
+    if !r.text.is_empty() && !r.data.is_empty() {
+        c.add(format!("{path}.data"), "set either text or data, not both");
+    }
+    let body = if r.data.is_empty() { Bytes::from(r.text.clone()) } else { Bytes::from(r.data.clone()) };
+    if body.len() > MAX_BODY {
+        c.add(
+            format!("{path}.{}", if r.data.is_empty() { "text" } else { "data" }),
+            format!("at most {MAX_BODY} bytes"),
+        );
+    }
+    let content_type = if r.content_type.is_empty() {
+        None
+    } else {
+        HeaderValue::from_str(&r.content_type).ok().or_else(|| {
+            c.add(format!("{path}.content_type"), "not a valid header value (printable ASCII only)");
+            None
+        })
+    };
+    Some(BodyFault::Replace(Arc::new(Replace { body, content_type })))
+}
+
+/// `body.corrupt`: exactly one way of picking bytes (a share, offsets, a count within a window).
+fn corrupt(k: &pb::BodyCorrupt, path: &str, c: &mut Collector) -> Option<BodyFault> {
+    let given = [k.percentage.is_some(), !k.offsets.is_empty(), k.count.is_some()];
+    if given.iter().filter(|g| **g).count() != 1 {
+        c.add(path.to_owned(), "set exactly one of percentage, offsets, count");
+        return None;
+    }
+    if k.within.is_some() && k.count.is_none() {
+        c.add(format!("{path}.within"), "only applies with count");
+    }
+    let pick = if let Some(p) = k.percentage {
+        if !(p.is_finite() && p > 0.0 && p <= 100.0) {
+            c.add(format!("{path}.percentage"), format!("must be more than 0 and at most 100, got {p}"));
+            return None;
+        }
+        Pick::Share(Geometric::new(p / 100.0).ok()?)
+    } else if let Some(n) = k.count {
+        if n == 0 || n > MAX_COUNT {
+            c.add(format!("{path}.count"), format!("from 1 to {MAX_COUNT}, got {n}"));
+            return None;
+        }
+        if k.within == Some(0) {
+            c.add(
+                format!("{path}.within"),
+                format!("must be at least 1 (default: the content-length, or {DEFAULT_WITHIN})"),
+            );
+            return None;
+        }
+        Pick::Random { count: n, within: k.within }
+    } else {
+        if k.offsets.len() as u64 > MAX_COUNT {
+            c.add(format!("{path}.offsets"), format!("at most {MAX_COUNT} entries"));
+            return None;
+        }
+        let mut offsets = k.offsets.clone();
+        offsets.sort_unstable();
+        offsets.dedup();
+        Pick::Offsets(offsets.into())
+    };
+    Some(BodyFault::Corrupt(Arc::new(Corrupt { pick, garble: k.garble })))
 }
 
 #[cfg(test)]

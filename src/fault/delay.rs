@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use rand_distr::{Distribution, LogNormal, Normal};
 
-use super::RequestRng;
+use super::{Collector, HttpKind, Plan, RequestRng, Step};
+use crate::pb::v1 as pb;
 
 #[derive(Debug, Clone)]
 pub enum DelayDistribution {
@@ -59,11 +60,62 @@ fn secs(s: f64) -> Duration {
     }
 }
 
-impl Delay {
+impl HttpKind for Delay {
+    type Proto = pb::DelayFault;
+
+    /// A distribution and its cap: every duration within the server's bound, a cap for the unbounded
+    /// distributions.
+    fn convert(d: &pb::DelayFault, path: &str, c: &mut Collector) -> Option<Self> {
+        use pb::delay_fault::Distribution as D;
+        let dur = |field: &str, v: &Option<pbjson_types::Duration>, required: bool, c: &mut Collector| {
+            c.duration(v, &format!("{path}.{field}"), required)
+        };
+        let max = dur("max", &d.max, false, c);
+        let distribution = match &d.distribution {
+            None => {
+                c.add(path, "set one of fixed, uniform, normal, lognormal");
+                return None;
+            }
+            Some(D::Fixed(f)) => DelayDistribution::Fixed(dur("fixed", &Some(*f), true, c)?),
+            Some(D::Uniform(u)) => {
+                let min = dur("uniform.min", &u.min, false, c).unwrap_or(Duration::ZERO);
+                let hi = dur("uniform.max", &u.max, true, c)?;
+                if hi < min {
+                    c.add(format!("{path}.uniform.max"), "must not be less than uniform.min");
+                }
+                DelayDistribution::Uniform { min, max: hi }
+            }
+            Some(D::Normal(n)) => {
+                let mean = dur("normal.mean", &n.mean, true, c)?;
+                let sd = dur("normal.stddev", &n.stddev, true, c)?;
+                if max.is_none() {
+                    c.add(format!("{path}.max"), "required for a normal delay (it has no upper bound)");
+                }
+                DelayDistribution::Normal(Normal::new(mean.as_secs_f64(), sd.as_secs_f64()).ok()?)
+            }
+            Some(D::Lognormal(l)) => {
+                let median = dur("lognormal.median", &l.median, true, c)?;
+                if median.is_zero() {
+                    c.add(format!("{path}.lognormal.median"), "must be longer than zero");
+                    return None;
+                }
+                if !(l.sigma.is_finite() && l.sigma >= 0.0 && l.sigma <= 10.0) {
+                    c.add(format!("{path}.lognormal.sigma"), format!("must be between 0 and 10, got {}", l.sigma));
+                    return None;
+                }
+                if max.is_none() {
+                    c.add(format!("{path}.max"), "required for a lognormal delay (it has no upper bound)");
+                }
+                DelayDistribution::LogNormal(LogNormal::new(median.as_secs_f64().ln(), l.sigma).ok()?)
+            }
+        };
+        Some(Delay { distribution, max })
+    }
+
     /// Adds a draw of the delay to the request's hold.
-    pub fn apply(&self, plan: &mut super::Plan<'_>) -> super::Step {
+    fn apply(&self, plan: &mut Plan<'_>) -> Step {
         plan.share.delay = plan.share.delay.saturating_add(self.sample(plan.rng));
-        super::Step::Delayed
+        Step::Delayed
     }
 }
 

@@ -3,6 +3,9 @@
 
 use std::{num::NonZeroU64, time::Duration};
 
+use super::{Collector, HttpKind, Plan, Step};
+use crate::pb::v1 as pb;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Drip {
     /// Bytes per chunk.
@@ -18,10 +21,25 @@ impl Drip {
     }
 }
 
-impl Drip {
+impl HttpKind for Drip {
+    type Proto = pb::DripFault;
+
+    /// A chunk of at least one byte, an interval longer than zero.
+    fn convert(d: &pb::DripFault, path: &str, c: &mut Collector) -> Option<Self> {
+        let chunk = NonZeroU64::new(d.chunk_bytes);
+        if chunk.is_none() {
+            c.add(format!("{path}.chunk_bytes"), "required: at least 1 byte per chunk");
+        }
+        let interval = c.duration(&d.interval, &format!("{path}.interval"), true);
+        if interval.is_some_and(|i| i.is_zero()) {
+            c.add(format!("{path}.interval"), "must be longer than zero (for an even rate, use throttle)");
+        }
+        Some(Drip { chunk: chunk?, interval: interval.filter(|i| !i.is_zero())? })
+    }
+
     /// Drips the response body; with another drip, the slowest of both.
-    pub fn apply(&self, plan: &mut super::Plan<'_>) -> super::Step {
+    fn apply(&self, plan: &mut Plan<'_>) -> Step {
         plan.share.body.add_drip(self);
-        super::Step::Acted
+        Step::Acted
     }
 }

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use super::Abort;
+use super::{Abort, Collector, End, HttpKind, Plan, Step};
+use crate::pb::v1 as pb;
 
 #[derive(Debug, Clone)]
 pub struct Hang {
@@ -22,4 +23,31 @@ pub enum HangEnd {
     Reset,
     /// Answer as this abort does.
     Respond(Abort),
+}
+
+impl HttpKind for Hang {
+    type Proto = pb::HangFault;
+
+    /// A hold longer than zero and within the server's bound, and what ends it.
+    fn convert(h: &pb::HangFault, path: &str, c: &mut Collector) -> Option<Self> {
+        use pb::hang_fault::Then;
+        let hold = c.duration(&h.duration, &format!("{path}.duration"), true);
+        if hold.is_some_and(|d| d.is_zero()) {
+            c.add(format!("{path}.duration"), "must be longer than zero");
+        }
+        let then = match &h.then {
+            None | Some(Then::Close(_)) => HangEnd::Close,
+            Some(Then::Reset(_)) => HangEnd::Reset,
+            Some(Then::Respond(a)) => HangEnd::Respond(Abort::from_proto(a, &format!("{path}.respond"), c)),
+        };
+        Some(Hang { hold: hold.unwrap_or(Duration::ZERO), then })
+    }
+
+    fn apply(&self, _: &mut Plan<'_>) -> Step {
+        Step::ENDS
+    }
+
+    fn end(&self) -> Option<End<'_>> {
+        Some(End::Hang(self))
+    }
 }

@@ -4,6 +4,7 @@
 
 mod abort;
 pub mod body;
+pub mod check;
 mod delay;
 mod drip;
 mod egress;
@@ -27,6 +28,7 @@ mod truncate;
 
 pub use abort::{grpc_code_for_http, percent_encode_grpc, Abort, GrpcCode};
 pub use body::{BodyFault, Corrupt, Corruptor, Pick, Replace};
+pub use check::{Collector, Violation, Violations};
 pub use delay::{Delay, DelayDistribution};
 pub use drip::Drip;
 pub use egress::{Blackhole, Disconnect, Unresolvable};
@@ -35,7 +37,7 @@ pub use grpc_stream::GrpcStream;
 pub use hang::{Hang, HangEnd};
 pub use matcher::{HostPattern, Matcher, Predicate, RequestView, ValueMatch};
 pub use page::Page;
-pub use plan::{Plan, Share, Step};
+pub use plan::{End, Plan, Share, Step};
 pub use rate_limit::RateLimit;
 pub use reset::Reset;
 pub use response::{BodyPlan, CutKind, ResponsePlan};
@@ -46,46 +48,152 @@ pub use throttle::Throttle;
 pub use tls::{CertificateProblem, TlsAlert, TlsFault};
 pub use toxic::{Direction, Toxic, ToxicKind};
 pub use trigger::Trigger;
+
+use crate::pb::v1 as pb;
 pub use truncate::Truncate;
 
-/// One action taken on a selected request. Each proxy phase matches on this exhaustively, so a new kind
-/// forces a decision everywhere it matters.
-#[derive(Debug, Clone)]
-pub enum Fault {
+/// What every HTTP fault kind provides, in its own file; [`http_faults!`] below registers it.
+///
+/// A kind is converted from its proto message once, at the boundary (every problem recorded with its field
+/// path), and applied to each selected request's [`Plan`]. A kind that ends the request says how
+/// ([`End`]); the proxy answers every way of ending in one place.
+pub trait HttpKind: Sized {
+    /// Its message in the proto (`AbortFault`, …).
+    type Proto;
+    /// The proto message at `path` (`faults[0].abort`) → the fault. `None`: invalid (the problems are in
+    /// `c`).
+    fn convert(proto: &Self::Proto, path: &str, c: &mut Collector) -> Option<Self>;
+    /// What it does to a selected request: its part of the experiment's plan.
+    fn apply(&self, plan: &mut Plan<'_>) -> Step;
+    /// How it ends the request when [`HttpKind::apply`] says [`Step::Ends`]. `None`: it never ends one.
+    fn end(&self) -> Option<End<'_>> {
+        None
+    }
+    /// Whether it ends every request it is applied to (nothing after it in a list could run). A rate
+    /// limit ends only the requests beyond its rate.
+    fn always_ends(&self) -> bool {
+        self.end().is_some()
+    }
+}
+
+/// Registers the HTTP fault kinds: each line is the variant of [`Fault`] and of the proto's `Fault.kind`
+/// (the same name), the kind's type (implementing [`HttpKind`]) and its name in the YAML, the audit log,
+/// metrics and messages. Generates [`Fault`], its names and indexes, and the dispatch to each kind.
+macro_rules! http_faults {
+    ($($(#[$doc:meta])* $kind:ident($ty:ty) = $name:literal;)+) => {
+        /// One action taken on a selected HTTP request (toxics and TLS faults are the other families, see
+        /// [`Faults`]).
+        #[derive(Debug, Clone)]
+        pub enum Fault {
+            $($(#[$doc])* $kind($ty),)+
+        }
+
+        /// The position of each kind in [`Fault::KINDS`].
+        #[allow(clippy::enum_variant_names)]
+        enum Index {
+            $($kind,)+
+            Toxic,
+            Tls,
+        }
+
+        impl Fault {
+            /// Every kind's label, HTTP faults then the two other families (`toxic`, `tls`), in the order of
+            /// [`Fault::kind_index`], [`Toxic::KIND_INDEX`] and [`TlsFault::KIND_INDEX`].
+            pub const KINDS: [&'static str; [$($name,)+ "toxic", "tls"].len()] = [$($name,)+ "toxic", "tls"];
+
+            /// The index of [`Fault::kind`] in [`Fault::KINDS`].
+            pub fn kind_index(&self) -> usize {
+                match self {
+                    $(Fault::$kind(_) => Index::$kind as usize,)+
+                }
+            }
+
+            /// What the fault does to a request: its part of the experiment's [`Plan`].
+            pub fn apply(&self, plan: &mut Plan<'_>) -> Step {
+                match self {
+                    $(Fault::$kind(x) => <$ty as HttpKind>::apply(x, plan),)+
+                }
+            }
+
+            /// How the fault ends a request, when [`Fault::apply`] says it does.
+            pub fn end(&self) -> Option<End<'_>> {
+                match self {
+                    $(Fault::$kind(x) => <$ty as HttpKind>::end(x),)+
+                }
+            }
+
+            /// Whether the fault always ends the request before the upstream is asked (nothing after it
+            /// can run).
+            pub fn ends_request(&self) -> bool {
+                match self {
+                    $(Fault::$kind(x) => <$ty as HttpKind>::always_ends(x),)+
+                }
+            }
+
+            /// A spec's HTTP fault at `path` (`faults[0]`) → the fault; `None` when it is invalid (the
+            /// problems are in `c`) or of another family.
+            pub fn convert(kind: &pb::fault::Kind, path: &str, c: &mut Collector) -> Option<Fault> {
+                match kind {
+                    $(pb::fault::Kind::$kind(p) => {
+                        <$ty as HttpKind>::convert(p, &format!("{path}.{}", $name), c).map(Fault::$kind)
+                    })+
+                    pb::fault::Kind::Toxic(_) | pb::fault::Kind::Tls(_) => None,
+                }
+            }
+        }
+
+        /// The name of a spec's fault kind, as the audit log, `ctl` and messages give it.
+        pub fn kind_name(kind: &pb::fault::Kind) -> &'static str {
+            match kind {
+                $(pb::fault::Kind::$kind(_) => $name,)+
+                pb::fault::Kind::Toxic(_) => "toxic",
+                pb::fault::Kind::Tls(_) => "tls",
+            }
+        }
+
+        impl Toxic {
+            /// The index of `toxic` in [`Fault::KINDS`].
+            pub const KIND_INDEX: usize = Index::Toxic as usize;
+        }
+
+        impl TlsFault {
+            /// The index of `tls` in [`Fault::KINDS`].
+            pub const KIND_INDEX: usize = Index::Tls as usize;
+        }
+    };
+}
+
+http_faults! {
     /// Answer from the proxy instead of the upstream.
-    Abort(Abort),
+    Abort(Abort) = "abort";
     /// Hold the request before it goes on.
-    Delay(Delay),
+    Delay(Delay) = "delay";
     /// Hold the request without answering, then close, reset or answer.
-    Hang(Hang),
+    Hang(Hang) = "hang";
     /// Reset the connection, before the response or after some body bytes.
-    Reset(Reset),
+    Reset(Reset) = "reset";
     /// Cut the response body after some bytes.
-    Truncate(Truncate),
+    Truncate(Truncate) = "truncate";
     /// Send the response body at a limited rate.
-    Throttle(Throttle),
+    Throttle(Throttle) = "throttle";
     /// Beyond a token-bucket rate, answer 429 with `retry-after`.
-    RateLimit(RateLimit),
+    RateLimit(RateLimit) = "rate_limit";
     /// Accept and never answer (a CONNECT tunnel is opened and swallows what the client sends).
-    Blackhole(Blackhole),
+    Blackhole(Blackhole) = "blackhole";
     /// Answer as if the destination's name did not resolve.
-    Unresolvable(Unresolvable),
+    Unresolvable(Unresolvable) = "unresolvable";
     /// End a gRPC response stream with a status after some messages or some time.
-    GrpcStream(GrpcStream),
+    GrpcStream(GrpcStream) = "grpc_stream";
     /// End a WebSocket or a CONNECT tunnel some time after it opens.
-    Disconnect(Disconnect),
+    Disconnect(Disconnect) = "disconnect";
     /// Hold the upstream's response on its way back (slow time-to-first-byte).
-    FirstByteDelay(FirstByteDelay),
+    FirstByteDelay(FirstByteDelay) = "first_byte_delay";
     /// Send the response body in chunks with pauses.
-    Drip(Drip),
+    Drip(Drip) = "drip";
     /// Change request and response headers, replace the status.
-    Rewrite(std::sync::Arc<Rewrite>),
+    Rewrite(std::sync::Arc<Rewrite>) = "rewrite";
     /// Replace or corrupt the response body.
-    Body(BodyFault),
-    /// A byte-level fault on a TCP listener's connections (never on HTTP requests).
-    Toxic(Toxic),
-    /// A fault on a TLS listener's handshakes (never on HTTP requests).
-    Tls(TlsFault),
+    Body(BodyFault) = "body";
 }
 
 impl Fault {
@@ -93,86 +201,119 @@ impl Fault {
     pub fn kind(&self) -> &'static str {
         Self::KINDS.get(self.kind_index()).copied().unwrap_or("unknown")
     }
+}
 
-    /// Every kind's label, in the order of [`Fault::kind_index`].
-    pub const KINDS: [&'static str; 17] = [
-        "abort",
-        "delay",
-        "hang",
-        "reset",
-        "truncate",
-        "throttle",
-        "rate_limit",
-        "blackhole",
-        "unresolvable",
-        "grpc_stream",
-        "disconnect",
-        "first_byte_delay",
-        "drip",
-        "rewrite",
-        "body",
-        "toxic",
-        "tls",
-    ];
+/// What an experiment does, by family: HTTP faults on requests, toxics on a TCP listener's connections,
+/// or faults on a TLS listener's handshakes. The families never meet: an experiment (and each of its
+/// phases) has faults of one.
+#[derive(Debug, Clone)]
+pub enum Faults {
+    Http(Vec<Fault>),
+    Tcp(Vec<Toxic>),
+    Tls(Vec<TlsFault>),
+}
 
-    /// The index of [`Fault::kind`] in [`Fault::KINDS`].
-    pub fn kind_index(&self) -> usize {
+impl Faults {
+    pub fn len(&self) -> usize {
         match self {
-            Fault::Abort(_) => 0,
-            Fault::Delay(_) => 1,
-            Fault::Hang(_) => 2,
-            Fault::Reset(_) => 3,
-            Fault::Truncate(_) => 4,
-            Fault::Throttle(_) => 5,
-            Fault::RateLimit(_) => 6,
-            Fault::Blackhole(_) => 7,
-            Fault::Unresolvable(_) => 8,
-            Fault::GrpcStream(_) => 9,
-            Fault::Disconnect(_) => 10,
-            Fault::FirstByteDelay(_) => 11,
-            Fault::Drip(_) => 12,
-            Fault::Rewrite(_) => 13,
-            Fault::Body(_) => 14,
-            Fault::Toxic(_) => 15,
-            Fault::Tls(_) => 16,
+            Faults::Http(f) => f.len(),
+            Faults::Tcp(f) => f.len(),
+            Faults::Tls(f) => f.len(),
         }
     }
 
-    /// Whether the fault always ends the request before the upstream is asked (nothing after it can run).
-    /// A rate limit ends only the requests beyond its rate.
-    pub fn ends_request(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The HTTP faults; none for the other families.
+    pub fn http(&self) -> &[Fault] {
         match self {
-            Fault::Abort(_) | Fault::Hang(_) | Fault::Blackhole(_) | Fault::Unresolvable(_) => true,
-            Fault::Reset(r) => r.after_bytes.is_none(),
-            Fault::Delay(_)
-            | Fault::Truncate(_)
-            | Fault::Throttle(_)
-            | Fault::RateLimit(_)
-            | Fault::GrpcStream(_)
-            | Fault::Disconnect(_) => false,
-            Fault::FirstByteDelay(_) | Fault::Drip(_) | Fault::Rewrite(_) | Fault::Body(_) => false,
-            // Act on connections, not requests.
-            Fault::Toxic(_) | Fault::Tls(_) => false,
+            Faults::Http(f) => f,
+            Faults::Tcp(_) | Faults::Tls(_) => &[],
         }
     }
 
-    /// What the fault does to a request: its part of the experiment's [`Plan`] (each kind's `apply`). Faults
-    /// that act on connections (toxics, TLS faults) do nothing to a request.
-    pub fn apply(&self, plan: &mut Plan<'_>) -> Step {
+    /// The toxics; none for the other families.
+    pub fn toxics(&self) -> &[Toxic] {
         match self {
-            Fault::Abort(_) | Fault::Hang(_) | Fault::Blackhole(_) | Fault::Unresolvable(_) => Step::ENDS,
-            Fault::Delay(x) => x.apply(plan),
-            Fault::Reset(x) => x.apply(plan),
-            Fault::Truncate(x) => x.apply(plan),
-            Fault::Throttle(x) => x.apply(plan),
-            Fault::RateLimit(x) => x.apply(plan),
-            Fault::GrpcStream(x) => x.apply(plan),
-            Fault::Disconnect(x) => x.apply(plan),
-            Fault::FirstByteDelay(x) => x.apply(plan),
-            Fault::Drip(x) => x.apply(plan),
-            Fault::Rewrite(x) => rewrite::apply(x, plan),
-            Fault::Body(x) => x.apply(plan),
-            Fault::Toxic(_) | Fault::Tls(_) => Step::Passed,
+            Faults::Tcp(f) => f,
+            Faults::Http(_) | Faults::Tls(_) => &[],
         }
+    }
+
+    /// The TLS faults; none for the other families.
+    pub fn tls(&self) -> &[TlsFault] {
+        match self {
+            Faults::Tls(f) => f,
+            Faults::Http(_) | Faults::Tcp(_) => &[],
+        }
+    }
+
+    /// Adds `more` of the same family (a phase's faults after the experiment's); those of another family
+    /// are left out (validation never lets families meet).
+    pub fn extend(&mut self, more: &Faults) {
+        match (self, more) {
+            (Faults::Http(a), Faults::Http(b)) => a.extend(b.iter().cloned()),
+            (Faults::Tcp(a), Faults::Tcp(b)) => a.extend(b.iter().cloned()),
+            (Faults::Tls(a), Faults::Tls(b)) => a.extend(b.iter().cloned()),
+            _ => {}
+        }
+    }
+}
+
+impl From<Vec<Fault>> for Faults {
+    fn from(f: Vec<Fault>) -> Self {
+        Faults::Http(f)
+    }
+}
+
+impl From<Vec<Toxic>> for Faults {
+    fn from(f: Vec<Toxic>) -> Self {
+        Faults::Tcp(f)
+    }
+}
+
+impl From<Vec<TlsFault>> for Faults {
+    fn from(f: Vec<TlsFault>) -> Self {
+        Faults::Tls(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn every_kind_has_one_name_and_the_families_theirs() {
+        let mut names = Fault::KINDS.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Fault::KINDS.len(), "a name is given twice: {:?}", Fault::KINDS);
+        assert_eq!(Fault::KINDS[Toxic::KIND_INDEX], "toxic");
+        assert_eq!(Fault::KINDS[TlsFault::KIND_INDEX], "tls");
+        assert_eq!(kind_name(&pb::fault::Kind::Toxic(pb::ToxicFault::default())), "toxic");
+    }
+
+    #[test]
+    fn a_converted_fault_keeps_its_spec_name_and_says_how_it_ends() {
+        let mut c = Collector::new(None, Duration::from_secs(3600));
+        let cases = [
+            (pb::fault::Kind::Abort(pb::AbortFault::default()), true),
+            (pb::fault::Kind::Reset(pb::ResetFault { after_bytes: None }), true),
+            (pb::fault::Kind::Reset(pb::ResetFault { after_bytes: Some(10) }), false),
+            (pb::fault::Kind::Truncate(pb::TruncateFault { after_bytes: 10 }), false),
+            (pb::fault::Kind::RateLimit(pb::RateLimitFault { requests_per_second: 1.0, burst: None }), false),
+            (pb::fault::Kind::Unresolvable(pb::UnresolvableFault::default()), true),
+        ];
+        for (kind, ends) in cases {
+            let fault = Fault::convert(&kind, "faults[0]", &mut c).expect("valid");
+            assert_eq!(fault.kind(), kind_name(&kind));
+            assert_eq!(fault.ends_request(), ends, "{kind:?}");
+        }
+        assert!(c.is_clean());
+        assert!(Fault::convert(&pb::fault::Kind::Toxic(pb::ToxicFault::default()), "faults[0]", &mut c).is_none());
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{BodyPlan, Disconnect, GrpcStream, RequestRng, ResponsePlan};
+use super::{Abort, Blackhole, BodyPlan, Disconnect, GrpcStream, Hang, RequestRng, ResponsePlan};
 
 /// A request's faults as one experiment's apply them.
 pub struct Plan<'a> {
@@ -56,4 +56,22 @@ pub enum Step {
 impl Step {
     /// The request ends here, with no `retry-after`.
     pub const ENDS: Step = Step::Ends { retry_after: Duration::ZERO };
+}
+
+/// How a fault ends a request (see [`Step::Ends`]): the proxy answers each of these in one place
+/// (`proxy::service::ReverseProxy::end`).
+#[derive(Debug, Clone, Copy)]
+pub enum End<'a> {
+    /// Answer from the proxy.
+    Abort(&'a Abort),
+    /// Hold without answering, then close, reset or answer.
+    Hang(&'a Hang),
+    /// Reset the client's connection.
+    Reset,
+    /// 429 with `retry-after`.
+    RateLimited,
+    /// 502 as for a name that does not resolve.
+    Unresolvable,
+    /// Accept and never answer.
+    Blackhole(&'a Blackhole),
 }

@@ -13,6 +13,9 @@ use std::{
 
 use tokio::time::Instant;
 
+use super::{Collector, End, HttpKind, Plan, Step};
+use crate::pb::v1 as pb;
+
 #[derive(Debug, Clone)]
 pub struct RateLimit {
     /// Time between two tokens.
@@ -76,13 +79,37 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-impl RateLimit {
-    /// Within the rate: nothing, the request goes on. Beyond it: ends the request (429, `retry-after`).
-    pub fn apply(&self, plan: &mut super::Plan<'_>) -> super::Step {
-        match self.take(plan.now) {
-            Some(retry_after) => super::Step::Ends { retry_after },
-            None => super::Step::Passed,
+impl HttpKind for RateLimit {
+    type Proto = pb::RateLimitFault;
+
+    /// A rate from [`RateLimit::MIN_RATE`] to [`RateLimit::MAX_RATE`], a burst of at least 1.
+    fn convert(r: &pb::RateLimitFault, path: &str, c: &mut Collector) -> Option<Self> {
+        let rps = r.requests_per_second;
+        if !(RateLimit::MIN_RATE..=RateLimit::MAX_RATE).contains(&rps) {
+            c.add(
+                format!("{path}.requests_per_second"),
+                format!("must be from {} to {:e}, got {rps}", RateLimit::MIN_RATE, RateLimit::MAX_RATE),
+            );
+            return None;
         }
+        Some(RateLimit::new(rps, r.burst.unwrap_or(1).max(1)))
+    }
+
+    /// Within the rate: nothing, the request goes on. Beyond it: ends the request (429, `retry-after`).
+    fn apply(&self, plan: &mut Plan<'_>) -> Step {
+        match self.take(plan.now) {
+            Some(retry_after) => Step::Ends { retry_after },
+            None => Step::Passed,
+        }
+    }
+
+    fn end(&self) -> Option<End<'_>> {
+        Some(End::RateLimited)
+    }
+
+    /// Only the requests beyond its rate end; the faults after it run for the others.
+    fn always_ends(&self) -> bool {
+        false
     }
 }
 

@@ -7,13 +7,26 @@ pub struct Reset {
     pub after_bytes: Option<u64>,
 }
 
-impl Reset {
+use super::{Collector, End, HttpKind, Plan, Step};
+use crate::pb::v1 as pb;
+
+impl HttpKind for Reset {
+    type Proto = pb::ResetFault;
+
+    fn convert(r: &pb::ResetFault, _: &str, _: &mut Collector) -> Option<Self> {
+        Some(Reset { after_bytes: r.after_bytes })
+    }
+
     /// Before the response: ends the request. After some body bytes: cuts the body there with a reset.
-    pub fn apply(&self, plan: &mut super::Plan<'_>) -> super::Step {
+    fn apply(&self, plan: &mut Plan<'_>) -> Step {
         if self.after_bytes.is_none() {
-            return super::Step::ENDS;
+            return Step::ENDS;
         }
         plan.share.body.add_reset(self);
-        super::Step::Acted
+        Step::Acted
+    }
+
+    fn end(&self) -> Option<End<'_>> {
+        self.after_bytes.is_none().then_some(End::Reset)
     }
 }

@@ -6,10 +6,19 @@ pub struct Truncate {
     pub after_bytes: u64,
 }
 
-impl Truncate {
+use super::{Collector, HttpKind, Plan, Step};
+use crate::pb::v1 as pb;
+
+impl HttpKind for Truncate {
+    type Proto = pb::TruncateFault;
+
+    fn convert(t: &pb::TruncateFault, _: &str, _: &mut Collector) -> Option<Self> {
+        Some(Truncate { after_bytes: t.after_bytes })
+    }
+
     /// Cuts the response body; with another cut, the earliest.
-    pub fn apply(&self, plan: &mut super::Plan<'_>) -> super::Step {
+    fn apply(&self, plan: &mut Plan<'_>) -> Step {
         plan.share.body.add_truncate(self);
-        super::Step::Acted
+        Step::Acted
     }
 }

@@ -29,7 +29,7 @@ use super::{
 };
 use crate::{
     experiment::{guard::Health, Decision, EndingFault, Held, RuleSet, TlsDecision},
-    fault::{BodyPlan, Disconnect, Fault, GrpcStream, RequestView, ResponsePlan},
+    fault::{BodyPlan, Disconnect, End, GrpcStream, RequestView, ResponsePlan},
     proxy::settings::{ListenerConfig, Mode},
     telemetry::metrics::{Metrics, Outcome, RouteCounters, TimeoutCounters, TlsCounters},
     topology::RouteId,
@@ -308,15 +308,15 @@ impl ReverseProxy {
         client: SocketAddr,
         switch: &ResetSwitch,
     ) -> Option<Result<Response<ProxyBody>, Dropped>> {
-        let (rule, fault) = (end.rule, end.fault);
-        tracing::debug!(listener = %self.name, experiment = %rule.id, fault = fault.kind(), "request ended by a fault");
-        match fault {
-            Fault::Abort(abort) => Some(Ok(respond::abort(abort, req, client.ip()))),
-            Fault::Hang(hang) => act::hang(hang, req, client.ip(), switch, &rule.lifeline).await,
-            Fault::Reset(_) => Some(Err(act::reset(switch))),
-            Fault::RateLimit(_) => Some(Ok(respond::rate_limited(end.retry_after, req))),
-            Fault::Unresolvable(_) => Some(Ok(forward::unresolvable(headers::request_host(req)))),
-            Fault::Blackhole(b) if req.method() == Method::CONNECT => {
+        let rule = end.rule;
+        tracing::debug!(listener = %self.name, experiment = %rule.id, fault = end.fault.kind(), "request ended by a fault");
+        match end.end {
+            End::Abort(abort) => Some(Ok(respond::abort(abort, req, client.ip()))),
+            End::Hang(hang) => act::hang(hang, req, client.ip(), switch, &rule.lifeline).await,
+            End::Reset => Some(Err(act::reset(switch))),
+            End::RateLimited => Some(Ok(respond::rate_limited(end.retry_after, req))),
+            End::Unresolvable => Some(Ok(forward::unresolvable(headers::request_host(req)))),
+            End::Blackhole(b) if req.method() == Method::CONNECT => {
                 let until = forward::blackhole_until(b, rule.ends_at());
                 let release = forward::Release {
                     authority: req.uri().authority().map(|a| a.as_str().to_owned()).unwrap_or_default(),
@@ -331,23 +331,10 @@ impl ReverseProxy {
                 let on_upgrade = hyper::upgrade::on(req);
                 Some(Ok(forward::blackhole_tunnel(on_upgrade, until, rule.lifeline.clone(), release)))
             }
-            Fault::Blackhole(b) => {
+            End::Blackhole(b) => {
                 let until = forward::blackhole_until(b, rule.ends_at());
                 forward::blackhole_request(until, &rule.lifeline).await.map(Err)
             }
-            // Never chosen to end a request (see `Fault::ends_request` and `RuleSet::decide`).
-            Fault::Delay(_)
-            | Fault::Truncate(_)
-            | Fault::Throttle(_)
-            | Fault::GrpcStream(_)
-            | Fault::Disconnect(_)
-            | Fault::FirstByteDelay(_)
-            | Fault::Drip(_)
-            | Fault::Rewrite(_)
-            | Fault::Body(_)
-            // Toxic and TLS rules are never filed under HTTP routes (`RuleSet::build`).
-            | Fault::Toxic(_)
-            | Fault::Tls(_) => None,
         }
     }
 

@@ -555,16 +555,15 @@ mod tests {
     use super::*;
     use crate::{
         experiment::{ExperimentDef, Rule},
-        fault::{Fault, Toxic},
+        fault::Toxic,
         topology::{RouteId, Topology},
     };
 
     /// A connection on TCP listener `db` under one experiment with these toxics.
     fn setup(toxics: Vec<Toxic>) -> (ArcSwap<RuleSet>, Mutex<ConnectionRules>, TcpCounters) {
         let topology = Topology::new(vec![("db".into(), vec!["db".into()])]).with_tcp_listeners(vec!["db".into()]);
-        let faults = toxics.into_iter().map(Fault::Toxic).collect();
         let hour = Duration::from_secs(3600);
-        let def = ExperimentDef { listeners: vec!["db".into()], ..ExperimentDef::new("t", hour, faults) };
+        let def = ExperimentDef { listeners: vec!["db".into()], ..ExperimentDef::new("t", hour, toxics) };
         let rule = Arc::new(Rule::new("e".into(), 1, &def, 1, Instant::now() + hour, Arc::default()));
         let set = Arc::new(RuleSet::build(&topology, vec![rule]));
         let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);

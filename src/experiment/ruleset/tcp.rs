@@ -7,10 +7,7 @@ use std::{net::IpAddr, sync::Arc};
 use tokio::time::Instant;
 
 use super::{Lifeline, Rule, RuleSet};
-use crate::{
-    fault::{Fault, Toxic},
-    topology::RouteId,
-};
+use crate::{fault::Toxic, topology::RouteId};
 
 /// One toxic in force on a connection.
 #[derive(Debug, Clone)]
@@ -107,33 +104,14 @@ impl ConnectionRules {
             .iter()
             .filter_map(|m| m.selected.map(|seed| (m, seed)))
             .flat_map(|(m, seed)| {
-                m.rule.faults.iter().enumerate().filter_map(move |(i, f)| match f {
-                    Fault::Toxic(t) => Some(ActiveToxic {
-                        key: (m.rule.seq, i),
-                        experiment: Arc::clone(&m.rule.id),
-                        toxic: t.clone(),
-                        since: m.since,
-                        ends_at: m.rule.ends_at,
-                        seed: seed ^ i as u64,
-                        lifeline: m.rule.lifeline.clone(),
-                    }),
-                    // Validation keeps an experiment's faults all toxics or none.
-                    Fault::Abort(_)
-                    | Fault::Delay(_)
-                    | Fault::Hang(_)
-                    | Fault::Reset(_)
-                    | Fault::Truncate(_)
-                    | Fault::Throttle(_)
-                    | Fault::RateLimit(_)
-                    | Fault::Blackhole(_)
-                    | Fault::Unresolvable(_)
-                    | Fault::GrpcStream(_)
-                    | Fault::Disconnect(_)
-                    | Fault::FirstByteDelay(_)
-                    | Fault::Drip(_)
-                    | Fault::Rewrite(_)
-                    | Fault::Body(_)
-                    | Fault::Tls(_) => None,
+                m.rule.faults.toxics().iter().enumerate().map(move |(i, t)| ActiveToxic {
+                    key: (m.rule.seq, i),
+                    experiment: Arc::clone(&m.rule.id),
+                    toxic: t.clone(),
+                    since: m.since,
+                    ends_at: m.rule.ends_at,
+                    seed: seed ^ i as u64,
+                    lifeline: m.rule.lifeline.clone(),
                 })
             })
             .collect();
@@ -165,7 +143,7 @@ mod tests {
         let def = ExperimentDef {
             listeners: vec!["db".into()],
             percentage: Percentage::new(pct).unwrap_or(Percentage::ALL),
-            ..ExperimentDef::new(format!("r{seq}"), Duration::from_secs(60), vec![Fault::Toxic(toxic)])
+            ..ExperimentDef::new(format!("r{seq}"), Duration::from_secs(60), vec![toxic])
         };
         let ends = Instant::now() + Duration::from_secs(60);
         Arc::new(Rule::new(format!("e{seq}").into(), seq, &def, seq, ends, Arc::default()))

@@ -5,7 +5,7 @@ use std::{net::IpAddr, sync::Arc, time::Duration};
 use tokio::time::Instant;
 
 use super::{Counters, Held, Lifeline, RuleSet};
-use crate::fault::{Fault, TlsFault};
+use crate::fault::TlsFault;
 
 /// What the TLS rules decided for one handshake.
 #[derive(Debug, Default)]
@@ -50,18 +50,16 @@ impl RuleSet {
             // The index of the `tls` kind in the counters, once a fault acted.
             let mut acted = None;
             let mut stall = Duration::ZERO;
-            for f in rule.faults.iter().take(in_phase.end).skip(in_phase.start) {
-                // Validation keeps an experiment's faults all TLS faults or none.
-                let Fault::Tls(fault) = f else { continue };
+            for fault in rule.faults.tls().iter().take(in_phase.end).skip(in_phase.start) {
                 match fault {
                     TlsFault::Stall(hold) => {
                         stall = stall.saturating_add(hold.map_or(left, |h| h.min(left))).min(left);
-                        acted = Some(f.kind_index());
+                        acted = Some(TlsFault::KIND_INDEX);
                     }
                     ending => {
                         if decision.end.is_none() {
                             decision.end = Some((Arc::clone(&rule.id), ending.clone(), rule.lifeline.clone()));
-                            acted = Some(f.kind_index());
+                            acted = Some(TlsFault::KIND_INDEX);
                         }
                         break;
                     }
@@ -100,11 +98,7 @@ mod tests {
     fn rule(seq: u64, pct: f64, faults: Vec<TlsFault>) -> Arc<Rule> {
         let def = ExperimentDef {
             percentage: Percentage::new(pct).unwrap_or(Percentage::ALL),
-            ..ExperimentDef::new(
-                format!("r{seq}"),
-                Duration::from_secs(60),
-                faults.into_iter().map(Fault::Tls).collect(),
-            )
+            ..ExperimentDef::new(format!("r{seq}"), Duration::from_secs(60), faults)
         };
         let ends = Instant::now() + Duration::from_secs(60);
         Arc::new(Rule::new(format!("e{seq}").into(), seq, &def, seq, ends, Arc::default()))

@@ -2,14 +2,14 @@
 
 use std::time::Duration;
 
-use super::{pb_duration, Violation};
+use super::{pb_duration, Collector};
 use crate::{experiment::Guard, pb::v1 as pb};
 
 /// At most this many guards per experiment.
 const MAX_GUARDS: usize = 16;
 
-pub fn convert(guards: &[pb::Guard], out: &mut Vec<Violation>) -> Vec<Guard> {
-    let mut bad = |field: String, description: String| out.push(Violation { field, description });
+pub fn convert(guards: &[pb::Guard], c: &mut Collector) -> Vec<Guard> {
+    let mut bad = |field: String, description: String| c.add(field, description);
     if guards.len() > MAX_GUARDS {
         bad("guards".into(), format!("at most {MAX_GUARDS} guards"));
         return Vec::new();

@@ -3,26 +3,23 @@
 
 use std::time::Duration;
 
-use super::{human, Violation};
+use super::{human, Collector};
 use crate::{experiment::Limits, pb::v1 as pb};
 
 /// The violations of the server's blast-radius limits by a spec: every percentage it can produce (its
 /// `percentage`, or 100 when absent; a ramp's ends; each phase's percentage or ramp, or the experiment's
 /// percentage it inherits) within `limits.max_percentage`, and its `routes` (empty: every route) within
 /// `limits.allowed_routes`.
-pub fn check(spec: &pb::ExperimentSpec, routes: &[String], limits: &Limits) -> Vec<Violation> {
-    let mut out = Vec::new();
+pub fn check(spec: &pb::ExperimentSpec, routes: &[String], limits: &Limits, c: &mut Collector) {
     let cap = limits.max_percentage;
     // A percentage outside 0–100 is already reported by validation.
     let mut over = |field: String, pct: f64, given: bool| {
         if pct <= 100.0 && pct > cap {
             let given = if given { format!("{pct}") } else { "absent, which means 100".to_owned() };
-            out.push(Violation {
+            c.add(
                 field,
-                description: format!(
-                    "{given} exceeds the server's maximum of {cap} (limits.max_percentage); ask for {cap} or less"
-                ),
-            });
+                format!("{given} exceeds the server's maximum of {cap} (limits.max_percentage); ask for {cap} or less"),
+            );
         }
     };
     let ramp = |r: &pb::Ramp, prefix: &str, over: &mut dyn FnMut(String, f64, bool)| {
@@ -49,33 +46,30 @@ pub fn check(spec: &pb::ExperimentSpec, routes: &[String], limits: &Limits) -> V
     if !limits.allowed_routes.is_empty() {
         let allowed = limits.allowed_routes.join(", ");
         if routes.is_empty() {
-            out.push(Violation {
-                field: "match.routes".into(),
-                description: format!(
+            c.add(
+                "match.routes",
+                format!(
                     "required: the server lets experiments target only these routes (limits.allowed_routes): {allowed}"
                 ),
-            });
+            );
         }
         for (i, r) in routes.iter().enumerate() {
             if !limits.allowed_routes.contains(r) {
-                out.push(Violation {
-                    field: format!("match.routes[{i}]"),
-                    description: format!(
-                        "{r:?} is not one of the routes experiments may target (limits.allowed_routes): {allowed}"
-                    ),
-                });
+                c.add(
+                    format!("match.routes[{i}]"),
+                    format!("{r:?} is not one of the routes experiments may target (limits.allowed_routes): {allowed}"),
+                );
             }
         }
     }
-    out
 }
 
 /// Shortest lease: a renewal every lease/3 must be possible over a real network.
 pub const MIN_LEASE: Duration = Duration::from_millis(100);
 
 /// The spec's lease, checked: at least [`MIN_LEASE`], at most `limits.max_duration`.
-pub fn lease(lease: Option<&pbjson_types::Duration>, limits: &Limits, out: &mut Vec<Violation>) -> Option<Duration> {
-    let mut bad = |description: String| out.push(Violation { field: "lease".into(), description });
+pub fn lease(lease: Option<&pbjson_types::Duration>, limits: &Limits, c: &mut Collector) -> Option<Duration> {
+    let mut bad = |description: String| c.add("lease", description);
     let d = match super::pb_duration(lease?) {
         Ok(d) => d,
         Err(why) => {
@@ -103,10 +97,16 @@ mod tests {
         crate::document::parse_specs(yaml).unwrap_or_default().remove(0)
     }
 
+    fn violations(s: &pb::ExperimentSpec, routes: &[String], limits: &Limits) -> Vec<crate::fault::Violation> {
+        let mut c = Collector::new(None, limits.max_duration);
+        check(s, routes, limits, &mut c);
+        c.finish(|| ()).err().map(|v| v.0).unwrap_or_default()
+    }
+
     fn fields(yaml: &str, limits: &Limits) -> Vec<String> {
         let s = spec(yaml);
         let routes = s.r#match.as_ref().map(|m| m.routes.clone()).unwrap_or_default();
-        check(&s, &routes, limits).into_iter().map(|v| v.field).collect()
+        violations(&s, &routes, limits).into_iter().map(|v| v.field).collect()
     }
 
     #[test]
@@ -115,7 +115,7 @@ mod tests {
         let f = "faults: [{ abort: {} }]\n";
         assert!(fields(&format!("name: x\npercentage: 25\nmatch: {{ routes: [api] }}\n{f}"), &limits).is_empty());
         assert_eq!(fields(&format!("name: x\n{f}"), &limits), ["percentage", "match.routes"]);
-        let v = check(&spec(&format!("name: x\n{f}")), &[], &limits);
+        let v = violations(&spec(&format!("name: x\n{f}")), &[], &limits);
         assert!(v[0].description.contains("absent, which means 100"), "{}", v[0].description);
         assert_eq!(
             fields(&format!("name: x\npercentage: 10\nmatch: {{ routes: [api, checkout] }}\n{f}"), &limits),

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use super::{convert_faults, human, opt_duration, realism, Collector, MAX_LIST};
+use super::{convert_faults, human, realism, Collector, Family, MAX_LIST};
 use crate::{
     experiment::timeline::Phase,
-    fault::{Fault, Percentage},
+    fault::{Faults, Percentage},
     pb::v1 as pb,
 };
 
@@ -16,7 +16,8 @@ use crate::{
 /// without faults or percentage takes the experiment's (`faults`, `percentage`).
 pub(super) fn convert(
     spec: &pb::ExperimentSpec,
-    faults: &[Fault],
+    faults: &Faults,
+    family: Family,
     percentage: Percentage,
     duration: Duration,
     c: &mut Collector,
@@ -44,7 +45,7 @@ pub(super) fn convert(
         if !name.is_empty() && spec.phases.iter().take(i).any(|o| o.name.trim() == name) {
             c.add(field, format!("another phase is already named {name:?}"));
         }
-        let start = opt_duration(&p.start, &format!("{at}.start"), false, c).unwrap_or(Duration::ZERO);
+        let start = c.duration(&p.start, &format!("{at}.start"), false).unwrap_or(Duration::ZERO);
         match previous {
             None if !start.is_zero() => c.add(
                 format!("{at}.start"),
@@ -73,8 +74,11 @@ pub(super) fn convert(
         };
         let timeline =
             realism::timeline_of(p.ramp.as_ref(), p.flap.as_ref(), p.percentage.is_some(), &format!("{at}."), c);
-        let phase_faults =
-            if p.faults.is_empty() { faults.to_vec() } else { convert_faults(&p.faults, &format!("{at}.faults"), c) };
+        let phase_faults = if p.faults.is_empty() {
+            faults.clone()
+        } else {
+            convert_faults(&p.faults, &format!("{at}.faults"), family, c)
+        };
         out.push(Phase { name: name.to_owned(), start, percentage: phase_percentage, timeline, faults: phase_faults });
     }
     out

@@ -1,111 +1,14 @@
-//! Proto → domain for the edge-realism faults (hang, reset, truncate, throttle).
+//! Proto → domain for when an experiment acts: its trigger, its timeline (ramp, flap), its sticky key and
+//! its time scale.
 
 use std::{num::NonZeroU64, time::Duration};
 
-use super::{convert_abort, opt_duration, Collector};
+use super::Collector;
 use crate::{
     experiment::timeline::{Flap, Ramp, Timeline},
-    fault::{
-        Blackhole, Disconnect, Fault, Hang, HangEnd, Percentage, RateLimit, Reset, StickyKey, Throttle, Trigger,
-        Truncate, Unresolvable,
-    },
+    fault::{Percentage, StickyKey, Trigger},
     pb::v1 as pb,
 };
-
-/// Whether a proto fault ends the request (nothing after it in the list could run).
-pub(super) fn ends_request(f: &pb::Fault) -> bool {
-    use pb::fault::Kind as K;
-    match &f.kind {
-        Some(K::Abort(_)) | Some(K::Hang(_)) | Some(K::Blackhole(_)) | Some(K::Unresolvable(_)) => true,
-        Some(K::Reset(r)) => r.after_bytes.is_none(),
-        // A rate limit ends only the requests beyond its rate; faults after it run for the others.
-        Some(K::Delay(_))
-        | Some(K::Truncate(_))
-        | Some(K::Throttle(_))
-        | Some(K::RateLimit(_))
-        | Some(K::GrpcStream(_))
-        | Some(K::Disconnect(_))
-        | None => false,
-        Some(K::FirstByteDelay(_)) | Some(K::Drip(_)) | Some(K::Rewrite(_)) | Some(K::Body(_)) => false,
-        // Acts on TCP connections, not requests.
-        Some(K::Toxic(_)) => false,
-        // Ends the handshake, and with it the connection.
-        Some(K::Tls(t)) => !matches!(t.kind, Some(pb::tls_fault::Kind::Stall(_)) | None),
-    }
-}
-
-/// Converts a fault of the realism kinds; `None` when it is invalid (the problems are in `c`). Abort and
-/// delay are converted by convert.rs before it gets here.
-pub(super) fn convert(kind: &pb::fault::Kind, path: &str, c: &mut Collector) -> Option<Fault> {
-    use pb::fault::Kind as K;
-    match kind {
-        // Converted by `validate_spec` itself (toxics by `convert::tcp`, TLS faults by `convert::tls`).
-        K::Abort(_) | K::Delay(_) | K::Toxic(_) | K::Tls(_) => None,
-        K::Hang(h) => hang(h, &format!("{path}.hang"), c).map(Fault::Hang),
-        K::Reset(r) => Some(Fault::Reset(Reset { after_bytes: r.after_bytes })),
-        K::Blackhole(b) => {
-            let at = format!("{path}.blackhole.duration");
-            let hold = opt_duration(&b.duration, &at, false, c);
-            match hold {
-                Some(d) if d.is_zero() => {
-                    c.add(at, "must be longer than zero (leave it out to hold until the experiment ends)");
-                    None
-                }
-                _ => Some(Fault::Blackhole(Blackhole { hold })),
-            }
-        }
-        K::Unresolvable(_) => Some(Fault::Unresolvable(Unresolvable)),
-        K::Disconnect(x) => {
-            let at = format!("{path}.disconnect.after");
-            match opt_duration(&x.after, &at, true, c) {
-                Some(d) if d.is_zero() => {
-                    c.add(at, "must be longer than zero");
-                    None
-                }
-                Some(after) => Some(Fault::Disconnect(Disconnect { after, reset: x.reset })),
-                None => None,
-            }
-        }
-        K::GrpcStream(g) => super::traffic::grpc_stream(g, &format!("{path}.grpc_stream"), c).map(Fault::GrpcStream),
-        K::Truncate(t) => Some(Fault::Truncate(Truncate { after_bytes: t.after_bytes })),
-        K::RateLimit(r) => {
-            let rps = r.requests_per_second;
-            if !(RateLimit::MIN_RATE..=RateLimit::MAX_RATE).contains(&rps) {
-                c.add(
-                    format!("{path}.rate_limit.requests_per_second"),
-                    format!("must be from {} to {:e}, got {rps}", RateLimit::MIN_RATE, RateLimit::MAX_RATE),
-                );
-                return None;
-            }
-            Some(Fault::RateLimit(RateLimit::new(r.requests_per_second, r.burst.unwrap_or(1).max(1))))
-        }
-        K::Throttle(t) => match NonZeroU64::new(t.bytes_per_second) {
-            Some(bytes_per_second) => Some(Fault::Throttle(Throttle { bytes_per_second })),
-            None => {
-                c.add(format!("{path}.throttle.bytes_per_second"), "required: at least 1 byte per second");
-                None
-            }
-        },
-        K::FirstByteDelay(f) => super::response::first_byte_delay(f, &format!("{path}.first_byte_delay"), c),
-        K::Drip(d) => super::response::drip(d, &format!("{path}.drip"), c),
-        K::Rewrite(r) => super::response::rewrite(r, &format!("{path}.rewrite"), c),
-        K::Body(b) => super::response::body(b, &format!("{path}.body"), c),
-    }
-}
-
-fn hang(h: &pb::HangFault, path: &str, c: &mut Collector) -> Option<Hang> {
-    use pb::hang_fault::Then;
-    let hold = opt_duration(&h.duration, &format!("{path}.duration"), true, c);
-    if hold.is_some_and(|d| d.is_zero()) {
-        c.add(format!("{path}.duration"), "must be longer than zero");
-    }
-    let then = match &h.then {
-        None | Some(Then::Close(_)) => HangEnd::Close,
-        Some(Then::Reset(_)) => HangEnd::Reset,
-        Some(Then::Respond(a)) => HangEnd::Respond(convert_abort(a, &format!("{path}.respond"), c)),
-    };
-    Some(Hang { hold: hold.unwrap_or(Duration::ZERO), then })
-}
 
 /// `trigger`: counts at least 1, a window that ends after it starts.
 pub(super) fn trigger(t: Option<&pb::Trigger>, c: &mut Collector) -> Option<Trigger> {
@@ -119,8 +22,8 @@ pub(super) fn trigger(t: Option<&pb::Trigger>, c: &mut Collector) -> Option<Trig
     };
     let first = count(t.first, "first", c);
     let every = count(t.every, "every", c);
-    let after = opt_duration(&t.after, "trigger.after", false, c).unwrap_or(Duration::ZERO);
-    let until = opt_duration(&t.until, "trigger.until", false, c);
+    let after = c.duration(&t.after, "trigger.after", false).unwrap_or(Duration::ZERO);
+    let until = c.duration(&t.until, "trigger.until", false);
     if until.is_some_and(|u| u <= after) {
         c.add("trigger.until", "must be later than trigger.after");
     }
@@ -150,24 +53,24 @@ pub(super) fn timeline_of(
         };
         let from = pct(r.from, "from", c);
         let to = pct(r.to, "to", c);
-        let after = opt_duration(&r.after, &format!("{prefix}ramp.after"), false, c).unwrap_or(Duration::ZERO);
-        let over = opt_duration(&r.over, &format!("{prefix}ramp.over"), true, c);
+        let after = c.duration(&r.after, &format!("{prefix}ramp.after"), false).unwrap_or(Duration::ZERO);
+        let over = c.duration(&r.over, &format!("{prefix}ramp.over"), true);
         Some(Ramp { from: from?, to: to?, after, over: over? })
     });
     if ramp.is_some() && percentage_set {
         c.add(format!("{prefix}percentage"), "set either percentage or ramp, not both");
     }
     let flap = flap.and_then(|f| {
-        let period = opt_duration(&f.period, &format!("{prefix}flap.period"), true, c)?;
+        let period = c.duration(&f.period, &format!("{prefix}flap.period"), true)?;
         if period.is_zero() {
             c.add(format!("{prefix}flap.period"), "must be longer than zero");
             return None;
         }
-        let on = opt_duration(&f.on, &format!("{prefix}flap.on"), false, c).unwrap_or(period / 2);
+        let on = c.duration(&f.on, &format!("{prefix}flap.on"), false).unwrap_or(period / 2);
         if on > period {
             c.add(format!("{prefix}flap.on"), "must not be longer than flap.period");
         }
-        let jitter = opt_duration(&f.jitter, &format!("{prefix}flap.jitter"), false, c).unwrap_or(Duration::ZERO);
+        let jitter = c.duration(&f.jitter, &format!("{prefix}flap.jitter"), false).unwrap_or(Duration::ZERO);
         Some(Flap { period, on, jitter, seed: 0 })
     });
     Timeline { ramp, flap }

@@ -4,15 +4,15 @@
 
 use std::{num::NonZeroU64, time::Duration};
 
-use super::{opt_duration, Collector};
+use super::Collector;
 use crate::{
-    fault::{Direction, Fault, Toxic, ToxicKind},
+    fault::{Direction, Toxic, ToxicKind},
     pb::v1 as pb,
     topology::Topology,
 };
 
 /// `faults[i].toxic`; `None` when invalid (the problems are in `c`).
-pub(super) fn convert(t: &pb::ToxicFault, path: &str, c: &mut Collector) -> Option<Fault> {
+pub(super) fn convert(t: &pb::ToxicFault, path: &str, c: &mut Collector) -> Option<Toxic> {
     use pb::toxic_fault::Kind as K;
     let direction = match t.direction.to_ascii_lowercase().as_str() {
         "" | "downstream" => Some(Direction::Downstream),
@@ -32,8 +32,8 @@ pub(super) fn convert(t: &pb::ToxicFault, path: &str, c: &mut Collector) -> Opti
         }
         Some(K::Latency(l)) => {
             let p = format!("{path}.latency");
-            let latency = opt_duration(&l.latency, &format!("{p}.latency"), true, c)?;
-            let jitter = opt_duration(&l.jitter, &format!("{p}.jitter"), false, c).unwrap_or(Duration::ZERO);
+            let latency = c.duration(&l.latency, &format!("{p}.latency"), true)?;
+            let jitter = c.duration(&l.jitter, &format!("{p}.jitter"), false).unwrap_or(Duration::ZERO);
             ToxicKind::Latency { latency, jitter }
         }
         Some(K::Bandwidth(b)) => match NonZeroU64::new(b.bytes_per_second) {
@@ -56,20 +56,20 @@ pub(super) fn convert(t: &pb::ToxicFault, path: &str, c: &mut Collector) -> Opti
                 );
                 return None;
             }
-            let delay = opt_duration(&s.delay, &format!("{p}.delay"), false, c).unwrap_or(Duration::ZERO);
+            let delay = c.duration(&s.delay, &format!("{p}.delay"), false).unwrap_or(Duration::ZERO);
             ToxicKind::Slicer { average_size, size_variation: s.size_variation, delay }
         }
         Some(K::ResetPeer(r)) => {
-            let timeout = opt_duration(&r.timeout, &format!("{path}.reset_peer.timeout"), false, c);
+            let timeout = c.duration(&r.timeout, &format!("{path}.reset_peer.timeout"), false);
             ToxicKind::ResetPeer { timeout: timeout.unwrap_or(Duration::ZERO) }
         }
         Some(K::Timeout(t)) => {
-            let timeout = opt_duration(&t.timeout, &format!("{path}.timeout.timeout"), false, c);
+            let timeout = c.duration(&t.timeout, &format!("{path}.timeout.timeout"), false);
             ToxicKind::Timeout { timeout: timeout.filter(|d| !d.is_zero()) }
         }
         Some(K::LimitData(l)) => ToxicKind::LimitData { bytes: l.bytes },
     };
-    Some(Fault::Toxic(Toxic { direction: direction?, kind }))
+    Some(Toxic { direction: direction?, kind })
 }
 
 /// The HTTP-only conditions of a match, by field name, that are set: a TCP connection has no host either.
@@ -129,37 +129,49 @@ pub(super) fn check_kinds(spec: &pb::ExperimentSpec, topology: Option<&Topology>
         }
     }
     if let Some((first, _)) = toxic_at.first() {
-        if !spec.phases.is_empty() {
-            c.add(
-                "phases",
-                format!(
-                    "the experiment has toxic faults ({first}.toxic): a connection takes its toxics once, so \
-                     phases cannot change them; start one experiment per step (start_delay)"
-                ),
-            );
-        }
-        if m.listeners.is_empty() && m.routes.is_empty() {
-            c.add(
-                format!("{first}.toxic"),
-                "toxics act on TCP listeners: name them in match.listeners (or their routes in match.routes)",
-            );
-        }
-        if let Some(t) = topology {
-            for (i, l) in m.listeners.iter().enumerate() {
-                if t.has_listener(l) && !t.is_tcp_listener(l) {
-                    c.add(
-                        format!("match.listeners[{i}]"),
-                        format!("{l:?} is an HTTP listener; toxic faults apply to tcp listeners only (mode: tcp)"),
-                    );
-                }
+        check_toxic_targets(spec, m, first, topology, c);
+    }
+}
+
+/// An experiment with toxics (the first at `first`): no phases, and only TCP listeners or their routes as
+/// targets.
+fn check_toxic_targets(
+    spec: &pb::ExperimentSpec,
+    m: &pb::Match,
+    first: &str,
+    topology: Option<&Topology>,
+    c: &mut Collector,
+) {
+    if !spec.phases.is_empty() {
+        c.add(
+            "phases",
+            format!(
+                "the experiment has toxic faults ({first}.toxic): a connection takes its toxics once, so \
+                 phases cannot change them; start one experiment per step (start_delay)"
+            ),
+        );
+    }
+    if m.listeners.is_empty() && m.routes.is_empty() {
+        c.add(
+            format!("{first}.toxic"),
+            "toxics act on TCP listeners: name them in match.listeners (or their routes in match.routes)",
+        );
+    }
+    if let Some(t) = topology {
+        for (i, l) in m.listeners.iter().enumerate() {
+            if t.has_listener(l) && !t.is_tcp_listener(l) {
+                c.add(
+                    format!("match.listeners[{i}]"),
+                    format!("{l:?} is an HTTP listener; toxic faults apply to tcp listeners only (mode: tcp)"),
+                );
             }
-            for (i, r) in m.routes.iter().enumerate() {
-                if t.has_route(r) && !t.is_tcp_route(r) {
-                    c.add(
-                        format!("match.routes[{i}]"),
-                        format!("{r:?} is an HTTP route; toxic faults apply to tcp listeners only (mode: tcp)"),
-                    );
-                }
+        }
+        for (i, r) in m.routes.iter().enumerate() {
+            if t.has_route(r) && !t.is_tcp_route(r) {
+                c.add(
+                    format!("match.routes[{i}]"),
+                    format!("{r:?} is an HTTP route; toxic faults apply to tcp listeners only (mode: tcp)"),
+                );
             }
         }
     }

@@ -5,103 +5,97 @@
 
 use rustls::pki_types::DnsName;
 
-use super::{opt_duration, Collector};
+use super::Collector;
 use crate::{
-    fault::{CertificateProblem, Fault, TlsAlert, TlsFault},
+    fault::{CertificateProblem, TlsAlert, TlsFault},
     pb::v1 as pb,
     topology::Topology,
 };
 
 /// `faults[i].tls`; `None` when invalid (the problems are in `c`).
-pub(super) fn convert(t: &pb::TlsFault, path: &str, c: &mut Collector) -> Option<Fault> {
+pub(super) fn convert(t: &pb::TlsFault, path: &str, c: &mut Collector) -> Option<TlsFault> {
     use pb::tls_fault::Kind as K;
-    let fault = match &t.kind {
+    match &t.kind {
         None => {
             c.add(path, "set one of handshake_failure, certificate, stall");
-            return None;
+            None
         }
-        Some(K::HandshakeFailure(h)) => {
-            let alert = h.alert.trim().to_ascii_lowercase();
-            if h.reset {
-                if !alert.is_empty() {
-                    c.add(format!("{path}.handshake_failure.alert"), "an alert or a reset, not both");
-                    return None;
-                }
-                TlsFault::Reset
-            } else if alert.is_empty() {
-                TlsFault::Alert(TlsAlert::HandshakeFailure)
-            } else {
-                match TlsAlert::from_name(&alert) {
-                    Some(a) => TlsFault::Alert(a),
-                    None => {
-                        let names: Vec<&str> = TlsAlert::ALL.iter().map(|(n, _)| *n).collect();
-                        c.add(
-                            format!("{path}.handshake_failure.alert"),
-                            format!("{:?} is not an alert edgefault sends: one of {}", h.alert, names.join(", ")),
-                        );
-                        return None;
-                    }
-                }
-            }
-        }
-        Some(K::Certificate(cert)) => {
-            let at = format!("{path}.certificate");
-            let problem = cert.problem.trim().to_ascii_lowercase();
-            let name = cert.name.trim();
-            if !name.is_empty() && problem != "wrong_name" {
-                c.add(
-                    format!("{at}.name"),
-                    "only for problem: wrong_name (the others use the name the client asked for)",
-                );
-                return None;
-            }
-            let problem = match problem.as_str() {
-                "expired" => CertificateProblem::Expired,
-                "not_yet_valid" => CertificateProblem::NotYetValid,
-                "self_signed" => CertificateProblem::SelfSigned,
-                "wrong_name" if name.is_empty() => {
-                    CertificateProblem::WrongName(CertificateProblem::DEFAULT_WRONG_NAME.into())
-                }
-                "wrong_name" => match DnsName::try_from(name) {
-                    Ok(_) if name.len() <= 253 => CertificateProblem::WrongName(name.to_ascii_lowercase().into()),
-                    _ => {
-                        c.add(format!("{at}.name"), format!("{name:?} is not a DNS name"));
-                        return None;
-                    }
-                },
-                "" => {
-                    c.add(
-                        format!("{at}.problem"),
-                        format!("required: one of {}", CertificateProblem::NAMES.join(", ")),
-                    );
-                    return None;
-                }
-                _ => {
-                    c.add(
-                        format!("{at}.problem"),
-                        format!(
-                            "{:?} is not a certificate problem: one of {}",
-                            cert.problem,
-                            CertificateProblem::NAMES.join(", ")
-                        ),
-                    );
-                    return None;
-                }
-            };
-            TlsFault::Certificate(problem)
-        }
+        Some(K::HandshakeFailure(h)) => handshake_failure(h, &format!("{path}.handshake_failure"), c),
+        Some(K::Certificate(cert)) => certificate(cert, &format!("{path}.certificate"), c).map(TlsFault::Certificate),
         Some(K::Stall(s)) => {
             let at = format!("{path}.stall.duration");
-            match opt_duration(&s.duration, &at, false, c) {
+            match c.duration(&s.duration, &at, false) {
                 Some(d) if d.is_zero() => {
                     c.add(at, "must be longer than zero (leave it out to stall until the experiment ends)");
-                    return None;
+                    None
                 }
-                hold => TlsFault::Stall(hold),
+                hold => Some(TlsFault::Stall(hold)),
             }
         }
+    }
+}
+
+/// `tls.handshake_failure`: an alert edgefault sends, or a reset.
+fn handshake_failure(h: &pb::TlsHandshakeFailure, at: &str, c: &mut Collector) -> Option<TlsFault> {
+    let alert = h.alert.trim().to_ascii_lowercase();
+    if h.reset {
+        if !alert.is_empty() {
+            c.add(format!("{at}.alert"), "an alert or a reset, not both");
+            return None;
+        }
+        return Some(TlsFault::Reset);
+    }
+    if alert.is_empty() {
+        return Some(TlsFault::Alert(TlsAlert::HandshakeFailure));
+    }
+    let Some(a) = TlsAlert::from_name(&alert) else {
+        let names: Vec<&str> = TlsAlert::ALL.iter().map(|(n, _)| *n).collect();
+        c.add(
+            format!("{at}.alert"),
+            format!("{:?} is not an alert edgefault sends: one of {}", h.alert, names.join(", ")),
+        );
+        return None;
     };
-    Some(Fault::Tls(fault))
+    Some(TlsFault::Alert(a))
+}
+
+/// `tls.certificate`: a known problem, and a DNS name only for `wrong_name`.
+fn certificate(cert: &pb::TlsCertificate, at: &str, c: &mut Collector) -> Option<CertificateProblem> {
+    let problem = cert.problem.trim().to_ascii_lowercase();
+    let name = cert.name.trim();
+    if !name.is_empty() && problem != "wrong_name" {
+        c.add(format!("{at}.name"), "only for problem: wrong_name (the others use the name the client asked for)");
+        return None;
+    }
+    let problem = match problem.as_str() {
+        "expired" => CertificateProblem::Expired,
+        "not_yet_valid" => CertificateProblem::NotYetValid,
+        "self_signed" => CertificateProblem::SelfSigned,
+        "wrong_name" if name.is_empty() => CertificateProblem::WrongName(CertificateProblem::DEFAULT_WRONG_NAME.into()),
+        "wrong_name" => match DnsName::try_from(name) {
+            Ok(_) if name.len() <= 253 => CertificateProblem::WrongName(name.to_ascii_lowercase().into()),
+            _ => {
+                c.add(format!("{at}.name"), format!("{name:?} is not a DNS name"));
+                return None;
+            }
+        },
+        "" => {
+            c.add(format!("{at}.problem"), format!("required: one of {}", CertificateProblem::NAMES.join(", ")));
+            return None;
+        }
+        _ => {
+            c.add(
+                format!("{at}.problem"),
+                format!(
+                    "{:?} is not a certificate problem: one of {}",
+                    cert.problem,
+                    CertificateProblem::NAMES.join(", ")
+                ),
+            );
+            return None;
+        }
+    };
+    Some(problem)
 }
 
 /// The conditions of a match that only a request shows (not a connection or a handshake), by field name,
