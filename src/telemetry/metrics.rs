@@ -257,101 +257,71 @@ pub struct Totals {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("edgefault");
-        let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
+        let metrics = Metrics {
+            requests: Family::<RequestLabels, Counter>::default(),
+            injected_delay: HistogramFamily::new_with_constructor(latency_histogram),
+            upstream_duration: HistogramFamily::new_with_constructor(latency_histogram),
+            running: Gauge::default(),
+            faults_active: Gauge::default(),
+            faults_overflow: Counter::default(),
+            tcp_connections: Family::<TcpConnectionLabels, Counter>::default(),
+            tcp_bytes: Family::<TcpBytesLabels, Counter>::default(),
+            tcp_open: Family::<ListenerLabels, Gauge>::default(),
+            tls_handshakes: Family::<TcpConnectionLabels, Counter>::default(),
+            upstream_retries: Family::<RetryLabels, Counter>::default(),
+            connection_timeouts: Family::<TimeoutLabels, Counter>::default(),
+            connection_floods: Family::<TimeoutLabels, Counter>::default(),
+            config_reloads: Family::<OutcomeLabel, Counter>::default(),
+            registry: Mutex::new(Registry::with_prefix("edgefault")),
+            routes: Mutex::default(),
+        };
+        metrics.register();
+        metrics
+    }
+}
+
+impl Metrics {
+    /// Registers every metric under its name and help text.
+    fn register(&self) {
+        let mut r = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        r.register(
             "requests",
             "Requests by listener, route and outcome (passed, injected, upstream_error, client_error)",
-            requests.clone(),
+            self.requests.clone(),
         );
-        let injected_delay = HistogramFamily::new_with_constructor(latency_histogram);
-        registry.register(
+        r.register(
             "injected_delay_seconds",
             "Injected delays (the sum of a request's delays), by listener and route",
-            injected_delay.clone(),
+            self.injected_delay.clone(),
         );
-        let upstream_duration = HistogramFamily::new_with_constructor(latency_histogram);
-        registry.register(
+        r.register(
             "upstream_duration_seconds",
             "Time from sending a request upstream to its response head, by listener and route (answers only)",
-            upstream_duration.clone(),
+            self.upstream_duration.clone(),
         );
-        let running = Gauge::default();
-        registry.register("experiments_running", "Experiments injecting now", running.clone());
-        let faults_active = Gauge::default();
-        registry.register(
+        r.register("experiments_running", "Experiments injecting now", self.running.clone());
+        r.register(
             "faults_active",
             "Requests being faulted now (held by a delay or being aborted), bounded by limits.max_active_faults",
-            faults_active.clone(),
+            self.faults_active.clone(),
         );
-        let faults_overflow = Counter::default();
-        registry.register(
+        r.register(
             "faults_overflow",
             "Requests that passed untouched because limits.max_active_faults requests were being faulted",
-            faults_overflow.clone(),
+            self.faults_overflow.clone(),
         );
-        let tcp_connections = Family::<TcpConnectionLabels, Counter>::default();
-        registry.register(
-            "tcp_connections",
-            "Connections of TCP listeners by listener and outcome (passed, injected, upstream_error), counted when they end",
-            tcp_connections.clone(),
-        );
-        let tcp_bytes = Family::<TcpBytesLabels, Counter>::default();
-        registry.register(
-            "tcp_bytes",
-            "Bytes relayed by TCP listeners, by listener and direction (upstream: client to server, downstream: server to client)",
-            tcp_bytes.clone(),
-        );
-        let tcp_open = Family::<ListenerLabels, Gauge>::default();
-        registry.register("tcp_connections_open", "Connections of TCP listeners open now", tcp_open.clone());
-        let tls_handshakes = Family::<TcpConnectionLabels, Counter>::default();
-        registry.register(
-            "tls_handshakes",
-            "TLS handshakes of listeners that terminate TLS, by listener and outcome (ok, failed, timeout, injected: a TLS fault acted)",
-            tls_handshakes.clone(),
-        );
-        let upstream_retries = Family::<RetryLabels, Counter>::default();
-        registry.register(
-            "upstream_retries",
-            "Requests sent upstream a second time, by listener, route and reason: goaway (a stream above an HTTP/2 GOAWAY's last stream id), refused_stream, unsent (the connection closed before the request left), closed (an idempotent request without a body whose reused HTTP/1.1 connection the upstream closed first)",
-            upstream_retries.clone(),
-        );
-        let connection_timeouts = Family::<TimeoutLabels, Counter>::default();
-        registry.register(
-            "connection_timeouts",
-            "Client connections of HTTP listeners closed by a timeout, by listener and reason (header_read: a request head did not arrive in time; idle: no request for limits.idle_timeout)",
-            connection_timeouts.clone(),
-        );
-        let connection_floods = Family::<TimeoutLabels, Counter>::default();
-        registry.register(
-            "connection_floods",
-            "HTTP/2 client connections closed for sending control frames (PING, SETTINGS, PRIORITY, RST_STREAM) beyond their budget (a burst of 2000, then 200 a second), by listener and reason (h2_control_frames)",
-            connection_floods.clone(),
-        );
-        let config_reloads = Family::<OutcomeLabel, Counter>::default();
-        registry.register(
+        r.register("tcp_connections", "Connections of TCP listeners by listener and outcome (passed, injected, upstream_error), counted when they end", self.tcp_connections.clone());
+        r.register("tcp_bytes", "Bytes relayed by TCP listeners, by listener and direction (upstream: client to server, downstream: server to client)", self.tcp_bytes.clone());
+        r.register("tcp_connections_open", "Connections of TCP listeners open now", self.tcp_open.clone());
+        r.register("tls_handshakes", "TLS handshakes of listeners that terminate TLS, by listener and outcome (ok, failed, timeout, injected: a TLS fault acted)", self.tls_handshakes.clone());
+        r.register("upstream_retries", "Requests sent upstream a second time, by listener, route and reason: goaway (a stream above an HTTP/2 GOAWAY's last stream id), refused_stream, unsent (the connection closed before the request left), closed (an idempotent request without a body whose reused HTTP/1.1 connection the upstream closed first)", self.upstream_retries.clone());
+        r.register("connection_timeouts", "Client connections of HTTP listeners closed by a timeout, by listener and reason (header_read: a request head did not arrive in time; idle: no request for limits.idle_timeout)", self.connection_timeouts.clone());
+        r.register("connection_floods", "HTTP/2 client connections closed for sending control frames (PING, SETTINGS, PRIORITY, RST_STREAM) beyond their budget (a burst of 2000, then 200 a second), by listener and reason (h2_control_frames)", self.connection_floods.clone());
+        r.register(
             "config_reloads",
             "Config reloads on SIGHUP by outcome: ok (applied), rejected (the old config keeps running)",
-            config_reloads.clone(),
+            self.config_reloads.clone(),
         );
-        Metrics {
-            upstream_retries,
-            connection_timeouts,
-            connection_floods,
-            config_reloads,
-            tls_handshakes,
-            registry: Mutex::new(registry),
-            tcp_connections,
-            tcp_bytes,
-            tcp_open,
-            requests,
-            injected_delay,
-            upstream_duration,
-            running,
-            faults_active,
-            faults_overflow,
-            routes: Mutex::default(),
-        }
     }
 }
 
