@@ -413,12 +413,47 @@ pub fn request_path_outcome(data: &[u8]) -> Option<RequestOutcome> {
     let f = fixture();
     let opts = RequestOptions::parse(options, f)?;
     let mut req = parse_request_head(head)?;
-    let limits = &f.limits;
-    let ctx = Context { topology: Some(&f.topology), limits };
     let mut out = RequestOutcome::default();
-
-    // The experiments: started `elapsed` ago, each with its own counters.
     let now = tokio::time::Instant::now();
+    let (set, bounds) = started_rules(yaml, &opts, f, now, &mut out);
+
+    // As `ReverseProxy::handle` does: host checks, CONNECT only on forward listeners, the route.
+    if headers::check_host(&mut req).is_err() {
+        out.stage = "bad host";
+        return Some(out);
+    }
+    if req.method() == Method::CONNECT && !opts.listener.forward {
+        out.stage = "connect refused";
+        return Some(out);
+    }
+    let decisions = match route_of(&req, &opts) {
+        Err(stage) => {
+            out.stage = stage;
+            return Some(out);
+        }
+        Ok((route, view)) => decide_twice(&set, route, &view, bounds, now),
+    };
+    out.stage = end_or_forward(decisions, &mut req, &opts, &f.limits);
+    Some(out)
+}
+
+/// The most any one experiment's delays, and first-byte delays, may add up to.
+#[derive(Debug, Clone, Copy)]
+struct DelayBounds {
+    delay: Duration,
+    first_byte: Duration,
+}
+
+/// The input's experiments, started `opts.elapsed` ago, each with its own counters; each spec's outcome goes
+/// to `out`.
+fn started_rules(
+    yaml: &[u8],
+    opts: &RequestOptions,
+    f: &Fixture,
+    now: tokio::time::Instant,
+    out: &mut RequestOutcome,
+) -> (RuleSet, DelayBounds) {
+    let ctx = Context { topology: Some(&f.topology), limits: &f.limits };
     let specs = std::str::from_utf8(yaml).ok().and_then(|t| document::parse_specs(t).ok()).unwrap_or_default();
     let mut rules = Vec::new();
     let (mut most_delays, mut most_first_byte) = (0u32, 0u32);
@@ -442,36 +477,30 @@ pub fn request_path_outcome(data: &[u8]) -> Option<RequestOutcome> {
         let seed = def.seed.unwrap_or(seq);
         rules.push(Arc::new(Rule::new(format!("exp-{seq}").into(), seq, &def, seed, ends_at, Arc::default())));
     }
-    let set = RuleSet::build(&f.topology, rules);
+    let bounds = DelayBounds {
+        delay: f.limits.max_duration.saturating_mul(most_delays),
+        first_byte: f.limits.max_duration.saturating_mul(most_first_byte),
+    };
+    (RuleSet::build(&f.topology, rules), bounds)
+}
 
-    // As `ReverseProxy::handle` does: host checks, CONNECT only on forward listeners, the route.
-    if headers::check_host(&mut req).is_err() {
-        out.stage = "bad host";
-        return Some(out);
-    }
-    let connect = req.method() == Method::CONNECT;
-    if connect && !opts.listener.forward {
-        out.stage = "connect refused";
-        return Some(out);
-    }
+/// The route the request takes and what the rule set sees of it, or the stage where it stops.
+fn route_of<'r, B>(req: &'r Request<B>, opts: &'r RequestOptions) -> Result<(RouteId, RequestView<'r>), &'static str> {
     let (host, port, path) = if opts.listener.forward {
-        match forward::destination(&req) {
-            Ok(d) => (Some(d.host), Some(d.port), d.path),
-            Err(_) => {
-                out.stage = "not a proxy request";
-                return Some(out);
-            }
-        }
+        let d = forward::destination(req).map_err(|_| "not a proxy request")?;
+        (Some(d.host), Some(d.port), d.path)
     } else {
-        (headers::request_host(&req), None, req.uri().path())
+        (headers::request_host(req), None, req.uri().path())
     };
-    let Some(route) = opts.listener.routes.iter().find(|r| {
-        (r.hosts.is_empty() || host.is_some_and(|h| r.hosts.iter().any(|p| p.matches(h, port))))
-            && r.path_prefix.is_none_or(|p| path.starts_with(p))
-    }) else {
-        out.stage = "no route";
-        return Some(out);
-    };
+    let route = opts
+        .listener
+        .routes
+        .iter()
+        .find(|r| {
+            (r.hosts.is_empty() || host.is_some_and(|h| r.hosts.iter().any(|p| p.matches(h, port))))
+                && r.path_prefix.is_none_or(|p| path.starts_with(p))
+        })
+        .ok_or("no route")?;
     let view = RequestView {
         method: req.method(),
         host,
@@ -480,17 +509,27 @@ pub fn request_path_outcome(data: &[u8]) -> Option<RequestOutcome> {
         headers: req.headers(),
         client_ip: opts.client,
     };
-    let per_delay_bound = limits.max_duration.saturating_mul(most_delays);
-    let per_first_byte_bound = limits.max_duration.saturating_mul(most_first_byte);
+    Ok((route.id, view))
+}
+
+/// The decisions for two requests in a row (the first may change what the second gets, as a rate limit
+/// does), each checked: every experiment's delays within their bound, the sums fit in an `Instant`.
+fn decide_twice(
+    set: &RuleSet,
+    route: RouteId,
+    view: &RequestView<'_>,
+    bounds: DelayBounds,
+    now: tokio::time::Instant,
+) -> Vec<Decision> {
     let mut decisions = Vec::new();
     for _ in 0..2 {
-        if !set.targets(route.id) {
+        if !set.targets(route) {
             break;
         }
-        let Some(d) = set.decide(route.id, &view) else { continue };
+        let Some(d) = set.decide(route, view) else { continue };
         let mut total = Duration::ZERO;
         for delay in d.delay.live() {
-            assert!(*delay <= per_delay_bound, "one experiment's delay {delay:?} exceeds {per_delay_bound:?}");
+            assert!(*delay <= bounds.delay, "one experiment's delay {delay:?} exceeds {:?}", bounds.delay);
             let sum = total.checked_add(*delay);
             assert!(sum.is_some(), "the delays' sum overflows");
             total = sum.unwrap_or(Duration::MAX);
@@ -498,28 +537,34 @@ pub fn request_path_outcome(data: &[u8]) -> Option<RequestOutcome> {
         assert!(now.checked_add(total).is_some(), "the delays' sum {total:?} does not fit in an Instant");
         let mut head_total = Duration::ZERO;
         for wait in d.head_delay.live().chain(d.body.live().map(|b| &b.first_byte)) {
-            assert!(*wait <= per_first_byte_bound, "a first-byte delay {wait:?} exceeds {per_first_byte_bound:?}");
+            assert!(*wait <= bounds.first_byte, "a first-byte delay {wait:?} exceeds {:?}", bounds.first_byte);
             head_total = head_total.saturating_add(*wait);
         }
         assert!(now.checked_add(head_total).is_some(), "the first-byte delays do not fit in an Instant");
         let _ = BodyPlan::combined(d.body.live());
         decisions.push(d);
     }
+    decisions
+}
 
-    // Each decision's ending, answered as the proxy answers it; the last request goes on if none ends it.
-    let Some(last) = decisions.pop() else {
+/// Each decision's ending, answered as the proxy answers it; the last request goes on if none ends it, its
+/// forwarded head and the response's checked. Returns the stage.
+fn end_or_forward<B>(
+    mut decisions: Vec<Decision>,
+    req: &mut Request<B>,
+    opts: &RequestOptions,
+    limits: &Limits,
+) -> &'static str {
+    let Some(d) = decisions.pop() else {
         check_forwarded_head(req.headers(), opts.client, opts.listener.proto);
-        out.stage = "untouched";
-        return Some(out);
+        return "untouched";
     };
-    for d in &decisions {
-        let _ = check_ending(d, &req, opts.client, limits);
+    for earlier in &decisions {
+        let _ = check_ending(earlier, req, opts.client, limits);
     }
-    if let Some(stage) = check_ending(&last, &req, opts.client, limits) {
-        out.stage = stage;
-        return Some(out);
+    if let Some(stage) = check_ending(&d, req, opts.client, limits) {
+        return stage;
     }
-    let d = last;
     if d.response.rewrites_request() {
         for r in &d.response.rewrites {
             r.request.apply(req.headers_mut());
@@ -536,8 +581,7 @@ pub fn request_path_outcome(data: &[u8]) -> Option<RequestOutcome> {
     }
     headers::remove_hop_by_hop(&mut parts.headers);
     assert!(!parts.headers.contains_key(header::CONNECTION), "connection is left in a response head");
-    out.stage = "forwarded";
-    Some(out)
+    "forwarded"
 }
 
 /// The fault that ends the request, if any, answered as the proxy answers it; `None`: the request goes on.

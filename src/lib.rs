@@ -9,8 +9,10 @@
 //! ```text
 //! topology, tls, document, text   names of listeners and routes; PEM files and certificate reloading;
 //!                                 experiment documents (YAML/JSON); bounded text
-//! fault/                          the pure fault model: matching, sampling, one file per fault kind with
-//!                                 what it does to a request (`apply`), error pages
+//! fault/                          the pure fault model by family (HTTP faults, TCP toxics, TLS faults):
+//!                                 matching, sampling, one file per HTTP kind with its proto conversion
+//!                                 and what it does to a request (`HttpKind`), the violation collector,
+//!                                 error pages
 //! experiment/                     the registry and its lifecycle, the rule set the data plane reads,
 //!                                 timelines, guards, leases; spec/: proto → validated domain values
 //! scenario/, telemetry/           incident replays; metrics and logs

@@ -353,45 +353,9 @@ async fn run_ctl(args: CtlArgs) -> Result<(), String> {
                 Output::Text => println!("{}", ctl::render(&list, output).trim_end()),
             }
         }
-        CtlCommand::Scenario { command: ScenarioCommand::List { output } } => {
-            let list = ctl.list_scenarios().await.map_err(fail)?;
-            println!("{}", ctl::render_scenarios(&list, output).trim_end());
-        }
-        CtlCommand::Scenario { command: ScenarioCommand::Show { name, params, output } } => {
-            let r = ctl.get_scenario(&name, &params).await.map_err(fail)?;
-            println!("{}", ctl::render_scenario(&r, output).trim_end());
-        }
-        CtlCommand::Scenario { command: ScenarioCommand::Start { name, params, output } } => {
-            let r = ctl.start_scenario(&name, &params).await.map_err(fail)?;
-            for w in &r.warnings {
-                eprintln!("warning: {w}");
-            }
-            match output {
-                Output::Text => r.experiments.iter().for_each(|e| println!("{}", e.id)),
-                Output::Json => println!("{}", ctl::render_list(&r.experiments).trim_end()),
-            }
-        }
+        CtlCommand::Scenario { command } => run_scenario(&mut ctl, command).await?,
         CtlCommand::Watch { experiment, stats_interval, no_stats, output } => {
-            let req = edgefault::pb::v1::WatchEventsRequest {
-                experiment_id: experiment.unwrap_or_default(),
-                stats_interval: Some(pbjson_types::Duration {
-                    seconds: stats_interval.as_secs() as i64,
-                    nanos: stats_interval.subsec_nanos() as i32,
-                }),
-                no_stats,
-            };
-            let interrupt = async {
-                let _ = tokio::signal::ctrl_c().await;
-            };
-            let end = ctl.watch(req, output, interrupt, &mut std::io::stdout()).await.map_err(fail)?;
-            match end {
-                ctl::WatchEnd::Lost(detail) => {
-                    return Err(format!(
-                        "lost the control service during ctl watch: {detail}; is the server still running?"
-                    ))
-                }
-                end => eprintln!("{}", end.message()),
-            }
+            run_watch(&mut ctl, experiment, stats_interval, no_stats, output).await?
         }
         CtlCommand::Top { interval, once, iterations } => {
             if interval.is_zero() {
@@ -412,6 +376,62 @@ async fn run_ctl(args: CtlArgs) -> Result<(), String> {
                 if r.ids.is_empty() { String::new() } else { format!(": {}", r.ids.join(" ")) }
             );
         }
+    }
+    Ok(())
+}
+
+/// `ctl scenario list|show|start`.
+async fn run_scenario(ctl: &mut Ctl, command: ScenarioCommand) -> Result<(), String> {
+    let fail = |e: CtlError| e.to_string();
+    match command {
+        ScenarioCommand::List { output } => {
+            let list = ctl.list_scenarios().await.map_err(fail)?;
+            println!("{}", ctl::render_scenarios(&list, output).trim_end());
+        }
+        ScenarioCommand::Show { name, params, output } => {
+            let r = ctl.get_scenario(&name, &params).await.map_err(fail)?;
+            println!("{}", ctl::render_scenario(&r, output).trim_end());
+        }
+        ScenarioCommand::Start { name, params, output } => {
+            let r = ctl.start_scenario(&name, &params).await.map_err(fail)?;
+            for w in &r.warnings {
+                eprintln!("warning: {w}");
+            }
+            match output {
+                Output::Text => r.experiments.iter().for_each(|e| println!("{}", e.id)),
+                Output::Json => println!("{}", ctl::render_list(&r.experiments).trim_end()),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `ctl watch`: follows the event stream until it ends, the user interrupts, or the server is lost.
+async fn run_watch(
+    ctl: &mut Ctl,
+    experiment: Option<String>,
+    stats_interval: std::time::Duration,
+    no_stats: bool,
+    output: Output,
+) -> Result<(), String> {
+    let fail = |e: CtlError| e.to_string();
+    let req = edgefault::pb::v1::WatchEventsRequest {
+        experiment_id: experiment.unwrap_or_default(),
+        stats_interval: Some(pbjson_types::Duration {
+            seconds: stats_interval.as_secs() as i64,
+            nanos: stats_interval.subsec_nanos() as i32,
+        }),
+        no_stats,
+    };
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let end = ctl.watch(req, output, interrupt, &mut std::io::stdout()).await.map_err(fail)?;
+    match end {
+        ctl::WatchEnd::Lost(detail) => {
+            return Err(format!("lost the control service during ctl watch: {detail}; is the server still running?"))
+        }
+        end => eprintln!("{}", end.message()),
     }
     Ok(())
 }

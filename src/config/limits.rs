@@ -51,6 +51,16 @@ pub(super) fn build(fl: &FileLimits, o: &Overrides, topology: &Topology, problem
         }
         limits.max_header_bytes = m;
     }
+    connection_timeouts(fl, &mut limits, problems);
+    if let Some(routes) = allowed_routes(fl, o, topology, problems) {
+        limits.allowed_routes = routes;
+    }
+    check_durations(&limits, problems);
+    limits
+}
+
+/// `limits.header_read_timeout` and `limits.idle_timeout`, each within its range.
+fn connection_timeouts(fl: &FileLimits, limits: &mut Limits, problems: &mut Vec<String>) {
     for (key, value, slot, range) in [
         (
             "limits.header_read_timeout",
@@ -77,9 +87,10 @@ pub(super) fn build(fl: &FileLimits, o: &Overrides, topology: &Topology, problem
             *slot = d;
         }
     }
-    if let Some(routes) = allowed_routes(fl, o, topology, problems) {
-        limits.allowed_routes = routes;
-    }
+}
+
+/// The default duration of an experiment within its maximum, both longer than zero.
+fn check_durations(limits: &Limits, problems: &mut Vec<String>) {
     if limits.default_duration.is_zero() || limits.max_duration.is_zero() {
         problems.push("limits: default_duration and max_duration must be longer than zero".into());
     }
@@ -90,7 +101,6 @@ pub(super) fn build(fl: &FileLimits, o: &Overrides, topology: &Topology, problem
             spec::human(limits.max_duration)
         ));
     }
-    limits
 }
 
 /// `allowed_routes` (or `--allowed-routes`): each a route of the topology, and at least one.

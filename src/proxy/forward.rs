@@ -332,30 +332,14 @@ where
     let mut plan = BodyPlan::combined(held.live());
     let mut ended = held.any_ended();
     loop {
-        let room = plan.cut.map(|(n, _)| n.saturating_sub(sent));
-        if room == Some(0) {
-            let _ = to.flush().await;
-            return plan.cut.map_or(PipeEnd::Done, |(_, kind)| PipeEnd::Cut(kind));
-        }
-        let mut want = buf.len();
-        if let Some(room) = room {
-            want = want.min(usize::try_from(room).unwrap_or(usize::MAX));
-        }
-        if let Some(rate) = plan.rate {
-            want = want.min(piece(rate));
-        }
         let stopping = closing.as_ref().is_some_and(|c| *c.borrow());
-        if stopping {
-            match &frames {
-                Some(f) if !f.at_boundary() => {
-                    want = want.min(usize::try_from(f.left_in_frame()).unwrap_or(usize::MAX));
-                }
-                _ => {
-                    let _ = to.flush().await;
-                    return PipeEnd::Stopped;
-                }
+        let want = match next_read(&plan, sent, buf.len(), stopping, frames.as_ref()) {
+            Ok(want) => want,
+            Err(end) => {
+                let _ = to.flush().await;
+                return end;
             }
-        }
+        };
         let read = tokio::select! {
             read = from.read(buf.get_mut(..want).unwrap_or_default()) => read,
             () = &mut ended => {
@@ -397,6 +381,36 @@ where
             }
         }
     }
+}
+
+/// How much the next read of a pipe may take: the buffer, within the room before a cut and a throttle's
+/// piece, and while `stopping` the rest of the frame. `Err`: the pipe ends here (its cut is reached, or it
+/// stops at a frame boundary).
+fn next_read(
+    plan: &BodyPlan,
+    sent: u64,
+    buf: usize,
+    stopping: bool,
+    frames: Option<&Frames>,
+) -> Result<usize, PipeEnd> {
+    let room = plan.cut.map(|(n, _)| n.saturating_sub(sent));
+    if room == Some(0) {
+        return Err(plan.cut.map_or(PipeEnd::Done, |(_, kind)| PipeEnd::Cut(kind)));
+    }
+    let mut want = buf;
+    if let Some(room) = room {
+        want = want.min(usize::try_from(room).unwrap_or(usize::MAX));
+    }
+    if let Some(rate) = plan.rate {
+        want = want.min(piece(rate));
+    }
+    if stopping {
+        match frames {
+            Some(f) if !f.at_boundary() => want = want.min(usize::try_from(f.left_in_frame()).unwrap_or(usize::MAX)),
+            _ => return Err(PipeEnd::Stopped),
+        }
+    }
+    Ok(want)
 }
 
 /// Waits for a change of `closing`; false when its sender is gone. Never resolves without one.

@@ -69,20 +69,7 @@ pub async fn serve(
     grace: Duration,
     bounds: Bounds,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        // Heads are timed by the connection's own clock (`conn`): hyper's would also time the idle wait
-        // between keep-alive requests, and nothing before the first byte.
-        .header_read_timeout(None)
-        .keep_alive(true)
-        .max_buf_size(bounds.max_header_bytes.max(8192));
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(1024)
-        .max_header_list_size(u32::try_from(bounds.max_header_bytes).unwrap_or(u32::MAX));
+    let builder = server_builder(&bounds);
     let slots = Arc::new(Semaphore::new(bounds.max_connections));
     let (drain, draining) = watch::channel(false);
     let mut open = JoinSet::new();
@@ -130,6 +117,31 @@ pub async fn serve(
         });
     }
     drop(listener);
+    drain_connections(open, drain, grace, &proxy).await;
+}
+
+/// hyper's server for both protocols: request heads bounded by `limits.max_header_bytes`, keep-alive.
+fn server_builder(bounds: &Bounds) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        // Heads are timed by the connection's own clock (`conn`): hyper's would also time the idle wait
+        // between keep-alive requests, and nothing before the first byte.
+        .header_read_timeout(None)
+        .keep_alive(true)
+        .max_buf_size(bounds.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(1024)
+        .max_header_list_size(u32::try_from(bounds.max_header_bytes).unwrap_or(u32::MAX));
+    builder
+}
+
+/// Lets the open connections finish for up to `grace` (asked to close once idle), then closes them; then the
+/// tunnels, likewise.
+async fn drain_connections(mut open: JoinSet<()>, drain: watch::Sender<bool>, grace: Duration, proxy: &ReverseProxy) {
     if !open.is_empty() {
         tracing::info!(listener = %proxy.name(), open = open.len(), "draining connections");
     }

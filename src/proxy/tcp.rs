@@ -467,30 +467,30 @@ impl<'c, W: AsyncWrite + Unpin> Writer<'c, W> {
         }
         match slicer {
             None => self.paced(data, rate).await?,
-            Some((average, variation, delay, seed)) => {
-                let mut rng = SmallRng::seed_from_u64(seed);
-                let mut first = true;
-                while !data.is_empty() {
-                    if !first && !delay.is_zero() {
-                        self.nap(Instant::now() + delay).await;
-                    }
-                    first = false;
-                    // The slicer's experiment ended: the rest goes whole.
-                    let slicing =
-                        self.in_force(Instant::now()).any(|t| matches!(t.toxic.kind, ToxicKind::Slicer { .. }));
-                    let n = if slicing {
-                        toxic::slice_len(average, variation, &mut rng).min(data.len())
-                    } else {
-                        data.len()
-                    };
-                    let rate = self.rate(Instant::now());
-                    self.paced(data.split_to(n), rate).await?;
-                }
-            }
+            Some(slicer) => self.sliced(data, slicer).await?,
         }
         if close_after {
             let _ = self.dst.shutdown().await;
             return Err(End::Close);
+        }
+        Ok(())
+    }
+
+    /// Writes `data` in slices of the slicer's sizes (`average`, `variation`), `delay` apart; once the
+    /// slicer's experiment has ended, the rest goes whole.
+    async fn sliced(&mut self, mut data: Bytes, slicer: (std::num::NonZeroU64, u64, Duration, u64)) -> Result<(), End> {
+        let (average, variation, delay, seed) = slicer;
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let mut first = true;
+        while !data.is_empty() {
+            if !first && !delay.is_zero() {
+                self.nap(Instant::now() + delay).await;
+            }
+            first = false;
+            let slicing = self.in_force(Instant::now()).any(|t| matches!(t.toxic.kind, ToxicKind::Slicer { .. }));
+            let n = if slicing { toxic::slice_len(average, variation, &mut rng).min(data.len()) } else { data.len() };
+            let rate = self.rate(Instant::now());
+            self.paced(data.split_to(n), rate).await?;
         }
         Ok(())
     }

@@ -20,7 +20,7 @@ use super::{
     error::UpstreamError,
     forward::{carry, TunnelPlan},
     headers,
-    pool::Pool,
+    pool::{Pool, PooledBody},
 };
 use crate::{
     proxy::settings::{Protocol, RouteConfig},
@@ -116,27 +116,18 @@ impl Upstream {
         }
     }
 
-    /// Sends the request on and returns the upstream's response, body streaming. An HTTP/1.1 upgrade
-    /// (WebSocket) that the upstream accepts is tunnelled in both directions.
-    pub async fn forward(
+    /// The request head as the upstream gets it: its host (or the client's, with `preserve_host`), the
+    /// origin form over HTTP/1.1 or scheme and authority over HTTP/2, no hop-by-hop headers but the
+    /// upgrade's, and the `x-forwarded-*` headers.
+    fn upstream_head(
         &self,
-        mut req: Request<Incoming>,
+        parts: &mut http::request::Parts,
+        h2: bool,
+        upgrade: Option<&http::HeaderValue>,
+        scheme: http::uri::Scheme,
+        authority: http::uri::Authority,
         client: SocketAddr,
-        mut upgraded: TunnelPlan,
-    ) -> Result<Response<ProxyBody>, UpstreamError> {
-        let upgrade = (req.version() == Version::HTTP_11).then(|| headers::upgrade_request(req.headers())).flatten();
-        let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
-        let (pool, scheme, authority) = self.target_of(req.uri())?;
-        let grpc = headers::is_grpc(req.headers());
-        // `auto`: HTTP/2 only where it is needed (gRPC) or known to work (the upstream answered an HTTP/2
-        // preface); an HTTP/2 browser or h2c client in front of an HTTP/1.1 app is forwarded over HTTP/1.1.
-        let h2 = upgrade.is_none()
-            && match self.route.protocol {
-                Protocol::Auto => req.version() == Version::HTTP_2 && (grpc || pool.speaks_h2().await),
-                Protocol::Http1 => false,
-                Protocol::Http2 => true,
-            };
-        let (mut parts, body) = req.into_parts();
+    ) -> Result<(), UpstreamError> {
         if !h2 {
             if !self.route.preserve_host {
                 if let Ok(host) = http::HeaderValue::from_str(authority.as_str()) {
@@ -161,7 +152,7 @@ impl Upstream {
             Uri::from(path)
         };
         headers::remove_hop_by_hop(&mut parts.headers);
-        if let Some(proto) = &upgrade {
+        if let Some(proto) = upgrade {
             parts.headers.insert(header::CONNECTION, http::HeaderValue::from_static("upgrade"));
             parts.headers.insert(header::UPGRADE, proto.clone());
         }
@@ -170,7 +161,31 @@ impl Upstream {
         }
         headers::append_forwarded(&mut parts.headers, client.ip(), self.route.forwarded_proto);
         parts.version = if h2 { Version::HTTP_2 } else { Version::HTTP_11 };
+        Ok(())
+    }
 
+    /// Sends the request on and returns the upstream's response, body streaming. An HTTP/1.1 upgrade
+    /// (WebSocket) that the upstream accepts is tunnelled in both directions.
+    pub async fn forward(
+        &self,
+        mut req: Request<Incoming>,
+        client: SocketAddr,
+        upgraded: TunnelPlan,
+    ) -> Result<Response<ProxyBody>, UpstreamError> {
+        let upgrade = (req.version() == Version::HTTP_11).then(|| headers::upgrade_request(req.headers())).flatten();
+        let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
+        let (pool, scheme, authority) = self.target_of(req.uri())?;
+        let grpc = headers::is_grpc(req.headers());
+        // `auto`: HTTP/2 only where it is needed (gRPC) or known to work (the upstream answered an HTTP/2
+        // preface); an HTTP/2 browser or h2c client in front of an HTTP/1.1 app is forwarded over HTTP/1.1.
+        let h2 = upgrade.is_none()
+            && match self.route.protocol {
+                Protocol::Auto => req.version() == Version::HTTP_2 && (grpc || pool.speaks_h2().await),
+                Protocol::Http1 => false,
+                Protocol::Http2 => true,
+            };
+        let (mut parts, body) = req.into_parts();
+        self.upstream_head(&mut parts, h2, upgrade.as_ref(), scheme, authority, client)?;
         let req = Request::from_parts(parts, body);
         let sent = async {
             if h2 {
@@ -179,7 +194,7 @@ impl Upstream {
                 pool.send_h1(req, upgrade.is_none()).await
             }
         };
-        let mut resp = match tokio::time::timeout(self.route.timeout, sent).await {
+        let resp = match tokio::time::timeout(self.route.timeout, sent).await {
             Err(_) => return Err(UpstreamError::ResponseTimeout(self.route.timeout)),
             Ok(Err(UpstreamError::Request(why))) if h2 && !pool.speaks_h2().await => {
                 return Err(UpstreamError::Request(self.h2_hint(&why, grpc)))
@@ -187,24 +202,35 @@ impl Upstream {
             Ok(result) => result?,
         };
 
-        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-            if let Some(client_upgrade) = client_upgrade {
-                if let Some(d) = &mut upgraded.drain {
-                    d.websocket = upgrade.as_ref().is_some_and(|u| u.as_bytes().eq_ignore_ascii_case(b"websocket"));
-                }
-                let upstream_upgrade = hyper::upgrade::on(&mut resp);
-                tokio::spawn(async move {
-                    match tokio::try_join!(client_upgrade, upstream_upgrade) {
-                        Ok((c, u)) => carry(TokioIo::new(c), TokioIo::new(u), upgraded).await,
-                        Err(e) => tracing::debug!(error = %e, "upgrade failed"),
-                    }
-                });
-                let (parts, body) = resp.into_parts();
-                return Ok(Response::from_parts(parts, ProxyBody::Upstream(body)));
-            }
-        }
-        let (mut parts, body) = resp.into_parts();
-        headers::remove_hop_by_hop(&mut parts.headers);
-        Ok(Response::from_parts(parts, ProxyBody::Upstream(body)))
+        Ok(answer(resp, client_upgrade, upgrade.as_ref(), upgraded))
     }
+}
+
+/// The upstream's response as the client gets it: an accepted upgrade tunnelled in both directions, or the
+/// response without its hop-by-hop headers.
+fn answer(
+    mut resp: Response<PooledBody>,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    upgrade: Option<&http::HeaderValue>,
+    mut upgraded: TunnelPlan,
+) -> Response<ProxyBody> {
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(client_upgrade) = client_upgrade {
+            if let Some(d) = &mut upgraded.drain {
+                d.websocket = upgrade.as_ref().is_some_and(|u| u.as_bytes().eq_ignore_ascii_case(b"websocket"));
+            }
+            let upstream_upgrade = hyper::upgrade::on(&mut resp);
+            tokio::spawn(async move {
+                match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                    Ok((c, u)) => carry(TokioIo::new(c), TokioIo::new(u), upgraded).await,
+                    Err(e) => tracing::debug!(error = %e, "upgrade failed"),
+                }
+            });
+            let (parts, body) = resp.into_parts();
+            return Response::from_parts(parts, ProxyBody::Upstream(body));
+        }
+    }
+    let (mut parts, body) = resp.into_parts();
+    headers::remove_hop_by_hop(&mut parts.headers);
+    Response::from_parts(parts, ProxyBody::Upstream(body))
 }
