@@ -89,22 +89,6 @@ async fn a_seed_makes_the_choices_reproducible() {
     assert!(runs[0].contains(&500) && runs[0].contains(&200));
 }
 
-/// A real gRPC server (tonic's health service) behind the proxy, called by a real tonic client.
-async fn grpc_upstream() -> std::net::SocketAddr {
-    let (reporter, service) = tonic_health::server::health_reporter();
-    reporter.set_service_status("checkout", tonic_health::ServingStatus::Serving).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _keep = reporter;
-        let _ = tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
-            .await;
-    });
-    addr
-}
-
 async fn health_check(proxy: &Proxy) -> Result<ServingStatus, tonic::Status> {
     let channel = tonic::transport::Channel::from_shared(format!("http://{}", proxy.addr))
         .expect("uri")
@@ -117,7 +101,7 @@ async fn health_check(proxy: &Proxy) -> Result<ServingStatus, tonic::Status> {
 
 #[tokio::test]
 async fn grpc_passes_through_and_aborts_as_a_real_server_would() {
-    let proxy = proxy(grpc_upstream().await).await;
+    let proxy = proxy(FakeUpstream::grpc_health().start().await).await;
     assert_eq!(health_check(&proxy).await.expect("passthrough"), ServingStatus::Serving);
 
     let e = proxy
@@ -136,7 +120,7 @@ async fn grpc_passes_through_and_aborts_as_a_real_server_would() {
 
 #[tokio::test]
 async fn grpc_abort_after_delay_is_seen_after_the_delay() {
-    let proxy = proxy(grpc_upstream().await).await;
+    let proxy = proxy(FakeUpstream::grpc_health().start().await).await;
     proxy.start("name: slow-fail\nfaults: [{ delay: { fixed: 150ms } }, { abort: { grpc_status: 4 } }]\n").await;
     let t = std::time::Instant::now();
     let status = health_check(&proxy).await.expect_err("aborted");

@@ -5,40 +5,7 @@ use std::time::Duration;
 
 use crate::support::*;
 use tokio_stream::StreamExt;
-use tonic_health::{
-    pb::{health_client::HealthClient, HealthCheckRequest},
-    server::HealthReporter,
-    ServingStatus,
-};
-
-/// The health service; "checkout" flips between serving and not serving every `period`, so a `Watch`
-/// stream gets one message per flip.
-async fn flapping_grpc_upstream(period: Duration) -> std::net::SocketAddr {
-    let (reporter, service) = tonic_health::server::health_reporter();
-    reporter.set_service_status("checkout", ServingStatus::Serving).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(flip(reporter, period));
-    tokio::spawn(async move {
-        let _ = tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
-            .await;
-    });
-    addr
-}
-
-/// Flips for at most 30 s: the test's traffic stops by itself.
-async fn flip(reporter: HealthReporter, period: Duration) {
-    let until = tokio::time::Instant::now() + Duration::from_secs(30);
-    let mut serving = true;
-    while tokio::time::Instant::now() < until {
-        tokio::time::sleep(period).await;
-        serving = !serving;
-        let s = if serving { ServingStatus::Serving } else { ServingStatus::NotServing };
-        reporter.set_service_status("checkout", s).await;
-    }
-}
+use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
 
 async fn health(proxy: &Proxy) -> HealthClient<tonic::transport::Channel> {
     let channel = tonic::transport::Channel::from_shared(format!("http://{}", proxy.addr))
@@ -70,7 +37,7 @@ async fn watch(proxy: &Proxy) -> (usize, Option<tonic::Status>) {
 
 #[tokio::test]
 async fn a_method_matcher_fails_one_method_of_a_service() {
-    let proxy = proxy(flapping_grpc_upstream(Duration::from_secs(60)).await).await;
+    let proxy = proxy(FakeUpstream::grpc_health().flapping(Duration::from_secs(60)).start().await).await;
     proxy
         .start("name: check-down\nmatch: { grpc: { service: grpc.health.v1.Health, method: Check } }\nfaults: [{ abort: { grpc_status: 8, grpc_message: quota } }]\n")
         .await;
@@ -86,7 +53,7 @@ async fn a_method_matcher_fails_one_method_of_a_service() {
 
 #[tokio::test]
 async fn a_service_matcher_takes_every_method_and_no_plain_http() {
-    let up = flapping_grpc_upstream(Duration::from_secs(60)).await;
+    let up = FakeUpstream::grpc_health().flapping(Duration::from_secs(60)).start().await;
     let proxy = proxy(up).await;
     proxy
         .start("name: health-down\nmatch: { grpc: { service: grpc.health.v1.Health } }\nfaults: [{ abort: { http_status: 503 } }]\n")
@@ -100,7 +67,7 @@ async fn a_service_matcher_takes_every_method_and_no_plain_http() {
 
 #[tokio::test]
 async fn a_stream_fails_after_n_messages_with_the_status() {
-    let proxy = proxy(flapping_grpc_upstream(Duration::from_millis(20)).await).await;
+    let proxy = proxy(FakeUpstream::grpc_health().flapping(Duration::from_millis(20)).start().await).await;
     proxy
         .start("name: mid-stream\nmatch: { grpc: { service: grpc.health.v1.Health, method: Watch } }\nfaults: [{ grpc_stream: { after_messages: 3, grpc_status: 14, grpc_message: \"edge reset the stream\" } }]\n")
         .await;
@@ -113,7 +80,7 @@ async fn a_stream_fails_after_n_messages_with_the_status() {
 
 #[tokio::test]
 async fn a_stream_fails_after_a_time_at_a_message_boundary() {
-    let proxy = proxy(flapping_grpc_upstream(Duration::from_millis(50)).await).await;
+    let proxy = proxy(FakeUpstream::grpc_health().flapping(Duration::from_millis(50)).start().await).await;
     proxy
         .start("name: timed\nmatch: { grpc: { service: grpc.health.v1.Health } }\nfaults: [{ grpc_stream: { after: 300ms, grpc_status: 4 } }]\n")
         .await;
@@ -127,7 +94,7 @@ async fn a_stream_fails_after_a_time_at_a_message_boundary() {
 
 #[tokio::test]
 async fn grpc_matchers_and_stream_faults_are_validated() {
-    let up = flapping_grpc_upstream(Duration::from_secs(60)).await;
+    let up = FakeUpstream::grpc_health().flapping(Duration::from_secs(60)).start().await;
     let proxy = proxy(up).await;
     let bad = [
         ("name: x\nmatch: { grpc: { service: \"\" } }\nfaults: [{ abort: { grpc_status: 14 } }]\n", "match.grpc.service"),
@@ -146,7 +113,7 @@ async fn grpc_matchers_and_stream_faults_are_validated() {
 /// coming past the fault's time, and no injected status ends it.
 #[tokio::test]
 async fn stopping_the_experiment_disarms_a_stream_fault_already_armed() {
-    let proxy = proxy(flapping_grpc_upstream(Duration::from_millis(50)).await).await;
+    let proxy = proxy(FakeUpstream::grpc_health().flapping(Duration::from_millis(50)).start().await).await;
     let e = proxy
         .start("name: timed\nmatch: { grpc: { service: grpc.health.v1.Health } }\nfaults: [{ grpc_stream: { after: 1s, grpc_status: 14 } }]\n")
         .await;

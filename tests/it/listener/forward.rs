@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
+    net::TcpStream,
     time::Instant,
 };
 
@@ -55,30 +55,6 @@ async fn connect(proxy: SocketAddr, target: &str) -> (u16, TcpStream) {
     let text = String::from_utf8_lossy(&head);
     let code = text.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("status code");
     (code, s)
-}
-
-/// A TCP server that sends `n` pattern bytes to each connection, then keeps it open until the peer closes.
-async fn byte_server(n: usize) -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = l.local_addr().expect("addr");
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = l.accept().await else { return };
-            tokio::spawn(async move {
-                let data: Vec<u8> = (0..n as u64).map(pattern).collect();
-                if s.write_all(&data).await.is_err() {
-                    return;
-                }
-                let mut sink = [0u8; 1024];
-                while let Ok(k) = s.read(&mut sink).await {
-                    if k == 0 {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    addr
 }
 
 /// Reads until EOF, error or `limit`; returns the bytes and how the read ended.
@@ -163,7 +139,7 @@ async fn a_connect_tunnel_carries_tls_end_to_end() {
 
 #[tokio::test]
 async fn a_refused_connect_gets_the_status() {
-    let dest = byte_server(10).await;
+    let dest = FakeUpstream::tcp_bytes(10).start().await;
     let proxy = forward_proxy(dest.port()).await;
     proxy.start("name: refuse\nmatch: { routes: [provider] }\nfaults: [{ abort: { http_status: 403 } }]\n").await;
     let (code, _) = connect(proxy.addr, &format!("localhost:{}", dest.port())).await;
@@ -174,7 +150,7 @@ async fn a_refused_connect_gets_the_status() {
 
 #[tokio::test]
 async fn a_delayed_connect_answers_late() {
-    let dest = byte_server(10).await;
+    let dest = FakeUpstream::tcp_bytes(10).start().await;
     let proxy = forward_proxy(dest.port()).await;
     proxy.start("name: slow\nmatch: { routes: [provider] }\nfaults: [{ delay: { fixed: 300ms } }]\n").await;
     let t = Instant::now();
@@ -187,7 +163,7 @@ async fn a_delayed_connect_answers_late() {
 
 #[tokio::test]
 async fn tunnels_are_cut_reset_and_throttled_after_bytes() {
-    let dest = byte_server(100_000).await;
+    let dest = FakeUpstream::tcp_bytes(100_000).start().await;
     let target = format!("localhost:{}", dest.port());
     let proxy = forward_proxy(dest.port()).await;
 
@@ -220,7 +196,7 @@ async fn tunnels_are_cut_reset_and_throttled_after_bytes() {
 
 #[tokio::test]
 async fn a_hung_connect_closes_after_its_hold() {
-    let dest = byte_server(10).await;
+    let dest = FakeUpstream::tcp_bytes(10).start().await;
     let proxy = forward_proxy(dest.port()).await;
     proxy.start("name: hang\nmatch: { routes: [provider] }\nfaults: [{ hang: { duration: 300ms } }]\n").await;
     let mut s = TcpStream::connect(proxy.addr).await.expect("connect");
@@ -235,7 +211,7 @@ async fn a_hung_connect_closes_after_its_hold() {
 
 #[tokio::test]
 async fn a_blackholed_tunnel_opens_and_never_answers() {
-    let dest = byte_server(10).await;
+    let dest = FakeUpstream::tcp_bytes(10).start().await;
     let proxy = forward_proxy(dest.port()).await;
     proxy.start("name: void\nmatch: { routes: [provider] }\nfaults: [{ blackhole: { duration: 400ms } }]\n").await;
     let t = Instant::now();
@@ -315,7 +291,7 @@ fn forward_listener_config_errors_say_where() {
 
 #[tokio::test]
 async fn a_tunnel_is_closed_or_reset_after_a_time() {
-    let dest = byte_server(10).await;
+    let dest = FakeUpstream::tcp_bytes(10).start().await;
     let target = format!("localhost:{}", dest.port());
     let proxy = forward_proxy(dest.port()).await;
     let e =
@@ -365,7 +341,7 @@ async fn stopping_a_blackhole_lets_requests_and_tunnels_through() {
 
 #[tokio::test]
 async fn stopping_a_throttled_tunnel_lets_the_rest_through_at_once() {
-    let dest = byte_server(200_000).await;
+    let dest = FakeUpstream::tcp_bytes(200_000).start().await;
     let proxy = forward_proxy(dest.port()).await;
     let e = proxy
         .start("name: slow\nmatch: { routes: [provider] }\nfaults: [{ throttle: { bytes_per_second: 2000 } }]\n")

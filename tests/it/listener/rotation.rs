@@ -3,7 +3,7 @@
 //! gRPC server with a maximum connection age, an HTTP/1.1 server that drops its connections without a
 //! word, and HTTP/2 clients in front of an HTTP/1.1-only app: no request gets an error of the proxy's.
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -117,37 +117,12 @@ async fn a_fixed_http2_to_an_http1_app_says_what_to_set() {
 /// h2c clients in front of an HTTP/1.1-only app are forwarded over HTTP/1.1 (the upstream sees HTTP/1.1).
 #[tokio::test]
 async fn h2c_clients_reach_an_http1_only_app_over_http1() {
-    let app = http1_only_upstream().await;
+    let app = FakeUpstream::app().http1_only().start().await;
     let proxy = proxy_to(&format!("http://{app}"), "auto").await;
     let (bad, sample) = load(&h2_client(), &proxy.url("/"), 200, 10).await;
     assert_eq!(bad, 0, "{sample:?}");
     let r = get(&h2_client(), &proxy.url("/echo")).await;
     assert_eq!(r.headers["x-seen-version"], "HTTP/1.1");
-}
-
-/// An HTTP/1.1-only copy of the test upstream.
-async fn http1_only_upstream() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let up = upstream().await;
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut client, _)) = listener.accept().await else { return };
-            tokio::spawn(async move {
-                // A relay to the test upstream that refuses anything but HTTP/1.x, as an HTTP/1.1 app does.
-                let mut first = [0u8; 3];
-                if client.peek(&mut first).await.is_err() || &first == b"PRI" {
-                    let _ = client
-                        .write_all(b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n")
-                        .await;
-                    return;
-                }
-                let Ok(mut server) = tokio::net::TcpStream::connect(up).await else { return };
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-            });
-        }
-    });
-    addr
 }
 
 /// An HTTP/1.1 server that answers three requests per connection, then drops it without a word (no

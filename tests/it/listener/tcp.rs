@@ -10,29 +10,12 @@ use std::{
 use crate::support::*;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
+    net::TcpStream,
 };
-
-/// Every connection gets back what it sends, until it closes its side.
-async fn echo_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind echo");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut stream, _)) = listener.accept().await else { return };
-            tokio::spawn(async move {
-                let (mut r, mut w) = stream.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-                let _ = w.shutdown().await;
-            });
-        }
-    });
-    addr
-}
 
 /// A proxy with TCP listener `db` in front of an echo server, beside an HTTP listener `web`.
 async fn tcp_proxy() -> (Proxy, SocketAddr) {
-    let echo = echo_server().await;
+    let echo = FakeUpstream::tcp_echo().start().await;
     let http = upstream().await;
     let proxy = proxy_yaml(&format!(
         "listeners:\n  - name: web\n    bind: 127.0.0.1:0\n    routes: [{{ name: api, upstream: \"http://{http}\" }}]\n  - {{ name: db, bind: \"127.0.0.1:0\", mode: tcp, upstream: \"{echo}\", connect_timeout: 2s }}\ncontrol: {{ bind: \"127.0.0.1:0\" }}\nadmin: {{ bind: \"127.0.0.1:0\" }}\n"
@@ -245,9 +228,15 @@ async fn toxicity_is_chosen_per_connection() {
     assert!(!cut(db).await, "a client outside client_cidrs was cut");
     proxy.stop(&elsewhere.id).await;
 
-    // A seeded share: the same connections are chosen on every run.
+    // A seeded share: the same connections are chosen on every run. Each run starts once the proxy has
+    // closed the connections before it: an open one would be matched by the new experiment too (toxics
+    // apply to open connections).
     let mut runs = Vec::new();
     for run in 0..2 {
+        assert_eventually!(
+            metrics(&proxy).await.contains("edgefault_tcp_connections_open{listener=\"db\"} 0"),
+            "the earlier connections are closed"
+        );
         let e = proxy
             .start(&format!("name: half-{run}\nmatch: {{ listeners: [db] }}\npercentage: 30\nseed: 7\n{toxic}\n"))
             .await;

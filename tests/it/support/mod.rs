@@ -4,6 +4,9 @@
 
 pub mod binary;
 pub mod peers;
+pub mod upstream;
+
+pub use upstream::FakeUpstream;
 
 use std::{convert::Infallible, net::SocketAddr, time::Duration};
 
