@@ -68,14 +68,27 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Appends the client's address to `x-forwarded-for` and the scheme to `x-forwarded-proto`.
-pub fn append_forwarded(headers: &mut HeaderMap, client: IpAddr, proto: &'static str) {
-    use std::io::Write as _;
+/// The client's address as `x-forwarded-for` writes it (an IPv4-mapped IPv6 address as IPv4). Formatting
+/// an address costs more than the rest of the forwarded headers, and a sidecar's clients are few: each
+/// thread keeps the last one it formatted, and a request from the same client takes a copy (a reference
+/// count).
+fn forwarded_for(client: IpAddr) -> Option<HeaderValue> {
+    use std::{cell::RefCell, io::Write as _};
 
+    thread_local! {
+        static LAST: RefCell<Option<(IpAddr, HeaderValue)>> = const { RefCell::new(None) };
+    }
     let client = match client {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(client),
         v4 => v4,
     };
+    let cached = LAST.with(|last| match last.try_borrow() {
+        Ok(last) => last.as_ref().filter(|(ip, _)| *ip == client).map(|(_, v)| v.clone()),
+        Err(_) => None,
+    });
+    if cached.is_some() {
+        return cached;
+    }
     // An address is at most 39 characters: format it on the stack.
     let mut buf = [0u8; 48];
     let len = {
@@ -83,19 +96,31 @@ pub fn append_forwarded(headers: &mut HeaderMap, client: IpAddr, proto: &'static
         let _ = write!(cursor, "{client}");
         usize::try_from(cursor.position()).unwrap_or(0)
     };
-    let addr = buf.get(..len).unwrap_or_default();
-    let xff = match headers.get(&X_FORWARDED_FOR) {
-        Some(prev) => {
-            let mut v = Vec::with_capacity(prev.len() + 2 + addr.len());
-            v.extend_from_slice(prev.as_bytes());
-            v.extend_from_slice(b", ");
-            v.extend_from_slice(addr);
-            HeaderValue::from_maybe_shared(bytes::Bytes::from(v))
+    let value = HeaderValue::from_bytes(buf.get(..len).unwrap_or_default()).ok()?;
+    LAST.with(|last| {
+        if let Ok(mut last) = last.try_borrow_mut() {
+            *last = Some((client, value.clone()));
         }
-        None => HeaderValue::from_bytes(addr),
-    };
-    if let Ok(v) = xff {
-        headers.insert(&X_FORWARDED_FOR, v);
+    });
+    Some(value)
+}
+
+/// Appends the client's address to `x-forwarded-for` and the scheme to `x-forwarded-proto`.
+pub fn append_forwarded(headers: &mut HeaderMap, client: IpAddr, proto: &'static str) {
+    if let Some(addr) = forwarded_for(client) {
+        let xff = match headers.get(&X_FORWARDED_FOR) {
+            Some(prev) => {
+                let mut v = Vec::with_capacity(prev.len() + 2 + addr.len());
+                v.extend_from_slice(prev.as_bytes());
+                v.extend_from_slice(b", ");
+                v.extend_from_slice(addr.as_bytes());
+                HeaderValue::from_maybe_shared(bytes::Bytes::from(v)).ok()
+            }
+            None => Some(addr),
+        };
+        if let Some(v) = xff {
+            headers.insert(&X_FORWARDED_FOR, v);
+        }
     }
     match headers.get(&X_FORWARDED_PROTO) {
         Some(prev) => {
@@ -275,6 +300,18 @@ mod tests {
         append_forwarded(&mut h, "::ffff:10.0.0.1".parse().expect("ip"), "http");
         assert_eq!(h[&X_FORWARDED_FOR], "203.0.113.9, 10.0.0.1");
         assert_eq!(h[&X_FORWARDED_PROTO], "http");
+    }
+
+    /// The per-thread copy of the last client's address never answers for another client.
+    #[test]
+    fn each_client_gets_its_own_address_whatever_came_before() {
+        for ip in ["10.0.0.1", "10.0.0.2", "10.0.0.1", "::1", "::ffff:10.0.0.2", "2001:db8::7", "2001:db8::7"] {
+            let mut h = HeaderMap::new();
+            append_forwarded(&mut h, ip.parse().expect("ip"), "https");
+            let want = ip.strip_prefix("::ffff:").unwrap_or(ip);
+            assert_eq!(h[&X_FORWARDED_FOR], want, "after the others, {ip}");
+            assert_eq!(h[&X_FORWARDED_PROTO], "https");
+        }
     }
 
     #[test]
