@@ -1,6 +1,7 @@
-//! `edgefault ctl`: a client of a running sidecar's control service, and `edgefault validate`.
+//! `edgefault ctl`: a client of a running sidecar's control service (here), its rendering (`render.rs`), `watch`
+//! and `top` (`watch.rs`), and `edgefault validate` (`validate.rs`).
 
-use std::{fmt::Write as _, path::Path, time::SystemTime};
+use std::{fmt::Write as _, path::Path};
 
 use tonic::{
     metadata::{Ascii, MetadataValue},
@@ -9,15 +10,16 @@ use tonic::{
 };
 
 use crate::{
-    config::{self, Config, Overrides},
     document,
-    experiment::spec::{self, validate_spec},
     pb::v1::{self as v1, fault_control_client::FaultControlClient},
-    scenario,
 };
 
+mod render;
+mod validate;
 mod watch;
 
+pub use render::{fault_summary, parse_state, render, render_list, render_scenario, render_scenarios, state_name};
+pub use validate::validate_file;
 pub use watch::{render_event, render_top, WatchEnd};
 
 pub const DEFAULT_CONTROL_URL: &str = "http://127.0.0.1:7070";
@@ -433,88 +435,6 @@ fn read_stdin() -> std::io::Result<String> {
     Ok(text)
 }
 
-/// `edgefault validate FILE [--config CONFIG]`: checks a config file, or an experiment file (against the
-/// routes and limits of CONFIG when given), with `overrides` applied as `serve` would (the environment's
-/// token). Returns a one-line summary.
-pub fn validate_file(
-    path: &Path,
-    config: Option<&Path>,
-    force_config: bool,
-    overrides: &Overrides,
-) -> Result<String, CtlError> {
-    let text = crate::document::read_text(path)
-        .map_err(|e| CtlError::Usage(format!("cannot read {}: {e}", path.display())))?;
-    let docs =
-        document::parse_yaml_documents(&text).map_err(|e| CtlError::Invalid(format!("{}: {e}", path.display())))?;
-    let only = match docs.as_slice() {
-        [one] => Some(one),
-        _ => None,
-    };
-    if !force_config && only.is_some_and(scenario::looks_like_scenario) {
-        return validate_scenario(path, &text, config, overrides);
-    }
-    let is_config = force_config || only.is_some_and(config::looks_like_config);
-    if is_config {
-        let c = Config::from_yaml(&text, &path.display().to_string(), overrides)
-            .map_err(|e| CtlError::Invalid(e.to_string()))?;
-        let routes: usize = c.listeners.iter().map(|l| l.routes.len()).sum();
-        return Ok(format!(
-            "ok: {}: config with {} listener(s), {routes} route(s), {} boot experiment(s)",
-            path.display(),
-            c.listeners.len() + c.tcp_listeners.len(),
-            c.experiments.len()
-        ));
-    }
-    let server = match config {
-        Some(c) => Some(Config::load(c, overrides).map_err(|e| CtlError::Invalid(e.to_string()))?),
-        None => None,
-    };
-    let topology = server.as_ref().map(Config::topology);
-    let limits = server.as_ref().map(|c| c.limits.clone()).unwrap_or_default();
-    let specs = document::parse_specs(&text).map_err(|e| CtlError::Invalid(format!("{}: {e}", path.display())))?;
-    let ctx = spec::Context { topology: topology.as_ref(), limits: &limits };
-    let mut problems = String::new();
-    for (i, spec) in specs.iter().enumerate() {
-        if let Err(v) = validate_spec(spec, &ctx) {
-            for v in v.0 {
-                list_problem(&mut problems, specs.len(), i, &v.field, &v.description);
-            }
-        }
-    }
-    if !problems.is_empty() {
-        return Err(CtlError::Invalid(format!("{}: invalid experiment:{problems}", path.display())));
-    }
-    let note =
-        if config.is_none() { " (route and listener names not checked: pass --config to check them)" } else { "" };
-    Ok(format!("ok: {}: {} experiment(s){note}", path.display(), specs.len()))
-}
-
-/// `edgefault validate SCENARIO.yaml [--config CONFIG]`: the scenario's format and parameters, and its
-/// experiments with the default parameters (against CONFIG's routes and limits when given).
-fn validate_scenario(
-    path: &Path,
-    text: &str,
-    config: Option<&Path>,
-    overrides: &Overrides,
-) -> Result<String, CtlError> {
-    let origin = path.display().to_string();
-    let s = scenario::Scenario::parse(text, &origin, Some(path.to_owned()))
-        .map_err(|e| CtlError::Invalid(e.to_string()))?;
-    let specs = s.expand(&Default::default()).map_err(|e| CtlError::Invalid(format!("{origin}: {e}")))?;
-    if let Some(c) = config {
-        let server = Config::load(c, overrides).map_err(|e| CtlError::Invalid(e.to_string()))?;
-        let topology = server.topology();
-        let ctx = spec::Context { topology: Some(&topology), limits: &server.limits };
-        s.check(&specs, &ctx).map_err(|e| CtlError::Invalid(format!("{origin}: with its defaults: {e}")))?;
-    }
-    Ok(format!(
-        "ok: {origin}: scenario {} with {} parameter(s), {} experiment(s) with its defaults",
-        s.name,
-        s.params.len(),
-        specs.len()
-    ))
-}
-
 /// `--param k=v` values as a map; a value may contain '='.
 pub fn parse_params(params: &[String]) -> Result<std::collections::HashMap<String, String>, CtlError> {
     params
@@ -524,230 +444,4 @@ pub fn parse_params(params: &[String]) -> Result<std::collections::HashMap<Strin
             _ => Err(CtlError::Usage(format!("--param {p:?}: expected NAME=VALUE, e.g. --param speed=60"))),
         })
         .collect()
-}
-
-/// Renders the scenario list as a table or JSON.
-pub fn render_scenarios(scenarios: &[v1::Scenario], output: Output) -> String {
-    match output {
-        Output::Json => serde_json::to_string_pretty(scenarios).unwrap_or_default(),
-        Output::Text => {
-            let mut out = format!("{:<32} {:<8} {}\n", "NAME", "ORIGIN", "SUMMARY");
-            for s in scenarios {
-                let origin = if s.builtin { "built-in" } else { "file" };
-                let _ = writeln!(out, "{:<32} {:<8} {}", s.name, origin, s.summary);
-            }
-            out
-        }
-    }
-}
-
-/// Renders one scenario, its parameters and the experiments it expands into.
-pub fn render_scenario(r: &v1::GetScenarioResponse, output: Output) -> String {
-    if output == Output::Json {
-        return serde_json::to_string_pretty(r).unwrap_or_default();
-    }
-    let s = r.scenario.clone().unwrap_or_default();
-    let mut out = format!("{} — {}\n", s.name, s.summary);
-    if !s.file.is_empty() {
-        let _ = writeln!(out, "file: {}", s.file);
-    }
-    if !s.source.is_empty() {
-        let _ = writeln!(out, "source: {}", s.source);
-    }
-    let _ = writeln!(out, "\n{}", s.description.trim_end());
-    let _ = writeln!(out, "\nparameters (--param NAME=VALUE):");
-    let _ = writeln!(out, "  {:<18} {:<10} {:<34} DESCRIPTION", "NAME", "TYPE", "DEFAULT");
-    for p in &s.params {
-        let choices = if p.choices.is_empty() { String::new() } else { format!(" (one of {})", p.choices.join(", ")) };
-        let default = if p.default_value.is_empty() { "(empty)".to_owned() } else { p.default_value.clone() };
-        let _ = writeln!(out, "  {:<18} {:<10} {:<34} {}{choices}", p.name, p.r#type, default, p.description);
-    }
-    let _ = writeln!(out, "\nexperiments with these parameters on this server:");
-    for e in &r.experiments {
-        let scale = e.time_scale.unwrap_or(1.0);
-        let routes = e.r#match.as_ref().map(|m| m.routes.join(",")).filter(|r| !r.is_empty());
-        let hosts = e.r#match.as_ref().map(|m| m.hosts.join(",")).filter(|h| !h.is_empty());
-        let scope = match (routes, hosts) {
-            (Some(r), _) => format!("routes {r}"),
-            (None, Some(h)) => format!("hosts {h}"),
-            (None, None) => "every route".to_owned(),
-        };
-        let _ = writeln!(
-            out,
-            "  {}: {scope}, {} of incident time{}, {}",
-            e.name,
-            e.duration.map(span).unwrap_or_else(|| "the server's default".into()),
-            if scale == 1.0 {
-                String::new()
-            } else {
-                format!(" (runs {} at time_scale {scale})", scaled(e.duration, scale))
-            },
-            e.faults.iter().map(fault_summary).collect::<Vec<_>>().join(" + "),
-        );
-        if e.phases.is_empty() {
-            continue;
-        }
-        let _ = writeln!(out, "    {:<24} {:>10} {:>10} {:>6}  FAULTS", "PHASE", "START", "REAL", "PCT");
-        for p in &e.phases {
-            let pct = match (&p.ramp, p.percentage.or(e.percentage)) {
-                (Some(r), _) => format!("{}→{}", r.from, r.to),
-                (None, Some(v)) => format!("{v}"),
-                (None, None) => "100".into(),
-            };
-            let mut faults = if p.faults.is_empty() {
-                "(the experiment's)".to_owned()
-            } else {
-                p.faults.iter().map(fault_summary).collect::<Vec<_>>().join(" + ")
-            };
-            if let Some(f) = &p.flap {
-                let _ = write!(faults, ", flapping every {}", f.period.map(span).unwrap_or_default());
-            }
-            let _ = writeln!(
-                out,
-                "    {:<24} {:>10} {:>10} {:>6}  {faults}",
-                p.name,
-                p.start.map(span).unwrap_or_else(|| "0s".into()),
-                scaled(p.start, scale),
-                pct
-            );
-        }
-    }
-    if !r.warnings.is_empty() {
-        let _ = writeln!(out, "\nwarnings:");
-        for w in &r.warnings {
-            let _ = writeln!(out, "  - {w}");
-        }
-    }
-    out
-}
-
-fn span(d: pbjson_types::Duration) -> String {
-    let d = std::time::Duration::new(d.seconds.max(0) as u64, d.nanos.max(0) as u32);
-    humantime::format_duration(d).to_string().replace(' ', "")
-}
-
-fn scaled(d: Option<pbjson_types::Duration>, scale: f64) -> String {
-    let d = d.map(|d| std::time::Duration::new(d.seconds.max(0) as u64, d.nanos.max(0) as u32)).unwrap_or_default();
-    let real =
-        std::time::Duration::try_from_secs_f64((d.as_secs_f64() / scale * 1000.0).round() / 1000.0).unwrap_or_default();
-    humantime::format_duration(real).to_string().replace(' ', "")
-}
-
-/// One fault in a few words: "abort 500 (edge page)", "delay", "reset".
-pub fn fault_summary(f: &v1::Fault) -> String {
-    use v1::fault::Kind;
-    let abort = |a: &v1::AbortFault| {
-        let status = a.http_status.map(|s| s.to_string()).unwrap_or_else(|| "503".into());
-        if a.page.is_empty() {
-            status
-        } else {
-            format!("{status} ({} page)", a.page)
-        }
-    };
-    match &f.kind {
-        Some(Kind::Abort(a)) => format!("abort {}", abort(a)),
-        Some(Kind::Hang(h)) => match &h.then {
-            Some(v1::hang_fault::Then::Respond(a)) => {
-                format!("hang {} then {}", h.duration.map(span).unwrap_or_default(), abort(a))
-            }
-            _ => format!("hang {}", h.duration.map(span).unwrap_or_default()),
-        },
-        Some(Kind::Rewrite(v1::RewriteFault { status: Some(status), .. })) => format!("rewrite to {status}"),
-        Some(Kind::Tls(t)) => match &t.kind {
-            Some(v1::tls_fault::Kind::HandshakeFailure(h)) if h.reset => "TLS reset".into(),
-            Some(v1::tls_fault::Kind::HandshakeFailure(h)) => {
-                format!("TLS alert {}", if h.alert.is_empty() { "handshake_failure" } else { h.alert.as_str() })
-            }
-            Some(v1::tls_fault::Kind::Certificate(c)) => format!("TLS certificate {}", c.problem),
-            Some(v1::tls_fault::Kind::Stall(s)) => match s.duration {
-                Some(d) => format!("TLS stall {}", span(d)),
-                None => "TLS stall".into(),
-            },
-            None => "tls".into(),
-        },
-        // The others by their name (`rate limit`, `first byte delay`).
-        Some(kind) => crate::fault::kind_name(kind).replace('_', " "),
-        None => "?".into(),
-    }
-}
-
-/// Renders experiments as a table or JSON.
-pub fn render(experiments: &[v1::Experiment], output: Output) -> String {
-    match output {
-        // One experiment (`get`, `stop`): its object.
-        Output::Json if experiments.len() == 1 => {
-            experiments.first().and_then(|e| serde_json::to_string_pretty(e).ok()).unwrap_or_default()
-        }
-        Output::Json => render_list(experiments),
-        Output::Text => {
-            let mut out = format!(
-                "{:<18} {:<24} {:<10} {:>7} {:>9} {:>9}  {}\n",
-                "ID", "NAME", "STATE", "PCT", "MATCHED", "INJECTED", "ENDS/ENDED"
-            );
-            for e in experiments {
-                let spec = e.spec.clone().unwrap_or_default();
-                let stats = e.stats.unwrap_or_default();
-                let when = e.ended_at.or(e.ends_at).map(format_time).unwrap_or_default();
-                let _ = writeln!(
-                    out,
-                    "{:<18} {:<24} {:<10} {:>7} {:>9} {:>9}  {when}{}",
-                    e.id,
-                    truncate(&spec.name, 24),
-                    state_name(e.state),
-                    format!("{}%", spec.percentage.unwrap_or(100.0)),
-                    stats.matched,
-                    stats.injected,
-                    if e.end_reason.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", crate::text::printable(&e.end_reason))
-                    },
-                );
-            }
-            out
-        }
-    }
-}
-
-/// `s` made printable (see [`crate::text::printable`]) and cut to `n` characters.
-/// A list of experiments as JSON: always an array (`list`, `scenario start`), whatever its length.
-pub fn render_list(experiments: &[v1::Experiment]) -> String {
-    serde_json::to_string_pretty(experiments).unwrap_or_default()
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    let s = crate::text::printable(s);
-    if s.chars().count() <= n {
-        s.into_owned()
-    } else {
-        s.chars().take(n - 1).chain(std::iter::once('…')).collect()
-    }
-}
-
-pub fn state_name(state: i32) -> &'static str {
-    match v1::ExperimentState::try_from(state) {
-        Ok(v1::ExperimentState::Pending) => "pending",
-        Ok(v1::ExperimentState::Running) => "running",
-        Ok(v1::ExperimentState::Completed) => "completed",
-        Ok(v1::ExperimentState::Stopped) => "stopped",
-        Ok(v1::ExperimentState::Aborted) => "aborted",
-        _ => "unknown",
-    }
-}
-
-/// Parses a state name for `list --state`.
-pub fn parse_state(s: &str) -> Result<v1::ExperimentState, String> {
-    match s.to_ascii_lowercase().as_str() {
-        "pending" => Ok(v1::ExperimentState::Pending),
-        "running" => Ok(v1::ExperimentState::Running),
-        "completed" => Ok(v1::ExperimentState::Completed),
-        "stopped" => Ok(v1::ExperimentState::Stopped),
-        "aborted" => Ok(v1::ExperimentState::Aborted),
-        other => Err(format!("{other:?} is not a state (pending, running, completed, stopped, aborted)")),
-    }
-}
-
-fn format_time(t: pbjson_types::Timestamp) -> String {
-    let t = SystemTime::UNIX_EPOCH + std::time::Duration::new(t.seconds.max(0) as u64, t.nanos.max(0) as u32);
-    humantime::format_rfc3339_seconds(t).to_string()
 }

@@ -9,7 +9,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use super::{state_name, truncate, Ctl, CtlError, Output};
+use super::{render::truncate, state_name, Ctl, CtlError, Output};
 use crate::pb::v1;
 
 /// How `watch` ended.
