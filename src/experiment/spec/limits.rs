@@ -69,22 +69,20 @@ pub const MIN_LEASE: Duration = Duration::from_millis(100);
 
 /// The spec's lease, checked: at least [`MIN_LEASE`], at most `limits.max_duration`.
 pub fn lease(lease: Option<&pbjson_types::Duration>, limits: &Limits, c: &mut Collector) -> Option<Duration> {
-    let mut bad = |description: String| c.add("lease", description);
     let d = match super::pb_duration(lease?) {
         Ok(d) => d,
         Err(why) => {
-            bad(why.into());
+            c.add("lease", why);
             return None;
         }
     };
     if d < MIN_LEASE {
-        bad(format!("{} is shorter than the minimum of {} (leave it out for no lease)", human(d), human(MIN_LEASE)));
-    } else if d > limits.max_duration {
-        bad(format!(
-            "{} exceeds the server's maximum duration of {} (limits.max_duration)",
-            human(d),
-            human(limits.max_duration)
-        ));
+        c.add(
+            "lease",
+            format!("{} is shorter than the minimum of {} (leave it out for no lease)", human(d), human(MIN_LEASE)),
+        );
+    } else {
+        c.within(d, limits.max_duration, "lease", "limits.max_duration");
     }
     Some(d)
 }
