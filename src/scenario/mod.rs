@@ -39,6 +39,8 @@ const BUILTIN: &[(&str, &str)] = &[
     ("regional-maintenance.yaml", include_str!("builtin/regional-maintenance.yaml")),
     ("nov-18-2025-edge-outage.yaml", include_str!("builtin/nov-18-2025-edge-outage.yaml")),
     ("oct-20-2025-cloud-region-outage.yaml", include_str!("builtin/oct-20-2025-cloud-region-outage.yaml")),
+    ("dec-5-2025-global-step.yaml", include_str!("builtin/dec-5-2025-global-step.yaml")),
+    ("jul-2-2019-global-502.yaml", include_str!("builtin/jul-2-2019-global-502.yaml")),
 ];
 
 #[derive(Debug, thiserror::Error)]

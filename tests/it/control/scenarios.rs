@@ -1,6 +1,7 @@
 //! The scenario catalogue over gRPC: every built-in starts and expands validly on a server with the
 //! usual routes, parameters are typed and checked, a user scenario from `scenarios_dir` runs, and the
-//! 18 November replay's phases are what a real client sees, on tokio's paused clock.
+//! replays' phases (18 November 2025, 5 December 2025, 2 July 2019) are what a real client sees, on tokio's
+//! paused clock.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -38,6 +39,8 @@ async fn every_builtin_is_listed_expands_and_starts() {
         "regional-maintenance",
         "nov-18-2025-edge-outage",
         "oct-20-2025-cloud-region-outage",
+        "dec-5-2025-global-step",
+        "jul-2-2019-global-502",
     ] {
         assert!(names.contains(&want), "{want} missing from {names:?}");
     }
@@ -213,4 +216,131 @@ async fn the_nov_18_replay_s_phases_reach_a_real_client() {
     // t0+5h46m: over.
     tokio::time::advance(Duration::from_secs(2076 - 1140)).await;
     assert_eq!(status().await, 200, "the replay is over");
+}
+
+/// A GET of `/` on the dashboard's host.
+fn dashboard_get() -> http::Request<BoxBody> {
+    request("GET", "/").header("host", "dash.example.com").body(body("")).expect("req")
+}
+
+/// The status the dashboard's host gets now.
+async fn dashboard_status(proxy: &Proxy) -> u16 {
+    let mut req = dashboard_get();
+    *req.uri_mut() = proxy.url("/").parse().expect("uri");
+    send(&client(), req).await.status.as_u16()
+}
+
+/// How many of `n` GETs of `path` got `status`.
+async fn count_status(proxy: &Proxy, path: &str, n: usize, status: u16) -> usize {
+    let c = client();
+    let mut hits = 0;
+    for _ in 0..n {
+        if get(&c, &proxy.url(path)).await.status.as_u16() == status {
+            hits += 1;
+        }
+    }
+    hits
+}
+
+/// Moves the paused clock to `at` (never back).
+async fn advance_to(at: tokio::time::Instant) {
+    tokio::time::advance(at.saturating_duration_since(tokio::time::Instant::now())).await;
+}
+
+/// The 5 December 2025 replay at speed 60 (25 minutes in 25 s), on the paused clock: a step to HTTP 500 for
+/// every request within the first minute, flat, the dashboard and API failing a share of requests, and a
+/// step back at t0+24m..25m.
+#[tokio::test(start_paused = true)]
+async fn the_dec_5_replay_is_a_step_up_a_flat_top_and_a_step_down() {
+    let _hold = ClockHold::new();
+    let proxy = proxy(upstream().await).await;
+    let started =
+        start(&proxy, "dec-5-2025-global-step", &[("speed", "60"), ("routes", "default")]).await.expect("starts");
+    let t0 = tokio::time::Instant::now();
+    let names: Vec<String> = started.iter().map(|e| e.spec.clone().unwrap_or_default().name).collect();
+    assert_eq!(names, ["dec5-site-traffic", "dec5-dashboard", "dec5-api"]);
+    let site = started[0].id.clone();
+    let d = started[0].effective_duration.expect("duration");
+    assert_eq!((d.seconds, d.nanos), (25, 0), "25 minutes at speed 60");
+
+    // t0+10s of incident time: the rollout is on its way; the dashboard still works.
+    advance_to(t0 + Duration::from_millis(170)).await;
+    assert_eq!(phase_of(&proxy, &site).await, "rollout");
+    assert_eq!(dashboard_status(&proxy).await, 200, "the dashboard's window starts at t0+1m");
+    // t0+1m: full impact, every request of the site's routes gets the 500 edge page.
+    advance_to(t0 + Duration::from_millis(1_100)).await;
+    assert_eq!(phase_of(&proxy, &site).await, "full-impact");
+    let r = get(&client(), &proxy.url("/")).await;
+    assert_eq!(r.status.as_u16(), 500);
+    assert!(String::from_utf8_lossy(&r.body).contains("FRA"), "the edge page names the location");
+    assert_eq!(count_status(&proxy, "/", 50, 500).await, 50, "every request at full impact");
+    // The dashboard fails 30 % of its requests (binomial(200, 0.3): sd 6.5; 30..=90 is beyond 4.5 sd).
+    let mut failed = 0;
+    for _ in 0..200 {
+        if dashboard_status(&proxy).await == 500 {
+            failed += 1;
+        }
+    }
+    assert!((30..=90).contains(&failed), "{failed} of 200 dashboard requests failed");
+    // t0+24m30s: the revert is half way.
+    advance_to(t0 + Duration::from_millis(24_500)).await;
+    assert_eq!(phase_of(&proxy, &site).await, "revert");
+    let mid = count_status(&proxy, "/", 200, 500).await;
+    assert!((40..=160).contains(&mid), "half way through the revert: {mid} of 200 failed");
+    // t0+25m: restored.
+    advance_to(t0 + Duration::from_millis(25_100)).await;
+    assert_eq!(count_status(&proxy, "/", 20, 200).await, 20, "restored at t0+25m");
+    assert_eq!(dashboard_status(&proxy).await, 200);
+}
+
+/// The 2 July 2019 replay at speed 60 (27 minutes in 27 s), on the paused clock: slow 502 pages on every
+/// route, the dashboard's and the API's included, until the WAF is killed at t0+25m; normal at t0+27m.
+#[tokio::test(start_paused = true)]
+async fn the_jul_2_replay_gives_every_route_slow_502_pages_until_the_waf_is_killed() {
+    let _hold = ClockHold::new();
+    let proxy = proxy(upstream().await).await;
+    let started = start(&proxy, "jul-2-2019-global-502", &[("speed", "60"), ("share", "100"), ("latency", "200ms")])
+        .await
+        .expect("starts");
+    let t0 = tokio::time::Instant::now();
+    let names: Vec<String> = started.iter().map(|e| e.spec.clone().unwrap_or_default().name).collect();
+    assert_eq!(names, ["jul2-cpu-exhaustion", "jul2-slow-answers"]);
+    let cpu = started[0].id.clone();
+    advance_to(t0 + Duration::from_millis(100)).await;
+    assert_eq!(phase_of(&proxy, &cpu).await, "cpu-exhausted");
+
+    // Every route, the API's and the dashboard's included (they sit behind the same edge), and every answer
+    // waits first: a log-normal wait (median `latency`, at most 10 s; a client waits as long per request at
+    // any speed).
+    let c = client();
+    let mut pending: Vec<_> = (0..20).map(|_| get_later(&c, &proxy.url("/"))).collect();
+    pending.push(get_later(&c, &proxy.url("/api/x")));
+    let mut dash = dashboard_get();
+    *dash.uri_mut() = proxy.url("/").parse().expect("uri");
+    let dash = tokio::spawn({
+        let c = c.clone();
+        async move { send(&c, dash).await }
+    });
+    // Real time for the requests to reach the proxy; the paused clock does not move meanwhile.
+    tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_millis(300))).await.expect("sleep");
+    assert!(pending.iter().all(|p| !p.is_finished()) && !dash.is_finished(), "every answer is held first");
+    // Past every wait (the experiment is seeded; a draw beyond 2.9 s is over 5 sd of the log-normal out); at
+    // speed 60 that is t0+3m of incident time, still CPU-exhausted.
+    advance_to(t0 + Duration::from_millis(3_000)).await;
+    for p in pending {
+        let (r, _) = p.await.expect("reply");
+        assert_eq!(r.status.as_u16(), 502);
+        assert!(String::from_utf8_lossy(&r.body).contains("502"), "the edge's 502 page");
+    }
+    assert_eq!(dash.await.expect("reply").status.as_u16(), 502, "the dashboard too");
+
+    // t0+26m: the WAF was killed at t0+25m; the recovery is half way, and the answers no longer wait.
+    advance_to(t0 + Duration::from_millis(26_000)).await;
+    assert_eq!(phase_of(&proxy, &cpu).await, "waf-killed");
+    let mid = count_status(&proxy, "/", 200, 502).await;
+    assert!((40..=160).contains(&mid), "half way through the recovery: {mid} of 200 failed");
+    // t0+27m: normal.
+    advance_to(t0 + Duration::from_millis(27_100)).await;
+    assert_eq!(count_status(&proxy, "/", 20, 200).await, 20, "normal at t0+27m");
+    assert_eq!(dashboard_status(&proxy).await, 200);
 }
