@@ -41,6 +41,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("oct-20-2025-cloud-region-outage.yaml", include_str!("builtin/oct-20-2025-cloud-region-outage.yaml")),
     ("dec-5-2025-global-step.yaml", include_str!("builtin/dec-5-2025-global-step.yaml")),
     ("jul-2-2019-global-502.yaml", include_str!("builtin/jul-2-2019-global-502.yaml")),
+    ("nov-2-2023-control-plane-outage.yaml", include_str!("builtin/nov-2-2023-control-plane-outage.yaml")),
 ];
 
 #[derive(Debug, thiserror::Error)]

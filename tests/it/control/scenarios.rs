@@ -41,6 +41,7 @@ async fn every_builtin_is_listed_expands_and_starts() {
         "oct-20-2025-cloud-region-outage",
         "dec-5-2025-global-step",
         "jul-2-2019-global-502",
+        "nov-2-2023-control-plane-outage",
     ] {
         assert!(names.contains(&want), "{want} missing from {names:?}");
     }
@@ -343,4 +344,30 @@ async fn the_jul_2_replay_gives_every_route_slow_502_pages_until_the_waf_is_kill
     advance_to(t0 + Duration::from_millis(27_100)).await;
     assert_eq!(count_status(&proxy, "/", 20, 200).await, 20, "normal at t0+27m");
     assert_eq!(dashboard_status(&proxy).await, 200);
+}
+
+/// The 2 November 2023 replay at speed 600 (6h14m in 37.4 s), on the paused clock: the dashboard's 503 page
+/// and the API's errors for the whole window, the site's traffic untouched throughout.
+#[tokio::test(start_paused = true)]
+async fn the_nov_2_replay_takes_the_dashboard_and_api_down_and_leaves_the_site_up() {
+    let _hold = ClockHold::new();
+    let proxy = proxy(upstream().await).await;
+    let started = start(&proxy, "nov-2-2023-control-plane-outage", &[("speed", "600")]).await.expect("starts");
+    let t0 = tokio::time::Instant::now();
+    let names: Vec<String> = started.iter().map(|e| e.spec.clone().unwrap_or_default().name).collect();
+    assert_eq!(names, ["nov2-dashboard", "nov2-api"], "nothing targets the site's traffic");
+    let d = started[0].effective_duration.expect("duration");
+    assert_eq!((d.seconds, d.nanos), (37, 400_000_000), "6h14m at speed 600");
+
+    for at in [Duration::from_secs(1), Duration::from_secs(36)] {
+        advance_to(t0 + at).await;
+        assert_eq!(dashboard_status(&proxy).await, 503, "the dashboard at t0+{at:?} x 600");
+        let api = get(&client(), &proxy.url("/api/zones/records")).await;
+        assert_eq!(api.status.as_u16(), 503, "the API");
+        assert_eq!(count_status(&proxy, "/", 20, 200).await, 20, "the site keeps working");
+    }
+    // t0+6h14m: the control plane is back.
+    advance_to(t0 + Duration::from_millis(37_500)).await;
+    assert_eq!(dashboard_status(&proxy).await, 200);
+    assert_eq!(get(&client(), &proxy.url("/api/zones/records")).await.status.as_u16(), 200);
 }
