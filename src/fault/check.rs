@@ -83,10 +83,6 @@ impl Collector {
         }
     }
 
-    pub fn is_clean(&self) -> bool {
-        self.violations.is_empty()
-    }
-
     /// `Ok(value)` when nothing was found, else every problem.
     pub fn finish<T>(self, value: impl FnOnce() -> T) -> Result<T, Violations> {
         if self.violations.is_empty() {
@@ -99,10 +95,6 @@ impl Collector {
     /// The config's page templates; `None` when they are not known.
     pub fn pages(&self) -> Option<&PageTemplates> {
         self.pages.as_ref()
-    }
-
-    pub fn max_duration(&self) -> Duration {
-        self.max_duration
     }
 
     /// An optional duration field at `path`: valid, and within the server's `limits.max_duration`.

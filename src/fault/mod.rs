@@ -313,7 +313,7 @@ mod tests {
             assert_eq!(fault.kind(), kind_name(&kind));
             assert_eq!(fault.ends_request(), ends, "{kind:?}");
         }
-        assert!(c.is_clean());
         assert!(Fault::convert(&pb::fault::Kind::Toxic(pb::ToxicFault::default()), "faults[0]", &mut c).is_none());
+        assert!(c.finish(|| ()).is_ok(), "no problem was recorded");
     }
 }

@@ -73,11 +73,10 @@ async fn a_scenario_s_experiments_apply_to_real_traffic() {
     let proxy = proxy(upstream().await).await;
     let started =
         start(&proxy, "dashboard-api-outage", &[("api_latency", "1ms"), ("api_status", "502")]).await.expect("starts");
-    let names: Vec<String> = started.iter().map(|e| e.spec.clone().unwrap_or_default().name).collect();
+    let names = names(&started);
     assert_eq!(names, ["dashboard-down", "api-down"]);
     let c = client();
-    let dash =
-        send(&c, request("GET", &proxy.url("/")).header("host", "dash.example.com").body(body("")).expect("req")).await;
+    let dash = send(&c, dashboard_get(&proxy)).await;
     assert_eq!(dash.status, 503, "the dashboard route fails");
     assert_eq!(get(&c, &proxy.url("/api/items")).await.status, 502, "the api route fails");
     assert_eq!(get(&c, &proxy.url("/")).await.status, 200, "the rest of the site works");
@@ -188,7 +187,7 @@ async fn the_nov_18_replay_s_phases_reach_a_real_client() {
     let proxy = proxy(upstream().await).await;
     let started =
         start(&proxy, "nov-18-2025-edge-outage", &[("peak", "100"), ("latency", "0s")]).await.expect("starts");
-    let names: Vec<String> = started.iter().map(|e| e.spec.clone().unwrap_or_default().name).collect();
+    let names = names(&started);
     assert_eq!(names, ["nov18-core-traffic", "nov18-dashboard", "nov18-api"], "latency 0s leaves that one out");
     let (core, dash) = (started[0].id.clone(), started[1].id.clone());
     let d = started[0].effective_duration.expect("duration");
@@ -219,16 +218,19 @@ async fn the_nov_18_replay_s_phases_reach_a_real_client() {
     assert_eq!(status().await, 200, "the replay is over");
 }
 
+/// The names of started experiments, in order.
+fn names(started: &[v1::Experiment]) -> Vec<String> {
+    started.iter().map(|e| e.spec.clone().unwrap_or_default().name).collect()
+}
+
 /// A GET of `/` on the dashboard's host.
-fn dashboard_get() -> http::Request<BoxBody> {
-    request("GET", "/").header("host", "dash.example.com").body(body("")).expect("req")
+fn dashboard_get(proxy: &Proxy) -> http::Request<BoxBody> {
+    request("GET", &proxy.url("/")).header("host", "dash.example.com").body(body("")).expect("req")
 }
 
 /// The status the dashboard's host gets now.
 async fn dashboard_status(proxy: &Proxy) -> u16 {
-    let mut req = dashboard_get();
-    *req.uri_mut() = proxy.url("/").parse().expect("uri");
-    send(&client(), req).await.status.as_u16()
+    send(&client(), dashboard_get(proxy)).await.status.as_u16()
 }
 
 /// How many of `n` GETs of `path` got `status`.
@@ -258,7 +260,7 @@ async fn the_dec_5_replay_is_a_step_up_a_flat_top_and_a_step_down() {
     let started =
         start(&proxy, "dec-5-2025-global-step", &[("speed", "60"), ("routes", "default")]).await.expect("starts");
     let t0 = tokio::time::Instant::now();
-    let names: Vec<String> = started.iter().map(|e| e.spec.clone().unwrap_or_default().name).collect();
+    let names = names(&started);
     assert_eq!(names, ["dec5-site-traffic", "dec5-dashboard", "dec5-api"]);
     let site = started[0].id.clone();
     let d = started[0].effective_duration.expect("duration");
@@ -304,7 +306,7 @@ async fn the_jul_2_replay_gives_every_route_slow_502_pages_until_the_waf_is_kill
         .await
         .expect("starts");
     let t0 = tokio::time::Instant::now();
-    let names: Vec<String> = started.iter().map(|e| e.spec.clone().unwrap_or_default().name).collect();
+    let names = names(&started);
     assert_eq!(names, ["jul2-cpu-exhaustion", "jul2-slow-answers"]);
     let cpu = started[0].id.clone();
     advance_to(t0 + Duration::from_millis(100)).await;
@@ -316,8 +318,7 @@ async fn the_jul_2_replay_gives_every_route_slow_502_pages_until_the_waf_is_kill
     let c = client();
     let mut pending: Vec<_> = (0..20).map(|_| get_later(&c, &proxy.url("/"))).collect();
     pending.push(get_later(&c, &proxy.url("/api/x")));
-    let mut dash = dashboard_get();
-    *dash.uri_mut() = proxy.url("/").parse().expect("uri");
+    let dash = dashboard_get(&proxy);
     let dash = tokio::spawn({
         let c = c.clone();
         async move { send(&c, dash).await }
@@ -354,7 +355,7 @@ async fn the_nov_2_replay_takes_the_dashboard_and_api_down_and_leaves_the_site_u
     let proxy = proxy(upstream().await).await;
     let started = start(&proxy, "nov-2-2023-control-plane-outage", &[("speed", "600")]).await.expect("starts");
     let t0 = tokio::time::Instant::now();
-    let names: Vec<String> = started.iter().map(|e| e.spec.clone().unwrap_or_default().name).collect();
+    let names = names(&started);
     assert_eq!(names, ["nov2-dashboard", "nov2-api"], "nothing targets the site's traffic");
     let d = started[0].effective_duration.expect("duration");
     assert_eq!((d.seconds, d.nanos), (37, 400_000_000), "6h14m at speed 600");
