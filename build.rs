@@ -20,6 +20,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         "proto/edgefault/v1/tcp.proto",
         "proto/edgefault/v1/scenario.proto",
         "proto/edgefault/v1/events.proto",
+        "proto/edgefault/v1/selector.proto",
+        "proto/edgefault/v1/fleet.proto",
     ];
 
     tonic_prost_build::configure()

@@ -114,8 +114,9 @@ pub fn may_abort(tokens: &Tokens, headers: &http::HeaderMap, peer: SocketAddr) -
     match tokens.caller(headers) {
         Err(status) => Err(Refused::Unauthenticated(format!("{}\n", status.message()))),
         Ok(c) if c.role != Role::Admin => Err(Refused::Forbidden(format!(
-            "token {:?} is read-only; POST /abort-all needs an admin token\n",
-            &*c.name
+            "token {:?} is {}; POST /abort-all needs an admin token\n",
+            &*c.name,
+            c.role.as_str()
         ))),
         Ok(_) if tokens.is_empty() && !peer.ip().is_loopback() => Err(Refused::Forbidden(
             "POST /abort-all is taken from loopback only while the control service has no tokens; configure \

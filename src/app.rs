@@ -53,6 +53,7 @@ pub struct Server {
     reloader: Arc<Reloader>,
     /// The shutdown's abort of every experiment is audited like any other.
     audit: Arc<AuditLog>,
+    metrics: Arc<Metrics>,
 }
 
 async fn bind(what: String, addr: SocketAddr) -> Result<TcpListener, AppError> {
@@ -147,8 +148,9 @@ impl Server {
             audit: Arc::clone(&shared.audit),
         });
         let admin = serve_admin(&config, ports.admin, &shared, &mut tasks);
-        let Shared { registry, audit, .. } = shared;
+        let Shared { registry, audit, metrics, .. } = shared;
         Ok(Server {
+            metrics,
             listeners,
             control,
             admin,
@@ -200,6 +202,15 @@ impl Server {
 
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
+    }
+
+    /// Subscribes to a controller (`serve --controller`): fleet experiments come from it, and end when
+    /// it has been unreachable for the grace. The local control port keeps working.
+    pub fn join_fleet(&mut self, options: crate::fleet::sidecar::SidecarOptions) {
+        tracing::info!(controller = %options.controller, sidecar = %options.id, "joining the fleet");
+        let member =
+            crate::fleet::sidecar::Member::new(options, Arc::clone(&self.registry), Some(Arc::clone(&self.metrics)));
+        self.tasks.spawn(member.run(self.stop.subscribe()));
     }
 
     /// Stops accepting, ends every experiment, and lets in-flight requests finish within the drain grace.
@@ -395,5 +406,68 @@ pub async fn termination_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// A running `edgefault controller`.
+pub struct Controller {
+    control: SocketAddr,
+    fleet: Arc<crate::fleet::state::FleetState>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Controller {
+    /// Binds the control port and serves the fleet on it.
+    pub async fn start(config: crate::config::ControllerConfig) -> Result<Controller, AppError> {
+        let listener = bind("the controller".into(), config.control).await?;
+        let control = listener.local_addr().map_err(|source| AppError::Bind {
+            what: "the controller".into(),
+            addr: config.control,
+            source,
+        })?;
+        let audit = Arc::new(match &config.audit {
+            None => AuditLog::disabled(),
+            Some(path) => AuditLog::open(path).map_err(|source| AppError::Audit { path: path.clone(), source })?,
+        });
+        let fleet = crate::fleet::state::FleetState::new(config.limits.clone());
+        let tokens = Arc::new(arc_swap::ArcSwap::from_pointee(config.tokens.clone()));
+        let (stop, stopping) = watch::channel(false);
+        let served = crate::fleet::controller::serve(
+            listener,
+            Arc::clone(&fleet),
+            tokens,
+            audit,
+            Arc::clone(&config.scenarios),
+            config.control_tls.clone(),
+            stopped(stopping),
+        );
+        let task = tokio::spawn(async move {
+            if let Err(e) = served.await {
+                tracing::error!(error = %e, "the controller stopped");
+            }
+        });
+        Ok(Controller { control, fleet, stop, task })
+    }
+
+    pub fn control_addr(&self) -> SocketAddr {
+        self.control
+    }
+
+    pub fn fleet(&self) -> &Arc<crate::fleet::state::FleetState> {
+        &self.fleet
+    }
+
+    /// Stops serving: the sidecars' streams end, and each keeps its fleet experiments for its grace.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+    }
+
+    /// Serves until `signal` resolves, then shuts down.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) {
+        signal.await;
+        tracing::info!("shutting down");
+        self.shutdown().await;
     }
 }

@@ -18,7 +18,9 @@ mod render;
 mod validate;
 mod watch;
 
-pub use render::{fault_summary, parse_state, render, render_list, render_scenario, render_scenarios, state_name};
+pub use render::{
+    fault_summary, parse_state, render, render_list, render_scenario, render_scenarios, render_sidecars, state_name,
+};
 pub use validate::validate_file;
 pub use watch::{render_event, render_top, WatchEnd};
 
@@ -82,6 +84,7 @@ impl Interceptor for BearerToken {
 
 /// The TLS settings of `ctl`: the CA that signed the server's certificate, and a client certificate for
 /// mTLS.
+#[derive(Clone)]
 pub struct ClientTls {
     ca_pem: Vec<u8>,
     identity: Option<(Vec<u8>, Vec<u8>)>,
@@ -90,23 +93,56 @@ pub struct ClientTls {
 impl ClientTls {
     /// Reads `--tls-ca`, `--tls-cert` and `--tls-key`; `None` without `--tls-ca`.
     pub fn read(ca: Option<&Path>, cert: Option<&Path>, key: Option<&Path>) -> Result<Option<ClientTls>, CtlError> {
+        Self::read_flags(ca, cert, key, "--tls")
+    }
+
+    /// The same, with the flags named `{prefix}-ca`, `{prefix}-cert` and `{prefix}-key` in messages.
+    pub fn read_flags(
+        ca: Option<&Path>,
+        cert: Option<&Path>,
+        key: Option<&Path>,
+        prefix: &str,
+    ) -> Result<Option<ClientTls>, CtlError> {
         let read = |flag: &str, path: &Path| {
             std::fs::read(path).map_err(|e| CtlError::Usage(format!("{flag} {}: cannot read it: {e}", path.display())))
         };
         let Some(ca) = ca else {
             return match cert {
-                Some(_) => {
-                    Err(CtlError::Usage("--tls-cert needs --tls-ca (the CA of the server's certificate)".into()))
-                }
+                Some(_) => Err(CtlError::Usage(format!(
+                    "{prefix}-cert needs {prefix}-ca (the CA of the server's certificate)"
+                ))),
                 None => Ok(None),
             };
         };
         let identity = match (cert, key) {
-            (Some(c), Some(k)) => Some((read("--tls-cert", c)?, read("--tls-key", k)?)),
+            (Some(c), Some(k)) => Some((read(&format!("{prefix}-cert"), c)?, read(&format!("{prefix}-key"), k)?)),
             _ => None,
         };
-        Ok(Some(ClientTls { ca_pem: read("--tls-ca", ca)?, identity }))
+        Ok(Some(ClientTls { ca_pem: read(&format!("{prefix}-ca"), ca)?, identity }))
     }
+}
+
+/// The endpoint of a control service URL (`host:port` alone gets a scheme), over TLS when `tls` is given
+/// (the URL's scheme becomes https). Returns the URL as completed, for messages.
+pub fn endpoint(url: &str, tls: Option<&ClientTls>) -> Result<(String, tonic::transport::Endpoint), CtlError> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = if url.contains("://") { url.to_owned() } else { format!("{scheme}://{url}") };
+    let url = match (&tls, url.strip_prefix("http://")) {
+        (Some(_), Some(rest)) => format!("https://{rest}"),
+        _ => url,
+    };
+    let mut endpoint = Channel::from_shared(url.clone())
+        .map_err(|e| CtlError::Usage(format!("{url:?} is not a URL ({e}); expected http://host:port")))?
+        .connect_timeout(std::time::Duration::from_secs(5));
+    if let Some(tls) = tls {
+        let mut config = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(&tls.ca_pem));
+        if let Some((cert, key)) = &tls.identity {
+            config = config.identity(tonic::transport::Identity::from_pem(cert, key));
+        }
+        endpoint = endpoint.tls_config(config).map_err(|e| CtlError::Usage(format!("TLS settings: {e}")))?;
+    }
+    Ok((url, endpoint))
 }
 
 /// Reads the token `ctl` sends: the first line of `--token-file`, else `EDGEFAULT_TOKEN` (`env`).
@@ -136,25 +172,10 @@ impl Ctl {
 
     /// Connects, over TLS when `tls` is given (the URL's scheme becomes https); every call carries `token`.
     pub async fn connect_tls(url: &str, token: BearerToken, tls: Option<ClientTls>) -> Result<Ctl, CtlError> {
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        let url = if url.contains("://") { url.to_owned() } else { format!("{scheme}://{url}") };
-        let url = match (&tls, url.strip_prefix("http://")) {
-            (Some(_), Some(rest)) => format!("https://{rest}"),
-            _ => url,
-        };
-        let mut endpoint = Channel::from_shared(url.clone())
-            .map_err(|e| CtlError::Usage(format!("--control {url:?} is not a URL ({e}); expected http://host:port")))?
-            .connect_timeout(std::time::Duration::from_secs(5));
-        if let Some(tls) = tls {
-            let mut config = tonic::transport::ClientTlsConfig::new()
-                .ca_certificate(tonic::transport::Certificate::from_pem(&tls.ca_pem));
-            if let Some((cert, key)) = &tls.identity {
-                config = config.identity(tonic::transport::Identity::from_pem(cert, key));
-            }
-            endpoint = endpoint
-                .tls_config(config)
-                .map_err(|e| CtlError::Usage(format!("--tls-ca/--tls-cert/--tls-key: {e}")))?;
-        }
+        let (url, endpoint) = endpoint(url, tls.as_ref()).map_err(|e| match e {
+            CtlError::Usage(m) => CtlError::Usage(format!("--control {m}")),
+            e => e,
+        })?;
         let channel = endpoint.connect().await.map_err(|e| CtlError::Connect {
             url: url.clone(),
             detail: std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_else(|| e.to_string()),
@@ -386,13 +407,35 @@ impl Ctl {
         name: &str,
         params: &[String],
     ) -> Result<v1::StartScenarioResponse, CtlError> {
+        self.start_scenario_on(name, params, None).await
+    }
+
+    /// Starts a scenario on the sidecars `selector` chooses (a controller only; `kubectl -l` syntax).
+    pub async fn start_scenario_on(
+        &mut self,
+        name: &str,
+        params: &[String],
+        selector: Option<&str>,
+    ) -> Result<v1::StartScenarioResponse, CtlError> {
         let params = parse_params(params)?;
+        let sidecars = selector.map(crate::fleet::selector::parse).transpose().map_err(CtlError::Usage)?;
         Ok(self
             .client
-            .start_scenario(v1::StartScenarioRequest { name: name.into(), params })
+            .start_scenario(v1::StartScenarioRequest { name: name.into(), params, sidecars })
             .await
             .map_err(rpc("StartScenario"))?
             .into_inner())
+    }
+
+    /// The controller's sidecars.
+    pub async fn sidecars(&mut self) -> Result<Vec<v1::Sidecar>, CtlError> {
+        Ok(self
+            .client
+            .list_sidecars(v1::ListSidecarsRequest {})
+            .await
+            .map_err(rpc("ListSidecars"))?
+            .into_inner()
+            .sidecars)
     }
 
     pub async fn abort_all(&mut self, reason: &str) -> Result<v1::AbortAllResponse, CtlError> {

@@ -33,6 +33,7 @@ pub mod demo;
 pub mod document;
 pub mod experiment;
 pub mod fault;
+pub mod fleet;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod proxy;

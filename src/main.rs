@@ -22,8 +22,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the proxy and its control service.
-    Serve(ServeArgs),
-    /// Talk to a running edgefault's control service.
+    Serve(Box<ServeArgs>),
+    /// Run the fleet controller: the same control API over every sidecar that subscribes to it
+    /// (docs/fleet.md).
+    Controller(ControllerArgs),
+    /// Talk to a running edgefault's control service (a sidecar's or the controller's).
     Ctl(CtlArgs),
     /// Check a config file or an experiment file without starting anything.
     Validate {
@@ -87,7 +90,7 @@ struct ServeArgs {
     /// Requests faulted at once; past it requests pass untouched [default: 10000] (limits.max_active_faults).
     #[arg(long, value_name = "N")]
     max_active_faults: Option<usize>,
-    /// Tokens file of the control service (YAML list of { name, role: admin | read-only, token }); added
+    /// Tokens file of the control service (YAML list of { name, role: admin | read-only | sidecar, token }); added
     /// to control.tokens_file. The environment variable EDGEFAULT_ADMIN_TOKEN adds one admin token.
     #[arg(long, value_name = "FILE")]
     tokens_file: Option<PathBuf>,
@@ -98,6 +101,75 @@ struct ServeArgs {
     #[arg(long)]
     workers: Option<usize>,
     /// Log format; the level comes from RUST_LOG (default info).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(flatten)]
+    fleet: FleetArgs,
+}
+
+/// How a sidecar joins a controller.
+#[derive(Args)]
+struct FleetArgs {
+    /// Subscribe to this controller (http://host:port, https:// with --controller-tls-ca) and run the fleet
+    /// experiments meant for this sidecar, beside local ones.
+    #[arg(long, value_name = "URL", env = "EDGEFAULT_CONTROLLER")]
+    controller: Option<String>,
+    /// A label of this sidecar, KEY=VALUE; repeatable. Selectors match on them.
+    #[arg(long = "label", value_name = "KEY=VALUE", requires = "controller", value_parser = edgefault::fleet::selector::parse_label)]
+    labels: Vec<(String, String)>,
+    /// Labels from a Kubernetes downward-API file (`key="value"` lines), under the --label flags.
+    #[arg(long, value_name = "FILE", requires = "controller")]
+    labels_file: Option<PathBuf>,
+    /// This sidecar's id in the fleet [default: $POD_NAME, then the host name].
+    #[arg(long, value_name = "ID", requires = "controller")]
+    sidecar_id: Option<String>,
+    /// How long fleet experiments outlive a lost controller before they end (0s: at once).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    controller_grace: Duration,
+    /// File whose first line is the token sent to the controller (role sidecar or admin); without it,
+    /// EDGEFAULT_CONTROLLER_TOKEN.
+    #[arg(long, value_name = "FILE", requires = "controller")]
+    controller_token_file: Option<PathBuf>,
+    /// CA certificate (PEM) of the controller's certificate: connect over TLS.
+    #[arg(long, value_name = "FILE", requires = "controller")]
+    controller_tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mTLS to the controller; needs --controller-tls-key.
+    #[arg(long, value_name = "FILE", requires = "controller_tls_key")]
+    controller_tls_cert: Option<PathBuf>,
+    #[arg(long, value_name = "FILE", requires = "controller_tls_cert")]
+    controller_tls_key: Option<PathBuf>,
+    /// How often this sidecar reports its counters to the controller.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration, value_name = "DURATION", hide = true)]
+    controller_report_interval: Duration,
+}
+
+#[derive(Args)]
+struct ControllerArgs {
+    /// Config file (YAML): its control, audit, limits and scenarios_dir sections. Flags override it.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address of the controller's gRPC service [default: 127.0.0.1:7070].
+    #[arg(long, value_name = "ADDR")]
+    control: Option<String>,
+    /// Tokens file (YAML list of { name, role: admin | read-only | sidecar, token }); added to
+    /// control.tokens_file. EDGEFAULT_ADMIN_TOKEN adds one admin token.
+    #[arg(long, value_name = "FILE")]
+    tokens_file: Option<PathBuf>,
+    /// Audit log of state-changing calls: a file (appended to) or "-" for stderr.
+    #[arg(long, value_name = "FILE")]
+    audit: Option<PathBuf>,
+    /// Duration of fleet experiments that give none [default: 5m].
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    default_duration: Option<Duration>,
+    /// Longest duration a fleet experiment may ask for [default: 1h].
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    max_duration: Option<Duration>,
+    /// Highest percentage a fleet experiment may ask for [default: 100].
+    #[arg(long, value_name = "PERCENT")]
+    max_percentage: Option<f64>,
+    /// Worker threads [default: one per core].
+    #[arg(long)]
+    workers: Option<usize>,
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 }
@@ -192,6 +264,11 @@ enum CtlCommand {
         #[arg(long, value_name = "N")]
         iterations: Option<u64>,
     },
+    /// The controller's sidecars: id, labels, connected, versions, fleet experiments, last rejection.
+    Sidecars {
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
     /// The scenario catalogue: list, show, start.
     Scenario {
         #[command(subcommand)]
@@ -221,6 +298,10 @@ enum ScenarioCommand {
         /// A parameter, NAME=VALUE; repeatable.
         #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
         params: Vec<String>,
+        /// On the controller: the sidecars to reach, as `kubectl -l` writes it (`app=web,zone in (eu-1)`),
+        /// plus `percent=N` and `max=N`.
+        #[arg(long, short = 'l', value_name = "SELECTOR")]
+        selector: Option<String>,
         #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
         output: Output,
     },
@@ -229,7 +310,8 @@ enum ScenarioCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
+        Command::Controller(args) => controller(args),
         Command::Ctl(args) => current_thread(run_ctl(args)),
         Command::Validate { file, config, as_config } => {
             ctl::validate_file(&file, config.as_deref(), as_config, &env_overrides())
@@ -305,15 +387,98 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         }
         None => tokio::runtime::Builder::new_multi_thread(),
     };
+    let fleet = fleet_options(args.fleet)?;
     let runtime = runtime.enable_all().build().map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
         #[allow(unused_mut)]
         let mut server = Server::start(config).await.map_err(|e| e.to_string())?;
+        if let Some(fleet) = fleet {
+            server.join_fleet(fleet);
+        }
         #[cfg(unix)]
         server.handle_sighup(reload);
         #[cfg(not(unix))]
         let _ = reload;
         server.run_until(app::termination_signal()).await;
+        Ok(())
+    })
+}
+
+/// The sidecar's fleet settings, checked; `None` without --controller.
+fn fleet_options(args: FleetArgs) -> Result<Option<edgefault::fleet::sidecar::SidecarOptions>, String> {
+    let Some(controller) = args.controller else { return Ok(None) };
+    let mut labels = match &args.labels_file {
+        None => Default::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("--labels-file {}: cannot read it: {e}", path.display()))?;
+            edgefault::fleet::selector::parse_labels_file(&text, &path.display().to_string())
+                .map_err(|e| format!("--labels-file {e}"))?
+        }
+    };
+    labels.extend(args.labels);
+    let id = match args.sidecar_id.or_else(|| std::env::var("POD_NAME").ok().filter(|n| !n.is_empty())) {
+        Some(id) => id,
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .ok_or("--sidecar-id: not given, and neither $POD_NAME nor the host name is known")?,
+    };
+    let fail = |e: CtlError| e.to_string();
+    let token =
+        ctl::read_token(args.controller_token_file.as_deref(), std::env::var("EDGEFAULT_CONTROLLER_TOKEN").ok())
+            .map_err(|e| fail(e).replace("--token-file", "--controller-token-file"))?;
+    let tls = ctl::ClientTls::read_flags(
+        args.controller_tls_ca.as_deref(),
+        args.controller_tls_cert.as_deref(),
+        args.controller_tls_key.as_deref(),
+        "--controller-tls",
+    )
+    .map_err(fail)?;
+    if args.controller_report_interval < Duration::from_millis(50) {
+        return Err("--controller-report-interval: at least 50ms".into());
+    }
+    Ok(Some(edgefault::fleet::sidecar::SidecarOptions {
+        controller,
+        id,
+        labels,
+        grace: args.controller_grace,
+        token,
+        tls,
+        report_interval: args.controller_report_interval,
+    }))
+}
+
+fn controller(args: ControllerArgs) -> Result<(), String> {
+    telemetry::init_logs(args.log_format);
+    let overrides = Overrides {
+        control: args.control,
+        workers: args.workers,
+        default_duration: args.default_duration,
+        max_duration: args.max_duration,
+        tokens_file: args.tokens_file,
+        admin_token: admin_token_env(),
+        audit: args.audit,
+        max_percentage: args.max_percentage,
+        ..Overrides::default()
+    };
+    let config =
+        edgefault::config::ControllerConfig::load(args.config.as_deref(), &overrides).map_err(|e| e.to_string())?;
+    let mut runtime = match config.workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = runtime.enable_all().build().map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async move {
+        let controller = app::Controller::start(config).await.map_err(|e| e.to_string())?;
+        controller.run_until(app::termination_signal()).await;
         Ok(())
     })
 }
@@ -354,6 +519,10 @@ async fn run_ctl(args: CtlArgs) -> Result<(), String> {
             }
         }
         CtlCommand::Scenario { command } => run_scenario(&mut ctl, command).await?,
+        CtlCommand::Sidecars { output } => {
+            let list = ctl.sidecars().await.map_err(fail)?;
+            println!("{}", ctl::render_sidecars(&list, output).trim_end());
+        }
         CtlCommand::Watch { experiment, stats_interval, no_stats, output } => {
             run_watch(&mut ctl, experiment, stats_interval, no_stats, output).await?
         }
@@ -392,8 +561,8 @@ async fn run_scenario(ctl: &mut Ctl, command: ScenarioCommand) -> Result<(), Str
             let r = ctl.get_scenario(&name, &params).await.map_err(fail)?;
             println!("{}", ctl::render_scenario(&r, output).trim_end());
         }
-        ScenarioCommand::Start { name, params, output } => {
-            let r = ctl.start_scenario(&name, &params).await.map_err(fail)?;
+        ScenarioCommand::Start { name, params, selector, output } => {
+            let r = ctl.start_scenario_on(&name, &params, selector.as_deref()).await.map_err(fail)?;
             for w in &r.warnings {
                 eprintln!("warning: {w}");
             }

@@ -22,12 +22,14 @@ use crate::{
 };
 
 mod control;
+mod controller;
 mod experiments;
 mod file;
 mod limits;
 mod listeners;
 mod pages;
 
+pub use controller::ControllerConfig;
 pub use experiments::BootExperiment;
 pub use listeners::parse_upstream;
 
@@ -124,15 +126,8 @@ impl Config {
 
     /// Parses config YAML; `origin` names it in errors.
     pub fn from_yaml(text: &str, origin: &str, overrides: &Overrides) -> Result<Config, ConfigError> {
-        let fail = |problems| ConfigError { origin: origin.to_owned(), problems };
-        let mut docs = document::parse_yaml_documents(text).map_err(|e| fail(vec![e.to_string()]))?;
-        if docs.len() > 1 {
-            return Err(fail(vec!["holds several YAML documents; a config file is one".into()]));
-        }
-        let value = docs.pop().unwrap_or(Value::Object(Default::default()));
-        let file: FileConfig =
-            serde_path_to_error::deserialize(&value).map_err(|e| fail(vec![format!("{}: {}", e.path(), e.inner())]))?;
-        Self::build(file, overrides).map_err(fail)
+        let file = parse_file(text, origin)?;
+        Self::build(file, overrides).map_err(|problems| ConfigError { origin: origin.to_owned(), problems })
     }
 
     /// A config from flags alone.
@@ -190,6 +185,17 @@ impl Config {
     pub fn topology(&self) -> Topology {
         topology_of(&self.listeners, &self.tcp_listeners).with_pages(self.pages.clone())
     }
+}
+
+/// Parses config YAML into the file's sections; `origin` names it in errors.
+fn parse_file(text: &str, origin: &str) -> Result<FileConfig, ConfigError> {
+    let fail = |problems| ConfigError { origin: origin.to_owned(), problems };
+    let mut docs = document::parse_yaml_documents(text).map_err(|e| fail(vec![e.to_string()]))?;
+    if docs.len() > 1 {
+        return Err(fail(vec!["holds several YAML documents; a config file is one".into()]));
+    }
+    let value = docs.pop().unwrap_or(Value::Object(Default::default()));
+    serde_path_to_error::deserialize(&value).map_err(|e| fail(vec![format!("{}: {}", e.path(), e.inner())]))
 }
 
 /// HTTP listeners first, then TCP listeners: the [`RouteId`](crate::topology::RouteId) order.

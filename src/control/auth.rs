@@ -24,6 +24,8 @@ use subtle::ConstantTimeEq;
 
 /// The gRPC path prefix of the service the tokens protect.
 const SERVICE_PREFIX: &str = "/edgefault.v1.FaultControl/";
+/// The controller's subscription service: a sidecar or admin token.
+const FLEET_PREFIX: &str = "/edgefault.v1.Fleet/";
 
 /// Calls a read-only token may make: they change no state.
 pub const READ_ONLY_METHODS: &[&str] = &[
@@ -34,6 +36,7 @@ pub const READ_ONLY_METHODS: &[&str] = &[
     "GetStats",
     "ListScenarios",
     "GetScenario",
+    "ListSidecars",
 ];
 
 /// Shortest token accepted: a guessable token is no protection.
@@ -47,6 +50,9 @@ pub enum Role {
     Admin,
     /// Only the calls in [`READ_ONLY_METHODS`].
     ReadOnly,
+    /// Only a sidecar's subscription to the controller (`edgefault.v1.Fleet/Subscribe`): a pod's token
+    /// that cannot start faults anywhere.
+    Sidecar,
 }
 
 impl Role {
@@ -54,6 +60,7 @@ impl Role {
         match self {
             Role::Admin => "admin",
             Role::ReadOnly => "read-only",
+            Role::Sidecar => "sidecar",
         }
     }
 }
@@ -137,7 +144,7 @@ impl Tokens {
         self.0.push(token);
     }
 
-    /// Reads a tokens file: a YAML list of `{ name, role: admin | read-only, token }`. Problems are pushed
+    /// Reads a tokens file: a YAML list of `{ name, role: admin | read-only | sidecar, token }`. Problems are pushed
     /// with `at` (the config key or flag that named the file) and the entry's index; secrets never appear.
     pub fn load_file(&mut self, path: &Path, at: &str, problems: &mut Vec<String>) {
         let text = match crate::document::read_text(path) {
@@ -157,7 +164,7 @@ impl Tokens {
                 // serde's message may quote the offending value, which could be a secret: keep only where.
                 let place = e.location().map(|l| format!(" at line {}", l.line())).unwrap_or_default();
                 problems.push(format!(
-                    "{at}: {}{place}: not a list of {{ name, role: admin | read-only, token }}",
+                    "{at}: {}{place}: not a list of {{ name, role: admin | read-only | sidecar, token }}",
                     path.display()
                 ));
                 return;
@@ -170,11 +177,27 @@ impl Tokens {
 
     /// Decides whether a request to `path` with `headers` may go on, and who made it.
     pub fn authorize(&self, path: &str, headers: &HeaderMap) -> Result<Caller, tonic::Status> {
+        if path.starts_with(FLEET_PREFIX) {
+            let caller = self.caller(headers)?;
+            if caller.role == Role::ReadOnly {
+                return Err(tonic::Status::permission_denied(format!(
+                    "token {:?} is read-only; a sidecar subscribes with a token of role sidecar or admin",
+                    &*caller.name
+                )));
+            }
+            return Ok(caller);
+        }
         let Some(method) = path.strip_prefix(SERVICE_PREFIX) else {
             // Health and reflection: open, so probes and grpcurl work.
             return Ok(Caller::anonymous());
         };
         let caller = self.caller(headers)?;
+        if caller.role == Role::Sidecar {
+            return Err(tonic::Status::permission_denied(format!(
+                "token {:?} is a sidecar's: it may only subscribe to the controller (edgefault.v1.Fleet)",
+                &*caller.name
+            )));
+        }
         if caller.role == Role::ReadOnly && !READ_ONLY_METHODS.contains(&method) {
             return Err(tonic::Status::permission_denied(format!(
                 "token {:?} is read-only; {method} changes state and needs an admin token",

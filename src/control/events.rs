@@ -6,7 +6,10 @@
 
 use std::{pin::Pin, sync::Arc, time::Duration};
 
-use tokio::sync::{broadcast::error::RecvError, mpsc, watch};
+use tokio::sync::{
+    broadcast::{self, error::RecvError},
+    mpsc, watch,
+};
 use tokio_stream::{wrappers::ReceiverStream, Stream};
 use tonic::Status;
 
@@ -42,6 +45,17 @@ impl StatsSource {
             .filter(|e| only.is_none_or(|id| e.id == id))
             .map(experiment_counters)
             .collect();
+        let proxy = self.proxy_totals();
+        v1::GetStatsResponse {
+            time: Some(timestamp(std::time::SystemTime::now())),
+            experiments,
+            proxy: Some(proxy),
+            sidecars: Vec::new(),
+        }
+    }
+
+    /// The proxy's totals now (every request since it started), by route too.
+    pub fn proxy_totals(&self) -> v1::ProxyTotals {
         let mut proxy = v1::ProxyTotals {
             experiments_running: u32::try_from(self.registry.running()).unwrap_or(u32::MAX),
             ..Default::default()
@@ -65,7 +79,7 @@ impl StatsSource {
                 });
             }
         }
-        v1::GetStatsResponse { time: Some(timestamp(std::time::SystemTime::now())), experiments, proxy: Some(proxy) }
+        proxy
     }
 }
 
@@ -78,8 +92,13 @@ pub fn watch_params(
     if let Some(id) = &only {
         registry.get(id).map_err(|e| Status::not_found(format!("experiment_id: {e}")))?;
     }
+    Ok((only, stats_interval(req)?))
+}
+
+/// The stats period a WatchEvents request asks for; `None` with `no_stats`.
+pub fn stats_interval(req: &v1::WatchEventsRequest) -> Result<Option<Duration>, Status> {
     if req.no_stats {
-        return Ok((only, None));
+        return Ok(None);
     }
     let interval = match req.stats_interval {
         None => DEFAULT_STATS_INTERVAL,
@@ -95,7 +114,7 @@ pub fn watch_params(
             d
         }
     };
-    Ok((only, Some(interval)))
+    Ok(Some(interval))
 }
 
 /// Starts a watcher's task and returns its stream. The task ends when the client drops the stream, or
@@ -104,9 +123,22 @@ pub fn watch(
     source: StatsSource,
     only: Option<String>,
     interval: Option<Duration>,
-    mut closing: Option<watch::Receiver<bool>>,
+    closing: Option<watch::Receiver<bool>>,
 ) -> EventStream {
-    let mut bus = source.registry.subscribe();
+    let bus = source.registry.subscribe();
+    stream(bus, only, interval, closing, event_to_proto, move |only| source.snapshot(only))
+}
+
+/// A watcher over any bus: `convert` turns what the bus carries into events, `snapshot` gives the
+/// periodic counters. Events of other experiments than `only` are skipped.
+pub fn stream<T: Clone + Send + 'static>(
+    mut bus: broadcast::Receiver<T>,
+    only: Option<String>,
+    interval: Option<Duration>,
+    mut closing: Option<watch::Receiver<bool>>,
+    convert: impl Fn(T) -> v1::Event + Send + 'static,
+    snapshot: impl Fn(Option<&str>) -> v1::GetStatsResponse + Send + 'static,
+) -> EventStream {
     let (tx, rx) = mpsc::channel(WATCHER_BUFFER);
     tokio::spawn(async move {
         let mut tick = interval.map(|i| {
@@ -117,8 +149,13 @@ pub fn watch(
         loop {
             let next = tokio::select! {
                 r = bus.recv() => match r {
-                    Ok(e) if only.as_deref().is_some_and(|id| *e.experiment != *id) => continue,
-                    Ok(e) => event_to_proto(e),
+                    Ok(e) => {
+                        let e = convert(e);
+                        if only.as_deref().is_some_and(|id| e.experiment_id != id) {
+                            continue;
+                        }
+                        e
+                    }
                     Err(RecvError::Lagged(skipped)) => v1::Event {
                         time: Some(timestamp(std::time::SystemTime::now())),
                         kind: Some(v1::event::Kind::Lagged(v1::Lagged { skipped })),
@@ -129,7 +166,7 @@ pub fn watch(
                 _ = async { match tick.as_mut() { Some(t) => t.tick().await, None => std::future::pending().await } } => {
                     v1::Event {
                         time: Some(timestamp(std::time::SystemTime::now())),
-                        kind: Some(v1::event::Kind::Stats(source.snapshot(only.as_deref()))),
+                        kind: Some(v1::event::Kind::Stats(snapshot(only.as_deref()))),
                         ..Default::default()
                     }
                 }

@@ -2,7 +2,7 @@
 
 pub mod audit;
 pub mod auth;
-mod contain;
+pub mod contain;
 pub mod events;
 pub mod killswitch;
 pub mod proto;
@@ -10,4 +10,4 @@ mod scenarios;
 mod service;
 pub mod tls;
 
-pub use service::{serve, FaultControlService, ServeOptions};
+pub use service::{serve, with_health_and_reflection, Call, FaultControlService, ServeOptions};

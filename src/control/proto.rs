@@ -38,6 +38,7 @@ pub fn to_proto(e: ExperimentInfo) -> v1::Experiment {
         spec_omitted: false,
         effective_duration: Some(duration(e.effective_duration)),
         timeline_state: e.timeline_state.unwrap_or_default(),
+        sidecars: Vec::new(),
         phase: e.phase.map(|p| v1::PhaseState {
             index: u32::try_from(p.index).unwrap_or(u32::MAX),
             name: p.name,
@@ -108,6 +109,7 @@ pub fn event_to_proto(e: Event) -> v1::Event {
         time: Some(timestamp(e.time)),
         experiment_id: e.experiment.to_string(),
         experiment_name: e.name.to_string(),
+        sidecar_id: String::new(),
         kind: Some(kind),
     }
 }

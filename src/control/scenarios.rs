@@ -65,7 +65,13 @@ impl FaultControlService {
     ) -> Result<Response<v1::StartScenarioResponse>, Status> {
         let call = Call::of(&req);
         let r = req.into_inner();
-        let result = self.start_scenario_inner(&r.name, r.params.into_iter().collect());
+        let result = match r.sidecars {
+            Some(_) => {
+                let v = super::service::no_selector_here("sidecars");
+                Err(Status::invalid_argument(format!("{}: {}", v.field, v.description)))
+            }
+            None => self.start_scenario_inner(&r.name, r.params.into_iter().collect()),
+        };
         let reason = format!("scenario {}", r.name);
         let experiments = result.as_ref().map(|(v, _)| v.iter().map(|e| e.id.clone()).collect()).unwrap_or_default();
         self.audit(&call, "StartScenario", Audited { experiments, reason: &reason, ..Audited::default() }, &result);

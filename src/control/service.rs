@@ -75,7 +75,23 @@ impl FaultControlService {
     fn validate(&self, spec: &v1::ExperimentSpec) -> Result<crate::experiment::ExperimentDef, Violations> {
         let limits = self.registry.limits();
         let ctx = Context { topology: Some(self.registry.topology()), limits: &limits };
-        validate_spec(spec, &ctx)
+        let result = validate_spec(spec, &ctx);
+        if spec.sidecars.is_none() {
+            return result;
+        }
+        let mut violations = result.err().unwrap_or(Violations(Vec::new()));
+        violations.0.insert(0, no_selector_here("sidecars"));
+        Err(violations)
+    }
+}
+
+/// What a sidecar says to a spec with a sidecar selector: only the controller reaches sidecars.
+pub(super) fn no_selector_here(field: &str) -> crate::fault::check::Violation {
+    crate::fault::check::Violation {
+        field: field.into(),
+        description: "selects sidecars, which only `edgefault controller` does: this is a sidecar's own \
+                      control port; start it on the controller (docs/fleet.md), or remove the selector"
+            .into(),
     }
 }
 
@@ -84,9 +100,9 @@ fn peer(req: &Request<impl Sized>) -> String {
 }
 
 /// Who made a call and from where, taken before the request is consumed.
-pub(super) struct Call {
-    pub(super) caller: Arc<str>,
-    pub(super) peer: String,
+pub struct Call {
+    pub caller: Arc<str>,
+    pub peer: String,
 }
 
 /// The subject of a DER certificate, as `CN=ops-bot, O=Example`.
@@ -97,7 +113,7 @@ fn certificate_subject(der: &[u8]) -> Option<String> {
 }
 
 impl Call {
-    pub(super) fn of(req: &Request<impl Sized>) -> Self {
+    pub fn of(req: &Request<impl Sized>) -> Self {
         let caller = req.extensions().get::<Caller>().cloned().unwrap_or_else(Caller::anonymous);
         // With mTLS the client certificate's subject names the caller too (beside a token's name, if any).
         let subject = req.peer_certs().and_then(|certs| certs.first().and_then(|c| certificate_subject(c)));
@@ -123,6 +139,7 @@ impl From<RegistryError> for Status {
         match e {
             RegistryError::NotFound(..) => Status::not_found(e.to_string()),
             RegistryError::AlreadyEnded { .. } => Status::failed_precondition(e.to_string()),
+            RegistryError::Exists(_) => Status::already_exists(e.to_string()),
             RegistryError::TooMany(_) => Status::resource_exhausted(e.to_string()),
             RegistryError::NoLease(_) => Status::failed_precondition(e.to_string()),
         }
@@ -287,6 +304,15 @@ impl FaultControl for FaultControlService {
         }
         Ok(Response::new(self.stats_source().snapshot(only.as_deref())))
     }
+
+    async fn list_sidecars(
+        &self,
+        _req: Request<v1::ListSidecarsRequest>,
+    ) -> Result<Response<v1::ListSidecarsResponse>, Status> {
+        Err(Status::failed_precondition(
+            "this is a sidecar, not a controller: ListSidecars is served by `edgefault controller` (docs/fleet.md)",
+        ))
+    }
 }
 
 // === safety RPCs ===
@@ -301,6 +327,33 @@ impl FaultControlService {
 
 /// Largest ListExperiments response before specs are left out (see `Experiment.spec_omitted`).
 const LIST_BUDGET: usize = 3 * 1024 * 1024;
+
+/// Adds what every control port serves beside its own services: health (`S` serving) and both reflection
+/// versions.
+pub async fn with_health_and_reflection<L, S: tonic::server::NamedService>(
+    router: tonic::transport::server::Router<L>,
+) -> tonic::transport::server::Router<L> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<S>().await;
+    // Both reflection versions: grpcurl and current clients speak v1, the official Python client
+    // (grpcio-reflection), older grpcurl builds and several GUI clients only v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let mut router = router.add_service(health_service);
+    // The descriptor sets are compiled in; building from them cannot fail at run time.
+    match reflection().build_v1() {
+        Ok(r) => router = router.add_service(r),
+        Err(e) => tracing::error!(error = %e, "reflection v1 unavailable"),
+    }
+    match reflection().build_v1alpha() {
+        Ok(r) => router = router.add_service(r),
+        Err(e) => tracing::error!(error = %e, "reflection v1alpha unavailable"),
+    }
+    router
+}
 
 /// What the control service serves besides the experiments.
 pub struct ServeOptions {
@@ -327,39 +380,22 @@ pub async fn serve(
         shutdown.await;
         let _ = closing_tx.send(true);
     };
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<v1::fault_control_server::FaultControlServer<FaultControlService>>().await;
-    // Both reflection versions: grpcurl and current clients speak v1, the official Python client
-    // (grpcio-reflection), older grpcurl builds and several GUI clients only v1alpha.
-    let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-    };
-    // The descriptor sets are compiled in; building from them cannot fail at run time.
-    let reflection_v1 = reflection().build_v1().map_err(|e| tracing::error!(error = %e, "reflection v1 unavailable"));
-    let reflection_v1alpha =
-        reflection().build_v1alpha().map_err(|e| tracing::error!(error = %e, "reflection v1alpha unavailable"));
     match listener.local_addr() {
         Ok(addr) => tracing::info!(%addr, "control service listening"),
         Err(e) => tracing::info!(error = %e, "control service listening (address unknown)"),
     }
-    let mut router = tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .layer(super::contain::ContainLayer)
         .layer(AuthLayer::shared(tokens))
-        .add_service(health_service)
         .add_service(
             v1::fault_control_server::FaultControlServer::new(
                 FaultControlService::new(registry, audit).with_scenarios(scenarios).with_events(metrics, closing),
             )
             .max_decoding_message_size(4 * 1024 * 1024),
         );
-    if let Ok(r) = reflection_v1 {
-        router = router.add_service(r);
-    }
-    if let Ok(r) = reflection_v1alpha {
-        router = router.add_service(r);
-    }
+    let router =
+        with_health_and_reflection::<_, v1::fault_control_server::FaultControlServer<FaultControlService>>(router)
+            .await;
     match tls {
         Some(tls) => router.serve_with_incoming_shutdown(super::tls::incoming(listener, tls.server), shutdown).await,
         None => router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown).await,

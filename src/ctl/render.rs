@@ -182,10 +182,63 @@ pub fn render(experiments: &[v1::Experiment], output: Output) -> String {
                         format!(" ({})", crate::text::printable(&e.end_reason))
                     },
                 );
+                // A fleet experiment (on the controller): where it stands on each sidecar.
+                for t in &e.sidecars {
+                    let stats = t.stats.unwrap_or_default();
+                    let _ = writeln!(
+                        out,
+                        "  └ {:<28} {:<10} {:>7} {:>9} {:>9}  {}",
+                        truncate(&t.sidecar_id, 28),
+                        target_state_name(t.state),
+                        "",
+                        stats.matched,
+                        stats.injected,
+                        crate::text::printable(&t.reason),
+                    );
+                }
             }
             out
         }
     }
+}
+
+fn target_state_name(state: i32) -> &'static str {
+    match v1::SidecarTargetState::try_from(state) {
+        Ok(v1::SidecarTargetState::Sent) => "sent",
+        Ok(v1::SidecarTargetState::Applied) => "applied",
+        Ok(v1::SidecarTargetState::Rejected) => "rejected",
+        Ok(v1::SidecarTargetState::Lost) => "lost",
+        Ok(v1::SidecarTargetState::Ended) => "ended",
+        _ => "unknown",
+    }
+}
+
+/// `ctl sidecars`: the controller's fleet, with each sidecar's last rejection under it.
+pub fn render_sidecars(sidecars: &[v1::Sidecar], output: Output) -> String {
+    if output == Output::Json {
+        return serde_json::to_string_pretty(sidecars).unwrap_or_default();
+    }
+    let mut out =
+        format!("{:<28} {:<10} {:>9} {:>5}  {:<20} {}\n", "ID", "STATE", "VERSION", "EXPS", "LAST SEEN", "LABELS");
+    for s in sidecars {
+        let mut labels: Vec<(&String, &String)> = s.labels.iter().collect();
+        labels.sort();
+        let labels: Vec<String> = labels.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = writeln!(
+            out,
+            "{:<28} {:<10} {:>9} {:>5}  {:<20} {}",
+            truncate(&s.id, 28),
+            if s.connected { "connected" } else { "lost" },
+            format!("{}/{}", s.version_applied, s.version_sent),
+            s.experiments_running,
+            s.last_seen.map(format_time).unwrap_or_default(),
+            crate::text::printable(&labels.join(",")),
+        );
+        if !s.last_rejection.is_empty() {
+            let _ = writeln!(out, "  └ last rejection: {}", truncate(&s.last_rejection, 160));
+        }
+    }
+    out
 }
 
 /// `s` made printable (see [`crate::text::printable`]) and cut to `n` characters.

@@ -19,7 +19,7 @@ pub use events::{Event, EventKind};
 pub use guard::Guard;
 pub use lease::LEASE_EXPIRED;
 pub use lifeline::{AnyEnded, Held, Lifeline};
-pub use registry::{ExperimentInfo, Guarded, Limits, PhaseInfo, Registry, RegistryError, State, MAX_REASON};
+pub use registry::{ExperimentInfo, Guarded, Limits, PhaseInfo, Placement, Registry, RegistryError, State, MAX_REASON};
 pub use ruleset::{
     ActiveToxic, ConnectionRules, Counters, Decision, EndingFault, PhaseNow, Rule, RuleSet, TlsDecision,
 };

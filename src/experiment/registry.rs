@@ -101,8 +101,20 @@ pub enum RegistryError {
     AlreadyEnded { id: String, state: &'static str },
     #[error("{0} experiments are already pending or running, the server's limit (limits.max_active); stop some first")]
     TooMany(usize),
+    #[error("an experiment with the id {} exists already", crate::text::printable(.0))]
+    Exists(String),
     #[error("experiment {} has no lease to renew (start it with `lease` in its spec)", crate::text::printable(.0))]
     NoLease(String),
+}
+
+/// Where a started experiment stands in its life: a fresh one (the default) or one placed by the
+/// controller under its fleet id.
+#[derive(Debug, Default)]
+pub struct Placement {
+    /// `None`: a new `exp-…` id.
+    pub id: Option<String>,
+    /// How far into its life it already is.
+    pub age: Duration,
 }
 
 /// A running experiment with guards, for the guard supervisor.
@@ -330,23 +342,38 @@ impl Registry {
     /// Starts a validated experiment. When this returns, a running experiment is visible to every new
     /// request. Must be called within a tokio runtime (it arms the experiment's timers).
     pub fn start(&self, spec: pb::ExperimentSpec, def: ExperimentDef) -> Result<ExperimentInfo, RegistryError> {
+        self.start_placed(spec, def, Placement::default())
+    }
+
+    /// Starts a validated experiment under a given id and `age` into its life (a fleet experiment the
+    /// controller created earlier): its start delay, timeline and duration are already that far along.
+    pub fn start_placed(
+        &self,
+        spec: pb::ExperimentSpec,
+        def: ExperimentDef,
+        placement: Placement,
+    ) -> Result<ExperimentInfo, RegistryError> {
         let mut inner = self.lock();
         let active = inner.entries.values().filter(|e| e.state.is_active()).count();
         if active >= self.limits.load().max_active {
             return Err(RegistryError::TooMany(active));
         }
-        let id: Arc<str> = loop {
-            let candidate: Arc<str> = format!("exp-{:012x}", rand::random::<u64>() >> 16).into();
-            if !inner.entries.contains_key(&candidate) {
-                break candidate;
-            }
+        let id: Arc<str> = match placement.id {
+            Some(id) if inner.entries.contains_key(id.as_str()) => return Err(RegistryError::Exists(id)),
+            Some(id) => id.into(),
+            None => loop {
+                let candidate: Arc<str> = format!("exp-{:012x}", rand::random::<u64>() >> 16).into();
+                if !inner.entries.contains_key(&candidate) {
+                    break candidate;
+                }
+            },
         };
         let seq = inner.next_seq;
         inner.next_seq += 1;
         let now = Instant::now();
         let wall = SystemTime::now();
-        let start_at = now + def.start_delay;
-        let end_at = start_at + def.duration;
+        let start_at = now + def.start_delay.saturating_sub(placement.age);
+        let end_at = now + (def.start_delay + def.duration).saturating_sub(placement.age);
         let def = Arc::new(def);
         let mut entry = Entry {
             id: Arc::clone(&id),
@@ -374,7 +401,7 @@ impl Registry {
         }
         let registry = self.this.clone();
         let timer_id = Arc::clone(&id);
-        let delayed_start = !entry.def.start_delay.is_zero();
+        let delayed_start = start_at > now;
         entry.timer = Some(
             tokio::spawn(async move {
                 if delayed_start {

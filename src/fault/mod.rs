@@ -44,6 +44,7 @@ pub use response::{BodyPlan, CutKind, ResponsePlan};
 pub use rewrite::{rewrite_refuses, HeaderEdit, Rewrite};
 pub use sample::{Percentage, RequestRng};
 pub use sticky::StickyKey;
+pub(crate) use sticky::{fnv1a, point as sticky_point};
 pub use throttle::Throttle;
 pub use tls::{CertificateProblem, TlsAlert, TlsFault};
 pub use toxic::{Direction, Toxic, ToxicKind};

@@ -45,12 +45,12 @@ fn cookie<'a>(req: &RequestView<'a>, name: &str) -> Option<&'a [u8]> {
     })
 }
 
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 /// The client's point in [0, 100): its key's hash mixed with the seed.
-fn point(hash: u64, seed: u64) -> f64 {
+pub(crate) fn point(hash: u64, seed: u64) -> f64 {
     let mut z = (hash ^ seed.rotate_left(17)).wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

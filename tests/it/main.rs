@@ -18,6 +18,7 @@ mod support;
 
 mod control;
 mod fault;
+mod fleet;
 mod input;
 mod listener;
 mod safety;

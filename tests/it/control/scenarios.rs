@@ -19,7 +19,7 @@ async fn start(proxy: &Proxy, name: &str, kv: &[(&str, &str)]) -> Result<Vec<v1:
     proxy
         .control()
         .await
-        .start_scenario(v1::StartScenarioRequest { name: name.into(), params: params(kv) })
+        .start_scenario(v1::StartScenarioRequest { name: name.into(), params: params(kv), sidecars: None })
         .await
         .map(|r| r.into_inner().experiments)
 }

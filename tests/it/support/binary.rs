@@ -67,6 +67,55 @@ pub fn serve(args: &[&str], admin: bool) -> Served {
     Served { child, listener: listener.expect("listener"), control: control.expect("control"), admin: admin_addr, logs }
 }
 
+/// A running `edgefault controller`.
+pub struct ControllerProcess {
+    pub child: Child,
+    pub control: SocketAddr,
+    pub logs: mpsc::Receiver<String>,
+}
+
+impl Drop for ControllerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ControllerProcess {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.control)
+    }
+}
+
+/// Starts `edgefault controller --log-format json ARGS…` and waits until it logs its port.
+pub fn controller(args: &[&str], env: &[(&str, &str)]) -> ControllerProcess {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edgefault"))
+        .arg("controller")
+        .args(["--log-format", "json"])
+        .args(args)
+        .envs(env.iter().copied())
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawns");
+    let (tx, logs) = mpsc::channel();
+    let stderr = child.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut control = None;
+    while control.is_none() {
+        let line = logs.recv_timeout(Duration::from_secs(20)).expect("the controller logs its port");
+        if line.contains("controller listening") {
+            control = addr_of(&line);
+        }
+    }
+    ControllerProcess { child, control: control.expect("addr"), logs }
+}
+
 impl Served {
     /// Waits up to 10 s for a log line containing `needle`; returns it.
     pub fn wait_log(&self, needle: &str) -> String {

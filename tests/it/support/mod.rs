@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod fleet;
 pub mod peers;
 pub mod upstream;
 

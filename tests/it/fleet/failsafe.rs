@@ -1,0 +1,150 @@
+//! The fleet stays safe when the controller is gone, and a restarted controller converges.
+
+use std::time::{Duration, Instant};
+
+use edgefault::pb::v1;
+
+use super::{abort_503, faulted, local_ids, sidecars, start};
+use crate::support::{self, fleet};
+
+const FIVE: &[(&str, &[(&str, &str)])] = &[
+    ("s1", &[("app", "web")]),
+    ("s2", &[("app", "web")]),
+    ("s3", &[("app", "web")]),
+    ("s4", &[("app", "web")]),
+    ("s5", &[("app", "web")]),
+];
+
+/// Killed, the controller takes its fleet experiments with it after each sidecar's grace: requests held
+/// by a long delay are let go too. Until the grace is over the experiment keeps running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_controller_ends_fleet_experiments_after_the_grace() {
+    let grace = Duration::from_secs(2);
+    let controller = fleet::controller().await;
+    let url = fleet::url(&controller);
+    let sidecars = sidecars(&url, FIVE, grace).await;
+    let mut c = fleet::client(&controller).await;
+    fleet::wait_connected(&mut c, 5).await;
+    let e = start(&mut c, &abort_503("{}").replace("sidecars:", "match: { routes: [default] }\nsidecars:")).await;
+    assert_eq!(fleet::targets(&e, v1::SidecarTargetState::Applied).len(), 5);
+    let held =
+        start(&mut c, "name: slow\nduration: 60s\nmatch: { routes: [api] }\nfaults: [ { delay: { fixed: 50s } } ]\n")
+            .await;
+    let http = support::client();
+    let waiting = support::get_later(&http, &sidecars[0].1.url("/api/held"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let killed = Instant::now();
+    controller.shutdown().await;
+    // Within the grace, nothing changes.
+    assert_eq!(faulted(&sidecars).await.len(), 5);
+    assert_eventually_within(Duration::from_secs(15), || async { faulted(&sidecars).await.is_empty() }).await;
+    let took = killed.elapsed();
+    assert!(took >= grace, "ended after {took:?}, before the grace of {grace:?}");
+    let (reply, at) = waiting.await.expect("held request");
+    assert_eq!(reply.status, 200, "the held request goes on to the upstream once the fault ends");
+    assert!(at.duration_since(killed) < Duration::from_secs(20));
+    for (id, p) in &sidecars {
+        for exp in [&e.id, &held.id] {
+            let local = local_ids(p, exp).await;
+            assert_eq!(local[0].state, v1::ExperimentState::Aborted as i32, "{id}");
+            assert!(local[0].end_reason.contains("lost the controller"), "{id}: {}", local[0].end_reason);
+        }
+    }
+}
+
+/// `--controller-grace 0`: the fleet experiments end as soon as the stream is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grace_of_zero_ends_them_at_once() {
+    let controller = fleet::controller().await;
+    let url = fleet::url(&controller);
+    let sidecars = sidecars(&url, &FIVE[..2], Duration::ZERO).await;
+    let mut c = fleet::client(&controller).await;
+    fleet::wait_connected(&mut c, 2).await;
+    start(&mut c, &abort_503("{}")).await;
+    assert_eq!(faulted(&sidecars).await.len(), 2);
+    controller.shutdown().await;
+    assert_eventually!(faulted(&sidecars).await.is_empty(), "ended at once");
+}
+
+/// Restarted (same address), the controller rebuilds its view from the sidecars: the same experiment,
+/// same id, on the same five sidecars, started nowhere twice; and it can stop it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_controller_converges_without_duplicates() {
+    let controller = fleet::controller().await;
+    let addr = controller.control_addr();
+    let url = fleet::url(&controller);
+    let sidecars = sidecars(&url, FIVE, Duration::from_secs(30)).await;
+    let mut c = fleet::client(&controller).await;
+    fleet::wait_connected(&mut c, 5).await;
+    let e = start(&mut c, &abort_503("{ match_labels: { app: web }, percentage: 100 }")).await;
+    let before: Vec<v1::Experiment> = {
+        let mut v = Vec::new();
+        for (_, p) in &sidecars {
+            v.push(local_ids(p, &e.id).await.remove(0));
+        }
+        v
+    };
+    controller.shutdown().await;
+    drop(c);
+
+    let controller = fleet::controller_on(addr).await;
+    let mut c = fleet::client(&controller).await;
+    fleet::wait_connected(&mut c, 5).await;
+    let list = c.list_experiments(v1::ListExperimentsRequest::default()).await.expect("list").into_inner();
+    let ids: Vec<&str> = list.experiments.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, [e.id.as_str()], "one experiment, its id kept");
+    let rebuilt = fleet::wait_settled(&mut c, &e.id).await;
+    assert_eq!(fleet::targets(&rebuilt, v1::SidecarTargetState::Applied), ["s1", "s2", "s3", "s4", "s5"]);
+    assert_eq!(rebuilt.spec.as_ref().map(|s| s.name.as_str()), Some("fleet"));
+    let ends = |e: &v1::Experiment| e.ends_at.expect("ends_at").seconds;
+    assert!((ends(&rebuilt) - ends(&e)).abs() <= 1, "the same clock: {rebuilt:?}");
+    for ((id, p), was) in sidecars.iter().zip(&before) {
+        let now = local_ids(p, &e.id).await;
+        assert_eq!(now.len(), 1, "{id}");
+        assert_eq!(now[0].created_at, was.created_at, "{id}: not started again");
+        assert_eq!(now[0].state, v1::ExperimentState::Running as i32, "{id}");
+    }
+    assert_eq!(faulted(&sidecars).await.len(), 5);
+    c.stop_experiment(v1::StopExperimentRequest { id: e.id.clone(), reason: "after restart".into() })
+        .await
+        .expect("the restarted controller stops it");
+    assert_eventually!(faulted(&sidecars).await.is_empty(), "stopped everywhere");
+}
+
+/// AbortAll on the controller ends the sidecars' own experiments too; a sidecar's own AbortAll works with
+/// the controller gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_all_reaches_every_sidecar_and_local_abort_all_needs_no_controller() {
+    let controller = fleet::controller().await;
+    let url = fleet::url(&controller);
+    let sidecars = sidecars(&url, &FIVE[..3], Duration::from_secs(30)).await;
+    let mut c = fleet::client(&controller).await;
+    fleet::wait_connected(&mut c, 3).await;
+    start(&mut c, &abort_503("{}")).await;
+    let local = sidecars[0].1.start("name: local\nduration: 60s\nfaults: [ { abort: { http_status: 500 } } ]\n").await;
+    c.abort_all(v1::AbortAllRequest { reason: "game over".into() }).await.expect("abort");
+    assert_eventually!(faulted(&sidecars).await.is_empty(), "every fleet experiment ended");
+    assert_eventually!(
+        local_ids(&sidecars[0].1, &local.id).await[0].state == v1::ExperimentState::Aborted as i32,
+        "the sidecar's local experiment too"
+    );
+
+    let e = start(&mut c, &abort_503("{}")).await;
+    controller.shutdown().await;
+    assert_eq!(faulted(&sidecars).await.len(), 3, "kept within the grace");
+    assert_eq!(sidecars[1].1.abort_all().await, 1, "the sidecar's own kill switch");
+    assert_eq!(local_ids(&sidecars[1].1, &e.id).await[0].state, v1::ExperimentState::Aborted as i32);
+}
+
+async fn assert_eventually_within<F, Fut>(limit: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !f().await {
+        assert!(Instant::now() < deadline, "not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
