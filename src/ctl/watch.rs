@@ -253,5 +253,38 @@ pub fn render_top(
     if !any {
         out.push_str("(no experiment running)\n");
     }
+    render_fleet(prev, now, secs, &mut out);
     out
+}
+
+/// On the controller: one line per connected sidecar, with its request rates.
+fn render_fleet(prev: &v1::GetStatsResponse, now: &v1::GetStatsResponse, secs: f64, out: &mut String) {
+    if now.sidecars.is_empty() {
+        return;
+    }
+    let before: HashMap<&str, v1::ProxyTotals> =
+        prev.sidecars.iter().map(|s| (s.sidecar_id.as_str(), s.proxy.clone().unwrap_or_default())).collect();
+    let _ = writeln!(
+        out,
+        "\n{:<28} {:>10} {:>10} {:>10} {:>8}  (fleet: {} sidecars)",
+        "SIDECAR",
+        "PASSED/s",
+        "INJECTED/s",
+        "UPERR/s",
+        "RUNNING",
+        now.sidecars.len()
+    );
+    for s in &now.sidecars {
+        let p = s.proxy.clone().unwrap_or_default();
+        let b = before.get(s.sidecar_id.as_str()).cloned().unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{:<28} {:>10} {:>10} {:>10} {:>8}",
+            truncate(&s.sidecar_id, 28),
+            rate(p.passed, b.passed, secs),
+            rate(p.injected, b.injected, secs),
+            rate(p.upstream_error, b.upstream_error, secs),
+            p.experiments_running,
+        );
+    }
 }

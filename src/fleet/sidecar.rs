@@ -3,7 +3,7 @@
 //! stream is lost, the fleet experiments end after `--controller-grace` unless it comes back.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{HashMap, HashSet, VecDeque},
     sync::Arc,
     time::Duration,
 };
@@ -32,6 +32,9 @@ use crate::{
 /// Shortest and longest wait before reconnecting (exponential, with full jitter).
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// Removed fleet experiments remembered for passing on their end events.
+const REMOVED: usize = 64;
 
 /// How a sidecar joins the fleet.
 #[derive(Clone)]
@@ -66,6 +69,8 @@ pub struct Member {
     registry: Arc<Registry>,
     stats: StatsSource,
     held: HashMap<String, Held>,
+    /// Fleet experiments removed lately, whose end events are still to be passed on.
+    removed: VecDeque<String>,
     /// The controller instance last talked to.
     instance: String,
 }
@@ -73,7 +78,7 @@ pub struct Member {
 impl Member {
     pub fn new(opts: SidecarOptions, registry: Arc<Registry>, metrics: Option<Arc<Metrics>>) -> Self {
         let stats = StatsSource { registry: Arc::clone(&registry), metrics };
-        Member { opts, registry, stats, held: HashMap::new(), instance: String::new() }
+        Member { opts, registry, stats, held: HashMap::new(), removed: VecDeque::new(), instance: String::new() }
     }
 
     /// Keeps the subscription up until `stop` turns true: reconnects with backoff, and ends the fleet
@@ -222,7 +227,7 @@ impl Member {
                 },
                 _ = tick.tick() => vec![self.status()],
                 e = events.recv() => match e {
-                    Ok(e) if self.held.contains_key(&*e.experiment) => {
+                    Ok(e) if self.held.contains_key(&*e.experiment) || self.removed.contains(&e.experiment.to_string()) => {
                         vec![v1::SidecarMessage { kind: Some(v1::sidecar_message::Kind::Event(event_to_proto(e))) }]
                     }
                     Ok(_) | Err(RecvError::Lagged(_)) => continue,
@@ -275,6 +280,10 @@ impl Member {
                 }
             }
             self.held.remove(&id);
+            self.removed.push_back(id);
+            if self.removed.len() > REMOVED {
+                self.removed.pop_front();
+            }
         }
         let limits = self.registry.limits();
         let ctx = Context { topology: Some(self.registry.topology()), limits: &limits };

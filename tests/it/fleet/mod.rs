@@ -3,6 +3,7 @@
 mod clients;
 mod failsafe;
 mod reach;
+mod view;
 
 use std::time::Duration;
 
