@@ -8,7 +8,8 @@
 #   4. every chart/ci/bad/*.yaml must fail to render, with the text of its "# expect:" line in the error
 #   5. kubernetes-validate --strict on every rendered manifest, for each version in $KUBE_VERSIONS
 #   6. policy checks on the rendered manifests (container hardening, probes, named ports, ConfigMap
-#      references, a NetworkPolicy wherever the control port leaves loopback)
+#      references, a NetworkPolicy wherever the control port leaves loopback, the fleet controller's included,
+#      and the files the command lines name on mounted volumes)
 #   7. `edgefault validate` on the edgefault.yaml of every rendered ConfigMap (recognised as a config by its
 #      top-level `listeners:`) and on the first experiment that NOTES.txt tells users to start, with the
 #      binary at $EDGEFAULT_BIN (default target/debug/edgefault; build it first).
@@ -208,6 +209,25 @@ def loopback(bind):
         return host == "localhost"
 
 
+# Flags of the edgefault command lines that name a file the container reads.
+FILE_FLAGS = {"--config", "--tokens-file", "--labels-file", "--controller-token-file", "--controller-tls-ca",
+              "--controller-tls-cert", "--controller-tls-key"}
+
+
+def flag_value(argv, flag):
+    for name, value in zip(argv, argv[1:]):
+        if name == flag:
+            return value
+    return None
+
+
+def selects(policy, labels):
+    selector = policy["spec"].get("podSelector") or {}
+    if selector.get("matchExpressions"):
+        return False
+    return (selector.get("matchLabels") or {}).items() <= labels.items()
+
+
 def pod_specs(doc):
     kind = doc.get("kind")
     if kind == "Pod":
@@ -278,7 +298,35 @@ for render in renders:
             if container["name"] != "edgefault" and not is_test:
                 continue
             checked += 1
-            collect_cli(container.get("args"))
+            argv = container.get("args") or []
+            collect_cli(argv)
+            mounts = container.get("volumeMounts") or []
+            for mount in mounts:
+                if mount["name"] not in volumes:
+                    problems.append(f"{where}: mounts volume {mount['name']}, which the pod does not declare")
+            for flag, value in zip(argv, argv[1:]):
+                if flag in FILE_FLAGS and not any(value.startswith(m["mountPath"].rstrip("/") + "/") for m in mounts):
+                    problems.append(f"{where}: {flag} {value} is on no volume the container mounts")
+            # The fleet controller: its control port off loopback needs tokens and a NetworkPolicy, as a
+            # sidecar's does (its flags, not a ConfigMap, say where it listens).
+            if argv[:1] == ["controller"]:
+                control = flag_value(argv, "--control") or "127.0.0.1:7070"
+                if not loopback(control):
+                    env = {e["name"] for e in container.get("env") or []}
+                    if not ({"--tokens-file", "--config"} & set(argv) or "EDGEFAULT_ADMIN_TOKEN" in env):
+                        problems.append(f"{where}: the controller binds {control} with no --tokens-file")
+                    port = int(control.rsplit(":", 1)[1])
+                    port_names = {p.get("name") for p in container.get("ports", []) if p["containerPort"] == port}
+                    guarded = any(
+                        rule.get("from")
+                        for policy in policies if selects(policy, meta.get("labels") or {})
+                        for rule in policy["spec"].get("ingress", [])
+                        for rule_port in rule.get("ports", [])
+                        if rule_port.get("port") in port_names | {port}
+                    )
+                    if not guarded:
+                        problems.append(f"{where}: the controller binds {control} but no NetworkPolicy "
+                                        f"restricts who reaches that port")
             for probe_kind in ("readinessProbe", "livenessProbe"):
                 collect_cli(((container.get(probe_kind) or {}).get("exec") or {}).get("command", [])[1:])
             hardened(where, container, pod_security)

@@ -14,6 +14,20 @@ args:
   - {{ .Values.logFormat }}
   - --drain-grace
   - {{ printf "%ds" (int .Values.shutdown.drainSeconds) }}
+  {{- if include "edgefault.fleetEnabled" . }}
+  - --controller
+  - {{ include "edgefault.fleet.controllerUrl" . | quote }}
+  - --labels-file
+  - {{ include "edgefault.fleet.labelsFile" . }}
+  - --controller-grace
+  - {{ .Values.fleet.grace | quote }}
+  - --controller-token-file
+  - {{ include "edgefault.fleet.tokenFile" . }}
+  {{- range $key, $value := .Values.fleet.labels }}
+  - --label
+  - {{ printf "%s=%s" $key $value | quote }}
+  {{- end }}
+  {{- end }}
 ports:
   - name: edgefault-http
     containerPort: {{ .Values.proxy.port }}
@@ -33,8 +47,15 @@ ports:
     containerPort: {{ .Values.control.port }}
     protocol: TCP
   {{- end }}
-{{- if or .Values.extraEnv .Values.control.tokenSecret.name }}
+{{- if or .Values.extraEnv .Values.control.tokenSecret.name (include "edgefault.fleetEnabled" .) }}
 env:
+  {{- if include "edgefault.fleetEnabled" . }}
+  # The sidecar's id in the fleet.
+  - name: POD_NAME
+    valueFrom:
+      fieldRef:
+        fieldPath: metadata.name
+  {{- end }}
   {{- with .Values.control.tokenSecret.name }}
   {{- include "edgefault.tokenEnv" (list "EDGEFAULT_ADMIN_TOKEN" $.Values.control.tokenSecret) | nindent 2 }}
   {{- include "edgefault.tokenEnv" (list "EDGEFAULT_TOKEN" $.Values.control.tokenSecret) | nindent 2 }}
@@ -67,6 +88,14 @@ volumeMounts:
   - name: edgefault-config
     mountPath: /etc/edgefault
     readOnly: true
+  {{- if include "edgefault.fleetEnabled" . }}
+  - name: edgefault-podinfo
+    mountPath: {{ include "edgefault.fleet.labelsFile" . | dir }}
+    readOnly: true
+  - name: edgefault-controller-token
+    mountPath: {{ include "edgefault.fleet.tokenFile" . | dir }}
+    readOnly: true
+  {{- end }}
   {{- if (.Values.control.tls).secretName }}
   - name: edgefault-control-tls
     mountPath: /etc/edgefault-tls/control
@@ -115,6 +144,21 @@ exec:
 - name: edgefault-config
   configMap:
     name: {{ include "edgefault.configMapName" . }}
+{{- if include "edgefault.fleetEnabled" . }}
+{{- $token := include "edgefault.fleet.tokenSecret" . | fromJson }}
+- name: edgefault-podinfo
+  downwardAPI:
+    items:
+      - path: {{ include "edgefault.fleet.labelsFile" . | base }}
+        fieldRef:
+          fieldPath: metadata.labels
+- name: edgefault-controller-token
+  secret:
+    secretName: {{ $token.name | quote }}
+    items:
+      - key: {{ $token.key | quote }}
+        path: {{ include "edgefault.fleet.tokenFile" . | base }}
+{{- end }}
 {{- with (.Values.control.tls).secretName }}
 - name: edgefault-control-tls
   secret:

@@ -131,6 +131,74 @@ app.kubernetes.io/part-of: edgefault
 {{- add .Values.shutdown.preStopSleepSeconds .Values.shutdown.drainSeconds -}}
 {{- end -}}
 
+{{/* ---- fleet control ---- */}}
+
+{{- define "edgefault.controller.fullname" -}}
+{{- printf "%s-controller" (include "edgefault.fullname" . | trunc 52 | trimSuffix "-") -}}
+{{- end -}}
+
+{{/*
+The controller's pods carry a name label of their own, so that the selectors of the proxy's Deployment,
+Service, PodDisruptionBudget and NetworkPolicy (name and instance) never pick them up.
+*/}}
+{{- define "edgefault.controller.selectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-controller" (include "edgefault.name" . | trunc 52 | trimSuffix "-") }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: controller
+{{- end -}}
+
+{{- define "edgefault.controller.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "edgefault.controller.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: edgefault
+{{- end -}}
+
+{{/* The Secret with the controller's tokens.yaml (and sidecar-token): the user's, or the generated one. */}}
+{{- define "edgefault.controller.secretName" -}}
+{{- if .Values.controller.tokens.existingSecret -}}
+{{- .Values.controller.tokens.existingSecret -}}
+{{- else -}}
+{{- printf "%s-tokens" (include "edgefault.controller.fullname" . | trunc 56 | trimSuffix "-") -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Whether the edgefault pods subscribe to a controller: "true" or "". */}}
+{{- define "edgefault.fleetEnabled" -}}
+{{- $enabled := .Values.fleet.enabled -}}
+{{- if eq (toString $enabled) "auto" -}}
+{{- if .Values.controller.enabled -}}true{{- end -}}
+{{- else if $enabled -}}true
+{{- end -}}
+{{- end -}}
+
+{{/* The controller's URL for the sidecars: fleet.controller, else this release's controller Service. */}}
+{{- define "edgefault.fleet.controllerUrl" -}}
+{{- if .Values.fleet.controller -}}
+{{- .Values.fleet.controller -}}
+{{- else -}}
+{{- printf "http://%s.%s.svc:%v" (include "edgefault.controller.fullname" .) .Release.Namespace .Values.controller.port -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Secret and key of the sidecar token, as a dict of name and key. Read back with fromJson. */}}
+{{- define "edgefault.fleet.tokenSecret" -}}
+{{- $name := .Values.fleet.tokenSecret.name | default (include "edgefault.controller.secretName" .) -}}
+{{- toJson (dict "name" $name "key" (.Values.fleet.tokenSecret.key | default "sidecar-token")) -}}
+{{- end -}}
+
+{{/* The label that lets a pod through the controller's NetworkPolicy; empty when the fleet is off. */}}
+{{- define "edgefault.fleet.podLabels" -}}
+{{- if include "edgefault.fleetEnabled" . -}}
+edgefault.io/sidecar: "true"
+{{- end -}}
+{{- end -}}
+
+{{/* Where the sidecar container finds its pod's labels and the controller token. */}}
+{{- define "edgefault.fleet.labelsFile" -}}/etc/podinfo/labels{{- end -}}
+{{- define "edgefault.fleet.tokenFile" -}}/etc/edgefault-controller/token{{- end -}}
+
 {{/* Checks across values that the schema cannot express. Renders nothing, or fails. */}}
 {{- define "edgefault.validate" -}}
 {{- $proxy := .Values.proxy -}}
@@ -161,6 +229,14 @@ app.kubernetes.io/part-of: edgefault
 {{- end -}}
 {{- if and (not (include "edgefault.isLoopback" .Values.control.host)) (not .Values.control.tokenSecret.name) (not (.Values.control.tls).clientCASecretName) -}}
 {{- fail (printf "edgefault: control.host %s is not loopback: set control.tokenSecret.name (a Secret with an admin token) or control.tls with clientCASecretName (mTLS); the server refuses to start with an open control port and no authentication" .Values.control.host) -}}
+{{- end -}}
+{{- if include "edgefault.fleetEnabled" . -}}
+{{- if and (not .Values.controller.enabled) (not .Values.fleet.controller) -}}
+{{- fail "edgefault: fleet.enabled=true needs fleet.controller (the URL of the controller, http://host:port) or controller.enabled=true (the controller of this release)" -}}
+{{- end -}}
+{{- if and (not .Values.controller.enabled) (not .Values.fleet.tokenSecret.name) -}}
+{{- fail "edgefault: fleet.controller is a controller outside this release: set fleet.tokenSecret.name (and key), a Secret holding a token of role sidecar of that controller" -}}
+{{- end -}}
 {{- end -}}
 {{- if ne (len $ports) (len (uniq $ports)) -}}
 {{- fail (printf "edgefault: proxy.port, control.port, admin.port and the tcpListeners ports must differ (got %s)" (join ", " $ports)) -}}

@@ -5,8 +5,11 @@ edgefault.proxy.upstream (the application container on localhost). Each takes th
 context:
 
   metadata:
+    labels:
+      app.kubernetes.io/name: ...
+      {{- include "edgefault.sidecar.podLabels" . | nindent 6 }}
     annotations:
-      {{- include "edgefault.sidecar.podAnnotations" . | nindent 8 }}
+      {{- include "edgefault.sidecar.podAnnotations" . | nindent 6 }}
   spec:
     terminationGracePeriodSeconds: {{ include "edgefault.sidecar.terminationGracePeriodSeconds" . }}
     containers:
@@ -43,6 +46,15 @@ Renders a JSON object of Values, Release and Chart, which the callers read back 
 {{- $ctx := include "edgefault.sidecar.context" . | fromJson -}}
 {{- include "edgefault.sidecar.requireMode" $ctx -}}
 {{ include "edgefault.volumes" $ctx }}
+{{- end -}}
+
+{{/*
+The pod label edgefault.io/sidecar: "true" when the sidecar subscribes to a fleet controller (fleet), which
+the controller's NetworkPolicy admits; nothing otherwise. Include it under the pod template's labels.
+*/}}
+{{- define "edgefault.sidecar.podLabels" -}}
+{{- $ctx := include "edgefault.sidecar.context" . | fromJson -}}
+{{- include "edgefault.fleet.podLabels" $ctx -}}
 {{- end -}}
 
 {{/* Restarts the pods when the edgefault config changes. */}}
