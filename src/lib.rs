@@ -18,6 +18,8 @@
 //! scenario/, telemetry/           incident replays; metrics and logs
 //! proxy/                          the data plane: listeners, requests, upstreams, bodies, TCP and TLS
 //! control/, admin                 the gRPC control service (auth, audit, kill switch, events); the admin port
+//! fleet/                          the controller (its view of the fleet, its services) and a sidecar's
+//!                                 subscription to it; label selectors
 //! config/                         the file and the flags → each component's settings, checked
 //! app, reload, ctl, demo          wiring, SIGHUP reloads, the `ctl` client, the demo
 //! ```

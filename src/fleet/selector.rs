@@ -393,9 +393,9 @@ mod tests {
 
     #[test]
     fn downward_api_labels_file() {
-        let text = "app=\"web\"\npod-template-hash=\"5d4f8\"\nedgefault.dev/zone=\"eu-1\"\n";
+        let text = "app=\"web\"\npod-template-hash=\"5d4f8\"\nedgefault.io/zone=\"eu-1\"\n";
         let l = parse_labels_file(text, "labels").expect("reads");
-        assert_eq!(l.get("edgefault.dev/zone").map(String::as_str), Some("eu-1"));
+        assert_eq!(l.get("edgefault.io/zone").map(String::as_str), Some("eu-1"));
         assert_eq!(l.len(), 3);
         assert!(parse_labels_file("app=web\n", "labels").expect_err("unquoted").starts_with("labels:1:"));
     }

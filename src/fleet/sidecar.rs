@@ -272,6 +272,10 @@ impl Member {
                 Some(e) if e.state == v1::ExperimentState::Aborted as i32 => {
                     self.registry.abort(&id, &e.reason);
                 }
+                Some(e) if e.state == v1::ExperimentState::Completed as i32 => {
+                    // Its own timer ends it at the same moment; this covers a clock a little behind.
+                    let _ = self.registry.stop(&id, "its duration is over on the controller");
+                }
                 Some(e) => {
                     let _ = self.registry.stop(&id, &e.reason);
                 }
@@ -344,7 +348,7 @@ impl Member {
 /// The wait before reconnect attempt `n` (1 first): exponential from 200ms to 10s, each
 /// drawn between half the step and the step, so a fleet that lost its controller does not come back at once.
 fn backoff(n: u32) -> Duration {
-    let ceiling = BACKOFF_MIN.saturating_mul(1u32 << n.min(6)).min(BACKOFF_MAX);
+    let ceiling = BACKOFF_MIN.saturating_mul(1u32 << n.saturating_sub(1).min(6)).min(BACKOFF_MAX);
     let millis = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX).max(1);
     Duration::from_millis(rand::random_range(millis / 2..=millis))
 }

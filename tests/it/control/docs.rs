@@ -16,8 +16,13 @@ fn root() -> PathBuf {
 
 /// The lines of the `sh` block that follows the `<!-- tested: … -->` comment in `doc`.
 fn tested_block(doc: &str) -> Vec<String> {
+    tested_block_at(doc, "<!-- tested:")
+}
+
+/// The lines of the `sh` block that follows `marker` in `doc`.
+fn tested_block_at(doc: &str, marker: &str) -> Vec<String> {
     let text = std::fs::read_to_string(root().join(doc)).expect("doc");
-    let after = text.split("<!-- tested:").nth(1).unwrap_or_else(|| panic!("{doc}: no tested block"));
+    let after = text.split(marker).nth(1).unwrap_or_else(|| panic!("{doc}: no block after {marker}"));
     let block = after.split("```sh\n").nth(1).and_then(|b| b.split("\n```").next()).expect("an sh block");
     block.lines().map(str::to_owned).filter(|l| !l.trim().is_empty()).collect()
 }
@@ -57,8 +62,12 @@ impl Drop for Background {
     }
 }
 
+/// The README's blocks use fixed ports (3000 for the sample app in both): one at a time.
+static FIXED_PORTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn the_readme_newcomer_path_runs_as_written() {
+    let _ports = FIXED_PORTS.lock().unwrap_or_else(|e| e.into_inner());
     for port in [3000, 8080, 7070] {
         assert!(
             std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
@@ -107,6 +116,79 @@ fn the_readme_newcomer_path_runs_as_written() {
     let code = said("curl -s -o /dev/null");
     assert!(code == "200\n" || code == "503\n", "{code}");
     assert!(said("edgefault ctl abort-all").starts_with("aborted 1 experiment(s)"));
+}
+
+/// The word after `flag` in a command line.
+fn word_after<'a>(command: &'a str, flag: &str) -> Option<&'a str> {
+    let mut words = command.split_whitespace();
+    words.find(|w| *w == flag)?;
+    words.next()
+}
+
+/// The port after `flag` in a command line (`--listen 127.0.0.1:8181` → 8181).
+fn port_after(command: &str, flag: &str) -> Option<u16> {
+    word_after(command, flag)?.rsplit(':').next()?.parse().ok()
+}
+
+/// The README's fleet block: a controller, two sidecars with labels, a selector that reaches one of them.
+#[test]
+fn the_readme_fleet_block_runs_as_written() {
+    let _ports = FIXED_PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let lines = tested_block_at("README.md", "<!-- tested (fleet):");
+    let path = format!("{}:{}", bin_dir().display(), std::env::var("PATH").unwrap_or_default());
+    let spawn = |command: &str| {
+        Command::new("bash")
+            .args(["-c", &format!("exec {command}")])
+            .current_dir(root())
+            .env("PATH", &path)
+            .env_remove("EDGEFAULT_ADMIN_TOKEN")
+            .env_remove("EDGEFAULT_CONTROLLER")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawns")
+    };
+    // The sample app of the first block.
+    let mut background = Background(vec![spawn("edgefault demo --upstream-only")]);
+    wait_for_port(3000);
+    let mut outputs = Vec::new();
+    for line in lines {
+        let command = line.split(" #").next().unwrap_or(&line).trim().to_owned();
+        if let Some(bg) = command.strip_suffix('&') {
+            background.0.push(spawn(bg));
+            for flag in ["--listen", "--control"] {
+                if let Some(port) = port_after(bg, flag) {
+                    wait_for_port(port);
+                }
+            }
+            // A sidecar counts once the controller lists it.
+            if let (Some(id), Some(port)) = (word_after(bg, "--sidecar-id"), port_after(bg, "--controller")) {
+                let deadline = std::time::Instant::now() + Duration::from_secs(20);
+                loop {
+                    let out = sh(&format!("edgefault ctl --control http://127.0.0.1:{port} sidecars"), &[]);
+                    if String::from_utf8_lossy(&out.stdout).contains(id) {
+                        break;
+                    }
+                    assert!(std::time::Instant::now() < deadline, "{id} never joined");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            continue;
+        }
+        let out = sh(&command, &[]);
+        assert!(out.status.success(), "`{command}` failed: {}", String::from_utf8_lossy(&out.stderr));
+        outputs.push((command, String::from_utf8_lossy(&out.stdout).into_owned()));
+    }
+    let said =
+        |needle: &str| outputs.iter().find(|(c, _)| c.contains(needle)).map(|(_, o)| o.clone()).unwrap_or_default();
+    let sidecars = said(" sidecars");
+    assert!(sidecars.contains("web-1") && sidecars.contains("zone=eu-2"), "{sidecars}");
+    assert!(said(" start -f").starts_with("flt-"), "{}", said(" start -f"));
+    let list = said(" list");
+    assert!(list.contains("eu-1 edge down") && list.contains("└ web-1") && !list.contains("└ web-2"), "{list}");
+    assert_eq!(said("8181/"), "503\n");
+    assert_eq!(said("8182/"), "200\n");
+    assert!(said(" abort-all").starts_with("aborted 1 experiment(s)"), "{}", said(" abort-all"));
 }
 
 /// Every scenario command of the docs, on `edgefault serve --upstream URL` (one route, `default`), exits
