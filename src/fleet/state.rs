@@ -87,6 +87,9 @@ struct FleetExp {
     lease: Option<Duration>,
     lease_deadline: Option<Instant>,
     timers: Vec<AbortHandle>,
+    /// Taken over from the sidecars after a restart: it stays on the sidecars that reported it and
+    /// reaches no other (a sidecar's word is not enough to start faults elsewhere).
+    adopted: bool,
 }
 
 impl FleetExp {
@@ -256,6 +259,7 @@ impl FleetState {
             lease: plan.lease,
             lease_deadline: plan.lease.map(|l| now + l),
             timers: Vec::new(),
+            adopted: false,
         };
         self.arm(&mut e);
         let started = v1::ExperimentStarted {
@@ -511,7 +515,7 @@ impl FleetState {
                 Some(h) if is_active(h.state) => Some(Target::new(TargetState::Applied)),
                 Some(h) => Some(Target { state: TargetState::Ended, reason: h.end_reason.clone() }),
                 None if e.targets.contains_key(&id) => Some(Target::new(TargetState::Sent)),
-                None => (e.selector.max_sidecars.is_none() && e.selector.selects(&id, &labels, e.seed))
+                None => (!e.adopted && e.selector.max_sidecars.is_none() && e.selector.selects(&id, &labels, e.seed))
                     .then(|| Target::new(TargetState::Sent)),
             };
             if let Some(t) = target {
@@ -529,6 +533,14 @@ impl FleetState {
         let Some(spec) = h.spec.clone() else { return };
         let mut c = Collector::new(None, Duration::MAX);
         let selector = spec.sidecars.as_ref().map(|s| Selector::convert(s, "sidecars", &mut c)).unwrap_or_default();
+        let ctx = crate::experiment::spec::Context { topology: None, limits: &self.limits };
+        if let Err(v) = crate::experiment::spec::validate_spec(&spec, &ctx).and_then(|_| c.finish(|| ())) {
+            tracing::warn!(experiment = %crate::text::excerpt(&h.id, 64), problems = %v, "a sidecar reports a fleet experiment this controller would not start: not adopted");
+            return;
+        }
+        if !h.id.starts_with("flt-") || h.id.len() > 64 {
+            return;
+        }
         let pb = |d: &Option<pbjson_types::Duration>| {
             d.as_ref().and_then(|d| crate::fault::check::pb_duration(d).ok()).unwrap_or_default()
         };
@@ -553,6 +565,7 @@ impl FleetState {
             lease,
             lease_deadline: lease.map(|l| now + l),
             timers: Vec::new(),
+            adopted: true,
         };
         self.arm(&mut e);
         tracing::info!(experiment = %e.id, "fleet experiment adopted from a sidecar after a controller restart");

@@ -147,3 +147,70 @@ async fn the_binaries_ctl_and_the_python_client_drive_the_fleet() {
     let (ok, _, err) = edgefault(&["controller", "--control", "0.0.0.0:0"]);
     assert!(!ok && err.contains("not a loopback address"), "{err}");
 }
+
+/// With mTLS on the controller, a sidecar with a client certificate its CA signed subscribes over TLS; one
+/// without a certificate cannot, and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sidecars_subscribe_over_mtls_and_one_without_a_certificate_cannot() {
+    use edgefault::{
+        app::Controller,
+        config::{ControllerConfig, Overrides},
+        ctl::{BearerToken, ClientTls, Ctl},
+    };
+
+    let ca = support::TestCa::new("fleet CA");
+    let pems = |(cert, key): (rcgen::Certificate, rcgen::KeyPair)| (cert.pem(), key.serialize_pem());
+    let server = pems(ca.sign(&["localhost"], Some("controller")));
+    let client = pems(ca.sign(&[], Some("pod-tls")));
+    let ca_file = write("fleet-ca.pem", &ca.pem);
+    let (cert_file, key_file) = (write("fleet-server.pem", &server.0), write("fleet-server.key", &server.1));
+    let (client_cert, client_key) = (write("fleet-client.pem", &client.0), write("fleet-client.key", &client.1));
+    let config = write(
+        "fleet-controller.yaml",
+        &format!(
+            "control:\n  bind: 127.0.0.1:0\n  tls: {{ cert_file: {:?}, key_file: {:?}, client_ca_file: {:?} }}\n",
+            cert_file.display().to_string(),
+            key_file.display().to_string(),
+            ca_file.display().to_string()
+        ),
+    );
+    let controller = Controller::start(ControllerConfig::load(Some(&config), &Overrides::default()).expect("config"))
+        .await
+        .expect("starts");
+    let url = format!("https://localhost:{}", controller.control_addr().port());
+    let with_cert =
+        ClientTls::read_flags(Some(&ca_file), Some(&client_cert), Some(&client_key), "--controller-tls").expect("tls");
+    let without = ClientTls::read_flags(Some(&ca_file), None, None, "--controller-tls").expect("tls");
+    let upstream = FakeUpstream::app().start().await;
+    let mut good = support::proxy(upstream).await;
+    good.server.join_fleet(edgefault::fleet::sidecar::SidecarOptions {
+        tls: with_cert.clone(),
+        ..support::fleet::options(&url, "pod-tls", &[("app", "web")], Duration::from_secs(30))
+    });
+    let mut bad = support::proxy(upstream).await;
+    bad.server.join_fleet(edgefault::fleet::sidecar::SidecarOptions {
+        tls: without,
+        ..support::fleet::options(&url, "pod-no-cert", &[("app", "web")], Duration::from_secs(30))
+    });
+    let mut ctl =
+        Ctl::connect_tls(&url, BearerToken::new(None).expect("token"), with_cert).await.expect("ctl over mTLS");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while ctl.sidecars().await.expect("ListSidecars").iter().filter(|s| s.connected).count() < 1 {
+        assert!(std::time::Instant::now() < deadline, "the sidecar with a certificate never joined");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let ids: Vec<String> = ctl.sidecars().await.expect("ListSidecars").into_iter().map(|s| s.id).collect();
+    assert_eq!(ids, ["pod-tls"], "the sidecar without a certificate is not in the fleet");
+    let started = ctl
+        .start_file(&write(
+            "fleet-tls-exp.yaml",
+            "name: over tls\nduration: 60s\nfaults: [ { abort: { http_status: 503 } } ]\n",
+        ))
+        .await
+        .expect("start");
+    assert!(started[0].id.starts_with("flt-"));
+    let http = support::client();
+    assert_eventually!(support::get(&http, &good.url("/")).await.status == 503, "applied over mTLS");
+    assert_eq!(support::get(&http, &bad.url("/")).await.status, 200);
+}

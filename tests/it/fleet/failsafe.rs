@@ -106,6 +106,13 @@ async fn a_restarted_controller_converges_without_duplicates() {
         assert_eq!(now[0].state, v1::ExperimentState::Running as i32, "{id}");
     }
     assert_eq!(faulted(&sidecars).await.len(), 5);
+    // Adopted on the sidecars' word, it stays on them: a sidecar joining now does not get it (a new start
+    // does).
+    let late = super::sidecars(&fleet::url(&controller), &[("s6", &[("app", "web")])], Duration::from_secs(30)).await;
+    fleet::wait_connected(&mut c, 6).await;
+    assert!(faulted(&late).await.is_empty());
+    let got = c.get_experiment(v1::GetExperimentRequest { id: e.id.clone() }).await.expect("get").into_inner();
+    assert_eq!(got.sidecars.len(), 5);
     c.stop_experiment(v1::StopExperimentRequest { id: e.id.clone(), reason: "after restart".into() })
         .await
         .expect("the restarted controller stops it");
@@ -147,4 +154,29 @@ where
         assert!(Instant::now() < deadline, "not within {limit:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A fleet experiment's lease is held by the controller: renewed there, it runs; not renewed, it ends on
+/// every sidecar.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_not_renewed_on_the_controller_ends_the_experiment_everywhere() {
+    let controller = fleet::controller().await;
+    let url = fleet::url(&controller);
+    let sidecars = sidecars(&url, &FIVE[..2], Duration::from_secs(30)).await;
+    let mut c = fleet::client(&controller).await;
+    fleet::wait_connected(&mut c, 2).await;
+    let e = start(&mut c, &abort_503("{}").replace("duration: 60s", "duration: 60s\nlease: 1s")).await;
+    assert!(e.lease_expires_at.is_some());
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        c.renew_lease(v1::RenewLeaseRequest { id: e.id.clone() }).await.expect("renewed on the controller");
+    }
+    assert_eq!(faulted(&sidecars).await.len(), 2, "renewed, it runs past its first lease");
+    let local = local_ids(&sidecars[0].1, &e.id).await.remove(0);
+    assert!(local.lease_expires_at.is_none(), "the sidecar holds no lease of its own");
+    assert_eventually_within(Duration::from_secs(5), || async { faulted(&sidecars).await.is_empty() }).await;
+    let ended = c.get_experiment(v1::GetExperimentRequest { id: e.id.clone() }).await.expect("get").into_inner();
+    assert_eq!(ended.state, v1::ExperimentState::Aborted as i32);
+    assert_eq!(ended.end_reason, "lease expired");
+    assert_eq!(local_ids(&sidecars[1].1, &e.id).await[0].end_reason, "lease expired");
 }
