@@ -129,7 +129,6 @@ async fn run(n: usize, trials: usize) {
             duration: Some(pbjson_types::Duration { seconds: 60, nanos: 0 }),
             faults: vec![v1::Fault {
                 kind: Some(v1::fault::Kind::Abort(v1::AbortFault { http_status: Some(503), ..Default::default() })),
-                ..Default::default()
             }],
             sidecars: Some(v1::SidecarSelector {
                 match_labels: [("app".to_string(), "web".to_string())].into(),
