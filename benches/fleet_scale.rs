@@ -53,7 +53,7 @@ fn rss_kib(pid: u32) -> u64 {
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
+    sorted.get(i).or(sorted.last()).copied().unwrap_or_default()
 }
 
 fn ms(d: Duration) -> String {
