@@ -92,6 +92,7 @@ async fn run(n: usize, trials: usize) {
             token: None,
             tls: None,
             report_interval: Duration::from_secs(1),
+            keepalive: Duration::from_secs(10),
         };
         tokio::spawn(Member::new(opts, Arc::clone(&registry), None).run(stop.clone()));
         registries.push(registry);

@@ -141,6 +141,9 @@ struct FleetArgs {
     /// How often this sidecar reports its counters to the controller.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration, value_name = "DURATION", hide = true)]
     controller_report_interval: Duration,
+    /// HTTP/2 ping period on the stream to the controller; unanswered for as long, the stream is lost.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION", hide = true)]
+    controller_keepalive: Duration,
 }
 
 #[derive(Args)]
@@ -440,6 +443,9 @@ fn fleet_options(args: FleetArgs) -> Result<Option<edgefault::fleet::sidecar::Si
     if args.controller_report_interval < Duration::from_millis(50) {
         return Err("--controller-report-interval: at least 50ms".into());
     }
+    if args.controller_keepalive < Duration::from_millis(100) {
+        return Err("--controller-keepalive: at least 100ms".into());
+    }
     Ok(Some(edgefault::fleet::sidecar::SidecarOptions {
         controller,
         id,
@@ -448,6 +454,7 @@ fn fleet_options(args: FleetArgs) -> Result<Option<edgefault::fleet::sidecar::Si
         token,
         tls,
         report_interval: args.controller_report_interval,
+        keepalive: args.controller_keepalive,
     }))
 }
 

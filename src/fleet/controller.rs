@@ -30,6 +30,8 @@ use crate::{
 
 /// How long a new stream may take to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// HTTP/2 ping period and timeout on the sidecars' streams.
+const KEEPALIVE: Duration = Duration::from_secs(10);
 /// Messages buffered towards one sidecar.
 const OUTGOING: usize = 8;
 
@@ -397,6 +399,9 @@ pub async fn serve(
     }
     let service = ControllerService::new(fleet, audit, scenarios, closing);
     let router = tonic::transport::Server::builder()
+        // A sidecar behind a silent partition is noticed (and shown lost) within two periods.
+        .http2_keepalive_interval(Some(KEEPALIVE))
+        .http2_keepalive_timeout(Some(KEEPALIVE))
         .layer(crate::control::contain::ContainLayer)
         .layer(AuthLayer::shared(tokens))
         .add_service(

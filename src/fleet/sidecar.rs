@@ -49,6 +49,9 @@ pub struct SidecarOptions {
     pub tls: Option<ClientTls>,
     /// How often the sidecar reports its counters.
     pub report_interval: Duration,
+    /// HTTP/2 ping period on the stream; a ping unanswered for as long means the stream is lost (a silent
+    /// partition closes nothing).
+    pub keepalive: Duration,
 }
 
 /// A fleet experiment this sidecar holds: the spec as the controller sent it, and its origin on this
@@ -182,7 +185,10 @@ impl Member {
     async fn session(&mut self, stop: &mut watch::Receiver<bool>) -> Ended {
         let lost = |why: String| Ended::Lost { why, established: false };
         let endpoint = match crate::ctl::endpoint(&self.opts.controller, self.opts.tls.as_ref()) {
-            Ok((_, e)) => e,
+            Ok((_, e)) => e
+                .http2_keep_alive_interval(self.opts.keepalive)
+                .keep_alive_timeout(self.opts.keepalive)
+                .keep_alive_while_idle(true),
             Err(e) => return lost(e.to_string()),
         };
         let channel = tokio::select! {

@@ -180,3 +180,49 @@ async fn a_lease_not_renewed_on_the_controller_ends_the_experiment_everywhere() 
     assert_eq!(ended.end_reason, "lease expired");
     assert_eq!(local_ids(&sidecars[1].1, &e.id).await[0].end_reason, "lease expired");
 }
+
+/// A silent partition (the stream's packets stop, nothing is closed: a `timeout` toxic both ways on a TCP
+/// listener between the sidecar and the controller): HTTP/2 pings notice it, the grace runs, the fleet
+/// experiments end. The controller notices too and shows the sidecar lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_partition_is_noticed_and_ends_fleet_experiments_after_the_grace() {
+    let controller = fleet::controller().await;
+    let link = support::proxy_yaml(&format!(
+        "listeners:\n  - {{ name: link, bind: \"127.0.0.1:0\", mode: tcp, upstream: \"{}\" }}\ncontrol: {{ bind: \"127.0.0.1:0\" }}\n",
+        controller.control_addr()
+    ))
+    .await;
+    let upstream = crate::support::FakeUpstream::app().start().await;
+    let mut p = support::proxy(upstream).await;
+    p.server.join_fleet(edgefault::fleet::sidecar::SidecarOptions {
+        keepalive: Duration::from_millis(500),
+        ..fleet::options(&format!("http://{}", link.addr), "behind-link", &[("app", "web")], Duration::from_secs(1))
+    });
+    let sidecars = vec![("behind-link".to_string(), p)];
+    let mut c = fleet::client(&controller).await;
+    fleet::wait_connected(&mut c, 1).await;
+    let e = start(&mut c, &abort_503("{}")).await;
+    assert_eq!(faulted(&sidecars).await.len(), 1);
+    link.start(
+        "name: partition\nduration: 60s\nmatch: { listeners: [link] }\nfaults:\n  - toxic: { direction: upstream, timeout: {} }\n  - toxic: { direction: downstream, timeout: {} }\n",
+    )
+    .await;
+    let cut = Instant::now();
+    assert_eventually_within(Duration::from_secs(15), || async { faulted(&sidecars).await.is_empty() }).await;
+    let local = local_ids(&sidecars[0].1, &e.id).await.remove(0);
+    assert!(local.end_reason.contains("lost the controller"), "{}", local.end_reason);
+    assert!(cut.elapsed() >= Duration::from_secs(1), "not before the grace");
+    // The controller shows it lost: the link closes its side once the sidecar gives up the stream (without
+    // that, the controller's own pings, every 10 s, would).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let list = c.list_sidecars(v1::ListSidecarsRequest {}).await.expect("list").into_inner().sidecars;
+        if list.iter().all(|s| !s.connected) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the controller never noticed: {list:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let shown = c.get_experiment(v1::GetExperimentRequest { id: e.id.clone() }).await.expect("get").into_inner();
+    assert_eq!(fleet::targets(&shown, v1::SidecarTargetState::Lost), ["behind-link"]);
+}

@@ -40,6 +40,7 @@ pub fn options(controller: &str, id: &str, labels: &[(&str, &str)], grace: Durat
         token: None,
         tls: None,
         report_interval: Duration::from_millis(100),
+        keepalive: Duration::from_secs(10),
     }
 }
 
