@@ -461,7 +461,10 @@ impl Controller {
     /// Stops serving: the sidecars' streams end, and each keeps its fleet experiments for its grace.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+        let mut task = self.task;
+        if tokio::time::timeout(Duration::from_secs(5), &mut task).await.is_err() {
+            task.abort();
+        }
     }
 
     /// Serves until `signal` resolves, then shuts down.

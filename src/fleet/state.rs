@@ -219,7 +219,12 @@ impl FleetState {
             return Err(FleetError::TooMany(active));
         }
         let seed = *spec.seed.get_or_insert_with(rand::random);
-        spec.duration = Some(duration(plan.duration));
+        if spec.duration.is_none() {
+            // The controller's default, so that every sidecar runs it as long whatever its own default; in
+            // the spec's own time (the sidecars divide it by time_scale as the controller did).
+            let scale = spec.time_scale.unwrap_or(1.0);
+            spec.duration = Duration::try_from_secs_f64(plan.duration.as_secs_f64() * scale).ok().map(duration);
+        }
         let connected = inner.sidecars.values().filter(|s| s.conn.is_some()).count();
         let chosen: Vec<String> = plan
             .selector

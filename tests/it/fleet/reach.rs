@@ -193,3 +193,37 @@ async fn selectors_are_checked_field_by_field_and_sidecars_refuse_them() {
     let err = local.list_sidecars(v1::ListSidecarsRequest {}).await.expect_err("not a controller");
     assert_eq!(err.code(), tonic::Code::FailedPrecondition);
 }
+
+/// A replay at speed through the controller runs on each sidecar on the controller's clock: the same
+/// effective duration and end, time_scale applied once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scenario_at_speed_runs_on_the_fleets_clock() {
+    let controller = fleet::controller().await;
+    let url = fleet::url(&controller);
+    let sidecars = sidecars(&url, &[("web-1", &[("app", "web")]), ("web-2", &[("app", "web")])], GRACE).await;
+    let mut c = fleet::client(&controller).await;
+    fleet::wait_connected(&mut c, 2).await;
+    let started = c
+        .start_scenario(v1::StartScenarioRequest {
+            name: "nov-18-2025-edge-outage".into(),
+            params: [("speed".to_string(), "600".to_string())].into(),
+            sidecars: Some(v1::SidecarSelector {
+                match_labels: [("app".to_string(), "web".to_string())].into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("StartScenario on the controller")
+        .into_inner();
+    assert!(!started.experiments.is_empty());
+    for e in &started.experiments {
+        let e = fleet::wait_settled(&mut c, &e.id).await;
+        assert_eq!(fleet::targets(&e, v1::SidecarTargetState::Applied), ["web-1", "web-2"], "{}", e.id);
+        for (id, p) in &sidecars {
+            let local = super::local_ids(p, &e.id).await.remove(0);
+            assert_eq!(local.effective_duration, e.effective_duration, "{id}: {}", e.id);
+            let ends = |x: &v1::Experiment| x.ends_at.expect("ends_at").seconds;
+            assert!((ends(&local) - ends(&e)).abs() <= 1, "{id}: {local:?} vs {e:?}");
+        }
+    }
+}
