@@ -15,12 +15,14 @@ use crate::{
 };
 
 mod render;
+mod signature;
 mod validate;
 mod watch;
 
 pub use render::{
     fault_summary, parse_state, render, render_list, render_scenario, render_scenarios, render_sidecars, state_name,
 };
+pub use signature::signature;
 pub use validate::validate_file;
 pub use watch::{render_event, render_top, WatchEnd};
 

@@ -57,7 +57,7 @@ pub async fn run(out: &mut (impl Write + Send), duration: Duration) -> Result<()
     let traffic = Traffic::spawn(replay.proxy, replay.begun + duration);
     writeln!(
         out,
-        "{:>5} {:>9} {:>6} {:>6} {:>6} {:>8} {:>8} {:>8} {:>8}  phase: core / dashboard / api",
+        "{:>5} {:>9} {:>6} {:>6} {:>6} {:>8} {:>8} {:>8} {:>8}  phase: core / dashboard logins / dashboard backlog / api",
         "time", "incident", "req/s", "2xx", "5xx", "timeout", "p50", "p90", "p99"
     )?;
     let mut tick = tokio::time::interval_at((replay.begun + Duration::from_secs(1)).into(), Duration::from_secs(1));

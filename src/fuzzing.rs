@@ -604,8 +604,8 @@ fn check_ending<B>(d: &Decision, req: &Request<B>, client: IpAddr, limits: &Limi
             assert!(r.headers().contains_key(header::RETRY_AFTER), "a 429 without retry-after");
             "ended by rate_limit"
         }
-        End::Unresolvable => {
-            check_response(&forward::unresolvable(headers::request_host(req)));
+        End::Unresolvable(u) => {
+            check_response(&forward::unresolvable(headers::request_host(req), u.answer));
             "ended by unresolvable"
         }
         End::Blackhole(b) => {

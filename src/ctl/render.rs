@@ -91,6 +91,12 @@ pub fn render_scenario(r: &v1::GetScenarioResponse, output: Output) -> String {
             );
         }
     }
+    let _ = writeln!(out, "\nwhat clients see, phase by phase (incident time):");
+    for e in &r.experiments {
+        for line in super::signature::signature(e) {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
     if !r.warnings.is_empty() {
         let _ = writeln!(out, "\nwarnings:");
         for w in &r.warnings {

@@ -308,6 +308,23 @@ fn header_and_query(m: &pb::Match, matcher: &mut Matcher, c: &mut Collector) {
             }
         }
     }
+    if c.bounded(&m.cookies, "match.cookies") {
+        for (i, k) in m.cookies.iter().enumerate() {
+            let path = format!("match.cookies[{i}]");
+            let value = k.value.as_ref().map(|v| match v {
+                pb::cookie_match::Value::Exact(s) => Val::Exact(s),
+                pb::cookie_match::Value::Regex(s) => Val::Regex(s),
+                pb::cookie_match::Value::Present(b) => Val::Present(*b),
+            });
+            let token = !k.name.is_empty()
+                && k.name.bytes().all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
+            if !token {
+                c.add(format!("{path}.name"), format!("{:?} is not a cookie name", crate::text::excerpt(&k.name, 64)));
+            } else if let Some(p) = predicate(&k.name, value, &path, c) {
+                matcher.cookies.push(p);
+            }
+        }
+    }
     if c.bounded(&m.query, "match.query") {
         for (i, q) in m.query.iter().enumerate() {
             let path = format!("match.query[{i}]");

@@ -32,7 +32,7 @@ impl Ramp {
 }
 
 /// On for the first `on` (± `jitter`) of every `period`, off for the rest; cycle 0 starts at the start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Flap {
     pub period: Duration,
     pub on: Duration,
@@ -40,6 +40,9 @@ pub struct Flap {
     /// experiment's seed and the cycle number, then kept within `[0, period]`.
     pub jitter: Duration,
     pub seed: u64,
+    /// Random steps: each whole period is on with this chance (0 to 1), drawn from the seed and the cycle;
+    /// `on` and `jitter` are then unused.
+    pub random_on: Option<f64>,
 }
 
 impl Flap {
@@ -47,8 +50,17 @@ impl Flap {
     pub fn at(&self, elapsed: Duration) -> (u64, bool) {
         let period = self.period.as_nanos().max(1);
         let cycle = u64::try_from(elapsed.as_nanos() / period).unwrap_or(u64::MAX);
+        if let Some(p) = self.random_on {
+            return (cycle, self.draw(cycle) < p);
+        }
         let into = elapsed.as_nanos() % period;
         (cycle, into < self.on_time(cycle).as_nanos())
+    }
+
+    /// A uniform draw in [0, 1) from (seed, cycle).
+    fn draw(&self, cycle: u64) -> f64 {
+        let bits = mix(self.seed ^ cycle.wrapping_mul(0xD1B5_4A32_D192_ED03));
+        (bits >> 11) as f64 / (1u64 << 53) as f64
     }
 
     fn on_time(&self, cycle: u64) -> Duration {
@@ -56,8 +68,7 @@ impl Flap {
             return self.on.min(self.period);
         }
         // A uniform draw in [-1, 1] from (seed, cycle).
-        let bits = mix(self.seed ^ cycle.wrapping_mul(0xD1B5_4A32_D192_ED03));
-        let u = (bits >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
+        let u = self.draw(cycle) * 2.0 - 1.0;
         let on = self.on.as_secs_f64() + u * self.jitter.as_secs_f64();
         Duration::from_secs_f64(on.clamp(0.0, self.period.as_secs_f64()))
     }
@@ -215,14 +226,45 @@ mod tests {
 
     #[test]
     fn flap_switches_at_exact_instants() {
-        let f =
-            Flap { period: Duration::from_secs(300), on: Duration::from_secs(120), jitter: Duration::ZERO, seed: 1 };
+        let f = Flap {
+            period: Duration::from_secs(300),
+            on: Duration::from_secs(120),
+            jitter: Duration::ZERO,
+            seed: 1,
+            random_on: None,
+        };
         assert_eq!(f.at(Duration::ZERO), (0, true));
         assert_eq!(f.at(Duration::from_millis(119_999)), (0, true));
         assert_eq!(f.at(Duration::from_secs(120)), (0, false));
         assert_eq!(f.at(Duration::from_millis(299_999)), (0, false));
         assert_eq!(f.at(Duration::from_secs(300)), (1, true));
         assert_eq!(f.at(Duration::from_secs(420)), (1, false));
+    }
+
+    /// Random steps: whole periods on or off, reproducible from the seed, on about as often as asked, in
+    /// runs rather than a rhythm.
+    #[test]
+    fn random_steps_are_whole_periods_drawn_from_the_seed() {
+        let f = Flap {
+            period: Duration::from_secs(300),
+            on: Duration::ZERO,
+            jitter: Duration::ZERO,
+            seed: 1118,
+            random_on: Some(0.5),
+        };
+        let cycles: Vec<bool> = (0..1000).map(|c| f.at(Duration::from_secs(300 * c + 7)).1).collect();
+        for (c, on) in (0..1000u64).zip(&cycles) {
+            let whole = [0, 150, 299].iter().all(|s| f.at(Duration::from_secs(300 * c + s)).1 == *on);
+            assert!(whole, "cycle {c} is wholly on or wholly off");
+        }
+        let on = cycles.iter().filter(|x| **x).count();
+        assert!((440..=560).contains(&on), "{on} of 1000 on at 50 %");
+        let longest_run = cycles.chunk_by(|a, b| a == b).map(<[bool]>::len).max().unwrap_or(0);
+        assert!(longest_run >= 4, "runs of good and bad steps, not an alternation");
+        let again = Flap { ..f };
+        assert_eq!(cycles, (0..1000).map(|c| again.at(Duration::from_secs(300 * c)).1).collect::<Vec<_>>());
+        let none = Flap { random_on: Some(0.0), ..f };
+        assert!((0..100).all(|c| !none.at(Duration::from_secs(300 * c)).1));
     }
 
     #[test]
@@ -232,6 +274,7 @@ mod tests {
             on: Duration::from_secs(150),
             jitter: Duration::from_secs(60),
             seed: 42,
+            random_on: None,
         };
         let mut distinct = std::collections::HashSet::new();
         for cycle in 0..200 {
@@ -260,6 +303,7 @@ mod tests {
                     on: Duration::from_secs(150),
                     jitter: Duration::ZERO,
                     seed: 7,
+                    random_on: None,
                 }),
             },
             ..ExperimentDef::new(

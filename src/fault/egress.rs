@@ -22,7 +22,42 @@ pub struct Disconnect {
 
 /// The destination's name does not resolve: 502 without contacting it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Unresolvable;
+pub struct Unresolvable {
+    pub answer: DnsAnswer,
+}
+
+/// What a resolver answers for a name it cannot give an address for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DnsAnswer {
+    /// The name exists, with no address record (an emptied record).
+    #[default]
+    NoData,
+    /// No such name.
+    NxDomain,
+    /// The name server failed to answer.
+    ServFail,
+}
+
+impl DnsAnswer {
+    /// `NODATA` (or empty), `NXDOMAIN` or `SERVFAIL`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "" | "NODATA" => Some(DnsAnswer::NoData),
+            "NXDOMAIN" => Some(DnsAnswer::NxDomain),
+            "SERVFAIL" => Some(DnsAnswer::ServFail),
+            _ => None,
+        }
+    }
+
+    /// The resolver's words for it, as a proxy reports them.
+    pub fn message(self) -> &'static str {
+        match self {
+            DnsAnswer::NoData => "no address for this name",
+            DnsAnswer::NxDomain => "NXDOMAIN: no such name",
+            DnsAnswer::ServFail => "SERVFAIL: the name server failed to answer",
+        }
+    }
+}
 
 impl HttpKind for Blackhole {
     type Proto = pb::BlackholeFault;
@@ -49,8 +84,15 @@ impl HttpKind for Blackhole {
 impl HttpKind for Unresolvable {
     type Proto = pb::UnresolvableFault;
 
-    fn convert(_: &pb::UnresolvableFault, _: &str, _: &mut Collector) -> Option<Self> {
-        Some(Unresolvable)
+    fn convert(u: &pb::UnresolvableFault, path: &str, c: &mut Collector) -> Option<Self> {
+        let Some(answer) = DnsAnswer::parse(&u.answer) else {
+            c.add(
+                format!("{path}.answer"),
+                format!("{:?} is not an answer: NODATA, NXDOMAIN or SERVFAIL", crate::text::excerpt(&u.answer, 32)),
+            );
+            return None;
+        };
+        Some(Unresolvable { answer })
     }
 
     fn apply(&self, _: &mut Plan<'_>) -> Step {
@@ -58,7 +100,7 @@ impl HttpKind for Unresolvable {
     }
 
     fn end(&self) -> Option<End<'_>> {
-        Some(End::Unresolvable)
+        Some(End::Unresolvable(self))
     }
 }
 

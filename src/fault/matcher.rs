@@ -87,6 +87,7 @@ pub struct Matcher {
     pub methods: Vec<Method>,
     pub headers: Vec<Predicate>,
     pub query: Vec<Predicate>,
+    pub cookies: Vec<Predicate>,
     pub client_cidrs: Vec<IpNet>,
 }
 
@@ -121,6 +122,12 @@ impl Matcher {
                 return false;
             }
         }
+        for c in &self.cookies {
+            let values = cookie_values(req.headers, &c.name).filter_map(|v| std::str::from_utf8(v).ok());
+            if !c.test(values) {
+                return false;
+            }
+        }
         for q in &self.query {
             let query = req.query.unwrap_or("");
             let values = query_values(query, &q.name);
@@ -146,6 +153,18 @@ fn canonical(ip: IpAddr) -> IpAddr {
 }
 
 /// The decoded values of one query parameter.
+/// The values of cookie `name` in the request's `cookie` headers, in order.
+pub(crate) fn cookie_values<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+    headers.get_all(http::header::COOKIE).iter().flat_map(move |v| {
+        v.as_bytes().split(|b| *b == b';').filter_map(move |pair| {
+            let pair = pair.trim_ascii();
+            let eq = pair.iter().position(|b| *b == b'=')?;
+            let (key, value) = pair.split_at(eq);
+            (key.trim_ascii() == name.as_bytes()).then(|| value.get(1..).unwrap_or_default().trim_ascii())
+        })
+    })
+}
+
 fn query_values(query: &str, name: &str) -> Vec<String> {
     query
         .split('&')

@@ -31,7 +31,7 @@ pub use body::{BodyFault, Corrupt, Corruptor, Pick, Replace};
 pub use check::{Collector, Violation, Violations};
 pub use delay::{Delay, DelayDistribution};
 pub use drip::Drip;
-pub use egress::{Blackhole, Disconnect, Unresolvable};
+pub use egress::{Blackhole, Disconnect, DnsAnswer, Unresolvable};
 pub use first_byte::FirstByteDelay;
 pub use grpc_stream::GrpcStream;
 pub use hang::{Hang, HangEnd};

@@ -71,7 +71,7 @@ pub enum End<'a> {
     /// 429 with `retry-after`.
     RateLimited,
     /// 502 as for a name that does not resolve.
-    Unresolvable,
+    Unresolvable(&'a super::Unresolvable),
     /// Accept and never answer.
     Blackhole(&'a Blackhole),
 }

@@ -34,15 +34,8 @@ impl StickyKey {
 }
 
 /// The value of cookie `name` in the request's `cookie` headers.
-fn cookie<'a>(req: &RequestView<'a>, name: &str) -> Option<&'a [u8]> {
-    req.headers.get_all(http::header::COOKIE).iter().find_map(|v| {
-        v.as_bytes().split(|b| *b == b';').find_map(|pair| {
-            let pair = pair.trim_ascii();
-            let eq = pair.iter().position(|b| *b == b'=')?;
-            let (key, value) = pair.split_at(eq);
-            (key.trim_ascii() == name.as_bytes()).then(|| value.get(1..).unwrap_or_default().trim_ascii())
-        })
-    })
+fn cookie<'a>(req: &RequestView<'a>, name: &'a str) -> Option<&'a [u8]> {
+    super::matcher::cookie_values(req.headers, name).next()
 }
 
 pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {

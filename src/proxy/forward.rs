@@ -499,10 +499,11 @@ pub fn blackhole_until(b: &Blackhole, experiment_ends: Instant) -> Instant {
 }
 
 /// An injected name-resolution failure, as a proxy reports one: 502.
-pub fn unresolvable(host: Option<&str>) -> Response<ProxyBody> {
+pub fn unresolvable(host: Option<&str>, answer: crate::fault::DnsAnswer) -> Response<ProxyBody> {
     let mut r = Response::new(ProxyBody::full(format!(
-        "could not resolve host {}: no address for this name\n",
-        host.unwrap_or("(none)")
+        "could not resolve host {}: {}\n",
+        host.unwrap_or("(none)"),
+        answer.message()
     )));
     *r.status_mut() = StatusCode::BAD_GATEWAY;
     r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));

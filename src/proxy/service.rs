@@ -315,7 +315,7 @@ impl ReverseProxy {
             End::Hang(hang) => act::hang(hang, req, client.ip(), switch, &rule.lifeline).await,
             End::Reset => Some(Err(act::reset(switch))),
             End::RateLimited => Some(Ok(respond::rate_limited(end.retry_after, req))),
-            End::Unresolvable => Some(Ok(forward::unresolvable(headers::request_host(req)))),
+            End::Unresolvable(u) => Some(Ok(forward::unresolvable(headers::request_host(req), u.answer))),
             End::Blackhole(b) if req.method() == Method::CONNECT => {
                 let until = forward::blackhole_until(b, rule.ends_at());
                 let release = forward::Release {

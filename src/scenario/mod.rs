@@ -4,7 +4,8 @@
 //! defaults, and a list of experiment specs in which `"${param}"` stands for a parameter's value. A string
 //! that is exactly one placeholder becomes the typed value (a number, a list, a duration); a placeholder
 //! inside a longer string is replaced by the value's text. An experiment with `when: "${param}"` is left
-//! out when the parameter is false, zero, empty, a zero duration or an empty list. Two parameters exist in every scenario:
+//! out when the parameter is false, zero, empty, a zero duration or an empty list, and one with `unless:`
+//! when it is not (a list of conditions: `when` needs all, `unless` any). Two parameters exist in every scenario:
 //! `speed` multiplies each experiment's `time_scale`, and `max_percentage` caps every percentage.
 //!
 //! The built-ins are compiled in from `src/scenario/builtin/*.yaml`; users add theirs as YAML files in the
@@ -42,6 +43,10 @@ const BUILTIN: &[(&str, &str)] = &[
     ("dec-5-2025-global-step.yaml", include_str!("builtin/dec-5-2025-global-step.yaml")),
     ("jul-2-2019-global-502.yaml", include_str!("builtin/jul-2-2019-global-502.yaml")),
     ("nov-2-2023-control-plane-outage.yaml", include_str!("builtin/nov-2-2023-control-plane-outage.yaml")),
+    ("jun-21-2022-19-locations.yaml", include_str!("builtin/jun-21-2022-19-locations.yaml")),
+    ("jun-12-2025-storage-dependency.yaml", include_str!("builtin/jun-12-2025-storage-dependency.yaml")),
+    ("jun-8-2021-cdn-global-503.yaml", include_str!("builtin/jun-8-2021-cdn-global-503.yaml")),
+    ("jul-22-2021-dns-servfail.yaml", include_str!("builtin/jul-22-2021-dns-servfail.yaml")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -220,10 +225,22 @@ impl Scenario {
             let mut v = template.clone();
             substitute(&mut v, &values).map_err(|m| self.invalid(i, m))?;
             if let Value::Object(obj) = &mut v {
-                if let Some(when) = obj.remove("when") {
-                    if !truthy(&when) {
-                        continue;
-                    }
+                // `when`: kept when it holds (each of them, when the template lists several); `unless`: left
+                // out when it holds (any of them). A list written in the template is a list of conditions; a
+                // list parameter is one condition, true when not empty.
+                let listed = |key: &str| template.get(key).is_some_and(Value::is_array);
+                let when = match obj.remove("when") {
+                    None => true,
+                    Some(Value::Array(a)) if listed("when") => a.iter().all(truthy),
+                    Some(w) => truthy(&w),
+                };
+                let unless = match obj.remove("unless") {
+                    None => false,
+                    Some(Value::Array(a)) if listed("unless") => a.iter().any(truthy),
+                    Some(u) => truthy(&u),
+                };
+                if !when || unless {
+                    continue;
                 }
             }
             let mut spec = document::spec_from_value(v, format!("experiments[{i}]."))

@@ -71,7 +71,22 @@ pub(super) fn timeline_of(
             c.add(format!("{prefix}flap.on"), "must not be longer than flap.period");
         }
         let jitter = c.duration(&f.jitter, &format!("{prefix}flap.jitter"), false).unwrap_or(Duration::ZERO);
-        Some(Flap { period, on, jitter, seed: 0 })
+        let random_on = f.random_on.and_then(|p| {
+            if !(0.0..=100.0).contains(&p) {
+                c.add(format!("{prefix}flap.random_on"), format!("must be between 0 and 100, got {p}"));
+                return None;
+            }
+            for (set, field) in [(f.on.is_some(), "on"), (f.jitter.is_some(), "jitter")] {
+                if set {
+                    c.add(
+                        format!("{prefix}flap.{field}"),
+                        "random steps (random_on) turn whole periods on or off: leave on and jitter out",
+                    );
+                }
+            }
+            Some(p / 100.0)
+        });
+        Some(Flap { period, on, jitter, seed: 0, random_on })
     });
     Timeline { ramp, flap }
 }

@@ -8,7 +8,7 @@ use http::StatusCode;
 
 use super::{base_headers, escape_html, hex16, html_document, put, utc_timestamp, Location, PageRequest, Rendered};
 
-pub const STATUSES: &str = "500, 502, 503, 504, 520–527, 530";
+pub const STATUSES: &str = "403, 500, 502, 503, 504, 520–527, 530";
 
 /// Which hop of "browser — edge — host" failed, for the diagram and the explanation.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -30,6 +30,14 @@ struct Entry {
 fn entry(status: StatusCode) -> Option<Entry> {
     let e = |title, hop, error_type, happened| Some(Entry { title, hop, error_type, happened });
     match status.as_u16() {
+        // The block page: a firewall rule (or, on 18 November 2025 for sites on the older proxy, a bot score
+        // gone wrong) had the edge refuse the request.
+        403 => e(
+            "Access denied",
+            Hop::Edge,
+            Some("1020"),
+            "This site's owner has the edge block requests like this one: error 1020, access denied by a security rule.",
+        ),
         500 => e("Internal server error", Hop::Edge, None, "The edge network failed while handling this request."),
         502 => e("Bad gateway", Hop::Host, None, "The edge could not get a valid response from the web server."),
         503 => e("Service unavailable", Hop::Edge, None, "The edge is overloaded or cannot serve this request now."),
@@ -91,6 +99,13 @@ pub fn render(status: StatusCode, location: Location, req: &PageRequest<'_>) -> 
         happened: "The edge could not serve this request.",
     });
     let code = status.as_u16();
+    // The provider's own 1xxx code, where the page carries one (1020 access denied, 1016 origin DNS error).
+    let error_code: Option<u16> = entry.error_type.and_then(|t| t.parse().ok()).filter(|c| (1000..2000).contains(c));
+    let code_line = match error_code {
+        Some(c) => format!("Error code {code} &middot; Error {c}"),
+        None => format!("Error code {code}"),
+    };
+    let blocked = code == 403;
     let ray = format!("{}-{}", hex16(req.id), location.as_str());
     let time = utc_timestamp(req.now);
     let host = req.host.unwrap_or("this site");
@@ -109,6 +124,7 @@ pub fn render(status: StatusCode, location: Location, req: &PageRequest<'_>) -> 
         let v = serde_json::json!({
             "success": false,
             "status": code,
+            "error_code": error_code,
             "title": entry.title,
             "detail": entry.happened,
             "host": req.host,
@@ -126,6 +142,9 @@ pub fn render(status: StatusCode, location: Location, req: &PageRequest<'_>) -> 
             Hop::Host => ("", " class=\"down\""),
         };
         let todo = match (code, entry.hop) {
+            (403, _) => {
+                "If you think you should not be blocked, contact the site's owner and give them the Ray ID below."
+            }
             (530, _) => {
                 "Reload the page in a few minutes. If you run this site, check that its DNS records at the edge point to a host name that resolves, and that the host name's own DNS answers."
             }
@@ -143,13 +162,17 @@ pub fn render(status: StatusCode, location: Location, req: &PageRequest<'_>) -> 
         html_document(
             &title,
             &format!(
-                "<h1>{}</h1>\n<p class=\"code\">Error code {code}</p>\n<div class=\"path\"><span>You<br>Browser<br>working</span><span{edge_class}>{city}<br>Edge<br>{edge_state}</span><span{host_class}>{host}<br>Host<br>{host_state}</span></div>\n<h2>What happened?</h2>\n<p>{}</p>\n<h2>What can I do?</h2>\n<p>{todo}</p>\n<footer>Ray ID: <code>{ray}</code> &middot; {time}{ip} &middot; {label}</footer>\n",
+                "<h1>{}</h1>\n<p class=\"code\">{code_line}</p>\n<div class=\"path\"><span>You<br>Browser<br>working</span><span{edge_class}>{city}<br>Edge<br>{edge_state}</span><span{host_class}>{host}<br>Host<br>{host_state}</span></div>\n<h2>What happened?</h2>\n<p>{}</p>\n<h2>What can I do?</h2>\n<p>{todo}</p>\n<footer>Ray ID: <code>{ray}</code> &middot; {time}{ip} &middot; {label}</footer>\n",
                 entry.title,
                 entry.happened,
                 city = location.city().unwrap_or(location.as_str()),
                 label = location.label(),
                 ip = ip.as_deref().unwrap_or(""),
-                edge_state = if entry.hop == Hop::Edge { "error" } else { "working" },
+                edge_state = match (blocked, entry.hop) {
+                    (true, _) => "blocked",
+                    (false, Hop::Edge) => "error",
+                    (false, Hop::Host) => "working",
+                },
                 host_state = if entry.hop == Hop::Host { "error" } else { "unknown" },
             ),
         )

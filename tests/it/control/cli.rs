@@ -210,7 +210,7 @@ fn demo_runs_and_reports() {
     assert!(ok, "{err}");
     for line in [
         "replaying nov-18-2025-edge-outage",
-        "phase: core / dashboard / api",
+        "phase: core / dashboard logins / dashboard backlog / api",
         "what clients saw in each phase of the core traffic",
         "flapping         t0+0h00m–1h30m  all",
         "nov18-core-traffic",

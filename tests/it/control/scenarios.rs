@@ -42,6 +42,10 @@ async fn every_builtin_is_listed_expands_and_starts() {
         "dec-5-2025-global-step",
         "jul-2-2019-global-502",
         "nov-2-2023-control-plane-outage",
+        "jun-21-2022-19-locations",
+        "jun-12-2025-storage-dependency",
+        "jun-8-2021-cdn-global-503",
+        "jul-22-2021-dns-servfail",
     ] {
         assert!(names.contains(&want), "{want} missing from {names:?}");
     }
@@ -180,42 +184,116 @@ async fn phase_of(proxy: &Proxy, id: &str) -> String {
     e.phase.map(|p| p.name).unwrap_or_default()
 }
 
-/// The 18 November replay at speed 10 (5h46m in 34m36s), on the paused clock.
+/// The 18 November replay at speed 10 (5h46m in 34m36s), on the paused clock: 5-minute builds good or
+/// bad at random from the seed (runs, not a rhythm), dashboard logins refused only to visitors without a
+/// session, then the steady failure and the long tail.
 #[tokio::test(start_paused = true)]
 async fn the_nov_18_replay_s_phases_reach_a_real_client() {
     let _hold = ClockHold::new();
     let proxy = proxy(upstream().await).await;
     let started =
-        start(&proxy, "nov-18-2025-edge-outage", &[("peak", "100"), ("latency", "0s")]).await.expect("starts");
+        start(&proxy, "nov-18-2025-edge-outage", &[("peak", "100"), ("latency", "0s"), ("routes", "default")])
+            .await
+            .expect("starts");
     let names = names(&started);
-    assert_eq!(names, ["nov18-core-traffic", "nov18-dashboard", "nov18-api"], "latency 0s leaves that one out");
-    let (core, dash) = (started[0].id.clone(), started[1].id.clone());
+    assert_eq!(
+        names,
+        ["nov18-core-traffic", "nov18-dashboard-logins", "nov18-dashboard-backlog", "nov18-api"],
+        "latency 0s leaves that one out; the 500s, not the block page"
+    );
+    let (core, logins, backlog) = (started[0].id.clone(), started[1].id.clone(), started[2].id.clone());
     let d = started[0].effective_duration.expect("duration");
     assert_eq!((d.seconds, d.nanos), (2076, 0), "5h46m at speed 10");
+    let t0 = tokio::time::Instant::now();
     let status = || async { get(&client(), &proxy.url("/")).await.status.as_u16() };
 
-    tokio::time::advance(Duration::from_secs(1)).await;
-    assert_eq!(status().await, 500, "flapping, first cycle on");
+    // Flapping until t0+1h30m (540 s): eighteen 5-minute builds (30 s each), each wholly good or bad as the
+    // seed draws them, half of them bad on average.
+    let build = edgefault::experiment::timeline::Flap {
+        period: Duration::from_secs(30),
+        on: Duration::ZERO,
+        jitter: Duration::ZERO,
+        seed: 1118,
+        random_on: Some(0.5),
+    };
+    let mut seen = Vec::new();
+    for cycle in 0..18u64 {
+        for into in [1, 29] {
+            advance_to(t0 + Duration::from_secs(30 * cycle + into)).await;
+            let bad = build.at(Duration::from_secs(30 * cycle + into)).1;
+            assert_eq!(status().await, if bad { 500 } else { 200 }, "build {cycle} at {into}s");
+        }
+        seen.push(build.at(Duration::from_secs(30 * cycle)).1);
+    }
+    assert!(seen.contains(&true) && seen.contains(&false), "good and bad builds: {seen:?}");
+    assert!(seen.windows(2).any(|w| w[0] == w[1]), "runs of good or bad builds, not an alternation: {seen:?}");
     assert_eq!(phase_of(&proxy, &core).await, "flapping");
-    assert_eq!(phase_of(&proxy, &dash).await, "working");
-    // A cycle is 30 s at speed 10, on for 15 s +/- 6 s.
-    tokio::time::advance(Duration::from_secs(28)).await;
-    assert_eq!(status().await, 200, "flapping, first cycle off");
-    tokio::time::advance(Duration::from_secs(60)).await;
-    assert_eq!(phase_of(&proxy, &dash).await, "logins-failing", "t0+10m at speed 10 is 60 s");
-    // t0+1h30m: 540 s.
-    tokio::time::advance(Duration::from_secs(540 - 89)).await;
+
+    // The dashboard from t0+10m (60 s) to t0+1h50m (660 s): visitors without a session get the 500 page;
+    // a session cookie or header gets through.
+    advance_to(t0 + Duration::from_secs(300)).await;
+    assert_eq!(phase_of(&proxy, &logins).await, "logins-failing");
+    let dash = |extra: Option<(&'static str, &'static str)>| {
+        let mut r = request("GET", &proxy.url("/login")).header("host", "dash.example.com");
+        if let Some((k, v)) = extra {
+            r = r.header(k, v);
+        }
+        r.body(body("")).expect("req")
+    };
+    assert_eq!(send(&client(), dash(None)).await.status, 500, "no session: the login fails");
+    assert_eq!(send(&client(), dash(Some(("cookie", "theme=dark; session=abc")))).await.status, 200, "a session");
+    assert_eq!(send(&client(), dash(Some(("authorization", "Bearer t")))).await.status, 200, "an API token");
+    assert_eq!(send(&client(), dash(Some(("cookie", "theme=dark")))).await.status, 500, "another cookie");
+
+    // t0+1h30m (540 s): steady failure.
+    advance_to(t0 + Duration::from_secs(541)).await;
     assert_eq!(phase_of(&proxy, &core).await, "steady-failure");
     for _ in 0..5 {
         assert_eq!(status().await, 500, "steady failure");
     }
-    // t0+3h10m: 1140 s, the known-good file.
-    tokio::time::advance(Duration::from_secs(1140 - 540)).await;
+    // t0+1h50m (660 s): logins work again.
+    advance_to(t0 + Duration::from_secs(661)).await;
+    assert_eq!(phase_of(&proxy, &logins).await, "", "the logins experiment is over");
+    // t0+3h10m (1140 s): the known-good file; t0+3h20m (1200 s): the login backlog for everyone.
+    advance_to(t0 + Duration::from_secs(1141)).await;
     assert_eq!(phase_of(&proxy, &core).await, "known-good-file");
-    assert_eq!(phase_of(&proxy, &dash).await, "recovered");
+    advance_to(t0 + Duration::from_secs(1201)).await;
+    assert_eq!(phase_of(&proxy, &backlog).await, "login-backlog");
     // t0+5h46m: over.
-    tokio::time::advance(Duration::from_secs(2076 - 1140)).await;
+    advance_to(t0 + Duration::from_secs(2077)).await;
     assert_eq!(status().await, 200, "the replay is over");
+}
+
+/// With `older_proxy=true` the site answers the block page instead of the 500: 403, error 1020, in the
+/// same random steps.
+#[tokio::test(start_paused = true)]
+async fn the_nov_18_older_proxy_variant_answers_the_block_page() {
+    let _hold = ClockHold::new();
+    let proxy = proxy(upstream().await).await;
+    let started = start(
+        &proxy,
+        "nov-18-2025-edge-outage",
+        &[("peak", "100"), ("latency", "0s"), ("older_proxy", "true"), ("bad_builds", "100")],
+    )
+    .await
+    .expect("starts");
+    assert_eq!(names(&started)[0], "nov18-bot-blocked");
+    assert!(!names(&started).contains(&"nov18-core-traffic".to_string()));
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let html =
+        send(&client(), request("GET", &proxy.url("/")).header("accept", "text/html").body(body("")).expect("req"))
+            .await;
+    assert_eq!(html.status, 403);
+    assert_eq!(html.headers.get("cf-error-type").map(|v| v.to_str().unwrap_or("")), Some("1020"));
+    let page = String::from_utf8_lossy(&html.body);
+    assert!(page.contains("Access denied") && page.contains("Error 1020") && page.contains("blocked"), "{page}");
+    let json = send(
+        &client(),
+        request("GET", &proxy.url("/")).header("accept", "application/json").body(body("")).expect("req"),
+    )
+    .await;
+    let v: serde_json::Value = serde_json::from_slice(&json.body).expect("json");
+    assert_eq!((v["status"].as_u64(), v["error_code"].as_u64()), (Some(403), Some(1020)), "{v}");
 }
 
 /// The names of started experiments, in order.
@@ -371,4 +449,186 @@ async fn the_nov_2_replay_takes_the_dashboard_and_api_down_and_leaves_the_site_u
     advance_to(t0 + Duration::from_millis(37_500)).await;
     assert_eq!(dashboard_status(&proxy).await, 200);
     assert_eq!(get(&client(), &proxy.url("/api/zones/records")).await.status.as_u16(), 200);
+}
+
+/// A GET of `/` with `headers`, from the client address `from` (any 127.x address is loopback on Linux).
+async fn get_from(proxy: &Proxy, from: std::net::IpAddr, headers: &[(&str, &str)]) -> Reply {
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_local_address(Some(from));
+    let c: HttpClient =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector);
+    let mut r = request("GET", &proxy.url("/"));
+    for (k, v) in headers {
+        r = r.header(*k, *v);
+    }
+    send(&c, r.body(body("")).expect("req")).await
+}
+
+/// The 21 June 2022 replay at speed 2 (1h15m in 37m30s), on the paused clock: impact by location, sticky.
+/// By hash of the client's address: about `share` of 60 clients (distinct loopback addresses), each always
+/// in or always out; by a header naming the location: the 19 codes fail and others do not; locations come
+/// back one by one after t0+31m; all are back at t0+1h15m.
+#[tokio::test(start_paused = true)]
+async fn the_jun_21_replay_fails_whole_locations_sticky_per_client() {
+    let _hold = ClockHold::new();
+    let proxy = proxy(upstream().await).await;
+    let started = start(&proxy, "jun-21-2022-19-locations", &[]).await.expect("starts");
+    assert_eq!(names(&started), ["jun21-by-hash"]);
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let clients: Vec<std::net::IpAddr> = (10..70u8).map(|i| std::net::IpAddr::from([127, 0, 0, i])).collect();
+    let mut failing = 0;
+    for ip in &clients {
+        let first = get_from(&proxy, *ip, &[]).await.status.as_u16();
+        for _ in 0..3 {
+            assert_eq!(get_from(&proxy, *ip, &[]).await.status.as_u16(), first, "{ip} stays in or out");
+        }
+        assert!(first == 500 || first == 200, "{first}");
+        failing += usize::from(first == 500);
+    }
+    // 60 clients at 50 %: within four standard deviations (±15.5).
+    assert!((15..=45).contains(&failing), "{failing} of 60 clients failing");
+    proxy.abort_all().await;
+
+    // By a header naming the client's location.
+    let started =
+        start(&proxy, "jun-21-2022-19-locations", &[("location_header", "x-edge-location")]).await.expect("starts");
+    assert_eq!(names(&started), ["jun21-by-header"]);
+    let t0 = tokio::time::Instant::now();
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let here = std::net::IpAddr::from([127, 0, 0, 1]);
+    let status_at = |loc: &'static str| {
+        let proxy = &proxy;
+        async move { get_from(proxy, here, &[("x-edge-location", loc)]).await.status.as_u16() }
+    };
+    let offline = [
+        "AMS", "ATL", "IAD", "ORD", "FRA", "LHR", "LAX", "MAD", "MAN", "MIA", "MXP", "BOM", "EWR", "KIX", "GRU", "SJC",
+        "SIN", "SYD", "NRT",
+    ];
+    for loc in offline {
+        assert_eq!(status_at(loc).await, 500, "{loc} is offline");
+    }
+    for loc in ["CDG", "DUB", "HKG", "YYZ"] {
+        assert_eq!(status_at(loc).await, 200, "{loc} is served");
+    }
+    assert_eq!(get_from(&proxy, here, &[]).await.status, 200, "no location header: not in a failing location");
+    // Halfway through the return (t0+53m, 1590 s at speed 2): some locations back, some not.
+    advance_to(t0 + Duration::from_secs(1590)).await;
+    let mut back = 0;
+    for loc in offline {
+        back += usize::from(status_at(loc).await == 200);
+    }
+    assert!((3..=16).contains(&back), "{back} of 19 back halfway through the return");
+    // t0+1h15m (2250 s): all back.
+    advance_to(t0 + Duration::from_secs(2251)).await;
+    for loc in offline {
+        assert_eq!(status_at(loc).await, 200, "{loc} is back");
+    }
+}
+
+/// How many of `n` GETs of `path` (with `host`) got each status.
+async fn statuses(proxy: &Proxy, host: &str, path: &str, n: usize) -> HashMap<u16, usize> {
+    let c = client();
+    let mut seen = HashMap::new();
+    for _ in 0..n {
+        let r = request("GET", &proxy.url(path)).header("host", host).body(body("")).expect("req");
+        *seen.entry(send(&c, r).await.status.as_u16()).or_insert(0) += 1;
+    }
+    seen
+}
+
+/// The 12 June 2025 replay: 90.22 % of the key-value-backed route fail (80 % 503, 10.22 % 500), the login
+/// route fails every time, the dashboard a share, everything else passes.
+#[tokio::test]
+async fn the_jun_12_replay_fails_ninety_per_cent_of_key_value_reads() {
+    let proxy = proxy(upstream().await).await;
+    let started = start(&proxy, "jun-12-2025-storage-dependency", &[("kv_routes", "default"), ("login_route", "api")])
+        .await
+        .expect("starts");
+    assert_eq!(names(&started), ["jun12-kv-503", "jun12-kv-500", "jun12-logins", "jun12-dashboard"]);
+    let kv = statuses(&proxy, "site.example", "/", 2000).await;
+    let share = |s: u16| kv.get(&s).copied().unwrap_or(0) as f64 / 2000.0;
+    // Within four standard deviations of 80 %, 10.22 % and 9.78 %.
+    assert!((share(503) - 0.80).abs() < 0.036, "{kv:?}");
+    assert!((share(500) - 0.1022).abs() < 0.028, "{kv:?}");
+    assert!((share(200) - 0.0978).abs() < 0.027, "{kv:?}");
+    assert_eq!(statuses(&proxy, "site.example", "/api/login", 50).await.get(&500), Some(&50), "every login fails");
+    let dash = statuses(&proxy, "dash.example.com", "/", 400).await;
+    let failed = dash.get(&503).copied().unwrap_or(0);
+    assert!((80..=160).contains(&failed), "about 30 % of dashboard requests: {dash:?}");
+}
+
+/// The 8 June 2021 CDN replay at speed 4 (2h48m in 42m), on the paused clock: 85 % of requests get the
+/// CDN's 503 (Varnish page, the cache node), then 5 %, then 1 %; after the recovery, cold caches: a share
+/// of answers are misses (`x-cache: MISS`) and wait for the origin.
+#[tokio::test(start_paused = true)]
+async fn the_jun_8_cdn_replay_fails_then_recovers_with_cold_caches() {
+    let _hold = ClockHold::new();
+    let proxy = proxy(upstream().await).await;
+    let started = start(&proxy, "jun-8-2021-cdn-global-503", &[]).await.expect("starts");
+    assert_eq!(names(&started), ["jun8-cdn-503", "jun8-cold-cache"]);
+    let t0 = tokio::time::Instant::now();
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let worst = statuses(&proxy, "site.example", "/", 1000).await;
+    let f = worst.get(&503).copied().unwrap_or(0);
+    assert!((805..=895).contains(&f), "85 % of 1000 within four standard deviations: {worst:?}");
+    let r = send(&client(), request("GET", &proxy.url("/")).header("accept", "text/html").body(body("")).expect("req"))
+        .await;
+    if r.status == 503 {
+        let page = String::from_utf8_lossy(&r.body);
+        assert!(page.contains("Varnish cache server") && page.contains("backend read error"), "{page}");
+        assert!(r.headers.get("x-served-by").is_some_and(|v| v.to_str().unwrap_or("").starts_with("cache-fra")));
+    }
+    // t0+49m (735 s at speed 4): 95 % normal. The cold-cache waits need the clock to move: tick it while
+    // the requests run.
+    advance_to(t0 + Duration::from_secs(740)).await;
+    let ticking = tokio::spawn(async {
+        loop {
+            tokio::time::advance(Duration::from_millis(5)).await;
+            tokio::task::yield_now().await;
+        }
+    });
+    let c = client();
+    let (mut errors, mut misses) = (0, 0);
+    for _ in 0..400 {
+        let r = send(&c, request("GET", &proxy.url("/")).body(body("")).expect("req")).await;
+        errors += usize::from(r.status == 503);
+        misses += usize::from(r.status == 200 && r.headers.get("x-cache").is_some_and(|v| v == "MISS"));
+    }
+    ticking.abort();
+    assert!(errors <= 45, "about 5 % errors after t0+49m: {errors} of 400");
+    assert!((100..=220).contains(&misses), "about 40 % cold-cache misses right after the recovery: {misses} of 400");
+}
+
+/// The 22 July 2021 DNS replay: calls to the listed host names fail to resolve the way a resolver's
+/// SERVFAIL reads, other names pass; over after an hour. The 20 October 2025 replay's emptied record reads
+/// as NODATA.
+#[tokio::test(start_paused = true)]
+async fn dns_replays_fail_name_resolution_with_the_resolver_s_answer() {
+    let _hold = ClockHold::new();
+    let proxy = proxy(upstream().await).await;
+    start(&proxy, "jul-22-2021-dns-servfail", &[("hosts", "api.example.net,*.cdn.example.net")]).await.expect("starts");
+    let t0 = tokio::time::Instant::now();
+    let get_host = |host: &'static str| {
+        let proxy = &proxy;
+        async move {
+            send(&client(), request("GET", &proxy.url("/")).header("host", host).body(body("")).expect("req")).await
+        }
+    };
+    for host in ["api.example.net", "img.cdn.example.net"] {
+        let r = get_host(host).await;
+        assert_eq!(r.status, 502, "{host}");
+        let text = String::from_utf8_lossy(&r.body);
+        assert_eq!(text, format!("could not resolve host {host}: SERVFAIL: the name server failed to answer\n"));
+        assert!(r.headers.get("x-edgefault-error").is_none(), "it looks like the real thing");
+    }
+    assert_eq!(get_host("www.example.org").await.status, 200, "names the provider does not serve resolve");
+    advance_to(t0 + Duration::from_secs(3601)).await;
+    assert_eq!(get_host("api.example.net").await.status, 200, "over after an hour");
+
+    start(&proxy, "oct-20-2025-cloud-region-outage", &[("database_host", "db.example.net"), ("speed", "60")])
+        .await
+        .expect("starts");
+    let r = get_host("db.example.net").await;
+    assert_eq!(r.status, 502);
+    assert_eq!(String::from_utf8_lossy(&r.body), "could not resolve host db.example.net: no address for this name\n");
 }
