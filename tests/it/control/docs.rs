@@ -230,3 +230,31 @@ async fn the_docs_scenario_commands_work_on_the_readme_setup() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("(set it with -p dashboard_route=ROUTE)"), "{err}");
 }
+
+/// docs/scenarios.md carries each replay's client-visible signature exactly as `ctl scenario show` prints
+/// it with the replay's defaults, on a server with routes `api`, `dashboard` and `default`.
+#[tokio::test]
+async fn the_docs_show_each_replay_s_signature_as_ctl_prints_it() {
+    let proxy = proxy(upstream().await).await;
+    let mut ctl = proxy.control().await;
+    let doc = std::fs::read_to_string(root().join("docs/scenarios.md")).expect("doc");
+    let list =
+        ctl.list_scenarios(edgefault::pb::v1::ListScenariosRequest {}).await.expect("list").into_inner().scenarios;
+    let months = ["jan-", "feb-", "mar-", "apr-", "may-", "jun-", "jul-", "aug-", "sep-", "oct-", "nov-", "dec-"];
+    let replays: Vec<&str> =
+        list.iter().map(|s| s.name.as_str()).filter(|n| months.iter().any(|m| n.starts_with(m))).collect();
+    assert_eq!(replays.len(), 9, "a replay per card: {replays:?}");
+    for name in replays {
+        assert!(doc.contains(&format!("\n## {name}\n")), "{name} has no section");
+        let shown = ctl
+            .get_scenario(edgefault::pb::v1::GetScenarioRequest { name: name.into(), params: Default::default() })
+            .await
+            .expect("get")
+            .into_inner();
+        for e in &shown.experiments {
+            for line in edgefault::ctl::signature(e) {
+                assert!(doc.contains(&format!("\n{line}\n")), "docs/scenarios.md lacks {name}'s line:\n{line}");
+            }
+        }
+    }
+}
