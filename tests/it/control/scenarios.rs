@@ -632,3 +632,49 @@ async fn dns_replays_fail_name_resolution_with_the_resolver_s_answer() {
     assert_eq!(r.status, 502);
     assert_eq!(String::from_utf8_lossy(&r.body), "could not resolve host db.example.net: no address for this name\n");
 }
+
+/// The 20 October 2025 replay at speed 30 (14h32m in 29m04s), on the paused clock: the database's name
+/// does not resolve (NODATA) until t0+2h52m; compute launches fail from t0+2h37m to t0+10h48m; load
+/// balancer connection errors from t0+5h42m to t0+14h21m.
+#[tokio::test(start_paused = true)]
+async fn the_oct_20_replay_s_waves_reach_a_real_client() {
+    let _hold = ClockHold::new();
+    let proxy = proxy(upstream().await).await;
+    let started = start(
+        &proxy,
+        "oct-20-2025-cloud-region-outage",
+        &[("database_host", "db.example.net"), ("compute_host", "compute.example.net"), ("lb_routes", "api")],
+    )
+    .await
+    .expect("starts");
+    assert_eq!(names(&started), ["oct20-database-dns", "oct20-instance-launches", "oct20-load-balancers"]);
+    let t0 = tokio::time::Instant::now();
+    let at = |secs: u64| advance_to(t0 + Duration::from_secs(secs));
+    at(1).await;
+    let db = statuses(&proxy, "db.example.net", "/", 20).await;
+    assert_eq!(db.get(&502), Some(&20), "the name does not resolve: {db:?}");
+    assert_eq!(statuses(&proxy, "compute.example.net", "/", 20).await.get(&200), Some(&20), "launches work");
+    // t0+2h37m: 314 s.
+    at(315).await;
+    let compute = statuses(&proxy, "compute.example.net", "/", 400).await;
+    let failed = compute.get(&500).copied().unwrap_or(0);
+    assert!((288..=352).contains(&failed), "80 % of 400 launches fail: {compute:?}");
+    // t0+2h52m: 344 s, the record fixed.
+    at(345).await;
+    assert_eq!(statuses(&proxy, "db.example.net", "/", 20).await.get(&200), Some(&20), "resolves again");
+    // t0+5h42m: 684 s, load balancers: a share of api requests reset (no answer at all).
+    at(685).await;
+    let c = client();
+    let mut resets = 0;
+    for _ in 0..200 {
+        let r = request("GET", &proxy.url("/api/x")).body(body("")).expect("req");
+        resets +=
+            usize::from(tokio::time::timeout(Duration::from_secs(5), c.request(r)).await.is_ok_and(|r| r.is_err()));
+    }
+    assert!((12..=72).contains(&resets), "about 20 % of 200 connections reset: {resets}");
+    // t0+10h48m: 1296 s, launches recovered; t0+14h32m: 1744 s, over.
+    at(1297).await;
+    assert_eq!(statuses(&proxy, "compute.example.net", "/", 20).await.get(&200), Some(&20));
+    at(1745).await;
+    assert_eq!(statuses(&proxy, "site.example", "/api/x", 20).await.get(&200), Some(&20), "over");
+}
