@@ -19,10 +19,8 @@ mod signature;
 mod validate;
 mod watch;
 
-pub use render::{
-    fault_summary, parse_state, render, render_list, render_scenario, render_scenarios, render_sidecars, state_name,
-};
-pub use signature::signature;
+pub use render::{parse_state, render, render_list, render_scenario, render_scenarios, render_sidecars, state_name};
+pub use signature::{fault_summary, signature};
 pub use validate::validate_file;
 pub use watch::{render_event, render_top, WatchEnd};
 

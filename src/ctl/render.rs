@@ -61,7 +61,7 @@ pub fn render_scenario(r: &v1::GetScenarioResponse, output: Output) -> String {
             } else {
                 format!(" (runs {} at time_scale {scale})", scaled(e.duration, scale))
             },
-            e.faults.iter().map(fault_summary).collect::<Vec<_>>().join(" + "),
+            e.faults.iter().map(super::signature::fault_summary).collect::<Vec<_>>().join(" + "),
         );
         if e.phases.is_empty() {
             continue;
@@ -76,7 +76,7 @@ pub fn render_scenario(r: &v1::GetScenarioResponse, output: Output) -> String {
             let mut faults = if p.faults.is_empty() {
                 "(the experiment's)".to_owned()
             } else {
-                p.faults.iter().map(fault_summary).collect::<Vec<_>>().join(" + ")
+                p.faults.iter().map(super::signature::fault_summary).collect::<Vec<_>>().join(" + ")
             };
             if let Some(f) = &p.flap {
                 let _ = write!(faults, ", flapping every {}", f.period.map(span).unwrap_or_default());
@@ -116,44 +116,6 @@ fn scaled(d: Option<pbjson_types::Duration>, scale: f64) -> String {
     let real =
         std::time::Duration::try_from_secs_f64((d.as_secs_f64() / scale * 1000.0).round() / 1000.0).unwrap_or_default();
     humantime::format_duration(real).to_string().replace(' ', "")
-}
-
-/// One fault in a few words: "abort 500 (edge page)", "delay", "reset".
-pub fn fault_summary(f: &v1::Fault) -> String {
-    use v1::fault::Kind;
-    let abort = |a: &v1::AbortFault| {
-        let status = a.http_status.map(|s| s.to_string()).unwrap_or_else(|| "503".into());
-        if a.page.is_empty() {
-            status
-        } else {
-            format!("{status} ({} page)", a.page)
-        }
-    };
-    match &f.kind {
-        Some(Kind::Abort(a)) => format!("abort {}", abort(a)),
-        Some(Kind::Hang(h)) => match &h.then {
-            Some(v1::hang_fault::Then::Respond(a)) => {
-                format!("hang {} then {}", h.duration.map(span).unwrap_or_default(), abort(a))
-            }
-            _ => format!("hang {}", h.duration.map(span).unwrap_or_default()),
-        },
-        Some(Kind::Rewrite(v1::RewriteFault { status: Some(status), .. })) => format!("rewrite to {status}"),
-        Some(Kind::Tls(t)) => match &t.kind {
-            Some(v1::tls_fault::Kind::HandshakeFailure(h)) if h.reset => "TLS reset".into(),
-            Some(v1::tls_fault::Kind::HandshakeFailure(h)) => {
-                format!("TLS alert {}", if h.alert.is_empty() { "handshake_failure" } else { h.alert.as_str() })
-            }
-            Some(v1::tls_fault::Kind::Certificate(c)) => format!("TLS certificate {}", c.problem),
-            Some(v1::tls_fault::Kind::Stall(s)) => match s.duration {
-                Some(d) => format!("TLS stall {}", span(d)),
-                None => "TLS stall".into(),
-            },
-            None => "tls".into(),
-        },
-        // The others by their name (`rate limit`, `first byte delay`).
-        Some(kind) => crate::fault::kind_name(kind).replace('_', " "),
-        None => "?".into(),
-    }
 }
 
 /// Renders experiments as a table or JSON.

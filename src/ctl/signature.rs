@@ -7,7 +7,6 @@ use std::{fmt::Write, time::SystemTime};
 
 use http::StatusCode;
 
-use super::render::fault_summary;
 use crate::{
     fault::page::{Location, Page, PageRequest, Preset},
     pb::v1,
@@ -190,4 +189,42 @@ fn abort(a: &v1::AbortFault) -> String {
     }
     let reason = rendered.reason.map(|r| format!(" {r}")).unwrap_or_default();
     format!("{status}{reason} {} page [{headers}]", a.page)
+}
+
+/// One fault in a few words: "abort 500 (edge page)", "delay", "reset".
+pub fn fault_summary(f: &v1::Fault) -> String {
+    use v1::fault::Kind;
+    let abort = |a: &v1::AbortFault| {
+        let status = a.http_status.map(|s| s.to_string()).unwrap_or_else(|| "503".into());
+        if a.page.is_empty() {
+            status
+        } else {
+            format!("{status} ({} page)", a.page)
+        }
+    };
+    match &f.kind {
+        Some(Kind::Abort(a)) => format!("abort {}", abort(a)),
+        Some(Kind::Hang(h)) => match &h.then {
+            Some(v1::hang_fault::Then::Respond(a)) => {
+                format!("hang {} then {}", h.duration.map(span).unwrap_or_default(), abort(a))
+            }
+            _ => format!("hang {}", h.duration.map(span).unwrap_or_default()),
+        },
+        Some(Kind::Rewrite(v1::RewriteFault { status: Some(status), .. })) => format!("rewrite to {status}"),
+        Some(Kind::Tls(t)) => match &t.kind {
+            Some(v1::tls_fault::Kind::HandshakeFailure(h)) if h.reset => "TLS reset".into(),
+            Some(v1::tls_fault::Kind::HandshakeFailure(h)) => {
+                format!("TLS alert {}", if h.alert.is_empty() { "handshake_failure" } else { h.alert.as_str() })
+            }
+            Some(v1::tls_fault::Kind::Certificate(c)) => format!("TLS certificate {}", c.problem),
+            Some(v1::tls_fault::Kind::Stall(s)) => match s.duration {
+                Some(d) => format!("TLS stall {}", span(d)),
+                None => "TLS stall".into(),
+            },
+            None => "tls".into(),
+        },
+        // The others by their name (`rate limit`, `first byte delay`).
+        Some(kind) => crate::fault::kind_name(kind).replace('_', " "),
+        None => "?".into(),
+    }
 }
