@@ -519,13 +519,20 @@ fn write_changed(out: &mut String, chunk: &split::Chunk<'_>, yaml: &str) {
     let separator = chunk.separator.trim_end_matches(['\r', '\n']);
     let crlf = chunk.text.contains("\r\n");
     let newline = if crlf { "\r\n" } else { "\n" };
+    // A byte-order mark at the very start stays there, however the document begins.
+    let (bom, body) = match chunk.body.strip_prefix('\u{feff}') {
+        Some(rest) if chunk.head.is_empty() && chunk.separator.is_empty() => ("\u{feff}", rest),
+        _ => ("", chunk.body),
+    };
+    out.push_str(bom);
+    out.push_str(chunk.head);
     if !separator.is_empty() {
         // `--- # comment` stays; anything else after `---` was part of the document, now written below.
         let comment = separator.trim_start_matches('-').trim_start();
         out.push_str(if comment.starts_with('#') || comment.is_empty() { separator } else { "---" });
         out.push_str(newline);
     }
-    out.push_str(split::leading_comments(chunk.body));
+    out.push_str(split::leading_comments(body));
     if crlf {
         out.push_str(&yaml.replace('\n', "\r\n"));
     } else {
@@ -558,7 +565,9 @@ fn parse(text: &str) -> Result<Vec<Document<'_>>, Vec<Problem>> {
 fn parse_chunk(text: &str) -> Result<Option<Value>, ManifestError> {
     crate::document::check_yaml_bounds(text).map_err(|e| ManifestError::Bounds(e.to_string()))?;
     let mut found = None;
-    for doc in serde_norway::Deserializer::from_str(text) {
+    // The parser misreads a byte-order mark in a string (it ends the first document after one line).
+    // After an error it yields that error again forever: the first one returns.
+    for doc in serde_norway::Deserializer::from_str(text.trim_start_matches('\u{feff}')) {
         let mut value = Value::deserialize(doc).map_err(|e| ManifestError::Yaml(e.to_string()))?;
         if found.is_some() {
             return Err(ManifestError::SeveralDocuments);

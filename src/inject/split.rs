@@ -5,8 +5,11 @@
 /// One document of the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Chunk<'a> {
-    /// Its whole text: the `---` line (if any) and the lines up to the next one.
+    /// Its whole text: the head, the `---` line (if any) and the lines up to the next one.
     pub text: &'a str,
+    /// What comes before the `---` line and belongs to this document: a byte-order mark at the start of
+    /// the stream, and `%YAML`/`%TAG` directives (with comments among them); usually empty.
+    pub head: &'a str,
     /// The `---` line that opens it, with its line break; empty for text before the first one.
     pub separator: &'a str,
     /// The text after the separator line.
@@ -15,22 +18,40 @@ pub struct Chunk<'a> {
     pub line: usize,
 }
 
+const BOM: char = '\u{feff}';
+
 /// Whether a line (with or without its line break) opens a document.
 fn is_separator(line: &str) -> bool {
     line.strip_prefix("---").is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r', '\n']))
 }
 
+/// Whether `text` holds only what may stand before a `---` line: directives, comments, blank lines, and
+/// a byte-order mark.
+fn is_head(text: &str) -> bool {
+    text.trim_start_matches(BOM).lines().all(|l| {
+        let t = l.trim_start();
+        t.is_empty() || t.starts_with('#') || l.starts_with('%')
+    })
+}
+
 /// The documents of `text`, in order. Text before the first `---` is a chunk of its own when it is not
-/// empty; so is each `---` line with what follows it.
+/// empty and not only a head (directives, a byte-order mark); so is each `---` line with what follows it.
 pub fn split(text: &str) -> Vec<Chunk<'_>> {
     let mut chunks = Vec::new();
-    // (start offset, separator length, line) of the chunk being read.
-    let mut start = (0usize, 0usize, 1usize);
+    // (start offset, head length, separator length, line) of the chunk being read.
+    let mut start = (0usize, 0usize, 0usize, 1usize);
     let mut offset = 0usize;
     for (i, line) in text.split_inclusive('\n').enumerate() {
-        if is_separator(line) {
-            push(&mut chunks, text, start, offset);
-            start = (offset, line.len(), i + 1);
+        let bare = if i == 0 { line.trim_start_matches(BOM) } else { line };
+        if is_separator(bare) {
+            let pending = text.get(start.0..offset).unwrap_or_default();
+            let head_only = start.2 == 0 && (pending.contains('%') || pending.starts_with(BOM)) && is_head(pending);
+            if head_only {
+                start = (start.0, offset - start.0 + (line.len() - bare.len()), bare.len(), start.3);
+            } else {
+                push(&mut chunks, text, start, offset);
+                start = (offset, line.len() - bare.len(), bare.len(), i + 1);
+            }
         }
         offset += line.len();
     }
@@ -38,13 +59,19 @@ pub fn split(text: &str) -> Vec<Chunk<'_>> {
     chunks
 }
 
-fn push<'a>(chunks: &mut Vec<Chunk<'a>>, text: &'a str, (start, separator, line): (usize, usize, usize), end: usize) {
+fn push<'a>(
+    chunks: &mut Vec<Chunk<'a>>,
+    text: &'a str,
+    (start, head, separator, line): (usize, usize, usize, usize),
+    end: usize,
+) {
     let whole = text.get(start..end).unwrap_or_default();
     if whole.is_empty() {
         return;
     }
-    let (separator, body) = whole.split_at(separator.min(whole.len()));
-    chunks.push(Chunk { text: whole, separator, body, line });
+    let (head, rest) = whole.split_at(head.min(whole.len()));
+    let (separator, body) = rest.split_at(separator.min(rest.len()));
+    chunks.push(Chunk { text: whole, head, separator, body, line });
 }
 
 /// The lines at the top of a document body that hold no YAML (blank lines and comments, such as helm's
@@ -78,7 +105,23 @@ mod tests {
         let lines: Vec<usize> = split(s).iter().map(|c| c.line).collect();
         assert_eq!(lines, [1, 3, 5, 7]);
         let c = split(s)[2];
-        assert_eq!((c.separator, c.body), ("--- # two\n", "c: 3\n"));
+        assert_eq!((c.head, c.separator, c.body), ("", "--- # two\n", "c: 3\n"));
+    }
+
+    #[test]
+    fn directives_and_a_byte_order_mark_belong_to_the_next_document() {
+        let s = "\u{feff}%YAML 1.2\n# c\n---\na: 1\n---\nb: 2\n";
+        let chunks = split(s);
+        assert_eq!(texts(s), ["\u{feff}%YAML 1.2\n# c\n---\na: 1\n", "---\nb: 2\n"]);
+        assert_eq!(
+            (chunks[0].head, chunks[0].separator, chunks[0].body),
+            ("\u{feff}%YAML 1.2\n# c\n", "---\n", "a: 1\n")
+        );
+        let s = "\u{feff}---\na: 1\n";
+        assert_eq!((split(s)[0].head, split(s)[0].separator), ("\u{feff}", "---\n"));
+        let s = "# only a comment\n---\na: 1\n";
+        assert_eq!(texts(s), ["# only a comment\n", "---\na: 1\n"]);
+        assert_eq!(split("\u{feff}a: 1\n")[0].head, "");
     }
 
     #[test]

@@ -188,3 +188,17 @@ fn flags_are_checked() {
     assert!(SecretKey::parse("Tokens").is_err());
     assert!(SecretKey::parse("t:").is_err());
 }
+
+#[test]
+fn a_byte_order_mark_directives_and_crlf_line_breaks_are_kept() {
+    let text = format!("\u{feff}%YAML 1.2\n---\n{DEPLOYMENT}").replace('\n', "\r\n");
+    let out = run(&text, &Options::default());
+    assert!(matches!(out.outcomes[..], [Outcome::Injected { .. }]));
+    assert!(out.text.starts_with("\u{feff}%YAML 1.2\r\n---\r\napiVersion: apps/v1\r\n"), "{:?}", out.text);
+    assert!(!out.text.replace("\r\n", "").contains('\n'), "only CRLF line breaks");
+    assert_eq!(run(&out.text, &Options::default()).text, out.text);
+    let out = run(&format!("\u{feff}{DEPLOYMENT}"), &Options::default());
+    assert!(out.text.starts_with("\u{feff}apiVersion: apps/v1\n"), "{:?}", out.text);
+    let untouched = "\u{feff}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n";
+    assert_eq!(run(untouched, &Options::default()).text, untouched);
+}
