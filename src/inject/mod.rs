@@ -392,7 +392,6 @@ pub fn inject(text: &str, options: &Options) -> Result<Injected, Vec<Problem>> {
     let mut templates = Vec::new();
 
     for doc in &mut docs {
-        let index = doc.index;
         let mut changed = false;
         let mut found = Vec::new();
         for (prefix, object) in objects(&mut doc.value) {
@@ -411,7 +410,7 @@ pub fn inject(text: &str, options: &Options) -> Result<Injected, Vec<Problem>> {
         }
         doc.changed |= changed;
         for (object, path, error) in found {
-            problems.push(Problem { at: Some(docs_place(index, doc.chunk.line, object, path)), error });
+            problems.push(Problem { at: Some(doc.place(object, path)), error });
         }
     }
 
@@ -430,8 +429,10 @@ pub fn inject(text: &str, options: &Options) -> Result<Injected, Vec<Problem>> {
                         changed |= matches!(outcome, Outcome::Retargeted { .. });
                         outcomes.push(outcome);
                     }
-                    Err((path, error)) => problems
-                        .push(Problem { at: Some(docs_place(index, line, label(object), join(&prefix, path))), error }),
+                    Err((path, error)) => {
+                        let at = Place { document: index, line, object: label(object), path: join(&prefix, path) };
+                        problems.push(Problem { at: Some(at), error });
+                    }
                 }
             }
             doc.changed |= changed;
@@ -482,10 +483,6 @@ fn kind_name(v: &Value) -> &'static str {
         Value::Mapping(_) => "a mapping",
         Value::Tagged(_) => "a tagged value",
     }
-}
-
-fn docs_place(document: usize, line: usize, object: Option<String>, path: Option<String>) -> Place {
-    Place { document, line, object, path }
 }
 
 fn join(prefix: &str, path: Option<String>) -> Option<String> {

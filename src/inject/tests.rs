@@ -202,3 +202,20 @@ fn a_byte_order_mark_directives_and_crlf_line_breaks_are_kept() {
     let untouched = "\u{feff}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n";
     assert_eq!(run(untouched, &Options::default()).text, untouched);
 }
+
+#[test]
+fn only_a_workload_that_gets_the_sidecar_needs_a_pod_template() {
+    let broken = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: half}\nspec: {replicas: 1}\n";
+    let out = run(broken, &Options::default());
+    assert_eq!(out.text, broken);
+    assert_eq!(out.outcomes, [Outcome::NotAskedFor { object: "Deployment half".into() }]);
+    assert_eq!(
+        problems(broken, &Options { all: true, ..Options::default() }),
+        ["document 1 (line 1), Deployment half, spec.template.spec.containers: the pod template has no containers"]
+    );
+    let empty = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, annotations: {edgefault.io/inject: \"true\"}}\nspec: {containers: []}\n";
+    assert_eq!(
+        problems(empty, &Options::default()),
+        ["document 1 (line 1), Pod p, spec.containers: the pod template has no containers"]
+    );
+}

@@ -224,8 +224,22 @@ pub fn visit(object: &mut Value, options: &Options) -> Result<Option<Visited>, E
     let t_path = kind.template_path().join(".");
     let template = match at(object, kind.template_path()) {
         Some(t) if t.is_mapping() => t,
-        Some(t) => return Err(vec![shape(t_path, "a mapping (a pod template)", t)]),
-        None => return Err(vec![(Some(path(&t_path, "spec.containers")), ManifestError::NoContainers)]),
+        broken => {
+            // Only a workload that gets the sidecar needs a pod template.
+            let asked = annotation(object, "", INJECT_ANNOTATION, &mut errors).map(|(v, _)| v);
+            let outcome = match asked {
+                _ if !errors.is_empty() => return Err(errors),
+                Some("false") => Outcome::OptedOut { object: object_label },
+                None if !options.all => Outcome::NotAskedFor { object: object_label },
+                _ => {
+                    return Err(vec![match broken {
+                        Some(t) => shape(t_path, "a mapping (a pod template)", t),
+                        None => (Some(path(&t_path, "spec.containers")), ManifestError::NoContainers),
+                    }])
+                }
+            };
+            return Ok(Some(Visited { changed: false, outcome, template: None }));
+        }
     };
     let asked = match pod_annotation(object, template, &t_path, INJECT_ANNOTATION, &mut errors) {
         None => None,
@@ -266,8 +280,9 @@ pub fn visit(object: &mut Value, options: &Options) -> Result<Option<Visited>, E
         let Some(pod) = pod.filter(|_| pod_errors.is_empty()) else { return Err(pod_errors) };
         let app_port = app_port(&pod, options, app_port_note.as_ref()).map_err(|e| vec![e])?;
         check_fit(&pod, options, app_port, &spec_path)?;
-        let Some(template) = at_mut(object, kind.template_path()) else { return Err(Errors::new()) };
-        add(template, options, app_port, native).map_err(|e| vec![e])?;
+        let template = at_mut(object, kind.template_path())
+            .ok_or_else(|| vec![(Some(t_path.clone()), ManifestError::NoContainers)])?;
+        add(template, options, app_port, native, &t_path).map_err(|e| vec![e])?;
         let names = app_port_names(&pod, Some(app_port));
         let sidecar = Sidecar::Ours { app_port: Some(app_port) };
         let template = pods(object_label.clone(), namespace, at(object, kind.template_path()), names, sidecar);
@@ -386,8 +401,11 @@ fn add(
     options: &Options,
     app_port: u16,
     native: bool,
+    t_path: &str,
 ) -> Result<(), (Option<String>, ManifestError)> {
-    let bad = |what: &'static str| (None, ManifestError::Shape { expected: what, found: "something else" });
+    let bad = |what: &'static str| {
+        (Some(t_path.to_owned()), ManifestError::Shape { expected: what, found: "something else" })
+    };
     let t = template.as_mapping_mut().ok_or_else(|| bad("a mapping (a pod template)"))?;
     if options.fleet.is_some() {
         let meta = mapping_at(t, "metadata").ok_or_else(|| bad("a mapping (metadata)"))?;
