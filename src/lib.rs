@@ -22,6 +22,8 @@
 //!                                 subscription to it; label selectors
 //! config/                         the file and the flags → each component's settings, checked
 //! app, reload, ctl, demo          wiring, SIGHUP reloads, the `ctl` client, the demo
+//! inject                          `edgefault inject`: Kubernetes manifests → the same with the sidecar
+//!                                 added (uses only `document`)
 //! ```
 
 #![forbid(unsafe_code)]
@@ -38,6 +40,7 @@ pub mod fault;
 pub mod fleet;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod inject;
 pub mod proxy;
 pub mod reload;
 pub mod scenario;

@@ -7,6 +7,7 @@ use edgefault::{
     app::{self, Server},
     config::{Config, Overrides},
     ctl::{self, Ctl, CtlError, Output},
+    inject,
     telemetry::{self, LogFormat},
 };
 
@@ -39,6 +40,11 @@ enum Command {
         #[arg(long, conflicts_with = "config")]
         as_config: bool,
     },
+    /// Add the edgefault sidecar to Kubernetes manifests: the pod templates annotated
+    /// edgefault.io/inject: "true" (or all of them with --all) of Deployments, StatefulSets, DaemonSets,
+    /// ReplicaSets, Jobs, CronJobs and Pods. Writes the manifests to stdout and one line per workload to
+    /// stderr; writes nothing when the input has a problem (docs/deploy.md).
+    Inject(InjectArgs),
     /// Replay the 18 November 2025 edge outage at high speed against a sample upstream, and show once a
     /// second what clients see. Exits when the replay is over.
     Demo {
@@ -175,6 +181,50 @@ struct ControllerArgs {
     workers: Option<usize>,
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+}
+
+#[derive(Args)]
+struct InjectArgs {
+    /// Manifests (YAML, `---` separated documents, any kinds); `-` reads the standard input.
+    #[arg(value_name = "FILE", default_value = "-")]
+    file: PathBuf,
+    /// Write the manifests to this file instead of the standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Inject every workload, not only the annotated ones; edgefault.io/inject: "false" still opts out.
+    #[arg(long)]
+    all: bool,
+    /// Image of the sidecar container.
+    #[arg(long, value_name = "IMAGE", default_value = inject::DEFAULT_IMAGE)]
+    image: String,
+    /// The application's port, that the sidecar forwards to [default: the annotation edgefault.io/app-port,
+    /// else the first containerPort of the first container].
+    #[arg(long, value_name = "PORT")]
+    app_port: Option<u16>,
+    /// The sidecar's proxy port (named ef-http), on all interfaces.
+    #[arg(long, value_name = "PORT", default_value_t = inject::DEFAULT_LISTEN_PORT)]
+    listen_port: u16,
+    /// The sidecar's control port, on the pod's loopback only.
+    #[arg(long, value_name = "PORT", default_value_t = inject::DEFAULT_CONTROL_PORT)]
+    control_port: u16,
+    /// The sidecar's admin port (named ef-admin): probes and metrics.
+    #[arg(long, value_name = "PORT", default_value_t = inject::DEFAULT_ADMIN_PORT)]
+    admin_port: u16,
+    /// The sidecars subscribe to this fleet controller (http://host:port); adds the pod label
+    /// edgefault.io/sidecar: "true", POD_NAME and the pod's labels from the downward API.
+    #[arg(long, value_name = "URL")]
+    controller: Option<String>,
+    /// How long fleet experiments outlive a lost controller [default: 30s].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "controller")]
+    controller_grace: Option<Duration>,
+    /// The Secret (and its key, default sidecar-token) holding the sidecar token for the controller,
+    /// mounted read-only in the sidecar.
+    #[arg(long, value_name = "NAME[:KEY]", value_parser = inject::SecretKey::parse, requires = "controller")]
+    controller_token_secret: Option<inject::SecretKey>,
+    /// A Service of the input whose ports that target the app port go through the sidecar instead
+    /// (targetPort ef-http); repeatable.
+    #[arg(long = "service", value_name = "NAME")]
+    services: Vec<String>,
 }
 
 #[derive(Args)]
@@ -321,6 +371,7 @@ fn main() -> ExitCode {
                 .map(|summary| println!("{summary}"))
                 .map_err(|e| e.to_string())
         }
+        Command::Inject(args) => run_inject(args),
         Command::Demo { upstream_only: true, listen, .. } => current_thread(async move {
             let mut out = std::io::stdout();
             edgefault::demo::upstream_only(&mut out, listen, app::termination_signal()).await.map_err(|e| e.to_string())
@@ -337,6 +388,29 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn run_inject(args: InjectArgs) -> Result<(), String> {
+    let options = inject::Options {
+        all: args.all,
+        image: args.image,
+        app_port: args.app_port,
+        listen_port: args.listen_port,
+        control_port: args.control_port,
+        admin_port: args.admin_port,
+        fleet: args.controller.map(|controller| inject::Fleet {
+            controller,
+            grace: args.controller_grace.unwrap_or(inject::DEFAULT_CONTROLLER_GRACE),
+            token_secret: args.controller_token_secret,
+        }),
+        services: args.services,
+    };
+    let outcomes = inject::run(&args.file, args.output.as_deref(), &options, &mut std::io::stdout().lock())
+        .map_err(|e| format!("inject: {e}"))?;
+    for outcome in outcomes {
+        eprintln!("{outcome}");
+    }
+    Ok(())
 }
 
 /// What `serve` takes from the environment, so `validate` checks a config as `serve` would run it here.

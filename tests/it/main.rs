@@ -1,6 +1,7 @@
 //! The integration tests, one binary: real servers on 127.0.0.1 (port 0) and real clients. Modules follow
 //! the behaviour they test: `fault/<kind>`, `targeting/`, `listener/<kind>`, `safety/<topic>`, `control/`,
-//! `input/` (fuzz corpus and property tests); `support/` holds the shared upstreams, proxy and clients.
+//! `input/` (fuzz corpus and property tests), `inject` (the `edgefault inject` command); `support/` holds
+//! the shared upstreams, proxy and clients.
 
 // Tests report by panicking: a failed expectation is the finding.
 #![allow(
@@ -19,6 +20,7 @@ mod support;
 mod control;
 mod fault;
 mod fleet;
+mod inject;
 mod input;
 mod listener;
 mod safety;

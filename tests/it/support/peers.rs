@@ -31,10 +31,15 @@ fn nginx_binary() -> Option<PathBuf> {
 
 /// A peer is missing: the test is skipped (and says so), unless peers are required.
 fn missing(what: &str) {
+    missing_from(what, ".ci/install-peers.sh");
+}
+
+/// A peer that `script` installs is missing.
+fn missing_from(what: &str, script: &str) {
     if std::env::var("EDGEFAULT_REQUIRE_PEERS").is_ok_and(|v| v == "1") {
-        panic!("{what} is not installed and EDGEFAULT_REQUIRE_PEERS=1: run .ci/install-peers.sh");
+        panic!("{what} is not installed and EDGEFAULT_REQUIRE_PEERS=1: run {script}");
     }
-    eprintln!("skipped: {what} is not installed (run .ci/install-peers.sh to run this test)");
+    eprintln!("skipped: {what} is not installed (run {script} to run this test)");
 }
 
 fn free_port() -> u16 {
@@ -154,4 +159,24 @@ pub fn browse(
     let _ = std::fs::remove_dir_all(&profile);
     assert!(out.status.success(), "chromium failed on {url}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A tool that `.ci/install-chart-tools.sh` installs (`helm`, `kubernetes-validate`): from its bin directory
+/// (`$EDGEFAULT_CI_CACHE/bin`, default `~/.cache/edgefault-ci/bin`), else from PATH. `None` (the test is
+/// skipped, and says so) when there is none, unless peers are required.
+pub fn chart_tool(name: &str) -> Option<PathBuf> {
+    let cache = std::env::var_os("EDGEFAULT_CI_CACHE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/edgefault-ci")));
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = cache
+        .map(|c| c.join("bin").join(name))
+        .into_iter()
+        .chain(std::env::split_paths(&path).map(|dir| dir.join(name)))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        missing_from(name, ".ci/install-chart-tools.sh");
+    }
+    found
 }
