@@ -430,6 +430,21 @@ fn current_thread<F: std::future::Future<Output = Result<(), String>>>(f: F) -> 
         .block_on(f)
 }
 
+/// The runtime of `serve` and `controller`. One worker: a current-thread runtime, with no cross-thread
+/// wake-ups on the request path.
+fn runtime(workers: Option<usize>) -> Result<tokio::runtime::Runtime, String> {
+    let mut runtime = match workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    runtime.enable_all().build().map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
 fn serve(args: ServeArgs) -> Result<(), String> {
     telemetry::init_logs(args.log_format);
     let overrides = Overrides {
@@ -454,18 +469,8 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         None => Config::from_overrides(&overrides),
     }
     .map_err(|e| e.to_string())?;
-    // One worker: a current-thread runtime, with no cross-thread wake-ups on the request path.
-    let mut runtime = match config.workers {
-        Some(1) => tokio::runtime::Builder::new_current_thread(),
-        Some(n) => {
-            let mut b = tokio::runtime::Builder::new_multi_thread();
-            b.worker_threads(n);
-            b
-        }
-        None => tokio::runtime::Builder::new_multi_thread(),
-    };
     let fleet = fleet_options(args.fleet)?;
-    let runtime = runtime.enable_all().build().map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let runtime = runtime(config.workers)?;
     runtime.block_on(async move {
         #[allow(unused_mut)]
         let mut server = Server::start(config).await.map_err(|e| e.to_string())?;
@@ -547,16 +552,7 @@ fn controller(args: ControllerArgs) -> Result<(), String> {
     };
     let config =
         edgefault::config::ControllerConfig::load(args.config.as_deref(), &overrides).map_err(|e| e.to_string())?;
-    let mut runtime = match config.workers {
-        Some(1) => tokio::runtime::Builder::new_current_thread(),
-        Some(n) => {
-            let mut b = tokio::runtime::Builder::new_multi_thread();
-            b.worker_threads(n);
-            b
-        }
-        None => tokio::runtime::Builder::new_multi_thread(),
-    };
-    let runtime = runtime.enable_all().build().map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let runtime = runtime(config.workers)?;
     runtime.block_on(async move {
         let controller = app::Controller::start(config).await.map_err(|e| e.to_string())?;
         controller.run_until(app::termination_signal()).await;

@@ -96,10 +96,10 @@ mod tests {
         let mut f = vec![0x82];
         let m = if masked { 0x80 } else { 0 };
         match payload {
-            n if n < 126 => f.push(m | u8::try_from(n).unwrap()),
+            n if n < 126 => f.push(m | u8::try_from(n).expect("under 126")),
             n if n < 65536 => {
                 f.push(m | 126);
-                f.extend_from_slice(&u16::try_from(n).unwrap().to_be_bytes());
+                f.extend_from_slice(&u16::try_from(n).expect("under 65536").to_be_bytes());
             }
             n => {
                 f.push(m | 127);

@@ -211,7 +211,7 @@ mod tests {
 
     fn frame(payload: &[u8]) -> Vec<u8> {
         let mut f = vec![0];
-        f.extend_from_slice(&u32::try_from(payload.len()).unwrap().to_be_bytes());
+        f.extend_from_slice(&u32::try_from(payload.len()).expect("a test payload fits a frame").to_be_bytes());
         f.extend_from_slice(payload);
         f
     }
