@@ -414,8 +414,7 @@ async fn the_written_sidecar_runs_and_joins_the_controller() {
         "tokens.yaml",
         &format!("- {{ name: ops, role: admin, token: {ADMIN_TOKEN} }}\n- {{ name: pods, role: sidecar, token: {SIDECAR_TOKEN} }}\n"),
     );
-    let controller =
-        binary::controller(&["--control", "127.0.0.1:0", "--tokens-file", tokens.to_str().expect("path")], &[]);
+    let controller = binary::controller(&["--control", "127.0.0.1:0", "--tokens-file", tokens.to_str().expect("path")]);
     let (listen, control, admin) = (free_port(), free_port(), free_port());
     let ports = [listen, control, admin].map(|p| p.to_string());
     let app_port = app.port().to_string();

@@ -41,7 +41,7 @@ async fn the_binaries_ctl_and_the_python_client_drive_the_fleet() {
     let sidecar_file = write("fleet-sidecar-token", SIDECAR);
     let viewer_file = write("fleet-viewer-token", VIEWER);
     let labels = write("fleet-labels", "app=\"web\"\nzone=\"eu-1\"\npod-template-hash=\"5d4f8b\"\n");
-    let controller = binary::controller(&["--control", "127.0.0.1:0", "--tokens-file", tokens.to_str().unwrap()], &[]);
+    let controller = binary::controller(&["--control", "127.0.0.1:0", "--tokens-file", tokens.to_str().unwrap()]);
     let url = controller.url();
     let upstream = FakeUpstream::app().start().await.to_string();
     let up = format!("http://{upstream}");

@@ -34,11 +34,11 @@ fn addr_of(line: &str) -> Option<SocketAddr> {
     a.trim_start_matches("Some(").trim_end_matches(')').parse().ok()
 }
 
-/// Starts `edgefault serve --log-format json ARGS…` and waits until it logs its listener and control
-/// ports (and its admin port when `admin` is true).
-pub fn serve(args: &[&str], admin: bool) -> Served {
+/// Starts `edgefault COMMAND --log-format json ARGS…` (info logs, no admin token from the environment) and
+/// passes its stderr on one line at a time.
+fn spawn_logged(command: &str, args: &[&str]) -> (Child, mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_edgefault"))
-        .arg("serve")
+        .arg(command)
         .args(["--log-format", "json"])
         .args(args)
         .env_remove("EDGEFAULT_ADMIN_TOKEN")
@@ -54,6 +54,13 @@ pub fn serve(args: &[&str], admin: bool) -> Served {
             let _ = tx.send(line);
         }
     });
+    (child, logs)
+}
+
+/// Starts `edgefault serve --log-format json ARGS…` and waits until it logs its listener and control
+/// ports (and its admin port when `admin` is true).
+pub fn serve(args: &[&str], admin: bool) -> Served {
+    let (child, logs) = spawn_logged("serve", args);
     let (mut listener, mut control, mut admin_addr) = (None, None, None);
     while listener.is_none() || control.is_none() || (admin && admin_addr.is_none()) {
         let line = logs.recv_timeout(Duration::from_secs(20)).expect("the server logs its ports");
@@ -88,24 +95,8 @@ impl ControllerProcess {
 }
 
 /// Starts `edgefault controller --log-format json ARGS…` and waits until it logs its port.
-pub fn controller(args: &[&str], env: &[(&str, &str)]) -> ControllerProcess {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_edgefault"))
-        .arg("controller")
-        .args(["--log-format", "json"])
-        .args(args)
-        .envs(env.iter().copied())
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawns");
-    let (tx, logs) = mpsc::channel();
-    let stderr = child.stderr.take().expect("stderr");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+pub fn controller(args: &[&str]) -> ControllerProcess {
+    let (child, logs) = spawn_logged("controller", args);
     let mut control = None;
     while control.is_none() {
         let line = logs.recv_timeout(Duration::from_secs(20)).expect("the controller logs its port");
