@@ -6,7 +6,7 @@ pub mod contain;
 pub mod events;
 pub mod killswitch;
 pub mod proto;
-mod scenarios;
+pub mod scenarios;
 mod service;
 pub mod tls;
 

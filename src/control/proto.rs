@@ -79,6 +79,11 @@ pub fn stats(c: Counts) -> v1::ExperimentStats {
     }
 }
 
+/// A spec's problems as ValidateExperiment returns them.
+pub fn violations(v: crate::fault::check::Violations) -> Vec<v1::FieldViolation> {
+    v.0.into_iter().map(|v| v1::FieldViolation { field: v.field, description: v.description }).collect()
+}
+
 /// An event as the wire carries it.
 pub fn event_to_proto(e: Event) -> v1::Event {
     use v1::event::Kind;

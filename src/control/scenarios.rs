@@ -11,7 +11,7 @@ use super::{
 use crate::{
     experiment::spec::{validate_spec, Context},
     pb::v1,
-    scenario::ScenarioError,
+    scenario::{Catalogue, ScenarioError},
 };
 
 impl From<ScenarioError> for Status {
@@ -26,35 +26,65 @@ impl From<ScenarioError> for Status {
     }
 }
 
+/// ListScenarios, on a sidecar or the controller.
+pub fn list(scenarios: &Catalogue) -> v1::ListScenariosResponse {
+    v1::ListScenariosResponse { scenarios: scenarios.list().iter().map(|s| s.to_proto()).collect() }
+}
+
+/// GetScenario: the scenario, and its experiments expanded for `ctx` (a sidecar's topology and limits, or
+/// the controller's limits alone). Shown whatever the server would say to it: its problems come as
+/// warnings.
+pub fn get(
+    scenarios: &Catalogue,
+    r: v1::GetScenarioRequest,
+    ctx: &Context<'_>,
+) -> Result<v1::GetScenarioResponse, Status> {
+    let params: BTreeMap<String, String> = r.params.into_iter().collect();
+    let scenario = scenarios.find(&r.name)?;
+    let expansion = scenario.expand_for(&params, ctx.topology)?;
+    let mut warnings = expansion.warnings.clone();
+    warnings
+        .extend(scenario.problems_of(&expansion, ctx).into_iter().map(|p| format!("StartScenario would refuse: {p}")));
+    Ok(v1::GetScenarioResponse { scenario: Some(scenario.to_proto()), experiments: expansion.specs, warnings })
+}
+
+/// Starts checked experiments in order with `start`; if one cannot start, those started are stopped again
+/// with `stop` and its error is returned: a scenario starts whole or not at all.
+pub fn start_all<T>(
+    items: impl IntoIterator<Item = T>,
+    mut start: impl FnMut(T) -> Result<v1::Experiment, Status>,
+    mut stop: impl FnMut(&str, &str),
+) -> Result<Vec<v1::Experiment>, Status> {
+    let mut started: Vec<v1::Experiment> = Vec::new();
+    for item in items {
+        match start(item) {
+            Ok(e) => started.push(e),
+            Err(e) => {
+                for s in &started {
+                    stop(&s.id, "its scenario could not start every experiment");
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(started)
+}
+
 impl FaultControlService {
     pub(super) fn list_scenarios_rpc(
         &self,
         _req: Request<v1::ListScenariosRequest>,
     ) -> Result<Response<v1::ListScenariosResponse>, Status> {
-        let scenarios = self.scenarios.list().iter().map(|s| s.to_proto()).collect();
-        Ok(Response::new(v1::ListScenariosResponse { scenarios }))
+        Ok(Response::new(list(&self.scenarios)))
     }
 
     pub(super) fn get_scenario_rpc(
         &self,
         req: Request<v1::GetScenarioRequest>,
     ) -> Result<Response<v1::GetScenarioResponse>, Status> {
-        let r = req.into_inner();
-        let params: BTreeMap<String, String> = r.params.into_iter().collect();
-        let scenario = self.scenarios.find(&r.name)?;
-        let expansion = scenario.expand_for(&params, Some(self.registry.topology()))?;
         let limits = self.registry.limits();
         let ctx = Context { topology: Some(self.registry.topology()), limits: &limits };
-        // Shown whatever this server would say to it: its problems come as warnings.
-        let mut warnings = expansion.warnings.clone();
-        warnings.extend(
-            scenario.problems_of(&expansion, &ctx).into_iter().map(|p| format!("StartScenario would refuse: {p}")),
-        );
-        Ok(Response::new(v1::GetScenarioResponse {
-            scenario: Some(scenario.to_proto()),
-            experiments: expansion.specs,
-            warnings,
-        }))
+        Ok(Response::new(get(&self.scenarios, req.into_inner(), &ctx)?))
     }
 
     /// Expands and checks every experiment first; then starts them in order. If one cannot start (the
@@ -96,18 +126,13 @@ impl FaultControlService {
         for spec in &specs {
             defs.push(validate_spec(spec, &ctx).map_err(Status::from)?);
         }
-        let mut started: Vec<v1::Experiment> = Vec::new();
-        for (spec, def) in specs.into_iter().zip(defs) {
-            match self.registry.start(spec, def) {
-                Ok(info) => started.push(to_proto(info)),
-                Err(e) => {
-                    for s in &started {
-                        let _ = self.registry.stop(&s.id, "its scenario could not start every experiment");
-                    }
-                    return Err(e.into());
-                }
-            }
-        }
+        let started = start_all(
+            specs.into_iter().zip(defs),
+            |(spec, def)| self.registry.start(spec, def).map(to_proto).map_err(Status::from),
+            |id, why| {
+                let _ = self.registry.stop(id, why);
+            },
+        )?;
         Ok((started, warnings))
     }
 }

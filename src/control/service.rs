@@ -249,9 +249,7 @@ impl FaultControl for FaultControlService {
         };
         let violations = match self.validate(&spec) {
             Ok(_) => Vec::new(),
-            Err(v) => {
-                v.0.into_iter().map(|v| v1::FieldViolation { field: v.field, description: v.description }).collect()
-            }
+            Err(v) => super::proto::violations(v),
         };
         Ok(Response::new(v1::ValidateExperimentResponse { valid: violations.is_empty(), violations }))
     }

@@ -19,11 +19,12 @@ use crate::{
         audit::{AuditEntry, AuditLog},
         auth::{AuthLayer, Tokens},
         events::{self as watch_events, EventStream},
+        scenarios,
         tls::ControlTls,
         Call,
     },
     experiment::spec::{validate_spec, Context, Violations},
-    fault::check::{Collector, Violation},
+    fault::check::Collector,
     pb::v1::{self, fault_control_server::FaultControl, fleet_server::Fleet},
     scenario::Catalogue,
 };
@@ -117,24 +118,15 @@ impl ControllerService {
             spec.sidecars.clone_from(&r.sidecars);
             plans.push(self.plan(spec).map_err(Status::from)?);
         }
-        let mut started: Vec<v1::Experiment> = Vec::new();
-        for (spec, plan) in specs.into_iter().zip(plans) {
-            match self.fleet.start(spec, plan) {
-                Ok(e) => started.push(e),
-                Err(e) => {
-                    for s in &started {
-                        let _ = self.fleet.stop(&s.id, "its scenario could not start every experiment");
-                    }
-                    return Err(e.into());
-                }
-            }
-        }
+        let started = scenarios::start_all(
+            specs.into_iter().zip(plans),
+            |(spec, plan)| self.fleet.start(spec, plan).map_err(Status::from),
+            |id, why| {
+                let _ = self.fleet.stop(id, why);
+            },
+        )?;
         Ok(v1::StartScenarioResponse { experiments: started, warnings: expansion.warnings })
     }
-}
-
-fn violations_to_proto(v: Vec<Violation>) -> Vec<v1::FieldViolation> {
-    v.into_iter().map(|v| v1::FieldViolation { field: v.field, description: v.description }).collect()
 }
 
 #[tonic::async_trait]
@@ -199,7 +191,7 @@ impl FaultControl for ControllerService {
     ) -> Result<Response<v1::ValidateExperimentResponse>, Status> {
         let violations = match req.into_inner().spec {
             None => vec![v1::FieldViolation { field: "spec".into(), description: "required".into() }],
-            Some(spec) => self.plan(&spec).err().map(|v| violations_to_proto(v.0)).unwrap_or_default(),
+            Some(spec) => self.plan(&spec).err().map(crate::control::proto::violations).unwrap_or_default(),
         };
         Ok(Response::new(v1::ValidateExperimentResponse { valid: violations.is_empty(), violations }))
     }
@@ -216,28 +208,15 @@ impl FaultControl for ControllerService {
         &self,
         _req: Request<v1::ListScenariosRequest>,
     ) -> Result<Response<v1::ListScenariosResponse>, Status> {
-        let scenarios = self.scenarios.list().iter().map(|s| s.to_proto()).collect();
-        Ok(Response::new(v1::ListScenariosResponse { scenarios }))
+        Ok(Response::new(scenarios::list(&self.scenarios)))
     }
 
     async fn get_scenario(
         &self,
         req: Request<v1::GetScenarioRequest>,
     ) -> Result<Response<v1::GetScenarioResponse>, Status> {
-        let r = req.into_inner();
-        let params: BTreeMap<String, String> = r.params.into_iter().collect();
-        let scenario = self.scenarios.find(&r.name)?;
-        let expansion = scenario.expand_for(&params, None)?;
         let ctx = Context { topology: None, limits: self.fleet.limits() };
-        let mut warnings = expansion.warnings.clone();
-        warnings.extend(
-            scenario.problems_of(&expansion, &ctx).into_iter().map(|p| format!("StartScenario would refuse: {p}")),
-        );
-        Ok(Response::new(v1::GetScenarioResponse {
-            scenario: Some(scenario.to_proto()),
-            experiments: expansion.specs,
-            warnings,
-        }))
+        Ok(Response::new(scenarios::get(&self.scenarios, req.into_inner(), &ctx)?))
     }
 
     async fn start_scenario(
