@@ -2,6 +2,7 @@
 
 use std::{fmt::Write as _, time::SystemTime};
 
+use super::signature::span;
 use super::Output;
 use crate::pb::v1;
 
@@ -104,11 +105,6 @@ pub fn render_scenario(r: &v1::GetScenarioResponse, output: Output) -> String {
         }
     }
     out
-}
-
-fn span(d: pbjson_types::Duration) -> String {
-    let d = std::time::Duration::new(d.seconds.max(0) as u64, d.nanos.max(0) as u32);
-    humantime::format_duration(d).to_string().replace(' ', "")
 }
 
 fn scaled(d: Option<pbjson_types::Duration>, scale: f64) -> String {

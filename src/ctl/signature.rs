@@ -32,7 +32,8 @@ pub fn signature(e: &v1::ExperimentSpec) -> Vec<String> {
     out
 }
 
-fn span(d: pbjson_types::Duration) -> String {
+/// A protobuf duration in a few characters: `1h30m`, `250ms`.
+pub(super) fn span(d: pbjson_types::Duration) -> String {
     let d = std::time::Duration::new(d.seconds.max(0) as u64, d.nanos.max(0) as u32);
     humantime::format_duration(d).to_string().replace(' ', "")
 }

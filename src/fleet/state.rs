@@ -381,10 +381,7 @@ impl FleetState {
     /// local experiments too. Returns the fleet experiments ended and the sidecars told.
     pub fn abort_all(&self, reason: &str) -> (Vec<String>, usize) {
         let mut inner = self.lock();
-        let mut active: Vec<(u64, String)> =
-            inner.experiments.values().filter(|e| e.active()).map(|e| (e.seq, e.id.clone())).collect();
-        active.sort();
-        let ids: Vec<String> = active.into_iter().map(|(_, id)| id).collect();
+        let ids = active_in_order(&inner);
         for id in &ids {
             self.end_locked(&mut inner, id, State::Aborted, reason.to_owned());
         }
@@ -831,10 +828,6 @@ impl FleetState {
         proxy.routes = routes.into_values().collect();
         v1::GetStatsResponse { time: Some(timestamp(SystemTime::now())), experiments, proxy: Some(proxy), sidecars }
     }
-
-    pub fn contains(&self, id: &str) -> bool {
-        self.lock().experiments.contains_key(id)
-    }
 }
 
 fn is_active(state: i32) -> bool {
@@ -846,12 +839,19 @@ fn live<'a>(inner: &'a mut Inner, sidecar: &str, serial: u64) -> Option<&'a mut 
     inner.sidecars.get_mut(sidecar).filter(|s| s.conn.as_ref().is_some_and(|c| c.serial == serial))
 }
 
-/// Active experiments in start order, then ended ones, newest first.
-fn ordered(inner: &Inner) -> Vec<String> {
+/// Active experiments in start order.
+fn active_in_order(inner: &Inner) -> Vec<String> {
     let mut active: Vec<(u64, String)> =
         inner.experiments.values().filter(|e| e.active()).map(|e| (e.seq, e.id.clone())).collect();
     active.sort();
-    active.into_iter().map(|(_, id)| id).chain(inner.ended.iter().rev().cloned()).collect()
+    active.into_iter().map(|(_, id)| id).collect()
+}
+
+/// Active experiments in start order, then ended ones, newest first.
+fn ordered(inner: &Inner) -> Vec<String> {
+    let mut ids = active_in_order(inner);
+    ids.extend(inner.ended.iter().rev().cloned());
+    ids
 }
 
 /// An experiment's counters summed over the sidecars that reported them.
