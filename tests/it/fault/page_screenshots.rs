@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use crate::support::{peers, *};
 
 /// (path, experiment, a text the visitor must see, the screenshot's file name).
-const PAGES: [(&str, &str, &str, &str); 4] = [
+const PAGES: [(&str, &str, &str, &str); 5] = [
     (
         "/edge-522",
         "{ abort: { http_status: 522, page: edge, page_location: lhr } }",
@@ -20,6 +20,12 @@ const PAGES: [(&str, &str, &str, &str); 4] = [
         "{ abort: { http_status: 500, page: edge, page_location: fra } }",
         "Internal server error",
         "page-edge-500.png",
+    ),
+    (
+        "/edge-403",
+        "{ abort: { http_status: 403, page: edge, page_location: ams } }",
+        "Error 1020",
+        "page-edge-403.png",
     ),
     ("/cdn-503", "{ abort: { page: cdn, page_location: ams } }", "Guru Mediation", "page-cdn-503.png"),
     ("/generic-503", "{ abort: { http_status: 503, page: generic } }", "Service Unavailable", "page-generic-503.png"),
