@@ -21,12 +21,7 @@ const PAGES: [(&str, &str, &str, &str); 5] = [
         "Internal server error",
         "page-edge-500.png",
     ),
-    (
-        "/edge-403",
-        "{ abort: { http_status: 403, page: edge, page_location: ams } }",
-        "Error 1020",
-        "page-edge-403.png",
-    ),
+    ("/edge-403", "{ abort: { http_status: 403, page: edge, page_location: ams } }", "Error 1020", "page-edge-403.png"),
     ("/cdn-503", "{ abort: { page: cdn, page_location: ams } }", "Guru Mediation", "page-cdn-503.png"),
     ("/generic-503", "{ abort: { http_status: 503, page: generic } }", "Service Unavailable", "page-generic-503.png"),
 ];
