@@ -83,7 +83,8 @@ impl FaultControlService {
         req: Request<v1::GetScenarioRequest>,
     ) -> Result<Response<v1::GetScenarioResponse>, Status> {
         let limits = self.registry.limits();
-        let ctx = Context { topology: Some(self.registry.topology()), limits: &limits };
+        let topology = self.registry.topology();
+        let ctx = Context { topology: Some(&topology), limits: &limits };
         Ok(Response::new(get(&self.scenarios, req.into_inner(), &ctx)?))
     }
 
@@ -116,9 +117,10 @@ impl FaultControlService {
         params: BTreeMap<String, String>,
     ) -> Result<(Vec<v1::Experiment>, Vec<String>), Status> {
         let scenario = self.scenarios.find(name)?;
-        let expansion = scenario.expand_for(&params, Some(self.registry.topology()))?;
+        let topology = self.registry.topology();
+        let expansion = scenario.expand_for(&params, Some(&topology))?;
         let limits = self.registry.limits();
-        let ctx = Context { topology: Some(self.registry.topology()), limits: &limits };
+        let ctx = Context { topology: Some(&topology), limits: &limits };
         scenario.check_expansion(&expansion, &ctx)?;
         let warnings = expansion.warnings;
         let specs = expansion.specs;

@@ -74,7 +74,8 @@ impl FaultControlService {
 
     fn validate(&self, spec: &v1::ExperimentSpec) -> Result<crate::experiment::ExperimentDef, Violations> {
         let limits = self.registry.limits();
-        let ctx = Context { topology: Some(self.registry.topology()), limits: &limits };
+        let topology = self.registry.topology();
+        let ctx = Context { topology: Some(&topology), limits: &limits };
         let result = validate_spec(spec, &ctx);
         if spec.sidecars.is_none() {
             return result;

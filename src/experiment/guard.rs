@@ -182,7 +182,7 @@ pub async fn supervise(
         latencies.retain(|id, _| guarded.iter().any(|g| &g.id == id));
         let now = Instant::now();
         for g in guarded {
-            let routes = route_indices(registry.topology(), &g.def);
+            let routes = route_indices(&registry.topology(), &g.def);
             let latency_window =
                 g.def.guards.iter().filter(|g| matches!(g, Guard::UpstreamLatency { .. })).map(window_of).max();
             if let Some(window) = latency_window {

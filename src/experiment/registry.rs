@@ -261,7 +261,9 @@ struct Inner {
 pub struct Registry {
     inner: Mutex<Inner>,
     rules: Arc<ArcSwap<RuleSet>>,
-    topology: Arc<Topology>,
+    /// Swapped when a TCP listener is created or removed at run time (the Toxiproxy API), under `inner`'s
+    /// lock so the rule set is rebuilt for it.
+    topology: ArcSwap<Topology>,
     /// Swapped by a config reload; each call reads the current one.
     limits: ArcSwap<Limits>,
     this: Weak<Registry>,
@@ -277,7 +279,7 @@ impl Registry {
         Arc::new_cyclic(|this| Registry {
             inner: Mutex::default(),
             rules,
-            topology,
+            topology: ArcSwap::new(topology),
             limits: ArcSwap::from_pointee(limits),
             this: this.clone(),
             health: std::sync::OnceLock::new(),
@@ -319,8 +321,17 @@ impl Registry {
         Arc::clone(&self.rules)
     }
 
-    pub fn topology(&self) -> &Arc<Topology> {
-        &self.topology
+    /// The listeners and routes now.
+    pub fn topology(&self) -> Arc<Topology> {
+        self.topology.load_full()
+    }
+
+    /// Replaces the topology (a TCP listener taken or freed: the names of every other listener and route,
+    /// and their ids, are unchanged) and rebuilds the rule set for it.
+    pub fn set_topology(&self, topology: Topology) {
+        let inner = self.lock();
+        self.topology.store(Arc::new(topology));
+        self.publish(&inner);
     }
 
     /// The limits now (a config reload may swap them; experiments already started keep theirs).
@@ -434,7 +445,7 @@ impl Registry {
     fn make_running(&self, inner: &mut Inner, id: &Arc<str>, end_at: Instant) {
         if let Some(e) = inner.entries.get_mut(id) {
             if let (false, Some(h)) = (e.def.guards.is_empty(), self.health.get()) {
-                let (answered, failed) = h.totals(&super::guard::route_indices(&self.topology, &e.def));
+                let (answered, failed) = h.totals(&super::guard::route_indices(&self.topology.load(), &e.def));
                 e.guard_baseline = Some((Instant::now(), answered, failed));
             }
             e.state = State::Running;
@@ -632,7 +643,7 @@ impl Registry {
 
     fn publish(&self, inner: &Inner) {
         let rules: Vec<Arc<Rule>> = inner.entries.values().filter_map(|e| e.rule.clone()).collect();
-        self.rules.store(Arc::new(RuleSet::build(&self.topology, rules)));
+        self.rules.store(Arc::new(RuleSet::build(&self.topology.load(), rules)));
     }
 }
 

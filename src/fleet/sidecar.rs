@@ -296,7 +296,8 @@ impl Member {
             }
         }
         let limits = self.registry.limits();
-        let ctx = Context { topology: Some(self.registry.topology()), limits: &limits };
+        let topology = self.registry.topology();
+        let ctx = Context { topology: Some(&topology), limits: &limits };
         let mut rejected = Vec::new();
         let mut new = Vec::new();
         for fe in a.experiments.iter().filter(|e| !self.held.contains_key(&e.id)) {
