@@ -1,5 +1,5 @@
 //! `toxic`: byte-level faults on the connections of TCP listeners, after Toxiproxy's toxics (latency,
-//! bandwidth, slicer, reset_peer, timeout, limit_data), each in one direction. Pure values; the data plane
+//! bandwidth, slicer, reset_peer, timeout, limit_data, slow_close), each in one direction. Pure values; the data plane
 //! that applies them is `proxy::tcp`.
 
 use std::{num::NonZeroU64, time::Duration};
@@ -46,6 +46,8 @@ pub enum ToxicKind {
     Timeout { timeout: Option<Duration> },
     /// Close once this many bytes have passed.
     LimitData { bytes: u64 },
+    /// Pass the sender's close (FIN) on only `delay` after it came.
+    SlowClose { delay: Duration },
 }
 
 impl ToxicKind {
@@ -58,6 +60,7 @@ impl ToxicKind {
             ToxicKind::ResetPeer { .. } => "reset_peer",
             ToxicKind::Timeout { .. } => "timeout",
             ToxicKind::LimitData { .. } => "limit_data",
+            ToxicKind::SlowClose { .. } => "slow_close",
         }
     }
 }

@@ -346,6 +346,16 @@ impl<'c, W: AsyncWrite + Unpin> Writer<'c, W> {
             .min()
     }
 
+    /// The longest slow_close delay in force at `now`.
+    fn slow_close(&self, now: Instant) -> Option<Duration> {
+        self.in_force(now)
+            .filter_map(|t| match t.toxic.kind {
+                ToxicKind::SlowClose { delay } => Some(delay),
+                _ => None,
+            })
+            .max()
+    }
+
     /// When a timeout toxic holds this direction: `Some(close_at)`, with `None` inside for "never".
     fn hold(&self, now: Instant) -> Option<Option<Instant>> {
         self.in_force(now).find_map(|t| match t.toxic.kind {
@@ -383,6 +393,9 @@ impl<'c, W: AsyncWrite + Unpin> Writer<'c, W> {
                 }
                 // An armed reset_peer resets even a connection whose sender has finished.
                 if eof && self.reset_at.is_none() {
+                    if let Some(delay) = self.slow_close(now) {
+                        self.nap(now + delay).await;
+                    }
                     let _ = self.dst.shutdown().await;
                     return End::Eof;
                 }
@@ -452,8 +465,8 @@ impl<'c, W: AsyncWrite + Unpin> Writer<'c, W> {
                         close_after = true;
                     }
                 }
-                // Handled by `run` before a chunk gets here.
-                ToxicKind::Timeout { .. } => {}
+                // Handled by `run`: a timeout before a chunk gets here, a slow close at the end of stream.
+                ToxicKind::Timeout { .. } | ToxicKind::SlowClose { .. } => {}
             }
         }
         if let Some(timeout) = reset {

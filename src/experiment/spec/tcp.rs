@@ -27,7 +27,7 @@ pub(super) fn convert(t: &pb::ToxicFault, path: &str, c: &mut Collector) -> Opti
     };
     let kind = match &t.kind {
         None => {
-            c.add(path, "set one of latency, bandwidth, slicer, reset_peer, timeout, limit_data");
+            c.add(path, "set one of latency, bandwidth, slicer, reset_peer, timeout, limit_data, slow_close");
             return None;
         }
         Some(K::Latency(l)) => {
@@ -68,6 +68,10 @@ pub(super) fn convert(t: &pb::ToxicFault, path: &str, c: &mut Collector) -> Opti
             ToxicKind::Timeout { timeout: timeout.filter(|d| !d.is_zero()) }
         }
         Some(K::LimitData(l)) => ToxicKind::LimitData { bytes: l.bytes },
+        Some(K::SlowClose(s)) => {
+            let delay = c.duration(&s.delay, &format!("{path}.slow_close.delay"), false);
+            ToxicKind::SlowClose { delay: delay.unwrap_or(Duration::ZERO) }
+        }
     };
     Some(Toxic { direction: direction?, kind })
 }
@@ -119,7 +123,7 @@ pub(super) fn check_kinds(spec: &pb::ExperimentSpec, topology: Option<&Topology>
         for (path, _) in &http_at {
             c.add(
                 path,
-                format!("an HTTP fault, and {why}: TCP listeners take toxic faults only (latency, bandwidth, slicer, reset_peer, timeout, limit_data)"),
+                format!("an HTTP fault, and {why}: TCP listeners take toxic faults only (latency, bandwidth, slicer, reset_peer, timeout, limit_data, slow_close)"),
             );
         }
         if let Some(s) = &spec.sticky {
