@@ -226,6 +226,12 @@ impl Tokens {
             }
             _ => return Err(tonic::Status::unauthenticated("the authorization header must be `Bearer <token>`")),
         };
+        self.holder(secret)
+            .ok_or_else(|| tonic::Status::unauthenticated("the bearer token is not one this server accepts"))
+    }
+
+    /// Who holds the token `secret`, if any token has it.
+    pub fn holder(&self, secret: &[u8]) -> Option<Caller> {
         // Compare with every token, in constant time per token, so timing tells nothing about which
         // token nearly matched.
         let mut found: Option<&Token> = None;
@@ -234,10 +240,7 @@ impl Tokens {
                 found = Some(t);
             }
         }
-        let Some(token) = found else {
-            return Err(tonic::Status::unauthenticated("the bearer token is not one this server accepts"));
-        };
-        Ok(Caller { name: token.name.as_str().into(), role: token.role })
+        found.map(|token| Caller { name: token.name.as_str().into(), role: token.role })
     }
 
     /// What changed from `old` to `self`, by token name (never a secret): tokens added, removed, given
