@@ -45,6 +45,7 @@ pub struct Server {
     listeners: Vec<(String, SocketAddr)>,
     control: SocketAddr,
     admin: Option<SocketAddr>,
+    toxiproxy: Option<SocketAddr>,
     registry: Arc<Registry>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
@@ -66,6 +67,7 @@ struct Ports {
     tcp_listeners: Vec<TcpListener>,
     control: TcpListener,
     admin: Option<TcpListener>,
+    toxiproxy: Option<TcpListener>,
 }
 
 impl Ports {
@@ -83,7 +85,11 @@ impl Ports {
             Some(a) => Some(bind("the admin endpoint".into(), a).await?),
             None => None,
         };
-        Ok(Ports { listeners, tcp_listeners, control, admin })
+        let toxiproxy = match &config.toxiproxy {
+            Some(t) => Some(bind("the Toxiproxy API (toxiproxy.bind)".into(), t.bind).await?),
+            None => None,
+        };
+        Ok(Ports { listeners, tcp_listeners, control, admin, toxiproxy })
     }
 }
 
@@ -128,7 +134,7 @@ impl Server {
             tracing::info!(tokens = config.tokens.len(), "the control service requires a bearer token");
         }
         let registry = Registry::new(Arc::new(config.topology()), config.limits.clone());
-        let health = Arc::new(guard::Health::new(registry.topology()));
+        let health = Arc::new(guard::Health::new(&registry.topology()));
         registry.watch_health(Arc::clone(&health));
         start_boot_experiments(&config, &registry, &audit)?;
         let metrics = Arc::new(Metrics::default());
@@ -148,12 +154,14 @@ impl Server {
             audit: Arc::clone(&shared.audit),
         });
         let admin = serve_admin(&config, ports.admin, &shared, &mut tasks);
+        let toxiproxy = serve_toxiproxy(&config, ports.toxiproxy, &shared, &mut tasks);
         let Shared { registry, audit, metrics, .. } = shared;
         Ok(Server {
             metrics,
             listeners,
             control,
             admin,
+            toxiproxy,
             registry,
             stop: tasks.stop,
             tasks: tasks.set,
@@ -198,6 +206,11 @@ impl Server {
 
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin
+    }
+
+    /// Where the Toxiproxy API listens, when it is on.
+    pub fn toxiproxy_addr(&self) -> Option<SocketAddr> {
+        self.toxiproxy
     }
 
     pub fn registry(&self) -> &Arc<Registry> {
@@ -379,6 +392,39 @@ fn serve_admin(
         addr
     });
     admin_state.ready.store(true, Ordering::Release);
+    addr
+}
+
+/// Serves the Toxiproxy API, when it is on. Returns its address.
+fn serve_toxiproxy(
+    config: &Config,
+    listener: Option<TcpListener>,
+    shared: &Shared,
+    tasks: &mut Tasks,
+) -> Option<SocketAddr> {
+    let (settings, listener) = (config.toxiproxy.as_ref()?, listener?);
+    let addr = listener.local_addr().ok();
+    let proxies = crate::toxiproxy::Toxiproxy::new(
+        Arc::clone(&shared.registry),
+        Arc::clone(&shared.metrics),
+        Arc::clone(&shared.health),
+        crate::toxiproxy::Settings {
+            max_proxies: settings.max_proxies,
+            connect_timeout: settings.connect_timeout,
+            max_connections: config.limits.max_connections,
+        },
+    );
+    if let Some(addr) = addr {
+        tracing::info!(%addr, max_proxies = settings.max_proxies, "Toxiproxy API listening");
+    }
+    tasks.spawn(crate::toxiproxy::serve(
+        listener,
+        proxies,
+        Arc::clone(&shared.registry),
+        Arc::clone(&shared.tokens),
+        Arc::clone(&shared.audit),
+        tasks.stopped(),
+    ));
     addr
 }
 

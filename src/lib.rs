@@ -18,6 +18,8 @@
 //! scenario/, telemetry/           incident replays; metrics and logs
 //! proxy/                          the data plane: listeners, requests, upstreams, bodies, TCP and TLS
 //! control/, admin                 the gRPC control service (auth, audit, kill switch, events); the admin port
+//! toxiproxy/                      the Toxiproxy-compatible REST API: proxies as TCP listeners created at
+//!                                 run time, their toxics as experiments
 //! fleet/                          the controller (its view of the fleet, its services) and a sidecar's
 //!                                 subscription to it; label selectors
 //! config/                         the file and the flags → each component's settings, checked
@@ -48,6 +50,7 @@ pub mod telemetry;
 pub mod text;
 pub mod tls;
 pub mod topology;
+pub mod toxiproxy;
 
 /// Code generated from `proto/edgefault/v1/*.proto`.
 pub mod pb {

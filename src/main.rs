@@ -103,6 +103,10 @@ struct ServeArgs {
     /// Audit log of state-changing control calls: a file (appended to) or "-" for stderr (audit.path).
     #[arg(long, value_name = "FILE")]
     audit: Option<PathBuf>,
+    /// Serve the Toxiproxy-compatible REST API here (toxiproxy.bind; Toxiproxy's port is 8474): its clients
+    /// create TCP proxies and toxics, which run as experiments (docs/compat.md).
+    #[arg(long, value_name = "ADDR")]
+    toxiproxy: Option<String>,
     /// Worker threads [default: one per core].
     #[arg(long)]
     workers: Option<usize>,
@@ -462,6 +466,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         max_percentage: args.max_percentage,
         allowed_routes: args.allowed_routes,
         max_active_faults: args.max_active_faults,
+        toxiproxy: args.toxiproxy,
     };
     let reload = args.config.clone().map(|path| (path, overrides.clone()));
     let config = match &args.config {

@@ -49,6 +49,7 @@ impl ControllerConfig {
             ("admin", file.admin.is_some()),
             ("drain_grace", file.drain_grace.is_some()),
             ("limits.allowed_routes", file.limits.allowed_routes.is_some()),
+            ("toxiproxy", file.toxiproxy.is_some()),
         ];
         for (key, set) in sidecar_only {
             if set {

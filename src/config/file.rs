@@ -25,6 +25,16 @@ pub(super) struct FileConfig {
     pub(super) pages: std::collections::BTreeMap<String, super::pages::FilePage>,
     /// A directory of scenario files (`*.yaml`) added to the built-in catalogue.
     pub(super) scenarios_dir: Option<PathBuf>,
+    /// The Toxiproxy-compatible REST API; off unless given.
+    pub(super) toxiproxy: Option<FileToxiproxy>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileToxiproxy {
+    pub(super) bind: Option<String>,
+    pub(super) max_proxies: Option<usize>,
+    pub(super) connect_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -28,10 +28,12 @@ mod file;
 mod limits;
 mod listeners;
 mod pages;
+mod toxiproxy;
 
 pub use controller::ControllerConfig;
 pub use experiments::BootExperiment;
 pub use listeners::parse_upstream;
+pub use toxiproxy::{ToxiproxyConfig, DEFAULT_MAX_PROXIES};
 
 use file::FileConfig;
 
@@ -63,6 +65,8 @@ pub struct Config {
     pub pages: PageTemplates,
     /// The scenario catalogue: the built-ins and those of `scenarios_dir`, checked.
     pub scenarios: Arc<Catalogue>,
+    /// The Toxiproxy-compatible REST API (`toxiproxy:`, `--toxiproxy`); `None`: off.
+    pub toxiproxy: Option<ToxiproxyConfig>,
 }
 
 /// Command-line values that override the file.
@@ -87,6 +91,8 @@ pub struct Overrides {
     pub max_percentage: Option<f64>,
     pub allowed_routes: Option<Vec<String>>,
     pub max_active_faults: Option<usize>,
+    /// `toxiproxy.bind`: serves the Toxiproxy-compatible REST API there.
+    pub toxiproxy: Option<String>,
 }
 
 /// A configuration that was refused: where it came from and every problem in it.
@@ -108,9 +114,20 @@ impl fmt::Display for ConfigError {
 
 /// Whether a YAML value looks like a config file rather than an experiment.
 pub fn looks_like_config(v: &Value) -> bool {
-    ["listeners", "control", "admin", "audit", "limits", "experiments", "workers", "pages", "scenarios_dir"]
-        .iter()
-        .any(|k| v.get(k).is_some())
+    [
+        "listeners",
+        "control",
+        "admin",
+        "audit",
+        "limits",
+        "experiments",
+        "workers",
+        "pages",
+        "scenarios_dir",
+        "toxiproxy",
+    ]
+    .iter()
+    .any(|k| v.get(k).is_some())
 }
 
 impl Config {
@@ -144,6 +161,7 @@ impl Config {
         let topology = topology_of(&listeners, &tcp_listeners);
         let control = control::build(file.control.as_ref(), file.admin.as_ref(), file.audit.as_ref(), o, &mut problems);
         let limits = limits::build(&file.limits, o, &topology, &mut problems);
+        let toxiproxy = toxiproxy::build(file.toxiproxy.as_ref(), o, &control.tokens, &mut problems);
         let workers = o.workers.or(file.workers);
         if workers == Some(0) {
             problems.push("workers: must be at least 1".into());
@@ -179,11 +197,15 @@ impl Config {
             experiments,
             pages,
             scenarios: Arc::new(scenarios),
+            toxiproxy,
         })
     }
 
+    /// The listeners and routes experiments may target, with a free slot for each proxy the Toxiproxy API
+    /// may create.
     pub fn topology(&self) -> Topology {
-        topology_of(&self.listeners, &self.tcp_listeners).with_pages(self.pages.clone())
+        let slots = self.toxiproxy.as_ref().map_or(0, |t| t.max_proxies);
+        topology_of(&self.listeners, &self.tcp_listeners).with_pages(self.pages.clone()).with_free_tcp_slots(slots)
     }
 }
 

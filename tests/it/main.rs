@@ -1,6 +1,6 @@
 //! The integration tests, one binary: real servers on 127.0.0.1 (port 0) and real clients. Modules follow
 //! the behaviour they test: `fault/<kind>`, `targeting/`, `listener/<kind>`, `safety/<topic>`, `control/`,
-//! `input/` (fuzz corpus and property tests), `inject` (the `edgefault inject` command); `support/` holds
+//! `input/` (fuzz corpus and property tests), `inject` (the `edgefault inject` command), `toxiproxy/` (the Toxiproxy-compatible API); `support/` holds
 //! the shared upstreams, proxy and clients.
 
 // Tests report by panicking: a failed expectation is the finding.
@@ -25,3 +25,4 @@ mod input;
 mod listener;
 mod safety;
 mod targeting;
+mod toxiproxy;

@@ -180,3 +180,22 @@ pub fn chart_tool(name: &str) -> Option<PathBuf> {
     }
     found
 }
+
+/// `node` and the `node_modules` directory under `$EDGEFAULT_CI_CACHE/<dir>` (default
+/// `~/.cache/edgefault-ci/<dir>`) that holds `module`, as `.ci/install-peers.sh` installs it. `None` (the
+/// test is skipped, and says so) when either is missing, unless peers are required.
+pub fn node_module(dir: &str, module: &str) -> Option<PathBuf> {
+    let cache = std::env::var_os("EDGEFAULT_CI_CACHE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/edgefault-ci")));
+    let modules = cache.map(|c| c.join(dir).join("node_modules"));
+    let node = Command::new("node").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    match modules {
+        Some(m) if m.join(module).exists() && node.is_ok_and(|s| s.success()) => Some(m),
+        _ => {
+            missing(&format!("node with the npm package {module}"));
+            None
+        }
+    }
+}
