@@ -117,3 +117,26 @@ async fn a_new_upstream_closes_the_proxy_s_connections_and_takes_the_next() {
     tokio::time::timeout(LIMIT, next.read_exact(&mut got)).await.expect("in time").expect("read");
     assert_eq!(got.to_vec(), (0..5).map(pattern).collect::<Vec<u8>>(), "the new upstream answers");
 }
+
+#[tokio::test]
+async fn toxicity_is_the_share_of_connections_a_toxic_takes() {
+    let echo = FakeUpstream::tcp_echo().start().await;
+    let (_proxy, api) = server("").await;
+    let listen = create(&api, "echo", echo).await;
+    // limit_data 0 at toxicity 0.3: a selected connection closes at its first data, the others echo.
+    let toxic = json!({ "type": "limit_data", "toxicity": 0.3, "attributes": { "bytes": 0 } });
+    assert_eq!(call("POST", &format!("{api}/proxies/echo/toxics"), Some(toxic)).await.0, StatusCode::OK);
+    let n = 200;
+    let mut cut = 0;
+    for _ in 0..n {
+        let mut s = TcpStream::connect(listen).await.expect("connect");
+        s.write_all(b"x").await.expect("write");
+        let mut b = [0u8; 1];
+        match tokio::time::timeout(LIMIT, s.read(&mut b)).await.expect("in time") {
+            Ok(1) => {}
+            _ => cut += 1,
+        }
+    }
+    // 30 % of 200 is 60, sd 6.5: within 4 sd.
+    assert!((34..=86).contains(&cut), "{cut} of {n} connections were cut");
+}

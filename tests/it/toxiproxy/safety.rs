@@ -13,7 +13,14 @@ use super::*;
 #[tokio::test]
 async fn toxics_and_disabled_proxies_are_experiments_that_abort_all_ends() {
     let echo = FakeUpstream::tcp_echo().start().await;
-    let (proxy, api) = server("").await;
+    let (proxy, api) = server("admin: { bind: \"127.0.0.1:0\" }\n").await;
+    let mut events = proxy
+        .control()
+        .await
+        .watch_events(edgefault::pb::v1::WatchEventsRequest { no_stats: true, ..Default::default() })
+        .await
+        .expect("watch")
+        .into_inner();
     create(&api, "redis", echo).await;
     let pg = create(&api, "pg", echo).await;
     call(
@@ -23,6 +30,9 @@ async fn toxics_and_disabled_proxies_are_experiments_that_abort_all_ends() {
     )
     .await;
     call("POST", &format!("{api}/proxies/pg"), Some(json!({ "enabled": false }))).await;
+    let started = tokio::time::timeout(Duration::from_secs(5), events.message()).await.expect("an event").expect("stream").expect("open");
+    assert_eq!(started.experiment_name, "toxiproxy redis/latency_downstream");
+    assert!(matches!(started.kind, Some(edgefault::pb::v1::event::Kind::Started(_))), "{started:?}");
     let mut names = running(&proxy).await;
     names.sort();
     assert_eq!(names, ["toxiproxy pg disabled", "toxiproxy redis/latency_downstream"]);
@@ -32,6 +42,17 @@ async fn toxics_and_disabled_proxies_are_experiments_that_abort_all_ends() {
     let redis: SocketAddr =
         call("GET", &format!("{api}/proxies/redis"), None).await.1["listen"].as_str().unwrap().parse().unwrap();
     drop(TcpStream::connect(redis).await.expect("connect"));
+    let admin = proxy.server.admin_addr().expect("admin");
+    let line = "edgefault_tcp_connections_total{listener=\"redis\",outcome=\"injected\"} 1";
+    let mut scraped = String::new();
+    for _ in 0..50 {
+        scraped = String::from_utf8_lossy(&get(&client(), &format!("http://{admin}/metrics")).await.body).into_owned();
+        if scraped.contains(line) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(scraped.contains(line), "{line} not in the metrics");
 
     assert_eq!(proxy.abort_all().await, 2);
     // The API catches up at once: the toxic is gone, pg listens again on its port.
