@@ -140,7 +140,8 @@ impl Config {
         let mut problems = Vec::new();
         // Flags first: they shape the listeners that the rest checks.
         let implicit_listener = listeners::apply_overrides(&mut file.listeners, o);
-        let (listeners, tcp_listeners) = listeners::build(&file.listeners, implicit_listener, &mut problems);
+        let caps = limits::header_caps(&file.limits, o);
+        let (listeners, tcp_listeners) = listeners::build(&file.listeners, implicit_listener, caps, &mut problems);
         let topology = topology_of(&listeners, &tcp_listeners);
         let control = control::build(file.control.as_ref(), file.admin.as_ref(), file.audit.as_ref(), o, &mut problems);
         let limits = limits::build(&file.limits, o, &topology, &mut problems);
