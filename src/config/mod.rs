@@ -303,6 +303,80 @@ mod tests {
         }
     }
 
+    fn with_route(route: &str, limits: &str) -> Result<Config, ConfigError> {
+        Config::from_yaml(
+            &format!("listeners:\n  - name: web\n    bind: 127.0.0.1:0\n    routes:\n      - {{ name: a, upstream: \"http://127.0.0.1:1\", {route} }}\nlimits: {{ {limits} }}\n"),
+            "t",
+            &Overrides::default(),
+        )
+    }
+
+    #[test]
+    fn fault_headers_take_true_false_or_a_mapping() {
+        use crate::fault::HeaderNames;
+        let fh = |route: &str, limits: &str| {
+            with_route(route, limits).expect("valid").listeners[0].routes[0].fault_headers.clone()
+        };
+        assert!(fh("hosts: []", "").is_none(), "off by default");
+        assert!(fh("fault_headers: false", "").is_none());
+        let on = fh("fault_headers: true", "max_duration: 10m, max_percentage: 40").expect("on");
+        assert_eq!(on.names, HeaderNames::envoy());
+        assert_eq!((on.max_delay, on.max_percentage.percent()), (Duration::from_secs(600), 40.0));
+        let set = fh(
+            "fault_headers: { names: { abort: X-My-Abort, throughput_percentage: x-rate-share }, max_delay: 5s }",
+            "",
+        )
+        .expect("on");
+        assert_eq!(
+            (set.names.abort.as_str(), set.names.throughput_percentage.as_str()),
+            ("x-my-abort", "x-rate-share")
+        );
+        assert_eq!(set.names.delay, HeaderNames::envoy().delay, "the names not given stay Envoy's");
+        assert_eq!((set.max_delay, set.max_percentage.percent()), (Duration::from_secs(5), 100.0));
+        assert!(fh("fault_headers: {}", "").is_some(), "an empty mapping enables them too");
+    }
+
+    #[test]
+    fn every_bad_fault_headers_field_is_placed() {
+        let at = "listeners[0].routes[0].fault_headers";
+        for (route, needle) in [
+            ("fault_headers: yes", format!("{at}: invalid type: string \"yes\", expected true, false, or a mapping")),
+            (
+                "fault_headers: { nmes: {} }",
+                format!("{at}.nmes: unknown field `nmes`, expected `names` or `max_delay`"),
+            ),
+            ("fault_headers: { names: { abrt: x-a } }", format!("{at}.names.abrt: unknown field `abrt`")),
+            ("fault_headers: { names: { delay: 7 } }", format!("{at}.names.delay: invalid type: integer `7`")),
+            ("fault_headers: { names: x-a }", format!("{at}.names: invalid type: string \"x-a\"")),
+        ] {
+            let text = with_route(route, "").expect_err(route).to_string();
+            assert!(text.contains(&needle), "{needle} missing in:\n{text}");
+        }
+        let text = with_route(
+            "fault_headers: { names: { abort: \"x my abort\", abort_grpc: content-length, delay: x-envoy-fault-abort-request, throughput: x-t, throughput_percentage: X-T }, max_delay: soon }",
+            "",
+        )
+        .expect_err("invalid")
+        .to_string();
+        for needle in [
+            format!("{at}.names.abort: \"x my abort\" is not a valid header name"),
+            format!("{at}.names.abort_grpc: content-length frames the message"),
+            format!("{at}.names.delay: x-envoy-fault-abort-request is already the header for abort"),
+            format!("{at}.names.throughput_percentage: x-t is already the header for throughput"),
+            format!("{at}.max_delay: \"soon\" is not a duration"),
+        ] {
+            assert!(text.contains(&needle), "{needle} missing in:\n{text}");
+        }
+        let text =
+            with_route("fault_headers: { max_delay: 2h }", "max_duration: 1h").expect_err("too long").to_string();
+        assert!(
+            text.contains(&format!("{at}.max_delay: 2h exceeds the server's maximum of 1h (limits.max_duration)")),
+            "{text}"
+        );
+        let text = with_route("fault_headers: { max_delay: 0s }", "").expect_err("zero").to_string();
+        assert!(text.contains(&format!("{at}.max_delay: must be longer than 0")), "{text}");
+    }
+
     #[test]
     fn unknown_keys_are_refused() {
         let e =

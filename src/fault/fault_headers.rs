@@ -160,12 +160,19 @@ impl FaultHeaders {
         let kib = one(headers, &n.throughput)?
             .map(|v| number(&n.throughput, v, "a rate in KiB/s, at least 1", |k| k >= 1))
             .transpose()?;
+        // Absent, a percentage is 100, as Envoy's configured default; either way within the server's cap.
         let mut share = |fault: bool, name: &HeaderName| -> Result<bool, BadHeader> {
-            let Some(v) = one(headers, name)?.filter(|_| fault) else { return Ok(fault) };
-            let asked = number(name, v, "a percentage from 0 to 100 in whole numbers", |_| true)?;
+            if !fault {
+                return Ok(false);
+            }
+            let percent = match one(headers, name)? {
+                // A whole number of percent; any u64 converts to an f64 close enough to compare with 0–100.
+                Some(v) => {
+                    (number(name, v, "a percentage from 0 to 100 in whole numbers", |_| true)? as f64).min(100.0)
+                }
+                None => 100.0,
+            };
             let cap = self.max_percentage.percent();
-            // A whole number of percent; any u64 converts to an f64 close enough to compare with 0–100.
-            let percent = (asked as f64).min(100.0);
             if percent > cap {
                 capped.percentage = true;
             }
@@ -282,9 +289,12 @@ mod tests {
 
     #[test]
     fn caps_cut_what_is_asked() {
-        let s = FaultHeaders::envoy(Duration::from_millis(300), Percentage::new(0.0).expect("valid"));
+        let s = FaultHeaders::envoy(Duration::from_millis(300), Percentage::new(100.0).expect("valid"));
         let (a, c) = read(&s, &[("x-envoy-fault-delay-request", "10000")]).expect("valid");
         assert_eq!((a.delay, c.delay), (Some(Duration::from_millis(300)), true));
+        let s = FaultHeaders::envoy(Duration::from_millis(300), Percentage::new(0.0).expect("valid"));
+        let (a, c) = read(&s, &[("x-envoy-fault-abort-request", "500")]).expect("valid");
+        assert!(a.abort.is_none() && c.percentage, "no percentage header: 100 %, cut to 0 %");
         let (a, c) =
             read(&s, &[("x-envoy-fault-abort-request", "500"), ("x-envoy-fault-abort-request-percentage", "50")])
                 .expect("valid");
