@@ -37,10 +37,10 @@ fn default_route(upstream: Option<String>) -> FileRoute {
     }
 }
 
-/// Applies `--listen` and `--upstream` to the first listener (made, named `web`, when the file has none)
-/// and gives every forward listener a route for the destinations its routes do not name. Returns whether
-/// the listener was made here.
-pub(super) fn apply_overrides(listeners: &mut Vec<FileListener>, o: &Overrides) -> bool {
+/// Applies `--listen`, `--upstream` and `--fault-headers` to the first listener (made, named `web`, when the
+/// file has none) and gives every forward listener a route for the destinations its routes do not name.
+/// Returns whether the listener was made here.
+pub(super) fn apply_overrides(listeners: &mut Vec<FileListener>, o: &Overrides, problems: &mut Vec<String>) -> bool {
     let implicit_listener = listeners.is_empty();
     if implicit_listener {
         listeners.push(FileListener {
@@ -61,6 +61,19 @@ pub(super) fn apply_overrides(listeners: &mut Vec<FileListener>, o: &Overrides) 
             match first.routes.iter_mut().find(|r| r.hosts.is_empty() && r.path_prefix.is_none()) {
                 Some(default) => default.upstream = Some(upstream.clone()),
                 None => first.routes.push(default_route(Some(upstream.clone()))),
+            }
+        }
+        if o.fault_headers {
+            match first.routes.iter_mut().find(|r| r.hosts.is_empty() && r.path_prefix.is_none()) {
+                // The file's own setting of that route stands.
+                Some(default) => {
+                    default.fault_headers.get_or_insert(FileFaultHeaders::Switch(true));
+                }
+                None => problems.push(
+                    "--fault-headers: the first listener has no default route (one without hosts and path_prefix); \
+                     pass --upstream URL, or set fault_headers on a route in the config"
+                        .into(),
+                ),
             }
         }
     }

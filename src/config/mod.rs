@@ -87,6 +87,9 @@ pub struct Overrides {
     pub max_percentage: Option<f64>,
     pub allowed_routes: Option<Vec<String>>,
     pub max_active_faults: Option<usize>,
+    /// `--fault-headers`: the first listener's default route takes Envoy's fault headers
+    /// (`fault_headers: true`) unless the file sets them otherwise.
+    pub fault_headers: bool,
 }
 
 /// A configuration that was refused: where it came from and every problem in it.
@@ -139,7 +142,7 @@ impl Config {
     fn build(mut file: FileConfig, o: &Overrides) -> Result<Config, Vec<String>> {
         let mut problems = Vec::new();
         // Flags first: they shape the listeners that the rest checks.
-        let implicit_listener = listeners::apply_overrides(&mut file.listeners, o);
+        let implicit_listener = listeners::apply_overrides(&mut file.listeners, o, &mut problems);
         let caps = limits::header_caps(&file.limits, o);
         let (listeners, tcp_listeners) = listeners::build(&file.listeners, implicit_listener, caps, &mut problems);
         let topology = topology_of(&listeners, &tcp_listeners);
@@ -375,6 +378,31 @@ mod tests {
         );
         let text = with_route("fault_headers: { max_delay: 0s }", "").expect_err("zero").to_string();
         assert!(text.contains(&format!("{at}.max_delay: must be longer than 0")), "{text}");
+    }
+
+    #[test]
+    fn the_fault_headers_flag_enables_the_default_route() {
+        let o = Overrides { upstream: Some("http://127.0.0.1:9".into()), fault_headers: true, ..Overrides::default() };
+        let c = Config::from_overrides(&o).expect("valid");
+        assert!(c.listeners[0].routes[0].fault_headers.is_some());
+        let o = Overrides { fault_headers: true, ..Overrides::default() };
+        let c = Config::from_yaml(
+            "listeners:\n  - name: web\n    bind: 127.0.0.1:0\n    routes:\n      - { name: api, path_prefix: /api/, upstream: \"http://127.0.0.1:1\" }\n      - { name: default, upstream: \"http://127.0.0.1:1\", fault_headers: false }\n",
+            "t",
+            &o,
+        )
+        .expect("valid");
+        assert!(
+            c.listeners[0].routes.iter().all(|r| r.fault_headers.is_none()),
+            "the file's false stands; api is not the default"
+        );
+        let e = Config::from_yaml(
+            "listeners:\n  - name: web\n    bind: 127.0.0.1:0\n    routes: [{ name: api, path_prefix: /api/, upstream: \"http://127.0.0.1:1\" }]\n",
+            "t",
+            &o,
+        )
+        .expect_err("no default route");
+        assert!(e.to_string().contains("--fault-headers: the first listener has no default route"), "{e}");
     }
 
     #[test]
