@@ -162,6 +162,25 @@ async fn a_grpc_abort_header_fails_a_tonic_call_with_its_status() {
     assert!(status.is_ok(), "0 %: {status:?}");
 }
 
+/// The official Python client (grpcio), a client we did not write, asks for a gRPC abort.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_abort_header_fails_a_python_grpcio_call() {
+    let Some(py) = crate::support::peers::python(&["grpc"]) else { return };
+    let proxy = proxy_with(FakeUpstream::grpc_health().start().await, "true", "").await;
+    let target = proxy.addr.to_string();
+    let call = |pairs: &[&str]| {
+        let mut args = vec![target.as_str()];
+        args.extend(pairs);
+        let out =
+            tokio::task::block_in_place(|| crate::support::peers::run_python(&py, "grpc_fault_headers.py", &args));
+        serde_json::from_str::<serde_json::Value>(&out).expect("JSON")["code"].as_str().unwrap_or_default().to_owned()
+    };
+    assert_eq!(call(&[]), "OK");
+    assert_eq!(call(&["x-envoy-fault-abort-grpc-request=7"]), "PERMISSION_DENIED");
+    assert_eq!(call(&["x-envoy-fault-abort-request=503"]), "UNAVAILABLE");
+    assert_eq!(call(&["x-envoy-fault-abort-grpc-request=7", "x-envoy-fault-abort-request-percentage=0"]), "OK");
+}
+
 #[tokio::test]
 async fn a_grpc_abort_asked_by_plain_http_is_a_200_with_grpc_status() {
     let proxy = app_proxy("true", "").await;
