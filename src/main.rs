@@ -96,6 +96,11 @@ struct ServeArgs {
     /// Requests faulted at once; past it requests pass untouched [default: 10000] (limits.max_active_faults).
     #[arg(long, value_name = "N")]
     max_active_faults: Option<usize>,
+    /// Let requests on the first listener's default route ask for their own abort, delay or throughput limit
+    /// through Envoy's x-envoy-fault-* headers (routes[].fault_headers: true). It lets any client of the
+    /// route fault itself: for test and CI setups only (docs/faults.md).
+    #[arg(long)]
+    fault_headers: bool,
     /// Tokens file of the control service (YAML list of { name, role: admin | read-only | sidecar, token }); added
     /// to control.tokens_file. The environment variable EDGEFAULT_ADMIN_TOKEN adds one admin token.
     #[arg(long, value_name = "FILE")]
@@ -467,6 +472,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         allowed_routes: args.allowed_routes,
         max_active_faults: args.max_active_faults,
         toxiproxy: args.toxiproxy,
+        fault_headers: args.fault_headers,
     };
     let reload = args.config.clone().map(|path| (path, overrides.clone()));
     let config = match &args.config {

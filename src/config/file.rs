@@ -83,6 +83,76 @@ pub(super) struct FileRoute {
     pub(super) timeout: Option<String>,
     pub(super) tls: Option<FileUpstreamTls>,
     pub(super) preserve_host: Option<bool>,
+    pub(super) fault_headers: Option<FileFaultHeaders>,
+}
+
+/// `fault_headers:` of a route: `true` (Envoy's header names), `false`, or a mapping that renames headers
+/// and sets the caps (and enables them).
+#[derive(Debug)]
+pub(super) enum FileFaultHeaders {
+    Switch(bool),
+    Set(FileFaultHeaderSet),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileFaultHeaderSet {
+    #[serde(default)]
+    pub(super) names: FileFaultHeaderNames,
+    pub(super) max_delay: Option<String>,
+}
+
+/// Header names that replace Envoy's, by what they ask for.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileFaultHeaderNames {
+    pub(super) abort: Option<String>,
+    pub(super) abort_grpc: Option<String>,
+    pub(super) abort_percentage: Option<String>,
+    pub(super) delay: Option<String>,
+    pub(super) delay_percentage: Option<String>,
+    pub(super) throughput: Option<String>,
+    pub(super) throughput_percentage: Option<String>,
+}
+
+impl FileFaultHeaderNames {
+    /// Every name given, with its key (`fault::HeaderNames::KEYS`).
+    pub(super) fn given(&self) -> impl Iterator<Item = (&'static str, &String)> {
+        [
+            ("abort", &self.abort),
+            ("abort_grpc", &self.abort_grpc),
+            ("abort_percentage", &self.abort_percentage),
+            ("delay", &self.delay),
+            ("delay_percentage", &self.delay_percentage),
+            ("throughput", &self.throughput),
+            ("throughput_percentage", &self.throughput_percentage),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+    }
+}
+
+impl<'de> Deserialize<'de> for FileFaultHeaders {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Either;
+        impl<'de> serde::de::Visitor<'de> for Either {
+            type Value = FileFaultHeaders;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("true, false, or a mapping { names: { abort: …, delay: …, … }, max_delay: … }")
+            }
+
+            fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<FileFaultHeaders, E> {
+                Ok(FileFaultHeaders::Switch(b))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<FileFaultHeaders, A::Error> {
+                FileFaultHeaderSet::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(FileFaultHeaders::Set)
+            }
+        }
+        d.deserialize_any(Either)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
-use super::{file::FileLimits, opt_duration, Overrides};
+use super::{file::FileLimits, listeners::HeaderCaps, opt_duration, Overrides};
 use crate::{
     experiment::{spec, Limits},
+    fault::Percentage,
     topology::Topology,
 };
 
@@ -57,6 +58,23 @@ pub(super) fn build(fl: &FileLimits, o: &Overrides, topology: &Topology, problem
     }
     check_durations(&limits, problems);
     limits
+}
+
+/// The bounds routes' fault headers are held to, read before the listeners are built. A value that is
+/// not valid leaves the default here; [`build`] reports it (and the config is refused).
+pub(super) fn header_caps(fl: &FileLimits, o: &Overrides) -> HeaderCaps {
+    let defaults = Limits::default();
+    let max_duration = o
+        .max_duration
+        .or_else(|| fl.max_duration.as_deref().and_then(|s| humantime::parse_duration(s).ok()))
+        .unwrap_or(defaults.max_duration);
+    let max_percentage = o
+        .max_percentage
+        .or(fl.max_percentage)
+        .and_then(Percentage::new)
+        .or_else(|| Percentage::new(defaults.max_percentage))
+        .unwrap_or(Percentage::ALL);
+    HeaderCaps { max_duration, max_percentage }
 }
 
 /// `limits.header_read_timeout` and `limits.idle_timeout`, each within its range.

@@ -7,11 +7,11 @@ use http::uri::Scheme;
 
 use super::{
     check_name,
-    file::{FileListener, FileListenerTls, FileRoute, FileUpstreamTls},
+    file::{FileFaultHeaders, FileListener, FileListenerTls, FileRoute, FileUpstreamTls},
     opt_duration, socket_addr, Overrides, DEFAULT_LISTEN,
 };
 use crate::{
-    fault::HostPattern,
+    fault::{rewrite_refuses, FaultHeaders, HeaderNames, HostPattern, Percentage},
     proxy::{
         settings::{ListenerConfig, Mode, Protocol, RouteConfig, RouteHost, TcpListenerConfig, Upstream},
         tls::TlsOrigin,
@@ -33,13 +33,14 @@ fn default_route(upstream: Option<String>) -> FileRoute {
         timeout: None,
         tls: None,
         preserve_host: None,
+        fault_headers: None,
     }
 }
 
-/// Applies `--listen` and `--upstream` to the first listener (made, named `web`, when the file has none)
-/// and gives every forward listener a route for the destinations its routes do not name. Returns whether
-/// the listener was made here.
-pub(super) fn apply_overrides(listeners: &mut Vec<FileListener>, o: &Overrides) -> bool {
+/// Applies `--listen`, `--upstream` and `--fault-headers` to the first listener (made, named `web`, when the
+/// file has none) and gives every forward listener a route for the destinations its routes do not name.
+/// Returns whether the listener was made here.
+pub(super) fn apply_overrides(listeners: &mut Vec<FileListener>, o: &Overrides, problems: &mut Vec<String>) -> bool {
     let implicit_listener = listeners.is_empty();
     if implicit_listener {
         listeners.push(FileListener {
@@ -62,6 +63,19 @@ pub(super) fn apply_overrides(listeners: &mut Vec<FileListener>, o: &Overrides) 
                 None => first.routes.push(default_route(Some(upstream.clone()))),
             }
         }
+        if o.fault_headers {
+            match first.routes.iter_mut().find(|r| r.hosts.is_empty() && r.path_prefix.is_none()) {
+                // The file's own setting of that route stands.
+                Some(default) => {
+                    default.fault_headers.get_or_insert(FileFaultHeaders::Switch(true));
+                }
+                None => problems.push(
+                    "--fault-headers: the first listener has no default route (one without hosts and path_prefix); \
+                     pass --upstream URL, or set fault_headers on a route in the config"
+                        .into(),
+                ),
+            }
+        }
     }
     for l in listeners.iter_mut().filter(|l| l.mode == Mode::Forward) {
         let catch_all = l.routes.iter().any(|r| r.hosts.is_empty() && r.path_prefix.is_none());
@@ -74,9 +88,18 @@ pub(super) fn apply_overrides(listeners: &mut Vec<FileListener>, o: &Overrides) 
 
 /// Every listener, checked: the HTTP listeners, then the TCP listeners, their routes numbered in that
 /// order ([`RouteId`]).
+/// The server's bounds that routes' fault headers are held to: `limits.max_duration` (the longest delay,
+/// and the default of `max_delay`) and `limits.max_percentage`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct HeaderCaps {
+    pub(super) max_duration: Duration,
+    pub(super) max_percentage: Percentage,
+}
+
 pub(super) fn build(
     files: &[FileListener],
     implicit_listener: bool,
+    caps: HeaderCaps,
     problems: &mut Vec<String>,
 ) -> (Vec<ListenerConfig>, Vec<TcpListenerConfig>) {
     let mut listeners = Vec::new();
@@ -92,7 +115,7 @@ pub(super) fn build(
             tcp_files.push((li, l));
             continue;
         }
-        if let Some(listener) = http_listener(&at, l, implicit_listener, &mut next_route, problems) {
+        if let Some(listener) = http_listener(&at, l, implicit_listener, caps, &mut next_route, problems) {
             listeners.push(listener);
         }
     }
@@ -105,6 +128,7 @@ fn http_listener(
     at: &str,
     l: &FileListener,
     implicit_listener: bool,
+    caps: HeaderCaps,
     next_route: &mut u32,
     problems: &mut Vec<String>,
 ) -> Option<ListenerConfig> {
@@ -145,7 +169,7 @@ fn http_listener(
         if l.routes.iter().take(ri).any(|o| o.name == r.name) {
             problems.push(format!("{at}.name: another route of this listener is already named {:?}", r.name));
         }
-        if let Some(route) = route(&at, r, forward, forwarded_proto, RouteId::new(*next_route), problems) {
+        if let Some(route) = route(&at, r, forward, forwarded_proto, RouteId::new(*next_route), caps, problems) {
             if bind.is_some() {
                 routes.push(route);
                 *next_route += 1;
@@ -186,6 +210,7 @@ fn route(
     forward: bool,
     forwarded_proto: &'static str,
     id: RouteId,
+    caps: HeaderCaps,
     problems: &mut Vec<String>,
 ) -> Option<RouteConfig> {
     if let Some(p) = &r.path_prefix {
@@ -219,6 +244,8 @@ fn route(
     let connect_timeout =
         opt_duration(&r.connect_timeout, &format!("{at}.connect_timeout"), problems).unwrap_or(Duration::from_secs(5));
     let timeout = opt_duration(&r.timeout, &format!("{at}.timeout"), problems).unwrap_or(Duration::from_secs(30));
+    let fault_headers =
+        r.fault_headers.as_ref().and_then(|f| fault_headers(f, caps, &format!("{at}.fault_headers"), problems));
     Some(RouteConfig {
         id,
         name: r.name.clone(),
@@ -230,7 +257,69 @@ fn route(
         protocol: r.protocol,
         connect_timeout,
         timeout,
+        fault_headers,
     })
+}
+
+/// A route's `fault_headers`, checked: `None` when off (or invalid: the problems say why). Every name a
+/// valid header name the proxy does not set itself, no two alike; `max_delay` more than zero and within
+/// `limits.max_duration`, its default.
+fn fault_headers(
+    f: &FileFaultHeaders,
+    caps: HeaderCaps,
+    at: &str,
+    problems: &mut Vec<String>,
+) -> Option<Arc<FaultHeaders>> {
+    let set = match f {
+        FileFaultHeaders::Switch(false) => return None,
+        FileFaultHeaders::Switch(true) => {
+            return Some(Arc::new(FaultHeaders::envoy(caps.max_duration, caps.max_percentage)));
+        }
+        FileFaultHeaders::Set(set) => set,
+    };
+    let before = problems.len();
+    let mut names = HeaderNames::envoy();
+    for (key, value) in set.names.given() {
+        let here = format!("{at}.names.{key}");
+        let name = match http::HeaderName::from_bytes(value.as_bytes()) {
+            Ok(n) => n,
+            Err(_) => {
+                problems.push(format!("{here}: {value:?} is not a valid header name (letters, digits and -)"));
+                continue;
+            }
+        };
+        if rewrite_refuses(&name) {
+            problems.push(format!("{here}: {name} frames the message or belongs to one hop; pick another name"));
+            continue;
+        }
+        if let Some(slot) = names.slot(key) {
+            *slot = name;
+        }
+    }
+    let all = names.all();
+    for (i, (key, name)) in HeaderNames::KEYS.iter().zip(all).enumerate() {
+        if let Some(first) = all.iter().take(i).position(|n| *n == name) {
+            let other = HeaderNames::KEYS.get(first).copied().unwrap_or("another");
+            problems.push(format!("{at}.names.{key}: {name} is already the header for {other}; each needs its own"));
+        }
+    }
+    let max_delay = match opt_duration(&set.max_delay, &format!("{at}.max_delay"), problems) {
+        None => caps.max_duration,
+        Some(d) if d.is_zero() => {
+            problems.push(format!("{at}.max_delay: must be longer than 0 (a request's delay is cut to it)"));
+            caps.max_duration
+        }
+        Some(d) if d > caps.max_duration => {
+            problems.push(format!(
+                "{at}.max_delay: {} exceeds the server's maximum of {} (limits.max_duration)",
+                humantime::format_duration(d),
+                humantime::format_duration(caps.max_duration)
+            ));
+            caps.max_duration
+        }
+        Some(d) => d,
+    };
+    (problems.len() == before).then(|| Arc::new(FaultHeaders { names, max_delay, max_percentage: caps.max_percentage }))
 }
 
 /// The TCP listeners, checked; their routes are numbered after every HTTP route. A TCP listener's implicit

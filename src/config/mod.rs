@@ -93,6 +93,9 @@ pub struct Overrides {
     pub max_active_faults: Option<usize>,
     /// `toxiproxy.bind`: serves the Toxiproxy-compatible REST API there.
     pub toxiproxy: Option<String>,
+    /// `--fault-headers`: the first listener's default route takes Envoy's fault headers
+    /// (`fault_headers: true`) unless the file sets them otherwise.
+    pub fault_headers: bool,
 }
 
 /// A configuration that was refused: where it came from and every problem in it.
@@ -156,8 +159,9 @@ impl Config {
     fn build(mut file: FileConfig, o: &Overrides) -> Result<Config, Vec<String>> {
         let mut problems = Vec::new();
         // Flags first: they shape the listeners that the rest checks.
-        let implicit_listener = listeners::apply_overrides(&mut file.listeners, o);
-        let (listeners, tcp_listeners) = listeners::build(&file.listeners, implicit_listener, &mut problems);
+        let implicit_listener = listeners::apply_overrides(&mut file.listeners, o, &mut problems);
+        let caps = limits::header_caps(&file.limits, o);
+        let (listeners, tcp_listeners) = listeners::build(&file.listeners, implicit_listener, caps, &mut problems);
         let topology = topology_of(&listeners, &tcp_listeners);
         let control = control::build(file.control.as_ref(), file.admin.as_ref(), file.audit.as_ref(), o, &mut problems);
         let limits = limits::build(&file.limits, o, &topology, &mut problems);
@@ -322,6 +326,105 @@ mod tests {
         ] {
             assert!(text.contains(needle), "{needle} missing in:\n{text}");
         }
+    }
+
+    fn with_route(route: &str, limits: &str) -> Result<Config, ConfigError> {
+        Config::from_yaml(
+            &format!("listeners:\n  - name: web\n    bind: 127.0.0.1:0\n    routes:\n      - {{ name: a, upstream: \"http://127.0.0.1:1\", {route} }}\nlimits: {{ {limits} }}\n"),
+            "t",
+            &Overrides::default(),
+        )
+    }
+
+    #[test]
+    fn fault_headers_take_true_false_or_a_mapping() {
+        use crate::fault::HeaderNames;
+        let fh = |route: &str, limits: &str| {
+            with_route(route, limits).expect("valid").listeners[0].routes[0].fault_headers.clone()
+        };
+        assert!(fh("hosts: []", "").is_none(), "off by default");
+        assert!(fh("fault_headers: false", "").is_none());
+        let on = fh("fault_headers: true", "max_duration: 10m, max_percentage: 40").expect("on");
+        assert_eq!(on.names, HeaderNames::envoy());
+        assert_eq!((on.max_delay, on.max_percentage.percent()), (Duration::from_secs(600), 40.0));
+        let set = fh(
+            "fault_headers: { names: { abort: X-My-Abort, throughput_percentage: x-rate-share }, max_delay: 5s }",
+            "",
+        )
+        .expect("on");
+        assert_eq!(
+            (set.names.abort.as_str(), set.names.throughput_percentage.as_str()),
+            ("x-my-abort", "x-rate-share")
+        );
+        assert_eq!(set.names.delay, HeaderNames::envoy().delay, "the names not given stay Envoy's");
+        assert_eq!((set.max_delay, set.max_percentage.percent()), (Duration::from_secs(5), 100.0));
+        assert!(fh("fault_headers: {}", "").is_some(), "an empty mapping enables them too");
+    }
+
+    #[test]
+    fn every_bad_fault_headers_field_is_placed() {
+        let at = "listeners[0].routes[0].fault_headers";
+        for (route, needle) in [
+            ("fault_headers: yes", format!("{at}: invalid type: string \"yes\", expected true, false, or a mapping")),
+            (
+                "fault_headers: { nmes: {} }",
+                format!("{at}.nmes: unknown field `nmes`, expected `names` or `max_delay`"),
+            ),
+            ("fault_headers: { names: { abrt: x-a } }", format!("{at}.names.abrt: unknown field `abrt`")),
+            ("fault_headers: { names: { delay: 7 } }", format!("{at}.names.delay: invalid type: integer `7`")),
+            ("fault_headers: { names: x-a }", format!("{at}.names: invalid type: string \"x-a\"")),
+        ] {
+            let text = with_route(route, "").expect_err(route).to_string();
+            assert!(text.contains(&needle), "{needle} missing in:\n{text}");
+        }
+        let text = with_route(
+            "fault_headers: { names: { abort: \"x my abort\", abort_grpc: content-length, delay: x-envoy-fault-abort-request, throughput: x-t, throughput_percentage: X-T }, max_delay: soon }",
+            "",
+        )
+        .expect_err("invalid")
+        .to_string();
+        for needle in [
+            format!("{at}.names.abort: \"x my abort\" is not a valid header name"),
+            format!("{at}.names.abort_grpc: content-length frames the message"),
+            format!("{at}.names.delay: x-envoy-fault-abort-request is already the header for abort"),
+            format!("{at}.names.throughput_percentage: x-t is already the header for throughput"),
+            format!("{at}.max_delay: \"soon\" is not a duration"),
+        ] {
+            assert!(text.contains(&needle), "{needle} missing in:\n{text}");
+        }
+        let text =
+            with_route("fault_headers: { max_delay: 2h }", "max_duration: 1h").expect_err("too long").to_string();
+        assert!(
+            text.contains(&format!("{at}.max_delay: 2h exceeds the server's maximum of 1h (limits.max_duration)")),
+            "{text}"
+        );
+        let text = with_route("fault_headers: { max_delay: 0s }", "").expect_err("zero").to_string();
+        assert!(text.contains(&format!("{at}.max_delay: must be longer than 0")), "{text}");
+    }
+
+    #[test]
+    fn the_fault_headers_flag_enables_the_default_route() {
+        let o = Overrides { upstream: Some("http://127.0.0.1:9".into()), fault_headers: true, ..Overrides::default() };
+        let c = Config::from_overrides(&o).expect("valid");
+        assert!(c.listeners[0].routes[0].fault_headers.is_some());
+        let o = Overrides { fault_headers: true, ..Overrides::default() };
+        let c = Config::from_yaml(
+            "listeners:\n  - name: web\n    bind: 127.0.0.1:0\n    routes:\n      - { name: api, path_prefix: /api/, upstream: \"http://127.0.0.1:1\" }\n      - { name: default, upstream: \"http://127.0.0.1:1\", fault_headers: false }\n",
+            "t",
+            &o,
+        )
+        .expect("valid");
+        assert!(
+            c.listeners[0].routes.iter().all(|r| r.fault_headers.is_none()),
+            "the file's false stands; api is not the default"
+        );
+        let e = Config::from_yaml(
+            "listeners:\n  - name: web\n    bind: 127.0.0.1:0\n    routes: [{ name: api, path_prefix: /api/, upstream: \"http://127.0.0.1:1\" }]\n",
+            "t",
+            &o,
+        )
+        .expect_err("no default route");
+        assert!(e.to_string().contains("--fault-headers: the first listener has no default route"), "{e}");
     }
 
     #[test]

@@ -21,7 +21,8 @@ pub use lease::LEASE_EXPIRED;
 pub use lifeline::{AnyEnded, Held, Lifeline};
 pub use registry::{ExperimentInfo, Guarded, Limits, PhaseInfo, Placement, Registry, RegistryError, State, MAX_REASON};
 pub use ruleset::{
-    ActiveToxic, ConnectionRules, Counters, Decision, EndingFault, PhaseNow, Rule, RuleSet, TlsDecision,
+    ActiveToxic, ConnectionRules, Counters, Decision, EndingFault, HeaderFaultState, PhaseNow, Rule, RuleSet,
+    TlsDecision,
 };
 
 use crate::fault::{Faults, Matcher, Percentage, StickyKey, Trigger};

@@ -13,7 +13,7 @@ use tokio::{sync::broadcast, task::AbortHandle, time::Instant};
 use super::{
     events::{self, Event, EventKind},
     timeline::TimelineState,
-    Counters, ExperimentDef, Rule, RuleSet,
+    Counters, ExperimentDef, HeaderFaultState, Rule, RuleSet,
 };
 use crate::{pb::v1 as pb, topology::Topology};
 
@@ -254,6 +254,8 @@ struct Inner {
     /// Ended experiments, oldest first, for the bounded history.
     ended: VecDeque<Arc<str>>,
     next_seq: u64,
+    /// The lifeline and counters of header faults, published with every rule set.
+    header_faults: HeaderFaultState,
 }
 
 /// Holds every experiment and publishes the rule set. Methods are synchronous and short: the lock is never
@@ -275,9 +277,12 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(topology: Arc<Topology>, limits: Limits) -> Arc<Self> {
-        let rules = Arc::new(ArcSwap::from_pointee(RuleSet::build(&topology, Vec::new())));
+        let inner = Inner::default();
+        let rules = Arc::new(ArcSwap::from_pointee(
+            RuleSet::build(&topology, Vec::new()).with_header_faults(inner.header_faults.clone()),
+        ));
         Arc::new_cyclic(|this| Registry {
-            inner: Mutex::default(),
+            inner: Mutex::new(inner),
             rules,
             topology: ArcSwap::new(topology),
             limits: ArcSwap::from_pointee(limits),
@@ -539,6 +544,10 @@ impl Registry {
         for (_, id) in &ids {
             self.end_locked(&mut inner, id, State::Aborted, reason.to_owned());
         }
+        // What requests asked for through their headers ends too: held ones let go now; requests from
+        // the next rule set on may ask again (header faults are configuration, not experiments).
+        inner.header_faults.lifeline.end();
+        inner.header_faults.lifeline = super::Lifeline::default();
         self.publish(&inner);
         ids.into_iter().map(|(_, id)| id.to_string()).collect()
     }
@@ -641,15 +650,22 @@ impl Registry {
         self.rules.load().len()
     }
 
+    /// The counters of the faults requests asked for through their headers.
+    pub fn header_fault_counters(&self) -> Arc<Counters> {
+        Arc::clone(&self.lock().header_faults.counters)
+    }
+
     fn publish(&self, inner: &Inner) {
         let rules: Vec<Arc<Rule>> = inner.entries.values().filter_map(|e| e.rule.clone()).collect();
-        self.rules.store(Arc::new(RuleSet::build(&self.topology.load(), rules)));
+        let set = RuleSet::build(&self.topology.load(), rules).with_header_faults(inner.header_faults.clone());
+        self.rules.store(Arc::new(set));
     }
 }
 
 impl Drop for Registry {
     fn drop(&mut self) {
         let inner = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
+        inner.header_faults.lifeline.end();
         for e in inner.entries.values_mut() {
             if let Some(rule) = e.rule.take() {
                 rule.lifeline.end();

@@ -595,6 +595,50 @@ fn merge(slices: &mut [&[Arc<Rule>]], f: &mut impl FnMut(&Arc<Rule>)) {
 /// A listener's name and the rules filed under it, in start order.
 type ListenerRules = (Box<str>, Box<[Arc<Rule>]>);
 
+/// What the faults a request asks for through its headers (`routes[].fault_headers`) share: the lifeline
+/// the kill switch ends, as it ends every experiment's, and their counters, reported as the experiment
+/// `fault-headers`.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderFaultState {
+    /// Ended by `AbortAll` (and every kill switch): a request held by a header delay or throttle lets go,
+    /// and a header abort decided before it is dropped. The registry publishes a fresh one with the next
+    /// rule set.
+    pub lifeline: Lifeline,
+    /// Counted like an experiment's: `injected`, `delayed`, `aborted`, and `by_kind` for `abort`, `delay`
+    /// and `throttle`.
+    pub counters: Arc<Counters>,
+}
+
+impl HeaderFaultState {
+    /// The id and name header faults are reported under (metrics, logs).
+    pub const ID: &'static str = "fault-headers";
+
+    /// Counts a request that got header faults: `aborted` is counted when its abort is sent
+    /// ([`HeaderFaultState::count_abort`]).
+    pub fn count(&self, delayed: bool, throttled: bool) {
+        Counters::bump(&self.counters.injected);
+        if delayed {
+            Counters::bump(&self.counters.delayed);
+            self.bump_kind("delay");
+        }
+        if throttled {
+            self.bump_kind("throttle");
+        }
+    }
+
+    /// Counts an abort a request asked for and got.
+    pub fn count_abort(&self) {
+        Counters::bump(&self.counters.aborted);
+        self.bump_kind("abort");
+    }
+
+    fn bump_kind(&self, kind: &str) {
+        if let Some(c) = Fault::KINDS.iter().position(|k| *k == kind).and_then(|i| self.counters.by_kind.get(i)) {
+            Counters::bump(c);
+        }
+    }
+}
+
 /// The running experiments, indexed by route, then by path and host within a route: a request only meets
 /// the rules that could match it.
 #[derive(Debug, Default)]
@@ -603,6 +647,8 @@ pub struct RuleSet {
     /// The TLS rules of each listener that terminates TLS and has some, in start order.
     tls: Box<[ListenerRules]>,
     len: usize,
+    /// For the faults requests ask for through their headers.
+    headers: HeaderFaultState,
 }
 
 impl RuleSet {
@@ -634,7 +680,18 @@ impl RuleSet {
                 (!on.is_empty()).then(|| (listener.as_str().into(), on))
             })
             .collect();
-        RuleSet { by_route, tls, len: rules.len() }
+        RuleSet { by_route, tls, len: rules.len(), headers: HeaderFaultState::default() }
+    }
+
+    /// The same set, with the registry's state for header faults.
+    pub fn with_header_faults(mut self, state: HeaderFaultState) -> Self {
+        self.headers = state;
+        self
+    }
+
+    /// The lifeline and counters of the faults requests ask for through their headers.
+    pub fn header_faults(&self) -> &HeaderFaultState {
+        &self.headers
     }
 
     /// How many experiments are running.

@@ -28,8 +28,8 @@ use super::{
     upstream::Upstream,
 };
 use crate::{
-    experiment::{guard::Health, Decision, EndingFault, Held, RuleSet, TlsDecision},
-    fault::{BodyPlan, Disconnect, End, GrpcStream, RequestView, ResponsePlan},
+    experiment::{guard::Health, Decision, EndingFault, HeaderFaultState, Held, RuleSet, TlsDecision},
+    fault::{Abort, Asked, BodyPlan, Disconnect, End, FaultHeaders, GrpcStream, RequestView, ResponsePlan},
     proxy::settings::{ListenerConfig, Mode},
     telemetry::metrics::{Metrics, Outcome, RouteCounters, TimeoutCounters, TlsCounters},
     topology::RouteId,
@@ -218,10 +218,17 @@ impl ReverseProxy {
             return Ok(respond::connect_refused(&self.name));
         }
         let routes = self.routes.load_full();
-        let (route, decision, mut slot) = match self.route_and_decide(&routes, &req, client) {
+        let (route, mut decision, mut slot) = match self.route_and_decide(&routes, &req, client) {
             Routed::To { route, decision, slot } => (route, decision, slot),
             Routed::Answered(resp) => return Ok(resp),
         };
+        // One check for routes without fault headers; the rest only for routes that enable them.
+        let mut asked_abort = None;
+        if let Some(fh) = route.upstream.route().fault_headers.as_deref() {
+            if let Some((asked, state)) = self.fault_headers(route, fh, &mut req, &mut slot) {
+                asked_abort = Self::add_asked(&mut decision, asked, state);
+            }
+        }
         let Some(mut d) = decision else {
             let resp = if connect {
                 self.tunnel(route, req, Acts::default(), switch).await
@@ -242,6 +249,13 @@ impl ReverseProxy {
                 route.counters.count(Outcome::Injected);
                 return ended;
             }
+        }
+        // Then the abort the request asked for, unless a kill switch ended it during the delay.
+        if let Some((abort, state)) = asked_abort.filter(|(_, s)| !s.lifeline.is_ended()) {
+            tracing::debug!(listener = %self.name, experiment = HeaderFaultState::ID, status = abort.http_status.as_u16(), "request ended by the abort its headers asked for");
+            state.count_abort();
+            route.counters.count(Outcome::Injected);
+            return Ok(respond::abort(&abort, &req, client.ip()));
         }
         let acts = Acts::of(d);
         if acts.response.rewrites_request() {
@@ -295,6 +309,66 @@ impl ReverseProxy {
         let decision = rules.decide(route.id, &view);
         let slot = decision.is_some().then_some(slot);
         Routed::To { route, decision, slot }
+    }
+
+    /// The faults the request asks for through the route's fault headers, which are removed from it here
+    /// (so the upstream never sees them) whatever comes of them. `None`: it asks for none, a value is
+    /// invalid (counted, and the request passes as if it had asked for nothing), a kill switch is being
+    /// pulled, or no slot of the fault cap is free (counted as an overflow). A request that gets faults
+    /// holds a slot: the experiments' when it has one, else its own, taken here.
+    fn fault_headers<'c>(
+        &'c self,
+        route: &Route,
+        fh: &FaultHeaders,
+        req: &mut Request<Incoming>,
+        slot: &mut Option<ActiveFault<'c>>,
+    ) -> Option<(Asked, HeaderFaultState)> {
+        if !fh.present(req.headers()) {
+            return None;
+        }
+        let read = fh.read(req.headers(), &mut rand::rng());
+        fh.strip(req.headers_mut());
+        let (asked, capped) = match read {
+            Ok(r) => r,
+            Err(bad) => {
+                route.counters.invalid_fault_headers();
+                tracing::debug!(listener = %self.name, route = %route.upstream.route().name, problem = %bad, "fault headers ignored: the request passes without them");
+                return None;
+            }
+        };
+        if asked.is_empty() {
+            return None;
+        }
+        let state = self.rules.load().header_faults().clone();
+        if state.lifeline.is_ended() {
+            return None;
+        }
+        if slot.is_none() {
+            *slot = Some(self.cap.try_acquire()?);
+        }
+        tracing::debug!(listener = %self.name, route = %route.upstream.route().name, abort = ?asked.abort.as_ref().map(|a| a.http_status.as_u16()), delay = ?asked.delay, throttle = ?asked.throttle.map(|t| t.bytes_per_second), capped_delay = capped.delay, capped_percentage = capped.percentage, "faults asked for by headers");
+        Some((asked, state))
+    }
+
+    /// Adds what a request asked for to the experiments' decision, held by the header faults' lifeline as
+    /// an experiment's share is by its own: delays add to theirs, the slowest rate wins. Returns the abort,
+    /// which comes after any ending fault of an experiment.
+    fn add_asked(
+        decision: &mut Option<Decision>,
+        asked: Asked,
+        state: HeaderFaultState,
+    ) -> Option<(Abort, HeaderFaultState)> {
+        let d = decision.get_or_insert_with(Decision::default);
+        if let Some(delay) = asked.delay {
+            d.delay.push(&state.lifeline, delay);
+        }
+        if let Some(t) = &asked.throttle {
+            let mut plan = BodyPlan::default();
+            plan.add_throttle(t);
+            d.body.push(&state.lifeline, plan);
+        }
+        state.count(asked.delay.is_some(), asked.throttle.is_some());
+        asked.abort.map(|a| (a, state))
     }
 
     /// Ends the request as its ending fault says. `None`: the fault's experiment ended during a hold (the

@@ -7,7 +7,10 @@ use http::uri::{Authority, Scheme};
 use serde::Deserialize;
 
 use super::{tls::TlsOrigin, tls_listen::ListenerTls};
-use crate::{fault::HostPattern, topology::RouteId};
+use crate::{
+    fault::{FaultHeaders, HostPattern},
+    topology::RouteId,
+};
 
 /// Which HTTP version the proxy speaks to an upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -67,6 +70,9 @@ pub struct RouteConfig {
     pub connect_timeout: Duration,
     /// Longest wait for the upstream's response head, once the request is sent.
     pub timeout: Duration,
+    /// Set when the route lets requests ask for their own faults through headers
+    /// (`fault_headers`); `None`, the default, costs a request nothing and passes those headers upstream.
+    pub fault_headers: Option<Arc<FaultHeaders>>,
 }
 
 /// What a listener is to its clients.

@@ -2,7 +2,7 @@
 //! registry already counts every fault per experiment, so the data plane pays nothing more, and the series
 //! of an experiment last as long as the registry keeps it (active ones and the bounded history).
 
-use std::sync::Weak;
+use std::sync::{atomic::Ordering, Weak};
 
 use prometheus_client::{
     collector::Collector,
@@ -10,7 +10,10 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family, gauge::Gauge},
 };
 
-use crate::experiment::Registry;
+use crate::{
+    experiment::{HeaderFaultState, Registry},
+    fault::Fault,
+};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FaultLabels {
@@ -46,9 +49,19 @@ impl Collector for ExperimentFaults {
             }
             running.get_or_create(&labels).set(i64::from(e.state == crate::experiment::State::Running));
         }
+        // Faults requests asked for through their headers, as one more experiment, once there are some.
+        let headers = registry.header_fault_counters();
+        if headers.injected.load(Ordering::Relaxed) > 0 {
+            let id = HeaderFaultState::ID;
+            let labels = |kind| FaultLabels { experiment: id.to_owned(), name: id.to_owned(), kind };
+            injected.get_or_create(&labels("abort")).inc_by(headers.aborted.load(Ordering::Relaxed));
+            injected.get_or_create(&labels("delay")).inc_by(headers.delayed.load(Ordering::Relaxed));
+            let throttled = Fault::KINDS.iter().position(|k| *k == "throttle").and_then(|i| headers.by_kind.get(i));
+            injected.get_or_create(&labels("throttle")).inc_by(throttled.map_or(0, |c| c.load(Ordering::Relaxed)));
+        }
         injected.encode(encoder.encode_descriptor(
             "faults_injected",
-            "Faults injected, by experiment (id and name) and fault kind (abort, delay)",
+            "Faults injected, by experiment (id and name) and fault kind (abort, delay; throttle too for the experiment fault-headers)",
             None,
             injected.metric_type(),
         )?)?;

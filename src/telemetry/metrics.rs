@@ -59,9 +59,18 @@ pub struct RouteCounters {
     client_error: Counter,
     injected_delay: Histogram,
     upstream_duration: Histogram,
+    /// `fault_headers_invalid`, made on first use (most routes never read fault headers).
+    invalid_fault_headers: Family<RouteLabels, Counter>,
+    labels: RouteLabels,
 }
 
 impl RouteCounters {
+    /// A request whose fault headers (`routes[].fault_headers`) had a value they do not take: it passed
+    /// without header faults.
+    pub fn invalid_fault_headers(&self) {
+        self.invalid_fault_headers.get_or_create(&self.labels).inc();
+    }
+
     pub fn count(&self, outcome: Outcome) {
         match outcome {
             Outcome::Passed => self.passed.inc(),
@@ -223,6 +232,8 @@ pub struct Metrics {
     upstream_retries: Family<RetryLabels, Counter>,
     /// HTTP/2 client connections closed for flooding control frames, by listener.
     connection_floods: Family<TimeoutLabels, Counter>,
+    /// Requests whose fault headers had a value they do not take, by listener and route.
+    invalid_fault_headers: Family<RouteLabels, Counter>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -272,6 +283,7 @@ impl Default for Metrics {
             connection_timeouts: Family::<TimeoutLabels, Counter>::default(),
             connection_floods: Family::<TimeoutLabels, Counter>::default(),
             config_reloads: Family::<OutcomeLabel, Counter>::default(),
+            invalid_fault_headers: Family::<RouteLabels, Counter>::default(),
             registry: Mutex::new(Registry::with_prefix("edgefault")),
             routes: Mutex::default(),
         };
@@ -318,6 +330,11 @@ impl Metrics {
         r.register("connection_timeouts", "Client connections of HTTP listeners closed by a timeout, by listener and reason (header_read: a request head did not arrive in time; idle: no request for limits.idle_timeout)", self.connection_timeouts.clone());
         r.register("connection_floods", "HTTP/2 client connections closed for sending control frames (PING, SETTINGS, PRIORITY, RST_STREAM) beyond their budget (a burst of 2000, then 200 a second), by listener and reason (h2_control_frames)", self.connection_floods.clone());
         r.register(
+            "fault_headers_invalid",
+            "Requests on routes with fault_headers whose fault headers had a value they do not take (the request passed without header faults), by listener and route",
+            self.invalid_fault_headers.clone(),
+        );
+        r.register(
             "config_reloads",
             "Config reloads on SIGHUP by outcome: ok (applied), rejected (the old config keeps running)",
             self.config_reloads.clone(),
@@ -340,6 +357,8 @@ impl Metrics {
             client_error: get("client_error"),
             injected_delay: self.injected_delay.get_or_create(&labels).clone(),
             upstream_duration: self.upstream_duration.get_or_create(&labels).clone(),
+            invalid_fault_headers: self.invalid_fault_headers.clone(),
+            labels,
         };
         let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
         if !routes.iter().any(|(l, r, _)| l == listener && r == route) {

@@ -6,6 +6,7 @@ mod connection;
 mod delay;
 mod first_byte_drip;
 mod grpc;
+mod headers;
 mod page_screenshots;
 mod pages;
 mod pages_custom;

@@ -30,7 +30,11 @@ async fn toxics_and_disabled_proxies_are_experiments_that_abort_all_ends() {
     )
     .await;
     call("POST", &format!("{api}/proxies/pg"), Some(json!({ "enabled": false }))).await;
-    let started = tokio::time::timeout(Duration::from_secs(5), events.message()).await.expect("an event").expect("stream").expect("open");
+    let started = tokio::time::timeout(Duration::from_secs(5), events.message())
+        .await
+        .expect("an event")
+        .expect("stream")
+        .expect("open");
     assert_eq!(started.experiment_name, "toxiproxy redis/latency_downstream");
     assert!(matches!(started.kind, Some(edgefault::pb::v1::event::Kind::Started(_))), "{started:?}");
     let mut names = running(&proxy).await;
