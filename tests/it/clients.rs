@@ -1,9 +1,11 @@
 //! The control API from clients we did not write, run as a user runs them against a real `edgefault serve`
 //! with an admin token: the Python example (grpcio, its code generated from proto/ by grpcio-tools), the
 //! Node example (@grpc/grpc-js, the .proto files loaded at run time) and the grpcurl commands of
-//! docs/clients.md. Peers come from `.ci/install-peers.sh`.
+//! docs/clients.md; and every metric the Grafana dashboard queries, scraped from a running server's
+//! admin port. Peers come from `.ci/install-peers.sh`.
 
 use std::{
+    collections::BTreeMap,
     path::PathBuf,
     process::{Command, Output},
     sync::{
@@ -224,4 +226,62 @@ async fn the_grpcurl_commands_of_docs_clients_md_run_as_written() {
     let [exp] = &list.experiments[..] else { panic!("one experiment: {list:?}") };
     assert_eq!((exp.state(), exp.end_reason.as_str()), (v1::ExperimentState::Stopped, "seen enough"));
     assert_eq!(exp.spec.as_ref().expect("spec").name, "grpcurl-503");
+}
+/// (name as docs/observability.md lists it, type, family as `# TYPE` names it) of every metric the
+/// dashboard queries, from `.ci/dashboard-check.py --list-metrics`: one reading of PromQL, shared with CI.
+fn dashboard_metrics() -> Vec<(String, String, String)> {
+    let out = Command::new("python3")
+        .arg(root().join(".ci/dashboard-check.py"))
+        .arg("--list-metrics")
+        .current_dir(root())
+        .output()
+        .expect("python3 runs");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "dashboard-check.py --list-metrics failed:\n{stdout}\n{stderr}");
+    stdout
+        .lines()
+        .map(|l| {
+            let mut f = l.split('\t').map(str::to_owned);
+            (f.next().expect("name"), f.next().expect("type"), f.next().expect("family"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_metric_the_dashboard_queries_is_exported_by_a_running_server() {
+    let metrics = dashboard_metrics();
+    assert!(metrics.len() >= 8, "the dashboard queries the main metrics: {metrics:?}");
+    let upstream = FakeUpstream::app().start().await;
+    let echo = FakeUpstream::tcp_echo().start().await;
+    let certs = root().join("examples/ingress/certs");
+    let config = support::temp_file(
+        "edgefault.yaml",
+        &format!(
+            "listeners:\n  - name: web\n    bind: 127.0.0.1:0\n    routes:\n      - {{ name: api, path_prefix: /api/, upstream: \"http://{upstream}\" }}\n      - {{ name: default, upstream: \"http://{upstream}\" }}\n  - {{ name: cache, bind: \"127.0.0.1:0\", mode: tcp, upstream: \"{echo}\" }}\n  - name: web-tls\n    bind: 127.0.0.1:0\n    tls: {{ cert_file: {c}/localhost.crt, key_file: {c}/localhost.key }}\n    routes: [{{ name: default-tls, upstream: \"http://{upstream}\" }}]\ncontrol: {{ bind: \"127.0.0.1:0\" }}\nadmin: {{ bind: \"127.0.0.1:0\" }}\n",
+            c = certs.display()
+        ),
+    );
+    let served = tokio::task::block_in_place(|| binary::serve(&["--config", config.to_str().expect("utf-8")], true));
+    let mut c = control(&served).await;
+    let spec = support::spec(
+        "name: game-day\nmatch: { routes: [api] }\npercentage: 50\nduration: 1m\nfaults:\n  - delay: { fixed: 2ms }\n  - abort: { http_status: 503 }\n",
+    );
+    c.start_experiment(v1::StartExperimentRequest { spec: Some(spec) }).await.expect("start");
+    let dry = support::spec("name: reach\ndry_run: true\nduration: 1m\nfaults: [{ abort: { http_status: 500 } }]\n");
+    c.start_experiment(v1::StartExperimentRequest { spec: Some(dry) }).await.expect("start dry run");
+    let http = support::client();
+    for i in 0..40 {
+        support::get(&http, &served.url(if i % 2 == 0 { "/api/items" } else { "/" })).await;
+    }
+    let admin = served.admin.expect("admin address");
+    let body = support::get(&http, &format!("http://{admin}/metrics")).await.body;
+    let exposition = String::from_utf8_lossy(&body);
+    let families: BTreeMap<&str, &str> =
+        exposition.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split_once(' ')).collect();
+    let missing: Vec<String> = metrics
+        .iter()
+        .filter(|(_, ty, family)| families.get(family.as_str()) != Some(&ty.as_str()))
+        .map(|(name, ty, family)| format!("{name} ({ty} {family}: /metrics has {:?})", families.get(family.as_str())))
+        .collect();
+    assert!(missing.is_empty(), "the dashboard queries metrics the server does not export: {missing:?}\n{exposition}");
 }
