@@ -13,6 +13,10 @@
 #   6. policy checks on the rendered manifests (container hardening, probes, named ports, ConfigMap
 #      references, a NetworkPolicy wherever the control port leaves loopback, the fleet controller's included,
 #      and the files the command lines name on mounted volumes)
+#   6b. monitoring: .ci/dashboard-check.py on the Grafana dashboard (and on a broken copy, which it must
+#      reject); the PodMonitors, ServiceMonitors and dashboard ConfigMaps of the renders checked field by
+#      field here, since kubernetes-validate has no schema for monitoring.coreos.com (it only warns); the
+#      packaged chart carries the dashboard
 #   7. `edgefault validate` on the edgefault.yaml of every rendered ConfigMap (recognised as a config by its
 #      top-level `listeners:`) and on the first experiment that NOTES.txt tells users to start, with the
 #      binary at $EDGEFAULT_BIN (default target/debug/edgefault; build it first).
@@ -115,6 +119,20 @@ if helm template "$RELEASE" examples/helm-sidecar --namespace "$NAMESPACE" >"$ou
 else
   not_ok "examples/helm-sidecar"
   show "$OUT/log/example.err"
+fi
+
+# The example application chart with the sidecar's PodMonitor (selecting the application's pods) and the
+# dashboard: the monitoring checks below cross-check the PodMonitor against the pods it selects.
+out="$OUT/render/example-helm-sidecar-monitoring.yaml"
+if helm template "$RELEASE" examples/helm-sidecar --namespace "$NAMESPACE" \
+  --set edgefault.monitoring.podMonitor.enabled=true \
+  --set 'edgefault.monitoring.podMonitor.podSelector.app\.kubernetes\.io/name=shop' \
+  --set edgefault.monitoring.grafanaDashboard.enabled=true >"$out" 2>"$OUT/log/example-monitoring.err"; then
+  ok "examples/helm-sidecar with a PodMonitor and the dashboard ($(grep -c '^kind:' "$out") objects)"
+  renders+=("$out")
+else
+  not_ok "examples/helm-sidecar with a PodMonitor and the dashboard"
+  show "$OUT/log/example-monitoring.err"
 fi
 
 # examples/helm-inject is the input of `edgefault inject` below; its injected render joins the others.
@@ -422,6 +440,175 @@ PY
     ok "$(tail -n 1 "$OUT/log/$log_n") in ${#renders[@]} renders"
   else
     not_ok "policy checks"
+    show "$OUT/log/$log_n"
+  fi
+fi
+
+section "monitoring: Grafana dashboard, PodMonitor, ServiceMonitor"
+check "$(python3 .ci/dashboard-check.py 2>&1 | tail -n 1 | sed 's/^dashboard-check: //' | cut -c1-150)" \
+  python3 .ci/dashboard-check.py
+# The check must catch a query of a metric that does not exist, naming the panel and the metric.
+python3 - chart/dashboards/edgefault.json "$OUT/broken-dashboard.json" <<'PY'
+import json
+import sys
+
+dashboard = json.load(open(sys.argv[1]))
+panel = next(p for p in dashboard["panels"] if p.get("targets"))
+panel["targets"][0]["expr"] = "sum(rate(edgefault_no_such_metric_total[5m]))"
+json.dump(dashboard, open(sys.argv[2], "w"))
+PY
+broken_panel="$(python3 -c 'import json,sys; print(next(p["title"] for p in json.load(open(sys.argv[1]))["panels"] if p.get("targets")))' "$OUT/broken-dashboard.json")"
+must_fail "a dashboard querying edgefault_no_such_metric_total" \
+  "panel '$broken_panel' query A: metric edgefault_no_such_metric_total is not in observability.md" \
+  python3 .ci/dashboard-check.py --dashboard "$OUT/broken-dashboard.json" --copy none
+# The packaged chart carries the dashboard, and renders it from the package.
+mkdir -p "$OUT/package"
+if helm package chart --destination "$OUT/package" >"$OUT/log/package" 2>&1 &&
+  tar -xzf "$OUT"/package/edgefault-*.tgz -C "$OUT/package" edgefault/dashboards/edgefault.json &&
+  cmp -s "$OUT/package/edgefault/dashboards/edgefault.json" chart/dashboards/edgefault.json &&
+  helm template "$RELEASE" "$OUT"/package/edgefault-*.tgz --namespace "$NAMESPACE" --set proxy.upstream=http://web \
+    --set monitoring.grafanaDashboard.enabled=true >"$OUT/package/render.yaml" 2>>"$OUT/log/package" &&
+  grep -q 'edgefault-game-day' "$OUT/package/render.yaml"; then
+  ok "helm package: the packaged chart holds dashboards/edgefault.json and renders it into the ConfigMap"
+else
+  not_ok "helm package: the packaged chart lacks the dashboard, or does not render it"
+  show "$OUT/log/package"
+fi
+if ((${#renders[@]} > 0)); then
+  log_n=$((log_n + 1))
+  if chart-check-python - chart/dashboards/edgefault.json "${renders[@]}" >"$OUT/log/$log_n" 2>&1 <<'PY'; then
+# kubernetes-validate only warns "Couldn't find schema" for monitoring.coreos.com/v1, so the shape of the
+# PodMonitor and ServiceMonitor objects (the fields the Prometheus Operator's CRDs require or that we set)
+# is checked here, strictly: an unknown field is an error, as the CRD's structural schema prunes it. And
+# each must select objects of the render with the port it scrapes, when the render holds them.
+import json
+import os
+import re
+import sys
+
+import yaml
+
+dashboard_path, renders = sys.argv[1], sys.argv[2:]
+dashboard_text = open(dashboard_path).read()
+DURATION = re.compile(r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$")
+LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+ENDPOINT_KEYS = {"port", "path", "interval", "scrapeTimeout", "scheme", "honorLabels", "relabelings",
+                 "metricRelabelings", "targetPort"}
+problems, checked, seen = [], 0, set()
+
+
+def labels_ok(where, labels):
+    for key, value in (labels or {}).items():
+        if not LABEL_KEY.match(key) or not isinstance(value, str) or len(value) > 63:
+            problems.append(f"{where}: label {key}={value!r} is not a Kubernetes label")
+
+
+def endpoint_ok(where, endpoint):
+    for key in set(endpoint) - ENDPOINT_KEYS:
+        problems.append(f"{where}: unknown field {key}")
+    if not isinstance(endpoint.get("port"), str) or not endpoint["port"]:
+        problems.append(f"{where}: port must name a port")
+    if not str(endpoint.get("path", "")).startswith("/"):
+        problems.append(f"{where}: path must start with /")
+    for key in ("interval", "scrapeTimeout"):
+        if key in endpoint and not DURATION.match(str(endpoint[key])):
+            problems.append(f"{where}: {key} {endpoint[key]!r} is not a Prometheus duration")
+
+
+def seconds(d):
+    units = {"y": 31536000, "w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    return sum(int(n) * units[u] for n, u in re.findall(r"([0-9]+)(ms|[ywdhms])", d))
+
+
+for render in renders:
+    label = os.path.basename(render)
+    docs = [d for d in yaml.safe_load_all(open(render)) if d]
+    pods = []
+    for d in docs:
+        if d["kind"] in ("Deployment", "StatefulSet", "DaemonSet"):
+            t = d["spec"]["template"]
+            pods.append((t["metadata"].get("labels") or {}, t["spec"], d["metadata"].get("namespace")))
+    services = [d for d in docs if d["kind"] == "Service"]
+    for d in docs:
+        kind, meta = d["kind"], d.get("metadata") or {}
+        where = f"{label}: {kind} {meta.get('name')}"
+        if kind == "ConfigMap" and "edgefault.json" in (d.get("data") or {}):
+            checked += 1
+            seen.add("dashboard")
+            if d["data"]["edgefault.json"] != dashboard_text:
+                problems.append(f"{where}: edgefault.json differs from {dashboard_path}")
+            json.loads(d["data"]["edgefault.json"])
+            if "grafana_dashboard" not in (meta.get("labels") or {}) and label.startswith("monitoring"):
+                problems.append(f"{where}: no grafana_dashboard label for Grafana's sidecar")
+            continue
+        if kind not in ("PodMonitor", "ServiceMonitor"):
+            continue
+        checked += 1
+        seen.add(kind)
+        if d.get("apiVersion") != "monitoring.coreos.com/v1":
+            problems.append(f"{where}: apiVersion must be monitoring.coreos.com/v1")
+        for key in set(d) - {"apiVersion", "kind", "metadata", "spec"}:
+            problems.append(f"{where}: unknown top-level field {key}")
+        if not meta.get("name") or not meta.get("namespace"):
+            problems.append(f"{where}: metadata.name and metadata.namespace are required")
+        labels_ok(where, meta.get("labels"))
+        spec = d.get("spec") or {}
+        list_key = "podMetricsEndpoints" if kind == "PodMonitor" else "endpoints"
+        for key in set(spec) - {"selector", "namespaceSelector", list_key, "jobLabel", "podTargetLabels",
+                                "targetLabels"}:
+            problems.append(f"{where}: unknown field spec.{key}")
+        selector = (spec.get("selector") or {}).get("matchLabels")
+        if not selector:
+            problems.append(f"{where}: spec.selector.matchLabels is required (an empty selector scrapes every pod)")
+        labels_ok(f"{where} spec.selector", selector)
+        names = (spec.get("namespaceSelector") or {}).get("matchNames")
+        if names != [meta.get("namespace")]:
+            problems.append(f"{where}: spec.namespaceSelector.matchNames must be [its own namespace], got {names}")
+        endpoints = spec.get(list_key) or []
+        if not endpoints:
+            problems.append(f"{where}: spec.{list_key} must list at least one endpoint")
+        for i, endpoint in enumerate(endpoints):
+            endpoint_ok(f"{where} spec.{list_key}[{i}]", endpoint)
+            if "interval" in endpoint and "scrapeTimeout" in endpoint and \
+                    seconds(endpoint["scrapeTimeout"]) > seconds(endpoint["interval"]):
+                problems.append(f"{where}: scrapeTimeout is longer than interval")
+        # What it selects, when the render holds it: the port must be there.
+        for endpoint in endpoints:
+            port = endpoint.get("port")
+            if kind == "PodMonitor":
+                selected = [p for p in pods if selector and selector.items() <= p[0].items()]
+                if pods and not selected:
+                    problems.append(f"{where}: selects no pod of the render")
+                for _, spec_, _ in selected:
+                    declared = {p.get("name") for c in spec_["containers"] for p in c.get("ports", [])}
+                    if port not in declared:
+                        problems.append(f"{where}: port {port} is not a container port of the pods it selects")
+            else:
+                selected = [s for s in services if selector and selector.items() <= (s["metadata"].get("labels") or {}).items()]
+                if not selected:
+                    problems.append(f"{where}: selects no Service of the render")
+                for s in selected:
+                    ports = {p.get("name"): p for p in s["spec"]["ports"]}
+                    if port not in ports:
+                        problems.append(f"{where}: Service {s['metadata']['name']} has no port {port}")
+                        continue
+                    target = ports[port].get("targetPort")
+                    backing = [p for p in pods if s["spec"]["selector"].items() <= p[0].items()]
+                    for _, spec_, _ in backing:
+                        declared = {p.get("name") for c in spec_["containers"] for p in c.get("ports", [])}
+                        if target not in declared:
+                            problems.append(f"{where}: Service port {port} targets {target}, which its pods do not declare")
+for kind in ("PodMonitor", "ServiceMonitor", "dashboard"):
+    if kind not in seen:
+        problems.append(f"no render holds a {kind}: the checks above checked nothing of it")
+for problem in problems:
+    print(problem)
+print(f"{checked} PodMonitors, ServiceMonitors and dashboard ConfigMaps checked, {len(problems)} problems")
+sys.exit(1 if problems else 0)
+PY
+    ok "$(tail -n 1 "$OUT/log/$log_n")"
+  else
+    not_ok "PodMonitor, ServiceMonitor and dashboard ConfigMap shape"
     show "$OUT/log/$log_n"
   fi
 fi

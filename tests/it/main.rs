@@ -1,7 +1,9 @@
 //! The integration tests, one binary: real servers on 127.0.0.1 (port 0) and real clients. Modules follow
 //! the behaviour they test: `fault/<kind>`, `targeting/`, `listener/<kind>`, `safety/<topic>`, `control/`,
-//! `input/` (fuzz corpus and property tests), `inject` (the `edgefault inject` command), `toxiproxy/` (the Toxiproxy-compatible API); `support/` holds
-//! the shared upstreams, proxy and clients.
+//! `input/` (fuzz corpus and property tests), `inject` (the `edgefault inject` command), `toxiproxy/`
+//! (the Toxiproxy-compatible API and Toxiproxy's clients), `clients` (the Python, Node and grpcurl clients
+//! of docs/clients.md, the metrics the Grafana dashboard queries); `support/` holds the shared upstreams,
+//! proxy and clients.
 
 // Tests report by panicking: a failed expectation is the finding.
 #![allow(
@@ -17,6 +19,7 @@
 #[macro_use]
 mod support;
 
+mod clients;
 mod control;
 mod fault;
 mod fleet;

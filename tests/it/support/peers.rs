@@ -181,21 +181,47 @@ pub fn chart_tool(name: &str) -> Option<PathBuf> {
     found
 }
 
-/// `node` and the `node_modules` directory under `$EDGEFAULT_CI_CACHE/<dir>` (default
-/// `~/.cache/edgefault-ci/<dir>`) that holds `module`, as `.ci/install-peers.sh` installs it. `None` (the
-/// test is skipped, and says so) when either is missing, unless peers are required.
-pub fn node_module(dir: &str, module: &str) -> Option<PathBuf> {
-    let cache = std::env::var_os("EDGEFAULT_CI_CACHE")
+/// `$EDGEFAULT_CI_CACHE` (default `~/.cache/edgefault-ci`), where the install scripts put their tools.
+fn ci_cache() -> Option<PathBuf> {
+    std::env::var_os("EDGEFAULT_CI_CACHE")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/edgefault-ci")));
-    let modules = cache.map(|c| c.join(dir).join("node_modules"));
-    let node = Command::new("node").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
-    match modules {
-        Some(m) if m.join(module).exists() && node.is_ok_and(|s| s.success()) => Some(m),
-        _ => {
-            missing(&format!("node with the npm package {module}"));
-            None
-        }
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/edgefault-ci")))
+}
+
+/// Node with the npm packages `.ci/install-peers.sh` installs into `$EDGEFAULT_CI_CACHE/node`: the
+/// `node_modules` directory to put in `NODE_PATH`, when `node` can load every one of `modules` from it.
+/// `None` (the test is skipped, and says so) when not, unless peers are required.
+pub fn node(modules: &[&str]) -> Option<PathBuf> {
+    let node_modules = ci_cache().map(|c| c.join("node/node_modules"));
+    let check: String = modules.iter().map(|m| format!("require('{m}');")).collect();
+    let ok = node_modules.as_ref().is_some_and(|dir| {
+        Command::new("node")
+            .args(["-e", &check])
+            .env("NODE_PATH", dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if !ok {
+        missing(&format!("node with {}", modules.join(", ")));
+        return None;
     }
+    node_modules
+}
+
+/// grpcurl, as `.ci/install-peers.sh` installs it (`$EDGEFAULT_CI_CACHE/py/bin/grpcurl`), else from PATH.
+/// `None` (the test is skipped, and says so) when there is none, unless peers are required.
+pub fn grpcurl() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = ci_cache()
+        .map(|c| c.join("py/bin/grpcurl"))
+        .into_iter()
+        .chain(std::env::split_paths(&path).map(|dir| dir.join("grpcurl")))
+        .find(|p| Command::new(p).arg("-version").output().is_ok_and(|o| o.status.success()));
+    if found.is_none() {
+        missing("grpcurl");
+    }
+    found
 }

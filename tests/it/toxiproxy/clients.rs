@@ -69,7 +69,7 @@ async fn toxiproxy_s_python_client_sends_the_token_in_its_url() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn toxiproxy_s_node_client_drives_the_api() {
-    let Some(modules) = peers::node_module("node-toxiproxy", "toxiproxy-node-client") else { return };
+    let Some(modules) = peers::node(&["toxiproxy-node-client"]) else { return };
     let echo = FakeUpstream::tcp_echo().start().await;
     let (proxy, api) = server("").await;
     let mut cmd = Command::new("node");
