@@ -67,6 +67,11 @@ control:
 admin:
   bind: {{ include "edgefault.hostPort" (list .Values.admin.host .Values.admin.port) | quote }}
 {{- end }}
+{{- if (.Values.toxiproxy).enabled }}
+toxiproxy:
+  bind: {{ include "edgefault.hostPort" (list .Values.toxiproxy.host .Values.toxiproxy.port) | quote }}
+  max_proxies: {{ .Values.toxiproxy.maxProxies }}
+{{- end }}
 limits:
   default_duration: {{ .Values.limits.defaultDuration }}
   max_duration: {{ .Values.limits.maxDuration }}

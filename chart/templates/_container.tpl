@@ -42,6 +42,11 @@ ports:
     containerPort: {{ .Values.admin.port }}
     protocol: TCP
   {{- end }}
+  {{- if include "edgefault.toxiproxyExposed" . }}
+  - name: edgefault-toxi
+    containerPort: {{ .Values.toxiproxy.port }}
+    protocol: TCP
+  {{- end }}
   {{- if include "edgefault.controlExposed" . }}
   - name: edgefault-ctl
     containerPort: {{ .Values.control.port }}

@@ -84,6 +84,10 @@ app.kubernetes.io/part-of: edgefault
 {{- if not (include "edgefault.isLoopback" .Values.control.host) -}}true{{- end -}}
 {{- end -}}
 
+{{- define "edgefault.toxiproxyExposed" -}}
+{{- if and (.Values.toxiproxy).enabled (not (include "edgefault.isLoopback" .Values.toxiproxy.host)) -}}true{{- end -}}
+{{- end -}}
+
 {{- define "edgefault.adminExposed" -}}
 {{- if and .Values.admin.enabled (not (include "edgefault.isLoopback" .Values.admin.host)) -}}true{{- end -}}
 {{- end -}}
@@ -122,7 +126,7 @@ app.kubernetes.io/part-of: edgefault
 {{- define "edgefault.networkPolicyEnabled" -}}
 {{- $enabled := .Values.networkPolicy.enabled -}}
 {{- if eq (toString $enabled) "auto" -}}
-{{- include "edgefault.controlExposed" . -}}
+{{- if or (include "edgefault.controlExposed" .) (include "edgefault.toxiproxyExposed" .) -}}true{{- end -}}
 {{- else if $enabled -}}true
 {{- end -}}
 {{- end -}}
@@ -219,6 +223,12 @@ edgefault.io/sidecar: "true"
 {{- if .Values.admin.enabled -}}
 {{- $ports = append $ports (int .Values.admin.port) -}}
 {{- end -}}
+{{- if (.Values.toxiproxy).enabled -}}
+{{- $ports = append $ports (int .Values.toxiproxy.port) -}}
+{{- if and (not (include "edgefault.isLoopback" .Values.toxiproxy.host)) (not .Values.control.tokenSecret.name) -}}
+{{- fail (printf "edgefault: toxiproxy.host %s is not loopback: set control.tokenSecret.name (the API takes the control tokens); the server refuses an open Toxiproxy API" .Values.toxiproxy.host) -}}
+{{- end -}}
+{{- end -}}
 {{- $listeners := list $proxy.listenerName -}}
 {{- range .Values.tcpListeners -}}
 {{- if or (has .name $listeners) (has .name $names) (and $proxy.upstream (eq .name "default")) -}}
@@ -239,6 +249,6 @@ edgefault.io/sidecar: "true"
 {{- end -}}
 {{- end -}}
 {{- if ne (len $ports) (len (uniq $ports)) -}}
-{{- fail (printf "edgefault: proxy.port, control.port, admin.port and the tcpListeners ports must differ (got %s)" (join ", " $ports)) -}}
+{{- fail (printf "edgefault: proxy.port, control.port, admin.port, toxiproxy.port and the tcpListeners ports must differ (got %s)" (join ", " $ports)) -}}
 {{- end -}}
 {{- end -}}
