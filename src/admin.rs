@@ -38,6 +38,8 @@ pub struct Admin {
     pub audit: Arc<AuditLog>,
     /// The control service's tokens (swapped by a reload): `/abort-all` needs an admin one when any is set.
     pub tokens: Arc<arc_swap::ArcSwap<Tokens>>,
+    /// What clients saw, second by second (the console's charts).
+    pub history: Arc<crate::telemetry::history::History>,
 }
 
 impl Admin {
