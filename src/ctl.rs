@@ -1,7 +1,11 @@
 //! `edgefault ctl`: a client of a running sidecar's control service (here), its rendering (`render.rs`), `watch`
 //! and `top` (`watch.rs`), and `edgefault validate` (`validate.rs`).
 
-use std::{fmt::Write as _, path::Path};
+use std::{
+    fmt::Write as _,
+    path::Path,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use tonic::{
     metadata::{Ascii, MetadataValue},
@@ -15,6 +19,7 @@ use crate::{
 };
 
 mod render;
+pub mod report;
 mod signature;
 mod validate;
 mod watch;
@@ -445,6 +450,69 @@ impl Ctl {
             .await
             .map_err(rpc("AbortAll"))?
             .into_inner())
+    }
+
+    /// The server's history from `since` on, one point a second (`minutes`: a minute).
+    pub async fn history(&mut self, since: SystemTime, minutes: bool) -> Result<v1::GetHistoryResponse, CtlError> {
+        let seconds = since.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let resolution = if minutes { v1::HistoryResolution::Minute } else { v1::HistoryResolution::Second };
+        Ok(self
+            .client
+            .get_history(v1::GetHistoryRequest {
+                since: Some(pbjson_types::Timestamp { seconds: i64::try_from(seconds).unwrap_or(i64::MAX), nanos: 0 }),
+                resolution: resolution as i32,
+            })
+            .await
+            .map_err(rpc("GetHistory"))?
+            .into_inner())
+    }
+
+    /// What a report of the last `since` (or of the experiments `ids`, from a little before the first
+    /// started to a little after the last ended) is made of; `audit`: the server's audit log, for who
+    /// started and stopped them.
+    pub async fn report_input(
+        &mut self,
+        server: &str,
+        since: Duration,
+        ids: &[String],
+        audit: Option<&Path>,
+    ) -> Result<report::ReportInput, CtlError> {
+        let now = SystemTime::now();
+        let mut experiments = self.list(Vec::new()).await?;
+        let (from, to) = if ids.is_empty() {
+            (now.checked_sub(since).unwrap_or(UNIX_EPOCH), now)
+        } else {
+            for id in ids {
+                if !experiments.iter().any(|e| e.id == *id) {
+                    experiments.push(self.get(id).await?);
+                }
+            }
+            experiments.retain(|e| ids.contains(&e.id));
+            let at = |t: &Option<pbjson_types::Timestamp>| {
+                t.as_ref().and_then(|t| u64::try_from(t.seconds).ok()).map(|s| UNIX_EPOCH + Duration::from_secs(s))
+            };
+            let first = experiments.iter().filter_map(|e| at(&e.started_at).or(at(&e.created_at))).min().unwrap_or(now);
+            let last = experiments.iter().map(|e| at(&e.ended_at).unwrap_or(now)).max().unwrap_or(now);
+            let margin = Duration::from_secs(10);
+            (first.checked_sub(margin).unwrap_or(UNIX_EPOCH), (last + margin).min(now))
+        };
+        // Points of a second exist for the last ten minutes; further back, points of a minute.
+        let minutes = now.duration_since(from).unwrap_or_default()
+            > Duration::from_secs(crate::telemetry::history::SECONDS as u64);
+        let history = self.history(from, minutes).await?;
+        let audit = match audit {
+            None => Vec::new(),
+            Some(path) => {
+                let text = crate::document::read_text(path)
+                    .map_err(|e| CtlError::Usage(format!("--audit: cannot read {}: {e}", path.display())))?;
+                let (lines, skipped) = report::parse_audit(&text);
+                if skipped > 0 {
+                    tracing::warn!(file = %path.display(), skipped, "lines of the audit log that are not JSON were skipped");
+                }
+                lines
+            }
+        };
+        Ok(report::ReportInput { server: server.to_owned(), generated: now, from, to, experiments, history, audit })
     }
 }
 

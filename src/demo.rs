@@ -7,6 +7,7 @@ use std::{
     convert::Infallible,
     io::Write,
     net::SocketAddr,
+    path::Path,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -46,12 +47,19 @@ const CLIENTS: u32 = 16;
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Runs the demo for `duration` of real time (the 5h46m incident compressed into it), writing the live
-/// report to `out`.
-pub async fn run(out: &mut (impl Write + Send), duration: Duration) -> Result<(), DemoError> {
+/// report to `out`; also the run's `ctl report` to each file of `reports` (Markdown when it ends in `.md`,
+/// JSON in `.json`, else HTML).
+pub async fn run(
+    out: &mut (impl Write + Send),
+    duration: Duration,
+    reports: &[std::path::PathBuf],
+) -> Result<(), DemoError> {
     if !(Duration::from_secs(2)..=Duration::from_secs(3600)).contains(&duration) {
         return Err(DemoError::Duration(humantime::format_duration(duration).to_string()));
     }
-    let mut replay = Replay::start(duration).await?;
+    let audit = (!reports.is_empty())
+        .then(|| std::env::temp_dir().join(format!("edgefault-demo-audit-{}.jsonl", std::process::id())));
+    let mut replay = Replay::start(duration, audit.as_deref()).await?;
     replay.intro(out)?;
     let started = replay.start_scenario().await?;
     let traffic = Traffic::spawn(replay.proxy, replay.begun + duration);
@@ -71,6 +79,24 @@ pub async fn run(out: &mut (impl Write + Send), duration: Duration) -> Result<()
     }
     let by_phase = traffic.finish(&replay, &started).await;
     final_report(out, &mut replay, &started, &by_phase).await?;
+    if !reports.is_empty() {
+        // The second that just ended is closed at the next whole second.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let ids: Vec<String> = started.iter().map(|e| e.id.clone()).collect();
+        let input = replay
+            .ctl
+            .report_input(&replay.control, duration, &ids, audit.as_deref())
+            .await
+            .map_err(|e| DemoError::Setup(e.to_string()))?;
+        for path in reports {
+            std::fs::write(path, crate::ctl::report::by_extension(path, &input))
+                .map_err(|e| DemoError::Setup(format!("--report {}: cannot write: {e}", path.display())))?;
+            writeln!(out, "report of the run: {}", path.display())?;
+        }
+    }
+    if let Some(audit) = &audit {
+        let _ = std::fs::remove_file(audit);
+    }
     let _ = replay.ctl.abort_all("demo over").await;
     replay.server.shutdown().await;
     Ok(())
@@ -113,14 +139,16 @@ struct Replay {
 
 impl Replay {
     /// Starts the sample upstream and the proxy (routes site, api, dashboard) with its control service.
-    async fn start(duration: Duration) -> Result<Replay, DemoError> {
+    async fn start(duration: Duration, audit: Option<&Path>) -> Result<Replay, DemoError> {
         let setup = |e: &dyn std::fmt::Display| DemoError::Setup(e.to_string());
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let upstream = listener.local_addr()?;
         tokio::spawn(serve_upstream(listener));
         let config = Config::from_yaml(
             &format!(
-                "listeners:\n  - name: web\n    bind: 127.0.0.1:0\n    routes:\n      - {{ name: api, path_prefix: /api/, upstream: \"http://{upstream}\" }}\n      - {{ name: dashboard, hosts: [dash.example.com], upstream: \"http://{upstream}\" }}\n      - {{ name: site, upstream: \"http://{upstream}\" }}\ncontrol: {{ bind: \"127.0.0.1:0\" }}\n"
+                "listeners:\n  - name: web\n    bind: 127.0.0.1:0\n    routes:\n      - {{ name: api, path_prefix: /api/, upstream: \"http://{upstream}\" }}\n      - {{ name: dashboard, hosts: [dash.example.com], upstream: \"http://{upstream}\" }}\n      - {{ name: site, upstream: \"http://{upstream}\" }}\ncontrol: {{ bind: \"127.0.0.1:0\" }}\n{}"
+                ,
+                audit.map(|a| format!("audit: {{ path: {:?} }}\n", a.display().to_string())).unwrap_or_default()
             ),
             "demo",
             &Overrides::default(),

@@ -58,6 +58,11 @@ enum Command {
         /// Where the sample upstream listens, with --upstream-only.
         #[arg(long, default_value = "127.0.0.1:3000", value_name = "ADDR", requires = "upstream_only")]
         listen: std::net::SocketAddr,
+        /// Also write the run's report (`ctl report`) here: HTML, Markdown for a name ending in .md, JSON
+        /// for .json; repeatable. Its points are a second long: give the replay --duration 90s or more to
+        /// see the flapping.
+        #[arg(long, value_name = "FILE", conflicts_with = "upstream_only")]
+        report: Vec<PathBuf>,
     },
 }
 
@@ -336,6 +341,34 @@ enum CtlCommand {
         #[command(subcommand)]
         command: ScenarioCommand,
     },
+    /// A report of a rehearsal, for its post-mortem: the experiments with who started and stopped them,
+    /// their phases on a time axis, and per route what clients saw (status mix, latency, injected and
+    /// real upstream errors), then the totals. One self-contained file (docs/console.md).
+    Report {
+        /// The window: this far back from now (a second's points reach 10 minutes back, a minute's 6 hours).
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration, value_name = "DURATION")]
+        since: Duration,
+        /// Only these experiments, and the window around them (instead of --since); repeatable.
+        #[arg(long, value_name = "ID")]
+        experiment: Vec<String>,
+        /// The server's audit log (audit.path), to say who started and stopped each experiment.
+        #[arg(long, value_name = "FILE")]
+        audit: Option<PathBuf>,
+        /// Write it here [default: the standard output].
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// html (SVG plots), md (tables and sparklines) or json (the data, for pipelines).
+        #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
+        format: ReportFormat,
+    },
+}
+
+/// What `ctl report` writes.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ReportFormat {
+    Html,
+    Md,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -385,9 +418,9 @@ fn main() -> ExitCode {
             let mut out = std::io::stdout();
             edgefault::demo::upstream_only(&mut out, listen, app::termination_signal()).await.map_err(|e| e.to_string())
         }),
-        Command::Demo { duration, .. } => current_thread(async move {
+        Command::Demo { duration, report, .. } => current_thread(async move {
             let mut out = std::io::stdout();
-            edgefault::demo::run(&mut out, duration).await.map_err(|e| e.to_string())
+            edgefault::demo::run(&mut out, duration, &report).await.map_err(|e| e.to_string())
         }),
     };
     match result {
@@ -607,6 +640,21 @@ async fn run_ctl(args: CtlArgs) -> Result<(), String> {
             }
         }
         CtlCommand::Scenario { command } => run_scenario(&mut ctl, command).await?,
+        CtlCommand::Report { since, experiment, audit, output, format } => {
+            let input = ctl.report_input(&args.control, since, &experiment, audit.as_deref()).await.map_err(fail)?;
+            let text = match format {
+                ReportFormat::Html => ctl::report::html(&input),
+                ReportFormat::Md => ctl::report::markdown(&input),
+                ReportFormat::Json => ctl::report::json(&input),
+            };
+            match output {
+                None => print!("{text}"),
+                Some(path) => {
+                    std::fs::write(&path, text).map_err(|e| format!("-o {}: cannot write: {e}", path.display()))?;
+                    eprintln!("wrote {}", path.display());
+                }
+            }
+        }
         CtlCommand::Sidecars { output } => {
             let list = ctl.sidecars().await.map_err(fail)?;
             println!("{}", ctl::render_sidecars(&list, output).trim_end());

@@ -8,7 +8,6 @@
 //! is fixed by the number of routes and does not grow with traffic or time (docs/console.md states it).
 
 use std::{
-    collections::VecDeque,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex, MutexGuard,
@@ -243,21 +242,89 @@ pub struct Snapshot {
     pub experiments: Vec<ExperimentSeries>,
 }
 
-/// A ring of at most its capacity, allocated whole.
+/// A ring of a fixed number of slots, every one written when it is made: its pages are resident from the
+/// start, so the process does not grow as the ring fills.
 #[derive(Debug)]
-struct Ring<T>(VecDeque<T>, usize);
+struct Ring<T> {
+    slots: Box<[T]>,
+    /// Where the next point goes.
+    next: usize,
+    /// Points held, at most `slots.len()`.
+    len: usize,
+}
 
-impl<T> Ring<T> {
+impl<T: Copy + Default> Ring<T> {
     fn new(capacity: usize) -> Self {
-        Ring(VecDeque::with_capacity(capacity), capacity)
+        Ring { slots: vec![T::default(); capacity.max(1)].into_boxed_slice(), next: 0, len: 0 }
     }
 
     fn push(&mut self, v: T) {
-        if self.0.len() >= self.1 {
-            self.0.pop_front();
+        let cap = self.slots.len();
+        if let Some(slot) = self.slots.get_mut(self.next) {
+            *slot = v;
         }
-        self.0.push_back(v);
+        self.next = (self.next + 1) % cap;
+        self.len = (self.len + 1).min(cap);
     }
+
+    /// The points, oldest first.
+    fn iter(&self) -> impl Iterator<Item = &T> + '_ {
+        let cap = self.slots.len();
+        let start = (self.next + cap - self.len) % cap;
+        (0..self.len).filter_map(move |i| self.slots.get((start + i) % cap))
+    }
+}
+
+/// A route's point as kept: a second's or a minute's counts fit 32 bits (they saturate), latencies an f32.
+#[derive(Debug, Clone, Copy, Default)]
+struct Kept {
+    t: u64,
+    requests: u32,
+    status: [u32; 6],
+    injected: u32,
+    upstream_errors: u32,
+    p50_ms: f32,
+    p99_ms: f32,
+}
+
+fn narrow(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+impl Kept {
+    fn of(p: &RoutePoint) -> Self {
+        Kept {
+            t: p.t,
+            requests: narrow(p.requests),
+            status: p.status.map(narrow),
+            injected: narrow(p.injected),
+            upstream_errors: narrow(p.upstream_errors),
+            #[allow(clippy::cast_possible_truncation, reason = "a bucket bound, 0.5 ms × 2^k, is exact in an f32")]
+            p50_ms: p.p50_ms as f32,
+            #[allow(clippy::cast_possible_truncation, reason = "a bucket bound, 0.5 ms × 2^k, is exact in an f32")]
+            p99_ms: p.p99_ms as f32,
+        }
+    }
+
+    fn point(&self) -> RoutePoint {
+        RoutePoint {
+            t: self.t,
+            requests: self.requests.into(),
+            status: self.status.map(u64::from),
+            injected: self.injected.into(),
+            upstream_errors: self.upstream_errors.into(),
+            p50_ms: self.p50_ms.into(),
+            p99_ms: self.p99_ms.into(),
+        }
+    }
+}
+
+/// An experiment's point as kept.
+#[derive(Debug, Clone, Copy, Default)]
+struct KeptExperiment {
+    t: u64,
+    matched: u32,
+    injected: u32,
 }
 
 /// A route's series, and where its totals stood at the last tick.
@@ -266,8 +333,8 @@ struct RouteRings {
     route: String,
     live: Arc<RouteLive>,
     last: Counts,
-    seconds: Ring<RoutePoint>,
-    minutes: Ring<RoutePoint>,
+    seconds: Ring<Kept>,
+    minutes: Ring<Kept>,
     /// The minute being summed, and its start.
     minute: (u64, Counts),
 }
@@ -277,8 +344,8 @@ struct ExperimentRings {
     id: String,
     name: String,
     last: (u64, u64),
-    seconds: Ring<ExperimentPoint>,
-    minutes: Ring<ExperimentPoint>,
+    seconds: Ring<KeptExperiment>,
+    minutes: Ring<KeptExperiment>,
     minute: (u64, u64, u64),
     /// The tick it was last seen at, to choose which to drop past [`MAX_EXPERIMENTS`].
     seen: u64,
@@ -349,11 +416,11 @@ impl History {
             let totals = r.live.totals();
             let delta = totals.minus(&r.last);
             r.last = totals;
-            r.seconds.push(delta.point(second));
+            r.seconds.push(Kept::of(&delta.point(second)));
             let m = minute_of(second);
             if r.minute.0 != m {
                 if r.minute.0 != 0 {
-                    r.minutes.push(r.minute.1.point(r.minute.0));
+                    r.minutes.push(Kept::of(&r.minute.1.point(r.minute.0)));
                 }
                 r.minute = (m, Counts::default());
             }
@@ -385,11 +452,12 @@ impl History {
             let (matched, injected) = (e.matched.saturating_sub(x.last.0), e.injected.saturating_sub(x.last.1));
             x.last = (e.matched, e.injected);
             x.seen = second;
-            x.seconds.push(ExperimentPoint { t: second, matched, injected });
+            x.seconds.push(KeptExperiment { t: second, matched: narrow(matched), injected: narrow(injected) });
             let m = minute_of(second);
             if x.minute.0 != m {
                 if x.minute.0 != 0 {
-                    x.minutes.push(ExperimentPoint { t: x.minute.0, matched: x.minute.1, injected: x.minute.2 });
+                    let (t, matched, injected) = x.minute;
+                    x.minutes.push(KeptExperiment { t, matched: narrow(matched), injected: narrow(injected) });
                 }
                 x.minute = (m, 0, 0);
             }
@@ -410,10 +478,9 @@ impl History {
                 listener: r.listener.clone(),
                 route: r.route.clone(),
                 points: if minutes { &r.minutes } else { &r.seconds }
-                    .0
                     .iter()
                     .filter(|p| p.t >= since)
-                    .cloned()
+                    .map(Kept::point)
                     .collect(),
             })
             .collect();
@@ -424,10 +491,9 @@ impl History {
                 id: x.id.clone(),
                 name: x.name.clone(),
                 points: if minutes { &x.minutes } else { &x.seconds }
-                    .0
                     .iter()
                     .filter(|p| p.t >= since)
-                    .cloned()
+                    .map(|p| ExperimentPoint { t: p.t, matched: p.matched.into(), injected: p.injected.into() })
                     .collect(),
             })
             .collect();

@@ -321,3 +321,117 @@ fn validate_takes_a_scenario_file() {
     assert!(!ok);
     assert!(err.contains("b.yaml:4: params[0] (pct): type \"percent\""), "{err}");
 }
+
+/// `demo --report`: the report of a 90 s replay shows what the 18 November outage looked like — the site's
+/// 500s flapping build by build, then the dashboard's two windows (sessionless logins refused, then the
+/// login backlog) apart from each other — in the data (JSON) and in the HTML a browser renders.
+#[test]
+fn the_demo_s_report_shows_the_flapping_and_both_dashboard_windows() {
+    let dir = std::env::temp_dir().join(format!("edgefault-demo-report-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (json, html, md) = (dir.join("report.json"), dir.join("report.html"), dir.join("report.md"));
+    let (ok, out, err) = edgefault(&[
+        "demo",
+        "--duration",
+        "90s",
+        "--report",
+        json.to_str().unwrap(),
+        "--report",
+        html.to_str().unwrap(),
+        "--report",
+        md.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains(&format!("report of the run: {}", html.display())), "{out}");
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("JSON");
+    let experiments = doc["experiments"].as_array().expect("experiments");
+    let by_name = |name: &str| {
+        experiments.iter().find(|e| e["spec"]["name"] == name).unwrap_or_else(|| panic!("{name} in the report"))
+    };
+    let started = |e: &serde_json::Value| {
+        humantime::parse_rfc3339(e["startedAt"].as_str().expect("startedAt"))
+            .expect("a time")
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    assert!(
+        doc["who"].as_array().unwrap().iter().all(|w| w["started_by"] == "anonymous (StartScenario)"),
+        "{}",
+        doc["who"]
+    );
+    // The flapping: 1h30m of incident at speed 5h46m/90s is the first 23 s; builds of 5 minutes last 1.3 s.
+    let core = started(by_name("nov18-core-traffic"));
+    let points = |route: &str| {
+        doc["history"]["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["route"] == route)
+            .unwrap_or_else(|| panic!("route {route}"))["points"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let num = |v: &serde_json::Value| v.as_str().map_or_else(|| v.as_u64().unwrap_or(0), |s| s.parse().unwrap_or(0));
+    let mut classes = Vec::new();
+    for p in points("site") {
+        let t = num(&p["time"]);
+        if t <= core || t >= core + 22 {
+            continue;
+        }
+        let status: Vec<u64> = p["status"].as_array().unwrap().iter().map(num).collect();
+        let total: u64 = status.iter().sum();
+        if total == 0 {
+            continue;
+        }
+        let bad = (status[4] + status[5]) as f64 / total as f64;
+        if bad >= 0.8 {
+            classes.push('B');
+        } else if bad <= 0.2 {
+            classes.push('g');
+        }
+    }
+    let flips = classes.windows(2).filter(|w| w[0] != w[1]).count();
+    assert!(flips >= 3, "the site's 500s flap while flapping (B: ≥ 80 % 5xx, g: ≤ 20 %): {classes:?}");
+    // The dashboard's two windows: sessionless logins refused from t0+10m, the backlog from t0+3h20m.
+    let injecting = |name: &str| -> Vec<u64> {
+        let id = by_name(name)["id"].clone();
+        doc["history"]["experiments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["id"] == id)
+            .map(|x| {
+                x["points"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|p| num(&p["injected"]) > 0)
+                    .map(|p| num(&p["time"]))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let logins = injecting("nov18-dashboard-logins");
+    let backlog = injecting("nov18-dashboard-backlog");
+    assert!(logins.len() >= 5 && backlog.len() >= 3, "both windows inject: {logins:?} {backlog:?}");
+    let (logins_end, backlog_start) = (*logins.iter().max().unwrap(), *backlog.iter().min().unwrap());
+    assert!(
+        backlog_start > logins_end + 10,
+        "two windows apart: logins end {logins_end}, backlog starts {backlog_start}"
+    );
+    // The other two renderings carry the same run.
+    let html_text = std::fs::read_to_string(&html).unwrap();
+    for needle in ["nov18-dashboard-logins", "logins-failing", "login-backlog", "flapping", "status mix"] {
+        assert!(html_text.contains(needle), "{needle} in the HTML report");
+    }
+    assert!(std::fs::read_to_string(&md).unwrap().contains("| nov18-core-traffic | flapping |"));
+    if std::env::var("EDGEFAULT_UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1") {
+        if let Some(chromium) = crate::support::peers::chromium() {
+            let shot = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/img/report-demo.png");
+            crate::support::peers::screenshot(&chromium, &format!("file://{}", html.display()), &shot, 1000, 1500);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -5,5 +5,6 @@ mod docs;
 mod history;
 mod lifecycle;
 mod papercuts;
+mod report;
 mod scenarios;
 mod validation;

@@ -225,3 +225,27 @@ pub fn grpcurl() -> Option<PathBuf> {
     }
     found
 }
+
+/// A PNG of `url` in headless Chromium, in a `width`×`height` window, written to `path`.
+pub fn screenshot(chromium: &std::path::Path, url: &str, path: &std::path::Path, width: u32, height: u32) {
+    let profile =
+        std::env::temp_dir().join(format!("edgefault-chromium-{}-{}", std::process::id(), rand::random::<u64>()));
+    let out = Command::new(chromium)
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-extensions",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--window-size={width},{height}"))
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--screenshot={}", path.display()))
+        .arg(url)
+        .stdin(Stdio::null())
+        .output()
+        .expect("chromium runs");
+    let _ = std::fs::remove_dir_all(&profile);
+    assert!(out.status.success(), "chromium failed on {url}: {}", String::from_utf8_lossy(&out.stderr));
+}

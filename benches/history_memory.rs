@@ -1,0 +1,94 @@
+//! The history's memory is fixed: a process with 100 routes and 100 experiments, fed a request mix every
+//! second, has the same resident size after an hour (and six) of one-second points as after a minute.
+//! The ticks are driven by the bench itself (each one a second of the history's clock), so an hour of
+//! points takes about a second to make; the data plane's side is the same `RouteLive::record` calls the
+//! proxy makes per request.
+//!
+//! `cargo bench --bench history_memory` (figures in BENCHMARKS.md).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    reason = "a benchmark: a panic is a failed run"
+)]
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant, UNIX_EPOCH},
+};
+
+use edgefault::telemetry::history::{ExperimentNow, History, Query, Resolution, RouteLive};
+
+const ROUTES: usize = 100;
+const EXPERIMENTS: usize = 100;
+/// Requests each route gets per second.
+const PER_SECOND: u64 = 20;
+
+/// Resident set size, KiB (Linux).
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn main() {
+    let before = rss_kib();
+    let history = History::default();
+    let routes: Vec<Arc<RouteLive>> = (0..ROUTES).map(|i| history.route("web", &format!("route-{i}"))).collect();
+    let ids: Vec<String> = (0..EXPERIMENTS).map(|i| format!("exp-{i:012}")).collect();
+    let created = rss_kib();
+    let start = 1_800_000_000u64;
+    let mut marks = Vec::new();
+    let began = Instant::now();
+    for s in 0..6 * 3600u64 {
+        for (i, r) in routes.iter().enumerate() {
+            for k in 0..PER_SECOND {
+                let status = match (k + i as u64) % 10 {
+                    0 => Some(503),
+                    1 => Some(404),
+                    2 => None,
+                    _ => Some(200),
+                };
+                r.record(status, Duration::from_micros(200 * (k + 1)), k % 10 == 0, k == 7);
+            }
+        }
+        let now: Vec<ExperimentNow<'_>> = ids
+            .iter()
+            .map(|id| ExperimentNow { id, name: "bench", matched: (s + 1) * PER_SECOND, injected: (s + 1) * 2 })
+            .collect();
+        history.tick(UNIX_EPOCH + Duration::from_secs(start + s + 1), &now);
+        if [60, 3600, 6 * 3600].contains(&(s + 1)) {
+            marks.push((s + 1, rss_kib()));
+        }
+    }
+    let took = began.elapsed();
+    let seconds = history.snapshot(&Query::default());
+    let minutes = history.snapshot(&Query { since: None, resolution: Resolution::Minute });
+    println!("history memory: {ROUTES} routes, {EXPERIMENTS} experiments, {PER_SECOND} requests per route per second");
+    println!("  RSS before the history:        {before:>7} KiB");
+    println!(
+        "  RSS with its rings allocated:  {created:>7} KiB (routes' rings; experiments' come with their first tick)"
+    );
+    for (s, rss) in &marks {
+        println!("  RSS after {:>5} s of points:  {rss:>7} KiB", s);
+    }
+    let (minute, hour) = (marks[0].1, marks[1].1);
+    println!(
+        "  an hour against a minute: {:+} KiB ({:+.2} %); six hours against a minute: {:+} KiB",
+        hour as i64 - minute as i64,
+        (hour as f64 - minute as f64) * 100.0 / minute as f64,
+        marks[2].1 as i64 - minute as i64
+    );
+    println!(
+        "  kept: {} second points and {} minute points per route; {} experiment series; {:.2} s to make six hours",
+        seconds.routes[0].points.len(),
+        minutes.routes[0].points.len(),
+        seconds.experiments.len(),
+        took.as_secs_f64()
+    );
+}
