@@ -22,6 +22,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         "proto/edgefault/v1/events.proto",
         "proto/edgefault/v1/selector.proto",
         "proto/edgefault/v1/fleet.proto",
+        "proto/edgefault/v1/history.proto",
     ];
 
     tonic_prost_build::configure()

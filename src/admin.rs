@@ -41,6 +41,8 @@ pub struct Admin {
     pub tokens: Arc<arc_swap::ArcSwap<Tokens>>,
     /// The console under `/console` (docs/console.md).
     pub console: Arc<Console>,
+    /// What clients saw, second by second (the console's charts).
+    pub history: Arc<crate::telemetry::history::History>,
 }
 
 impl Admin {
@@ -146,7 +148,7 @@ pub async fn serve(listener: TcpListener, admin: Arc<Admin>, shutdown: impl std:
                     let admin = Arc::clone(&admin);
                     async move {
                         if console::is_console(req.uri().path()) {
-                            return Ok::<_, Infallible>(admin.console.handle(req, peer).await);
+                            return Ok::<_, Infallible>(admin.console.handle(req, peer, &admin.history).await);
                         }
                         Ok(admin.handle(&req, peer))
                     }

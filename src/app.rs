@@ -352,6 +352,11 @@ fn serve_control(
         }
     });
     let registry = Arc::downgrade(&shared.registry);
+    tasks.spawn(crate::telemetry::history::sample(
+        Arc::clone(&shared.metrics.history),
+        registry.clone(),
+        tasks.stopped(),
+    ));
     tasks.spawn(guard::supervise(registry.clone(), Arc::clone(&shared.health), tasks.stopped()));
     tasks.spawn(events::watch_timelines(registry, tasks.stopped()));
     #[cfg(unix)]
@@ -388,6 +393,7 @@ fn serve_admin(
         audit: Arc::clone(&shared.audit),
         tokens: Arc::clone(&shared.tokens),
         console: Arc::clone(&console),
+        history: Arc::clone(&shared.metrics.history),
     });
     let addr = listener.and_then(|l| {
         let addr = l.local_addr().ok();

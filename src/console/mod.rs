@@ -24,7 +24,12 @@
 
 pub mod events;
 
-use std::{collections::BTreeMap, net::SocketAddr, sync::Arc, time::SystemTime};
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -40,6 +45,7 @@ use crate::{
     },
     experiment::{ExperimentInfo, Registry, RegistryError, State},
     scenario::{Catalogue, ParamKind},
+    telemetry::history::{History, Query, Resolution},
 };
 
 /// Where the console lives on the admin port.
@@ -50,6 +56,9 @@ const MAX_BODY: usize = 64 * 1024;
 
 /// Ended experiments the state shows, newest first, after the active ones.
 const RECENT: usize = 20;
+
+/// Longest window the charts ask for at one-second resolution (the history keeps ten minutes of seconds).
+const MAX_MINUTES: u64 = 10;
 
 const PAGE: &str = include_str!("page.html");
 const SCRIPT: &str = include_str!("console.js");
@@ -258,7 +267,7 @@ struct AbortBody {}
 
 impl Console {
     /// Answers a request under [`PREFIX`] from `peer`; `history` holds the charts' series.
-    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
+    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr, history: &History) -> Response<Full<Bytes>> {
         let path = req.uri().path().to_owned();
         let Some(api) = path.strip_prefix("/console/api/") else { return self.asset(&req, &path) };
         let (parts, body) = req.into_parts();
@@ -271,7 +280,7 @@ impl Console {
             (&Method::GET | &Method::HEAD, "state") => Ok(self.state(&tokens, &caller, peer)),
             (&Method::GET | &Method::HEAD, "events") => Ok(self.events(parts.uri.query())),
             (&Method::GET | &Method::HEAD, "scenarios") => Ok(self.catalogue()),
-            (&Method::GET | &Method::HEAD, "history") => Ok(history_json(parts.uri.query())),
+            (&Method::GET | &Method::HEAD, "history") => Ok(history_json(history, parts.uri.query())),
             (&Method::POST, "scenarios/start" | "experiments/stop" | "abort-all") => {
                 match require_json(&parts.headers) {
                     Err(e) => Err(e),
@@ -472,9 +481,17 @@ fn param<'q>(query: Option<&'q str>, name: &str) -> Option<&'q str> {
     query?.split('&').find_map(|kv| kv.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
 }
 
-/// The charts' series (HISTORY-PENDING: the History ring lands from main).
-fn history_json(_query: Option<&str>) -> Value {
-    json!({ "resolution_seconds": 1, "routes": [], "experiments": [] })
+/// The charts' series: the last `minutes` (default 5, at most [`MAX_MINUTES`]) second by second, or with
+/// `resolution=minute` the last `minutes` (at most six hours) minute by minute.
+fn history_json(history: &History, query: Option<&str>) -> Value {
+    let minutes = param(query, "minutes").and_then(|v| v.parse::<u64>().ok()).unwrap_or(5);
+    let (resolution, minutes) = match param(query, "resolution") {
+        Some("minute") => (Resolution::Minute, minutes.clamp(1, 6 * 60)),
+        _ => (Resolution::Second, minutes.clamp(1, MAX_MINUTES)),
+    };
+    let since = SystemTime::now().checked_sub(Duration::from_secs(minutes * 60));
+    let snapshot = history.snapshot(&Query { since, resolution });
+    serde_json::to_value(snapshot).unwrap_or(Value::Null)
 }
 
 /// Seconds of a protobuf duration.

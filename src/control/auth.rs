@@ -37,6 +37,7 @@ pub const READ_ONLY_METHODS: &[&str] = &[
     "ListScenarios",
     "GetScenario",
     "ListSidecars",
+    "GetHistory",
 ];
 
 /// Shortest token accepted: a guessable token is no protection.

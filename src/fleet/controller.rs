@@ -265,6 +265,16 @@ impl FaultControl for ControllerService {
         Ok(Response::new(self.fleet.stats(only.as_deref())))
     }
 
+    async fn get_history(
+        &self,
+        _req: Request<v1::GetHistoryRequest>,
+    ) -> Result<Response<v1::GetHistoryResponse>, Status> {
+        Err(Status::failed_precondition(
+            "the controller keeps no history: each sidecar keeps its own (GetHistory on its control port, \
+             the console on its admin port; docs/console.md)",
+        ))
+    }
+
     async fn list_sidecars(
         &self,
         _req: Request<v1::ListSidecarsRequest>,

@@ -217,11 +217,29 @@ impl ReverseProxy {
         if connect && self.mode != Mode::Forward {
             return Ok(respond::connect_refused(&self.name));
         }
+        let started = tokio::time::Instant::now();
         let routes = self.routes.load_full();
-        let (route, mut decision, mut slot) = match self.route_and_decide(&routes, &req, client) {
+        let (route, decision, slot) = match self.route_and_decide(&routes, &req, client) {
             Routed::To { route, decision, slot } => (route, decision, slot),
             Routed::Answered(resp) => return Ok(resp),
         };
+        let result = self.handle_on(route, decision, slot, req, client, switch, connect).await;
+        route.counters.answered(result.as_ref().ok().map(|r| r.status().as_u16()), started.elapsed());
+        result
+    }
+
+    /// Handles a routed request: its fault headers, the experiments' decision, then the upstream.
+    #[allow(clippy::too_many_arguments, reason = "the parts of one request, taken apart by `handle`")]
+    async fn handle_on(
+        &self,
+        route: &Route,
+        mut decision: Option<Decision>,
+        mut slot: Option<ActiveFault<'_>>,
+        mut req: Request<Incoming>,
+        client: SocketAddr,
+        switch: &ResetSwitch,
+        connect: bool,
+    ) -> Result<Response<ProxyBody>, Dropped> {
         // One check for routes without fault headers; the rest only for routes that enable them.
         let mut asked_abort = None;
         if let Some(fh) = route.upstream.route().fault_headers.as_deref() {

@@ -2,10 +2,11 @@
 //! route at startup, so counting a request is one atomic add.
 
 use std::{
-    sync::{Mutex, Weak},
+    sync::{Arc, Mutex, Weak},
     time::Duration,
 };
 
+use super::history::{History, RouteLive};
 use prometheus_client::{
     encoding::{text::encode, EncodeLabelSet},
     metrics::{
@@ -62,6 +63,8 @@ pub struct RouteCounters {
     /// `fault_headers_invalid`, made on first use (most routes never read fault headers).
     invalid_fault_headers: Family<RouteLabels, Counter>,
     labels: RouteLabels,
+    /// What clients saw, for the history's points (status, latency, injected, upstream errors).
+    history: Arc<RouteLive>,
 }
 
 impl RouteCounters {
@@ -78,6 +81,13 @@ impl RouteCounters {
             Outcome::UpstreamError => self.upstream_error.inc(),
             Outcome::ClientError => self.client_error.inc(),
         };
+        self.history.count(outcome == Outcome::Injected, outcome == Outcome::UpstreamError);
+    }
+
+    /// A request answered (`status`; `None`: the connection was dropped on purpose) `took` after it came,
+    /// as the client saw it: for the history.
+    pub fn answered(&self, status: Option<u16>, took: Duration) {
+        self.history.answered(status, took);
     }
 
     /// An injected delay, the sum of every selected experiment's delays.
@@ -234,6 +244,8 @@ pub struct Metrics {
     connection_floods: Family<TimeoutLabels, Counter>,
     /// Requests whose fault headers had a value they do not take, by listener and route.
     invalid_fault_headers: Family<RouteLabels, Counter>,
+    /// What clients saw per route, second by second (the console's charts, `ctl report`).
+    pub history: Arc<History>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -284,6 +296,7 @@ impl Default for Metrics {
             connection_floods: Family::<TimeoutLabels, Counter>::default(),
             config_reloads: Family::<OutcomeLabel, Counter>::default(),
             invalid_fault_headers: Family::<RouteLabels, Counter>::default(),
+            history: Arc::default(),
             registry: Mutex::new(Registry::with_prefix("edgefault")),
             routes: Mutex::default(),
         };
@@ -358,6 +371,7 @@ impl Metrics {
             injected_delay: self.injected_delay.get_or_create(&labels).clone(),
             upstream_duration: self.upstream_duration.get_or_create(&labels).clone(),
             invalid_fault_headers: self.invalid_fault_headers.clone(),
+            history: self.history.route(listener, route),
             labels,
         };
         let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());

@@ -1,6 +1,7 @@
 //! Logs and metrics.
 
 pub mod experiments;
+pub mod history;
 pub mod metrics;
 
 use tracing_subscriber::{fmt, EnvFilter};

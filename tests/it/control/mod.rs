@@ -2,6 +2,7 @@
 
 mod cli;
 mod docs;
+mod history;
 mod lifecycle;
 mod papercuts;
 mod scenarios;
