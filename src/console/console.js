@@ -6,6 +6,7 @@
 const KEY = "edgefault-console-token";
 const POLL_MS = 1000;
 const WINDOW_S = 300;
+const MIN_WINDOW_S = 60;
 const SVG = "http://www.w3.org/2000/svg";
 const $ = (id) => document.getElementById(id);
 
@@ -158,7 +159,7 @@ function experimentRow(x, now) {
   const name = el("td", {},
     el("strong", { text: x.name }), el("br"),
     el("span", { class: "id", text: x.id }), el("br"),
-    el("span", { class: "muted small", text: (x.faults.join(", ") || "faults") + " · " + x.percentage + " % · " + targets + (x.dry_run ? " · dry run" : "") }));
+    el("span", { class: "muted small", text: (x.faults.join(", ") || "faults") + (x.phases.length ? "" : " · " + x.percentage + " %") + " · " + targets + (x.dry_run ? " · dry run" : "") }));
   const phase = el("td", { class: "phase" });
   if (x.phase) phase.append(el("strong", { class: "phase-name", text: x.phase.name }));
   if (x.phases.length) {
@@ -236,8 +237,10 @@ function renderCharts(snap) {
     box.replaceChildren(el("p", { class: "muted", text: "no traffic yet" }));
     return;
   }
+  // The window grows with the data, from a minute to five, so a fresh server's first seconds are visible.
   const end = Math.floor(Date.now() / 1000);
-  const startT = end - WINDOW_S;
+  const first = Math.min(...routes.map((r) => (r.points.length ? r.points[0].t : end)));
+  const startT = end - Math.min(WINDOW_S, Math.max(MIN_WINDOW_S, end - first + 1));
   box.replaceChildren(...routes.map((r) => chartCard(r, startT, end, snap.resolution_seconds || 1)));
 }
 

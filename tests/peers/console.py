@@ -89,7 +89,7 @@ def main():
         assert chart.locator("svg.latency path").count() == 2, "p50 and p99 lines"
 
         # Screenshots for docs/console.md: a laptop and a phone.
-        page.wait_for_timeout(1500)
+        page.wait_for_timeout(6000)
         page.screenshot(path=os.path.join(SHOTS, "console.png"), full_page=True)
         page.set_viewport_size({"width": 390, "height": 844})
         page.wait_for_timeout(1200)
