@@ -15,6 +15,8 @@ let lastSeq = 0;
 let timer = null;
 let scenarios = [];
 let caller = null;
+// The experiments table's rows by experiment id, kept across refreshes.
+const rowsById = new Map();
 
 function el(tag, attrs, ...children) {
   const e = document.createElement(tag);
@@ -91,6 +93,7 @@ async function signIn(t) {
   $("signout").hidden = !token;
   lastSeq = 0;
   $("events").replaceChildren();
+  rowsById.clear();
   renderState(r.body);
   await loadScenarios();
   start();
@@ -148,9 +151,28 @@ function renderState(st) {
   document.body.dataset.mayChange = st.caller.may_change;
 
   const body = $("experiments").tBodies[0];
-  const rows = st.experiments.map((x) => experimentRow(x, st.now));
+  const rows = [];
+  const seen = new Set();
+  for (const x of st.experiments) {
+    seen.add(x.id);
+    const fresh = experimentRow(x, st.now);
+    const old = rowsById.get(x.id);
+    if (old && old.dataset.state === fresh.dataset.state) {
+      // Same state: the cells are refreshed in place and the Stop button is kept, so a click that spans a
+      // refresh still lands.
+      const cells = Array.from(fresh.cells);
+      for (let i = 0; i < cells.length - 1; i++) old.replaceChild(cells[i], old.cells[i]);
+      old.dataset.phase = fresh.dataset.phase;
+      rows.push(old);
+    } else {
+      rowsById.set(x.id, fresh);
+      rows.push(fresh);
+    }
+  }
+  for (const id of Array.from(rowsById.keys())) if (!seen.has(id)) rowsById.delete(id);
   if (!rows.length) rows.push(el("tr", { class: "empty" }, el("td", { colspan: 7, text: "no experiment yet" })));
-  body.replaceChildren(...rows);
+  const unchanged = rows.length === body.children.length && rows.every((r, i) => body.children[i] === r);
+  if (!unchanged) body.replaceChildren(...rows);
 }
 
 function experimentRow(x, now) {
