@@ -183,8 +183,32 @@ pub fn authorize(tokens: &Tokens, method: &Method, headers: &HeaderMap, peer: So
              control.tokens_file (then use an admin token), or open the console through a port-forward"
                 .into(),
         )),
+        _ if change && tokens.is_empty() && !local_host(headers) => Err(ApiError::Forbidden(
+            "without tokens, changes are taken only from a console opened as http://127.0.0.1:PORT or \
+             http://localhost:PORT (under another name, the page could be another site's, through DNS \
+             rebinding); configure control.tokens_file to use the console under any name"
+                .into(),
+        )),
         _ => Ok(caller),
     }
+}
+
+/// Whether the request names this server by an IP address or `localhost`. Without tokens, the loopback
+/// rule alone would let a page of another site drive a local console: its name resolved again to
+/// 127.0.0.1 (DNS rebinding) makes its requests same-origin, from a loopback peer. Such a page can only
+/// name the server by its own domain.
+fn local_host(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+        // HTTP/1.0 without a host, or HTTP/2 with `:authority` only (hyper keeps it in the URI): no name given.
+        return true;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host
+            .rsplit_once(':')
+            .map_or(host, |(name, port)| if port.bytes().all(|b| b.is_ascii_digit()) { name } else { host }),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
 }
 
 /// May the caller change anything (what the page shows its buttons for)?
@@ -593,6 +617,25 @@ mod tests {
         assert!(authorize(&none, &post, &HeaderMap::new(), local).is_ok());
         let off = authorize(&none, &post, &HeaderMap::new(), remote).map_err(|e| e.status());
         assert_eq!(off.err(), Some(StatusCode::FORBIDDEN), "changes from loopback only without tokens");
+    }
+
+    #[test]
+    fn without_tokens_changes_need_the_server_named_by_address() {
+        let local = SocketAddr::from(([127, 0, 0, 1], 5000));
+        let none = Tokens::default();
+        let host = |h: &'static str| {
+            let mut m = HeaderMap::new();
+            m.insert(header::HOST, HeaderValue::from_static(h));
+            m
+        };
+        for ok in ["127.0.0.1:9095", "localhost:9095", "LOCALHOST", "[::1]:9095", "10.1.2.3:9095"] {
+            assert!(authorize(&none, &Method::POST, &host(ok), local).is_ok(), "{ok}");
+        }
+        for rebound in ["evil.example:9095", "evil.example", "127.0.0.1.nip.io:9095", "localhost.evil.example"] {
+            let r = authorize(&none, &Method::POST, &host(rebound), local).map_err(|e| e.status());
+            assert_eq!(r.err(), Some(StatusCode::FORBIDDEN), "{rebound}");
+            assert!(authorize(&none, &Method::GET, &host(rebound), local).is_ok(), "reads stay open: {rebound}");
+        }
     }
 
     #[test]

@@ -107,8 +107,9 @@ async fn reads_need_a_token_changes_an_admin_token() {
     assert_eq!(proxy.server.registry().get(&id).expect("kept").end_reason, "kill switch: the console's Abort all");
 }
 
-/// Without tokens the console reads openly and takes changes from loopback (the rule for other peers is
-/// unit-tested in `console::tests`: a test here only has loopback to call from).
+/// Without tokens the console reads openly and takes changes from loopback, for a page that names the
+/// server by address or `localhost` (the rule for other peers is unit-tested in `console::tests`: a test
+/// here only has loopback to call from).
 #[tokio::test]
 async fn without_tokens_reads_are_open_and_loopback_may_change() {
     let (proxy, base, audit) = server(false).await;
@@ -116,6 +117,17 @@ async fn without_tokens_reads_are_open_and_loopback_may_change() {
     let (s, v) = call(&base, "/console/api/state", None, None).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["caller"], json!({ "name": "anonymous", "role": "admin", "may_change": true, "tokens": false }));
+    // A page of another site whose name was made to resolve to 127.0.0.1 (DNS rebinding) is same-origin
+    // and on loopback: it names the server by its own domain, and is refused.
+    let rebound = request("POST", &format!("{base}/console/api/abort-all"))
+        .header("host", "evil.example:9095")
+        .header("content-type", JSON)
+        .body(body("{}"))
+        .expect("request");
+    let r = send(&client(), rebound).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
+    assert!(String::from_utf8_lossy(&r.body).contains("DNS rebinding"), "{:?}", r.body);
+    assert_eq!(proxy.server.registry().running(), 1, "nothing aborted");
     let (s, v) = call(&base, "/console/api/abort-all", None, Some((JSON, "{}"))).await;
     assert_eq!((s, v["aborted"].as_array().map(Vec::len)), (StatusCode::OK, Some(1)), "{v}");
     assert_eq!(audit_lines(&audit).pop().expect("audited")["caller"], "console");
