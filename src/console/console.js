@@ -192,6 +192,8 @@ function experimentRow(x, now) {
     });
     phase.append(chips);
   }
+  const bar = timelineBar(x, now);
+  if (bar) phase.append(bar);
   if (x.timeline_state) phase.append(el("div", { class: "muted small", text: x.timeline_state }));
   if (x.phase && x.phase.next_at) phase.append(el("div", { class: "muted small", text: "next: " + x.phase.next_name + " in " + fmtDuration((x.phase.next_at - now) / 1000) }));
   if (!active && x.end_reason) phase.append(el("div", { class: "muted small", text: x.end_reason }));
@@ -212,6 +214,27 @@ function experimentRow(x, now) {
     el("td", { class: "num", text: x.counters.matched }),
     el("td", { class: "num", text: x.counters.injected }),
     actions);
+}
+
+// The experiment's life from start to end as a bar: its phases as segments (the current one dark), and
+// where it stands now. Times are real seconds: phase starts come divided by the time_scale.
+function timelineBar(x, now) {
+  if (!x.started || !x.ends || x.ends <= x.started) return null;
+  const span = (x.ends - x.started) / 1000;
+  const at = Math.min(1, Math.max(0, ((x.ended || now) - x.started) / 1000 / span));
+  const W = 300, H = 12;
+  const bar = svg("svg", { viewBox: "0 0 " + W + " " + H, class: "timeline", role: "img", "aria-label": Math.round(at * 100) + " % of its duration", preserveAspectRatio: "none" });
+  bar.append(svg("rect", { x: 0, y: 0, width: W, height: H, fill: "#e9ecef" }));
+  x.phases.forEach((p, i) => {
+    const from = Math.min(1, p.start / span);
+    const to = i + 1 < x.phases.length ? Math.min(1, x.phases[i + 1].start / span) : 1;
+    const current = x.phase && x.phase.index === i;
+    const fill = current ? "#343a40" : p.percentage === 0 ? "#dee2e6" : i % 2 ? "#adb5bd" : "#ced4da";
+    bar.append(svg("rect", { x: (from * W).toFixed(1), y: 2, width: Math.max(1, (to - from) * W - 1).toFixed(1), height: H - 4, fill }));
+  });
+  bar.append(svg("rect", { x: 0, y: H - 3, width: (at * W).toFixed(1), height: 3, fill: "#e03131" }));
+  bar.append(svg("rect", { x: Math.max(0, at * W - 1).toFixed(1), y: 0, width: 2, height: H, fill: "#e03131" }));
+  return bar;
 }
 
 async function stopExperiment(id, name) {

@@ -74,6 +74,7 @@ def main():
         expect(page.locator(f'#events li[data-kind=phase][data-experiment="{phased}"]')).to_have_count(2)
         expect(page.locator("#events")).to_contain_text("phased-outage calm")
         expect(row.locator(".chip.now")).to_have_text("storm")
+        expect(row.locator("svg.timeline")).to_be_visible()
         expect(page.locator(f'tr[data-id="{other}"]')).to_have_attribute("data-state", "running")
         expect(page.locator("#running")).to_have_attribute("data-running", "2")
         expect(page.locator("#events li[data-kind=started]")).not_to_have_count(0)
