@@ -1,9 +1,10 @@
 //! The admin port: `/healthz` (the process serves), `/readyz` (every listener is bound and the control
 //! service is up), `/metrics` (Prometheus text), all read-only and open; and `POST /abort-all`, the kill
-//! switch, the one thing here that changes state. When the control service has tokens, `/abort-all` needs
+//! switch. When the control service has tokens, `/abort-all` needs
 //! an admin token (`authorization: Bearer …`, as on the control port); without tokens, it is taken from
 //! loopback peers only (a port bound off loopback for probes and scrapes must not let anyone who reaches
-//! it end a rehearsal). Paths under `/console` are the console's ([`crate::console`]).
+//! it end a rehearsal). Paths under `/console` are the console's ([`crate::console`]), whose changes
+//! (start, stop, abort all) follow the same rules.
 
 use std::{
     convert::Infallible,
