@@ -97,10 +97,10 @@ def main():
         # Screenshots for docs/console.md: a laptop and a phone.
         page.wait_for_timeout(6000)
         page.screenshot(path=os.path.join(SHOTS, "console.png"), full_page=True)
-        page.set_viewport_size({"width": 390, "height": 844})
+        page.set_viewport_size({"width": 360, "height": 780})
         page.wait_for_timeout(1200)
         width = page.evaluate("document.documentElement.scrollWidth")
-        assert width <= 400, f"the page fits a phone's width ({width} px)"
+        assert width <= 360, f"the page fits a phone's 360 px ({width} px)"
         page.screenshot(path=os.path.join(SHOTS, "console-phone.png"), full_page=False)
         page.set_viewport_size({"width": 1280, "height": 900})
 
