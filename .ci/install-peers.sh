@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real servers and load generators some tests and benchmarks run against, from Debian's
 # packages: nginx (nginx-light: HTTP/1.1 and h2c upstreams that rotate their connections), h2load
-# (nghttp2-client), wrk and haproxy (the load script's peers), chromium (a browser for the error pages);
+# (nghttp2-client), wrk and haproxy (the load script's peers), chromium (a browser for the error pages and the console);
 # and the gRPC clients of docs/clients.md (Python with grpcio-tools, Node with @grpc/grpc-js, grpcurl).
 # Idempotent; needs root (CI) or sudo.
 set -euo pipefail
@@ -10,7 +10,8 @@ command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || want+=(nginx-light)
 command -v h2load >/dev/null || want+=(nghttp2-client)
 command -v wrk >/dev/null || want+=(wrk)
 command -v haproxy >/dev/null || [[ -x /usr/sbin/haproxy ]] || want+=(haproxy)
-# Headless Chromium renders the built-in error pages (tests/it/fault/page_screenshots.rs).
+# Headless Chromium renders the built-in error pages (tests/it/fault/page_screenshots.rs) and runs the
+# console (tests/it/console/browser.rs).
 command -v chromium >/dev/null || want+=(chromium fonts-dejavu-core)
 # Python clients we did not write (the official gRPC, reflection and health clients), in a virtualenv of
 # their own: tests find it at $EDGEFAULT_CI_CACHE/py.
@@ -19,10 +20,12 @@ PY="$CACHE/py"
 # Ranges, not pins: package mirrors differ in which patch releases they carry.
 # grpcio-tools generates the Python client of examples/clients/python from proto/ (docs/clients.md);
 # toxiproxy-python is Toxiproxy's own Python client, run against edgefault's Toxiproxy API (tests/it/toxiproxy).
+# playwright drives Debian's chromium (by its executable path: `playwright install` is never run) through
+# the console (tests/it/console/browser.rs, tests/peers/console.py).
 PY_PACKAGES=("grpcio>=1.60,<2" "grpcio-reflection>=1.60,<2" "grpcio-health-checking>=1.60,<2" "grpcio-tools>=1.60,<2"
-  "toxiproxy-python>=0.1.1,<0.2")
+  "toxiproxy-python>=0.1.1,<0.2" "playwright>=1.40,<2")
 if [[ ! -x "$PY/bin/python" ]] ||
-  ! "$PY/bin/python" -c "import grpc, grpc_reflection, grpc_health, grpc_tools.protoc, toxiproxy, requests" 2>/dev/null; then
+  ! "$PY/bin/python" -c "import grpc, grpc_reflection, grpc_health, grpc_tools.protoc, toxiproxy, requests, playwright" 2>/dev/null; then
   echo "install-peers: Python clients into $PY" >&2
   python3 -m venv "$PY"
   "$PY/bin/pip" install -q --disable-pip-version-check "${PY_PACKAGES[@]}"

@@ -1,9 +1,10 @@
 //! The admin port: `/healthz` (the process serves), `/readyz` (every listener is bound and the control
 //! service is up), `/metrics` (Prometheus text), all read-only and open; and `POST /abort-all`, the kill
-//! switch, the one thing here that changes state. When the control service has tokens, `/abort-all` needs
+//! switch. When the control service has tokens, `/abort-all` needs
 //! an admin token (`authorization: Bearer …`, as on the control port); without tokens, it is taken from
 //! loopback peers only (a port bound off loopback for probes and scrapes must not let anyone who reaches
-//! it end a rehearsal).
+//! it end a rehearsal). Paths under `/console` are the console's ([`crate::console`]), whose changes
+//! (start, stop, abort all) follow the same rules.
 
 use std::{
     convert::Infallible,
@@ -21,6 +22,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
 use crate::{
+    console::{self, Console},
     control::{
         audit::AuditLog,
         auth::{Caller, Role, Tokens},
@@ -38,6 +40,8 @@ pub struct Admin {
     pub audit: Arc<AuditLog>,
     /// The control service's tokens (swapped by a reload): `/abort-all` needs an admin one when any is set.
     pub tokens: Arc<arc_swap::ArcSwap<Tokens>>,
+    /// The console under `/console` (docs/console.md).
+    pub console: Arc<Console>,
     /// What clients saw, second by second (the console's charts).
     pub history: Arc<crate::telemetry::history::History>,
 }
@@ -83,7 +87,10 @@ impl Admin {
                 );
                 r
             }
-            _ => text(StatusCode::NOT_FOUND, "not found: try /healthz, /readyz, /metrics, POST /abort-all\n".into()),
+            _ => text(
+                StatusCode::NOT_FOUND,
+                "not found: try /healthz, /readyz, /metrics, /console, POST /abort-all\n".into(),
+            ),
         }
     }
 }
@@ -138,9 +145,14 @@ pub async fn serve(listener: TcpListener, admin: Arc<Admin>, shutdown: impl std:
             accepted = listener.accept() => {
                 let Ok((stream, peer)) = accepted else { continue };
                 let admin = Arc::clone(&admin);
-                let service = hyper::service::service_fn(move |req| {
-                    let resp = admin.handle(&req, peer);
-                    async move { Ok::<_, Infallible>(resp) }
+                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let admin = Arc::clone(&admin);
+                    async move {
+                        if console::is_console(req.uri().path()) {
+                            return Ok::<_, Infallible>(admin.console.handle(req, peer, &admin.history).await);
+                        }
+                        Ok(admin.handle(&req, peer))
+                    }
                 });
                 let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
                 tokio::spawn(async move {

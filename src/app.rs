@@ -153,7 +153,7 @@ impl Server {
             metrics: Arc::clone(&shared.metrics),
             audit: Arc::clone(&shared.audit),
         });
-        let admin = serve_admin(&config, ports.admin, &shared, &mut tasks);
+        let admin = serve_admin(&config, ports.admin, &listeners, &shared, &mut tasks);
         let toxiproxy = serve_toxiproxy(&config, ports.toxiproxy, &shared, &mut tasks);
         let Shared { registry, audit, metrics, .. } = shared;
         Ok(Server {
@@ -371,15 +371,28 @@ fn serve_control(
 fn serve_admin(
     config: &Config,
     listener: Option<TcpListener>,
+    listeners: &[(String, SocketAddr)],
     shared: &Shared,
     tasks: &mut Tasks,
 ) -> Option<SocketAddr> {
+    let console = Arc::new(crate::console::Console {
+        registry: Arc::clone(&shared.registry),
+        audit: Arc::clone(&shared.audit),
+        tokens: Arc::clone(&shared.tokens),
+        scenarios: Arc::clone(&config.scenarios),
+        events: Arc::default(),
+        server: crate::console::ServerInfo {
+            name: std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "edgefault".to_owned()),
+            listeners: listeners.iter().map(|(n, a)| (n.clone(), a.to_string())).collect(),
+        },
+    });
     let admin_state = Arc::new(Admin {
         ready: false.into(),
         metrics: Arc::clone(&shared.metrics),
         registry: Arc::clone(&shared.registry),
         audit: Arc::clone(&shared.audit),
         tokens: Arc::clone(&shared.tokens),
+        console: Arc::clone(&console),
         history: Arc::clone(&shared.metrics.history),
     });
     let addr = listener.and_then(|l| {
@@ -394,6 +407,7 @@ fn serve_admin(
                 }
             }
         }
+        tasks.spawn(console.events.collect(&shared.registry, tasks.stopped()));
         tasks.spawn(admin::serve(l, Arc::clone(&admin_state), tasks.stopped()));
         addr
     });

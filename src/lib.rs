@@ -17,7 +17,8 @@
 //!                                 timelines, guards, leases; spec/: proto → validated domain values
 //! scenario/, telemetry/           incident replays; metrics and logs
 //! proxy/                          the data plane: listeners, requests, upstreams, bodies, TCP and TLS
-//! control/, admin                 the gRPC control service (auth, audit, kill switch, events); the admin port
+//! control/, admin, console/       the gRPC control service (auth, audit, kill switch, events); the admin port
+//!                                 and its console (a page and its JSON API, compiled in)
 //! toxiproxy/                      the Toxiproxy-compatible REST API: proxies as TCP listeners created at
 //!                                 run time, their toxics as experiments
 //! fleet/                          the controller (its view of the fleet, its services) and a sidecar's
@@ -33,6 +34,7 @@
 pub mod admin;
 pub mod app;
 pub mod config;
+pub mod console;
 pub mod control;
 pub mod ctl;
 pub mod demo;

@@ -9,7 +9,10 @@ use super::{
     service::{Audited, Call, FaultControlService},
 };
 use crate::{
-    experiment::spec::{validate_spec, Context},
+    experiment::{
+        spec::{validate_spec, Context},
+        Registry,
+    },
     pb::v1,
     scenario::{Catalogue, ScenarioError},
 };
@@ -116,25 +119,38 @@ impl FaultControlService {
         name: &str,
         params: BTreeMap<String, String>,
     ) -> Result<(Vec<v1::Experiment>, Vec<String>), Status> {
-        let scenario = self.scenarios.find(name)?;
-        let topology = self.registry.topology();
-        let expansion = scenario.expand_for(&params, Some(&topology))?;
-        let limits = self.registry.limits();
-        let ctx = Context { topology: Some(&topology), limits: &limits };
-        scenario.check_expansion(&expansion, &ctx)?;
-        let warnings = expansion.warnings;
-        let specs = expansion.specs;
-        let mut defs = Vec::with_capacity(specs.len());
-        for spec in &specs {
-            defs.push(validate_spec(spec, &ctx).map_err(Status::from)?);
-        }
-        let started = start_all(
-            specs.into_iter().zip(defs),
-            |(spec, def)| self.registry.start(spec, def).map(to_proto).map_err(Status::from),
-            |id, why| {
-                let _ = self.registry.stop(id, why);
-            },
-        )?;
-        Ok((started, warnings))
+        start(&self.scenarios, &self.registry, name, &params)
     }
+}
+
+/// StartScenario on a sidecar (the RPC and the admin port's console): expands and checks every experiment
+/// of the scenario `name` with `params` first, then starts them in order; if one cannot start (the
+/// server's limit on active experiments), those already started are stopped again. The experiments
+/// started, and what the expansion left out.
+pub fn start(
+    scenarios: &Catalogue,
+    registry: &Registry,
+    name: &str,
+    params: &BTreeMap<String, String>,
+) -> Result<(Vec<v1::Experiment>, Vec<String>), Status> {
+    let scenario = scenarios.find(name)?;
+    let topology = registry.topology();
+    let expansion = scenario.expand_for(params, Some(&topology))?;
+    let limits = registry.limits();
+    let ctx = Context { topology: Some(&topology), limits: &limits };
+    scenario.check_expansion(&expansion, &ctx)?;
+    let warnings = expansion.warnings;
+    let specs = expansion.specs;
+    let mut defs = Vec::with_capacity(specs.len());
+    for spec in &specs {
+        defs.push(validate_spec(spec, &ctx).map_err(Status::from)?);
+    }
+    let started = start_all(
+        specs.into_iter().zip(defs),
+        |(spec, def)| registry.start(spec, def).map(to_proto).map_err(Status::from),
+        |id, why| {
+            let _ = registry.stop(id, why);
+        },
+    )?;
+    Ok((started, warnings))
 }

@@ -20,6 +20,7 @@
 mod support;
 
 mod clients;
+mod console;
 mod control;
 mod fault;
 mod fleet;
