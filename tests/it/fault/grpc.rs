@@ -5,20 +5,11 @@ use std::time::Duration;
 
 use crate::support::*;
 use tokio_stream::StreamExt;
-use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
-
-async fn health(proxy: &Proxy) -> HealthClient<tonic::transport::Channel> {
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", proxy.addr))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
-    HealthClient::new(channel)
-}
+use tonic_health::pb::HealthCheckRequest;
 
 /// Reads a Watch stream until it ends (or 10 s); returns how many messages came and the final status.
 async fn watch(proxy: &Proxy) -> (usize, Option<tonic::Status>) {
-    let mut c = health(proxy).await;
+    let mut c = health_client(proxy).await;
     let mut stream = match c.watch(HealthCheckRequest { service: "checkout".into() }).await {
         Ok(s) => s.into_inner(),
         Err(status) => return (0, Some(status)),
@@ -41,7 +32,7 @@ async fn a_method_matcher_fails_one_method_of_a_service() {
     proxy
         .start("name: check-down\nmatch: { grpc: { service: grpc.health.v1.Health, method: Check } }\nfaults: [{ abort: { grpc_status: 8, grpc_message: quota } }]\n")
         .await;
-    let mut c = health(&proxy).await;
+    let mut c = health_client(&proxy).await;
     let status = c.check(HealthCheckRequest { service: "checkout".into() }).await.expect_err("Check fails");
     assert_eq!(status.code(), tonic::Code::ResourceExhausted);
     assert_eq!(status.message(), "quota");
@@ -58,7 +49,7 @@ async fn a_service_matcher_takes_every_method_and_no_plain_http() {
     proxy
         .start("name: health-down\nmatch: { grpc: { service: grpc.health.v1.Health } }\nfaults: [{ abort: { http_status: 503 } }]\n")
         .await;
-    let mut c = health(&proxy).await;
+    let mut c = health_client(&proxy).await;
     let status = c.check(HealthCheckRequest { service: "checkout".into() }).await.expect_err("Check fails");
     assert_eq!(status.code(), tonic::Code::Unavailable);
     let (_, status) = watch(&proxy).await;
@@ -117,7 +108,7 @@ async fn stopping_the_experiment_disarms_a_stream_fault_already_armed() {
     let e = proxy
         .start("name: timed\nmatch: { grpc: { service: grpc.health.v1.Health } }\nfaults: [{ grpc_stream: { after: 1s, grpc_status: 14 } }]\n")
         .await;
-    let mut c = health(&proxy).await;
+    let mut c = health_client(&proxy).await;
     let mut stream = c.watch(HealthCheckRequest { service: "checkout".into() }).await.expect("watch").into_inner();
     let first = tokio::time::timeout(Duration::from_secs(5), stream.next()).await.expect("in time");
     assert!(matches!(first, Some(Ok(_))), "{first:?}");

@@ -8,7 +8,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+use tonic_health::pb::HealthCheckRequest;
 
 use crate::support::*;
 
@@ -126,15 +126,6 @@ async fn the_abort_percentage_selects_its_share() {
     eprintln!("abort percentage 50: {half} of 400 aborted");
 }
 
-async fn health(proxy: &Proxy) -> HealthClient<tonic::transport::Channel> {
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", proxy.addr))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
-    HealthClient::new(channel)
-}
-
 fn check(headers: &[(&'static str, &'static str)]) -> tonic::Request<HealthCheckRequest> {
     let mut req = tonic::Request::new(HealthCheckRequest { service: "checkout".into() });
     for (k, v) in headers {
@@ -146,7 +137,7 @@ fn check(headers: &[(&'static str, &'static str)]) -> tonic::Request<HealthCheck
 #[tokio::test]
 async fn a_grpc_abort_header_fails_a_tonic_call_with_its_status() {
     let proxy = proxy_with(FakeUpstream::grpc_health().start().await, "true", "").await;
-    let mut c = health(&proxy).await;
+    let mut c = health_client(&proxy).await;
     let ok = c.check(check(&[])).await.expect("no header: the upstream answers");
     assert_eq!(ok.into_inner().status, 1, "SERVING");
     for (code, want) in

@@ -238,6 +238,13 @@ pub async fn proxy_yaml(yaml: &str) -> Proxy {
     Proxy { server, addr, control_url }
 }
 
+/// A gRPC health client through the proxy's first listener: a real gRPC call as an app would make it.
+pub async fn health_client(proxy: &Proxy) -> tonic_health::pb::health_client::HealthClient<Channel> {
+    let channel =
+        Channel::from_shared(format!("http://{}", proxy.addr)).expect("uri").connect().await.expect("connect");
+    tonic_health::pb::health_client::HealthClient::new(channel)
+}
+
 pub fn spec(yaml: &str) -> v1::ExperimentSpec {
     document::parse_specs(yaml).expect("test spec").remove(0)
 }

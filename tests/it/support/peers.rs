@@ -126,16 +126,8 @@ pub fn chromium() -> Option<PathBuf> {
     found
 }
 
-/// Loads `url` in headless Chromium, with `host` resolved to `addr` (so the page is asked for by its real
-/// host name). With `screenshot`, writes a PNG of a 1000×760 window there; returns the DOM as the browser
-/// built it (`--dump-dom`).
-pub fn browse(
-    chromium: &std::path::Path,
-    host: &str,
-    addr: SocketAddr,
-    url: &str,
-    screenshot: Option<&std::path::Path>,
-) -> String {
+/// Headless Chromium with a profile of its own (removed by [`run_chromium`]), in a `width`×`height` window.
+fn chromium_command(chromium: &std::path::Path, width: u32, height: u32) -> (Command, PathBuf) {
     let profile =
         std::env::temp_dir().join(format!("edgefault-chromium-{}-{}", std::process::id(), rand::random::<u64>()));
     let mut cmd = Command::new(chromium);
@@ -146,19 +138,45 @@ pub fn browse(
         "--no-first-run",
         "--disable-extensions",
         "--hide-scrollbars",
-        "--window-size=1000,760",
         "--timeout=10000",
     ])
-    .arg(format!("--user-data-dir={}", profile.display()))
-    .arg(format!("--host-resolver-rules=MAP {host} {addr}"));
-    match screenshot {
-        Some(path) => cmd.arg(format!("--screenshot={}", path.display())),
-        None => cmd.arg("--dump-dom"),
-    };
+    .arg(format!("--window-size={width},{height}"))
+    .arg(format!("--user-data-dir={}", profile.display()));
+    (cmd, profile)
+}
+
+/// Runs it on `url`; its standard output.
+fn run_chromium((mut cmd, profile): (Command, PathBuf), url: &str) -> String {
     let out = cmd.arg(url).stdin(Stdio::null()).output().expect("chromium runs");
     let _ = std::fs::remove_dir_all(&profile);
     assert!(out.status.success(), "chromium failed on {url}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Loads `url` in headless Chromium, with `host` resolved to `addr` (so the page is asked for by its real
+/// host name). With `screenshot`, writes a PNG of a 1000×760 window there; returns the DOM as the browser
+/// built it (`--dump-dom`).
+pub fn browse(
+    chromium: &std::path::Path,
+    host: &str,
+    addr: SocketAddr,
+    url: &str,
+    screenshot: Option<&std::path::Path>,
+) -> String {
+    let (mut cmd, profile) = chromium_command(chromium, 1000, 760);
+    cmd.arg(format!("--host-resolver-rules=MAP {host} {addr}"));
+    match screenshot {
+        Some(path) => cmd.arg(format!("--screenshot={}", path.display())),
+        None => cmd.arg("--dump-dom"),
+    };
+    run_chromium((cmd, profile), url)
+}
+
+/// A PNG of `url` in headless Chromium, in a `width`×`height` window, written to `path`.
+pub fn screenshot(chromium: &std::path::Path, url: &str, path: &std::path::Path, width: u32, height: u32) {
+    let (mut cmd, profile) = chromium_command(chromium, width, height);
+    cmd.arg(format!("--screenshot={}", path.display()));
+    run_chromium((cmd, profile), url);
 }
 
 /// A tool that `.ci/install-chart-tools.sh` installs (`helm`, `kubernetes-validate`): from its bin directory
@@ -224,28 +242,4 @@ pub fn grpcurl() -> Option<PathBuf> {
         missing("grpcurl");
     }
     found
-}
-
-/// A PNG of `url` in headless Chromium, in a `width`×`height` window, written to `path`.
-pub fn screenshot(chromium: &std::path::Path, url: &str, path: &std::path::Path, width: u32, height: u32) {
-    let profile =
-        std::env::temp_dir().join(format!("edgefault-chromium-{}-{}", std::process::id(), rand::random::<u64>()));
-    let out = Command::new(chromium)
-        .args([
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-extensions",
-            "--hide-scrollbars",
-        ])
-        .arg(format!("--window-size={width},{height}"))
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("--screenshot={}", path.display()))
-        .arg(url)
-        .stdin(Stdio::null())
-        .output()
-        .expect("chromium runs");
-    let _ = std::fs::remove_dir_all(&profile);
-    assert!(out.status.success(), "chromium failed on {url}: {}", String::from_utf8_lossy(&out.stderr));
 }
