@@ -178,13 +178,19 @@ impl Server {
 
     /// Handles SIGHUP from now on: reloads the config file `path` (with `overrides` applied again) on
     /// every SIGHUP, or, for a server started without a config file (`source` is `None`), logs that there
-    /// is nothing to reload. Either way the signal never ends the process.
+    /// is nothing to reload. Either way the signal never ends the process. `hup` is the signal's stream,
+    /// made before the server started ([`sighup`]), so a SIGHUP that comes while it starts is not the
+    /// default action (the end of the process) but the first reload.
     #[cfg(unix)]
-    pub fn handle_sighup(&mut self, source: Option<(std::path::PathBuf, crate::config::Overrides)>) {
-        let shutdown = stopped(self.stop.subscribe());
-        match crate::reload::on_sighup(Arc::clone(&self.reloader), source, shutdown) {
-            Ok(task) => {
-                self.tasks.spawn(task);
+    pub fn handle_sighup(
+        &mut self,
+        source: Option<(std::path::PathBuf, crate::config::Overrides)>,
+        hup: io::Result<tokio::signal::unix::Signal>,
+    ) {
+        match hup {
+            Ok(hup) => {
+                let shutdown = stopped(self.stop.subscribe());
+                self.tasks.spawn(crate::reload::on_sighup(Arc::clone(&self.reloader), source, hup, shutdown));
             }
             Err(e) => tracing::warn!(error = %e, "no config reload on SIGHUP: cannot listen for the signal"),
         }
@@ -333,6 +339,13 @@ fn serve_control(
     if let Some(tls) = &control_tls {
         tasks.spawn(Arc::clone(&tls.files).watch("control".to_owned(), tasks.stopped()));
     }
+    // The kill switch is taken before the control port is served (and logs that it listens), so a SIGUSR1
+    // from a client that saw the port is never the signal's default action (the end of the process).
+    #[cfg(unix)]
+    match control::killswitch::on_sigusr1(Arc::clone(&shared.registry), Arc::clone(&shared.audit), tasks.stopped()) {
+        Ok(kill_switch) => tasks.spawn(kill_switch),
+        Err(e) => tracing::warn!(error = %e, "no SIGUSR1 kill switch: cannot listen for the signal"),
+    }
     let options = control::ServeOptions {
         metrics: Some(Arc::clone(&shared.metrics)),
         scenarios: Arc::clone(&config.scenarios),
@@ -359,11 +372,6 @@ fn serve_control(
     ));
     tasks.spawn(guard::supervise(registry.clone(), Arc::clone(&shared.health), tasks.stopped()));
     tasks.spawn(events::watch_timelines(registry, tasks.stopped()));
-    #[cfg(unix)]
-    match control::killswitch::on_sigusr1(Arc::clone(&shared.registry), Arc::clone(&shared.audit), tasks.stopped()) {
-        Ok(kill_switch) => tasks.spawn(kill_switch),
-        Err(e) => tracing::warn!(error = %e, "no SIGUSR1 kill switch: cannot listen for the signal"),
-    }
     Ok(addr)
 }
 
@@ -450,6 +458,13 @@ fn serve_toxiproxy(
 
 async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// Takes SIGHUP from now on (its default action would end the process), for [`Server::handle_sighup`].
+/// Call it within the runtime, before [`Server::start`].
+#[cfg(unix)]
+pub fn sighup() -> io::Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
 }
 
 /// Resolves on SIGTERM (orchestrators) or SIGINT (Ctrl-C).

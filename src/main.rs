@@ -516,13 +516,16 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     let fleet = fleet_options(args.fleet)?;
     let runtime = runtime(config.workers)?;
     runtime.block_on(async move {
+        // Taken before anything is served: a SIGHUP while the server starts is a reload, not the end.
+        #[cfg(unix)]
+        let hup = app::sighup();
         #[allow(unused_mut)]
         let mut server = Server::start(config).await.map_err(|e| e.to_string())?;
         if let Some(fleet) = fleet {
             server.join_fleet(fleet);
         }
         #[cfg(unix)]
-        server.handle_sighup(reload);
+        server.handle_sighup(reload, hup);
         #[cfg(not(unix))]
         let _ = reload;
         server.run_until(app::termination_signal()).await;

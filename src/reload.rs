@@ -165,36 +165,34 @@ impl Reloader {
     }
 }
 
-/// Reloads the config file of `source` on every SIGHUP until `shutdown` resolves; without a config file
-/// (`None`) a SIGHUP is logged and ignored. The signal is listened for from the moment this is called
-/// (not when the task first runs), so a SIGHUP right after start is not the default action (terminate).
+/// Reloads the config file of `source` on every SIGHUP of `hup` until `shutdown` resolves; without a config
+/// file (`None`) a SIGHUP is logged and ignored. `hup` is taken before the server starts serving
+/// (`app::sighup`), so a SIGHUP that comes while it starts is held for this loop instead of ending the
+/// process (the signal's default action).
 #[cfg(unix)]
-pub fn on_sighup(
+pub async fn on_sighup(
     reloader: Arc<Reloader>,
     source: Option<(PathBuf, Overrides)>,
+    mut hup: tokio::signal::unix::Signal,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hup = signal(SignalKind::hangup())?;
-    Ok(async move {
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                r = hup.recv() => if r.is_none() { return },
-                () = &mut shutdown => return,
-            }
-            let Some((path, overrides)) = &source else {
-                tracing::info!("SIGHUP: ignored, there is no config file to reload (started without --config)");
-                continue;
-            };
-            tracing::info!(config = %path.display(), "SIGHUP: reloading the config");
-            // Reading and checking a config is work for a blocking thread, not for a data-plane worker.
-            let (r, p, o) = (Arc::clone(&reloader), path.clone(), overrides.clone());
-            if let Err(e) = tokio::task::spawn_blocking(move || r.reload_file(&p, &o)).await {
-                // A panic while reloading: the running config stays, and the next SIGHUP is handled again.
-                tracing::error!(config = %path.display(), error = %e, "config reload failed; the running config stays");
-                reloader.metrics.config_reload(false);
-            }
+) {
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            r = hup.recv() => if r.is_none() { return },
+            () = &mut shutdown => return,
         }
-    })
+        let Some((path, overrides)) = &source else {
+            tracing::info!("SIGHUP: ignored, there is no config file to reload (started without --config)");
+            continue;
+        };
+        tracing::info!(config = %path.display(), "SIGHUP: reloading the config");
+        // Reading and checking a config is work for a blocking thread, not for a data-plane worker.
+        let (r, p, o) = (Arc::clone(&reloader), path.clone(), overrides.clone());
+        if let Err(e) = tokio::task::spawn_blocking(move || r.reload_file(&p, &o)).await {
+            // A panic while reloading: the running config stays, and the next SIGHUP is handled again.
+            tracing::error!(config = %path.display(), error = %e, "config reload failed; the running config stays");
+            reloader.metrics.config_reload(false);
+        }
+    }
 }

@@ -84,6 +84,22 @@ impl Serving {
     }
 }
 
+/// Binds `addr`. The port a proxy listened on before (re-enabled, or moved to another upstream) may be
+/// refused for a moment while the kernel lets go of its closed connections: it is tried again for up to
+/// half a second.
+async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let mut tries = 0;
+    loop {
+        match TcpListener::bind(addr).await {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && addr.port() != 0 && tries < 10 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// What a change did: its answer, and the experiments it started or ended (for the audit log).
 pub struct Changed {
     pub body: Option<Value>,
@@ -273,7 +289,7 @@ impl Toxiproxy {
         if p.serving.is_some() {
             return Ok(());
         }
-        let listener = TcpListener::bind(p.listen)
+        let listener = bind(p.listen)
             .await
             .map_err(|e| ApiError::internal(format!("proxy {}: cannot listen on {}: {e}", p.name, p.listen)))?;
         if let Ok(addr) = listener.local_addr() {

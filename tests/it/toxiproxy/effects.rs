@@ -108,7 +108,7 @@ async fn a_new_upstream_closes_the_proxy_s_connections_and_takes_the_next() {
     round_trip(&mut open, b"hi").await;
     let (status, moved) =
         call("POST", &format!("{api}/proxies/dep"), Some(json!({ "upstream": second.to_string() }))).await;
-    assert_eq!((status, moved["upstream"].clone()), (StatusCode::OK, json!(second.to_string())));
+    assert_eq!((status, moved["upstream"].clone()), (StatusCode::OK, json!(second.to_string())), "{moved}");
     assert_eq!(moved["listen"], json!(listen.to_string()), "it listens where it did");
     let (rest, _) = read_to_end(&mut open).await;
     assert!(rest.is_empty(), "the open connection is closed");
