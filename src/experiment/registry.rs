@@ -645,6 +645,25 @@ impl Registry {
         active.into_iter().chain(ended).map(Entry::info).collect()
     }
 
+    /// (id, name, matched, injected) of every experiment [`Self::list`] shows, without copying their specs:
+    /// what the history's sampler reads each second.
+    pub fn counts(&self) -> Vec<(Arc<str>, String, u64, u64)> {
+        let inner = self.lock();
+        inner
+            .entries
+            .values()
+            .map(|e| {
+                let c = &e.counters;
+                (
+                    Arc::clone(&e.id),
+                    e.spec.name.clone(),
+                    c.matched.load(Ordering::Relaxed),
+                    c.injected.load(Ordering::Relaxed),
+                )
+            })
+            .collect()
+    }
+
     /// How many experiments are running (injecting) now.
     pub fn running(&self) -> usize {
         self.rules.load().len()

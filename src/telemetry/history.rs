@@ -517,11 +517,11 @@ pub async fn sample(
             () = &mut shutdown => return,
         }
         let Some(registry) = registry.upgrade() else { return };
-        let infos = registry.list();
+        let counts = registry.counts();
         drop(registry);
-        let now: Vec<ExperimentNow<'_>> = infos
+        let now: Vec<ExperimentNow<'_>> = counts
             .iter()
-            .map(|i| ExperimentNow { id: &i.id, name: &i.spec.name, matched: i.matched, injected: i.injected })
+            .map(|(id, name, matched, injected)| ExperimentNow { id, name, matched: *matched, injected: *injected })
             .collect();
         history.tick(SystemTime::now(), &now);
     }

@@ -55,11 +55,14 @@ impl Access<'_> {
                  in the API's URL (http://edgefault:<token>@host:port)",
             ));
         };
-        let caller = self
-            .presented(value.as_bytes())
-            .into_iter()
-            .find_map(|secret| self.tokens.holder(&secret))
-            .ok_or_else(|| unauthorized("the token is not one this server accepts"))?;
+        // A bearer token as on the control port; basic credentials carry it as password or user name.
+        let caller = match self.basic(value.as_bytes()) {
+            None => self.tokens.caller(self.headers).map_err(|s| unauthorized(s.message()))?,
+            Some(parts) => parts
+                .into_iter()
+                .find_map(|secret| self.tokens.holder(&secret))
+                .ok_or_else(|| unauthorized("the token is not one this server accepts"))?,
+        };
         let reads = *method == Method::GET || *method == Method::HEAD;
         match caller.role {
             Role::Admin => Ok(caller),
@@ -78,25 +81,19 @@ impl Access<'_> {
         }
     }
 
-    /// The secrets an authorization header may carry: a bearer token, or basic credentials' user name and
-    /// password.
-    fn presented(&self, value: &[u8]) -> Vec<Vec<u8>> {
-        let scheme = |name: &[u8]| value.get(..name.len()).is_some_and(|s| s.eq_ignore_ascii_case(name));
-        let rest = |n: usize| value.get(n..).unwrap_or_default().trim_ascii();
-        if scheme(b"bearer ") {
-            return vec![rest(7).to_vec()];
-        }
-        if scheme(b"basic ") {
-            let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(rest(6)) else { return Vec::new() };
-            return match decoded.iter().position(|b| *b == b':') {
-                Some(i) => {
-                    let (user, password) = decoded.split_at(i);
-                    vec![user.to_vec(), password.get(1..).unwrap_or_default().to_vec()]
-                }
-                None => vec![decoded],
-            };
-        }
-        Vec::new()
+    /// The user name and password of basic credentials (`None`: another scheme).
+    fn basic(&self, value: &[u8]) -> Option<Vec<Vec<u8>>> {
+        value.get(..6).filter(|s| s.eq_ignore_ascii_case(b"basic "))?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(value.get(6..).unwrap_or_default().trim_ascii())
+            .unwrap_or_default();
+        Some(match decoded.iter().position(|b| *b == b':') {
+            Some(i) => {
+                let (user, password) = decoded.split_at(i);
+                vec![user.to_vec(), password.get(1..).unwrap_or_default().to_vec()]
+            }
+            None => vec![decoded],
+        })
     }
 }
 
