@@ -5,6 +5,9 @@
 //! loopback peers only (a port bound off loopback for probes and scrapes must not let anyone who reaches
 //! it end a rehearsal). Paths under `/console` are the console's ([`crate::console`]), whose changes
 //! (start, stop, abort all) follow the same rules.
+//!
+//! The controller's admin port (`controller --admin`) is the same without `/metrics`: its `/abort-all`
+//! and console act on the whole fleet.
 
 use std::{
     convert::Infallible,
@@ -26,7 +29,6 @@ use crate::{
     control::{
         audit::AuditLog,
         auth::{Caller, Role, Tokens},
-        killswitch,
     },
     experiment::Registry,
     telemetry::metrics::Metrics,
@@ -34,16 +36,15 @@ use crate::{
 
 pub struct Admin {
     pub ready: AtomicBool,
-    pub metrics: Arc<Metrics>,
-    pub registry: Arc<Registry>,
+    /// A sidecar's metrics, with its registry (for the running-experiments gauge); the controller
+    /// serves none.
+    pub metrics: Option<(Arc<Metrics>, Arc<Registry>)>,
     /// `POST /abort-all` is written to the audit log.
     pub audit: Arc<AuditLog>,
     /// The control service's tokens (swapped by a reload): `/abort-all` needs an admin one when any is set.
     pub tokens: Arc<arc_swap::ArcSwap<Tokens>>,
     /// The console under `/console` (docs/console.md).
     pub console: Arc<Console>,
-    /// What clients saw, second by second (the console's charts).
-    pub history: Arc<crate::telemetry::history::History>,
 }
 
 impl Admin {
@@ -69,7 +70,7 @@ impl Admin {
             } else {
                 format!("admin-endpoint ({})", caller.name)
             };
-            let ids = killswitch::abort_all(&self.registry, &self.audit, &who, &peer, "kill switch: POST /abort-all");
+            let ids = self.console.backend.abort_all(&self.audit, &who, &peer, "kill switch: POST /abort-all");
             return text(StatusCode::OK, format!("aborted {} experiment(s)\n", ids.len()));
         }
         if req.method() != Method::GET && req.method() != Method::HEAD {
@@ -79,8 +80,13 @@ impl Admin {
             "/healthz" => text(StatusCode::OK, "ok\n".into()),
             "/readyz" if self.ready.load(Ordering::Acquire) => text(StatusCode::OK, "ready\n".into()),
             "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "starting\n".into()),
+            "/metrics" if self.metrics.is_none() => text(
+                StatusCode::NOT_FOUND,
+                "the controller serves no /metrics: each sidecar's admin port has its own\n".into(),
+            ),
             "/metrics" => {
-                let mut r = text(StatusCode::OK, self.metrics.render(self.registry.running()));
+                let body = self.metrics.as_ref().map(|(m, r)| m.render(r.running())).unwrap_or_default();
+                let mut r = text(StatusCode::OK, body);
                 r.headers_mut().insert(
                     header::CONTENT_TYPE,
                     header::HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
@@ -149,7 +155,7 @@ pub async fn serve(listener: TcpListener, admin: Arc<Admin>, shutdown: impl std:
                     let admin = Arc::clone(&admin);
                     async move {
                         if console::is_console(req.uri().path()) {
-                            return Ok::<_, Infallible>(admin.console.handle(req, peer, &admin.history).await);
+                            return Ok::<_, Infallible>(admin.console.handle(req, peer).await);
                         }
                         Ok(admin.handle(&req, peer))
                     }

@@ -384,24 +384,27 @@ fn serve_admin(
     tasks: &mut Tasks,
 ) -> Option<SocketAddr> {
     let console = Arc::new(crate::console::Console {
-        registry: Arc::clone(&shared.registry),
+        backend: Arc::new(crate::console::Local {
+            registry: Arc::clone(&shared.registry),
+            history: Arc::clone(&shared.metrics.history),
+            scenarios: Arc::clone(&config.scenarios),
+        }),
         audit: Arc::clone(&shared.audit),
         tokens: Arc::clone(&shared.tokens),
         scenarios: Arc::clone(&config.scenarios),
         events: Arc::default(),
         server: crate::console::ServerInfo {
-            name: std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "edgefault".to_owned()),
+            kind: "sidecar",
+            name: host_name(),
             listeners: listeners.iter().map(|(n, a)| (n.clone(), a.to_string())).collect(),
         },
     });
     let admin_state = Arc::new(Admin {
         ready: false.into(),
-        metrics: Arc::clone(&shared.metrics),
-        registry: Arc::clone(&shared.registry),
+        metrics: Some((Arc::clone(&shared.metrics), Arc::clone(&shared.registry))),
         audit: Arc::clone(&shared.audit),
         tokens: Arc::clone(&shared.tokens),
         console: Arc::clone(&console),
-        history: Arc::clone(&shared.metrics.history),
     });
     let addr = listener.and_then(|l| {
         let addr = l.local_addr().ok();
@@ -415,12 +418,21 @@ fn serve_admin(
                 }
             }
         }
-        tasks.spawn(console.events.collect(&shared.registry, tasks.stopped()));
+        tasks.spawn(console.events.collect(
+            shared.registry.subscribe(),
+            crate::control::proto::event_to_proto,
+            tasks.stopped(),
+        ));
         tasks.spawn(admin::serve(l, Arc::clone(&admin_state), tasks.stopped()));
         addr
     });
     admin_state.ready.store(true, Ordering::Release);
     addr
+}
+
+/// The name the console shows for this server: the host's (a pod's name in Kubernetes).
+fn host_name() -> String {
+    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "edgefault".to_owned())
 }
 
 /// Serves the Toxiproxy API, when it is on. Returns its address.
@@ -493,13 +505,14 @@ pub async fn termination_signal() {
 /// A running `edgefault controller`.
 pub struct Controller {
     control: SocketAddr,
+    admin: Option<SocketAddr>,
     fleet: Arc<crate::fleet::state::FleetState>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Controller {
-    /// Binds the control port and serves the fleet on it.
+    /// Binds the control port (and the admin port, when set) and serves the fleet on it.
     pub async fn start(config: crate::config::ControllerConfig) -> Result<Controller, AppError> {
         let listener = bind("the controller".into(), config.control).await?;
         let control = listener.local_addr().map_err(|source| AppError::Bind {
@@ -507,28 +520,61 @@ impl Controller {
             addr: config.control,
             source,
         })?;
+        let admin_listener = match config.admin {
+            None => None,
+            Some(addr) => Some(bind("the controller's admin endpoint".into(), addr).await?),
+        };
+        let admin = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
         let audit = Arc::new(match &config.audit {
             None => AuditLog::disabled(),
             Some(path) => AuditLog::open(path).map_err(|source| AppError::Audit { path: path.clone(), source })?,
         });
         let fleet = crate::fleet::state::FleetState::new(config.limits.clone());
+        let history = Arc::new(crate::fleet::history::FleetHistory::default());
         let tokens = Arc::new(arc_swap::ArcSwap::from_pointee(config.tokens.clone()));
         let (stop, stopping) = watch::channel(false);
+        let service = crate::fleet::controller::ControllerService::new(
+            Arc::clone(&fleet),
+            Arc::clone(&audit),
+            Arc::clone(&config.scenarios),
+            Arc::clone(&history),
+            stopping.clone(),
+        );
         let served = crate::fleet::controller::serve(
             listener,
-            Arc::clone(&fleet),
-            tokens,
-            audit,
-            Arc::clone(&config.scenarios),
+            service.clone(),
+            Arc::clone(&tokens),
             config.control_tls.clone(),
-            stopped(stopping),
+            stopped(stopping.clone()),
         );
+        tokio::spawn(crate::fleet::history::sample(history, stopped(stopping.clone())));
+        if let Some(l) = admin_listener {
+            let console = Arc::new(crate::console::Console {
+                backend: Arc::new(service),
+                audit: Arc::clone(&audit),
+                tokens: Arc::clone(&tokens),
+                scenarios: Arc::clone(&config.scenarios),
+                events: Arc::default(),
+                server: crate::console::ServerInfo { kind: "controller", name: host_name(), listeners: Vec::new() },
+            });
+            tokio::spawn(console.events.collect(fleet.subscribe(), |e| e, stopped(stopping.clone())));
+            let admin_state = Arc::new(Admin { ready: true.into(), metrics: None, audit, tokens, console });
+            if let Some(addr) = admin {
+                tracing::info!(%addr, "the controller's admin endpoint listening (/healthz, /readyz, /console)");
+            }
+            tokio::spawn(admin::serve(l, admin_state, stopped(stopping)));
+        }
         let task = tokio::spawn(async move {
             if let Err(e) = served.await {
                 tracing::error!(error = %e, "the controller stopped");
             }
         });
-        Ok(Controller { control, fleet, stop, task })
+        Ok(Controller { control, admin, fleet, stop, task })
+    }
+
+    /// The admin port's address, when it has one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin
     }
 
     pub fn control_addr(&self) -> SocketAddr {

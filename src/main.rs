@@ -174,6 +174,10 @@ struct ControllerArgs {
     /// Address of the controller's gRPC service [default: 127.0.0.1:7070].
     #[arg(long, value_name = "ADDR")]
     control: Option<String>,
+    /// Address of the controller's admin endpoint: /healthz, /readyz, the console at /console and
+    /// POST /abort-all, over the fleet [default: none].
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<String>,
     /// Tokens file (YAML list of { name, role: admin | read-only | sidecar, token }); added to
     /// control.tokens_file. EDGEFAULT_ADMIN_TOKEN adds one admin token.
     #[arg(long, value_name = "FILE")]
@@ -588,6 +592,7 @@ fn controller(args: ControllerArgs) -> Result<(), String> {
     telemetry::init_logs(args.log_format);
     let overrides = Overrides {
         control: args.control,
+        admin: args.admin,
         workers: args.workers,
         default_duration: args.default_duration,
         max_duration: args.max_duration,

@@ -1,6 +1,6 @@
-//! The config of `edgefault controller`: its control port (bind, tokens, TLS), audit log, limits and
-//! scenarios. The sections only a sidecar has (listeners, boot experiments, pages, the admin port) are
-//! refused with where they are.
+//! The config of `edgefault controller`: its control port (bind, tokens, TLS), admin port (the
+//! console), audit log, limits and scenarios. The sections only a sidecar has (listeners, boot
+//! experiments, pages, the Toxiproxy API) are refused with where they are.
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
@@ -14,6 +14,8 @@ use crate::{
 
 pub struct ControllerConfig {
     pub control: SocketAddr,
+    /// The admin port: `/healthz`, `/readyz`, the console and `POST /abort-all` over the fleet.
+    pub admin: Option<SocketAddr>,
     pub tokens: Tokens,
     pub control_tls: Option<ControlTls>,
     pub audit: Option<PathBuf>,
@@ -46,7 +48,6 @@ impl ControllerConfig {
             ("listeners", !file.listeners.is_empty()),
             ("experiments", !file.experiments.is_empty()),
             ("pages", !file.pages.is_empty()),
-            ("admin", file.admin.is_some()),
             ("drain_grace", file.drain_grace.is_some()),
             ("limits.allowed_routes", file.limits.allowed_routes.is_some()),
             ("toxiproxy", file.toxiproxy.is_some()),
@@ -58,11 +59,12 @@ impl ControllerConfig {
                 ));
             }
         }
-        if o.listen.is_some() || o.upstream.is_some() || o.admin.is_some() || o.allowed_routes.is_some() {
-            problems.push("--listen, --upstream, --admin and --allowed-routes are `serve` flags".into());
+        if o.listen.is_some() || o.upstream.is_some() || o.allowed_routes.is_some() {
+            problems.push("--listen, --upstream and --allowed-routes are `serve` flags".into());
         }
         file.limits.allowed_routes = None;
-        let control = super::control::build(file.control.as_ref(), None, file.audit.as_ref(), o, &mut problems);
+        let control =
+            super::control::build(file.control.as_ref(), file.admin.as_ref(), file.audit.as_ref(), o, &mut problems);
         let limits = super::limits::build(&file.limits, o, &Topology::default(), &mut problems);
         let scenarios = match &file.scenarios_dir {
             None => Catalogue::builtin(),
@@ -80,6 +82,7 @@ impl ControllerConfig {
         }
         Ok(ControllerConfig {
             control: control.bind.ok_or_else(Vec::new)?,
+            admin: control.admin,
             tokens: control.tokens,
             control_tls: control.tls,
             audit: control.audit,

@@ -138,7 +138,11 @@ function renderState(st) {
   caller = st.caller;
   const host = location.host;
   const listeners = (st.server.listeners || []).map((l) => l[0] + " " + l[1]).join(", ");
-  $("server").textContent = st.server.name + " · " + host + (listeners ? " · " + listeners : "");
+  const kind = st.server.kind === "controller" ? "controller " : "";
+  $("server").textContent = kind + st.server.name + " · " + host + (listeners ? " · " + listeners : "");
+  document.body.dataset.kind = st.server.kind;
+  $("selector-param").hidden = st.server.kind !== "controller";
+  renderSidecars(st.sidecars);
   $("version").textContent = st.version;
   const badge = $("running");
   badge.textContent = "running " + st.running;
@@ -175,6 +179,33 @@ function renderState(st) {
   if (!unchanged) body.replaceChildren(...rows);
 }
 
+// The controller's fleet: one row per sidecar (connected, or lost in the last five minutes).
+function renderSidecars(list) {
+  const box = $("fleet");
+  box.hidden = !list;
+  if (!list) return;
+  const connected = list.filter((s) => s.connected).length;
+  $("fleet-count").textContent = connected + " connected of " + list.length;
+  const rows = list.map((s) => el("tr", { "data-sidecar": s.id, class: s.connected ? "" : "ended" },
+    el("td", {}, el("strong", { text: s.id })),
+    el("td", { class: "muted small", text: Object.entries(s.labels).map(([k, v]) => k + "=" + v).join(", ") }),
+    el("td", {}, el("span", { class: "state " + (s.connected ? "running" : "aborted"), text: s.connected ? "connected" : "lost" })),
+    el("td", { class: "num", text: s.experiments_running }),
+    el("td", { class: "muted small", text: s.last_rejection })));
+  if (!rows.length) rows.push(el("tr", { class: "empty" }, el("td", { colspan: 5, text: "no sidecar has subscribed yet" })));
+  $("sidecars").tBodies[0].replaceChildren(...rows);
+}
+
+// On the controller: where the experiment stands on its sidecars ("3 applied, 1 rejected").
+function sidecarSummary(x) {
+  if (!x.sidecars || !x.sidecars.length) return null;
+  const by = {};
+  for (const t of x.sidecars) by[t.state] = (by[t.state] || 0) + 1;
+  const text = Object.entries(by).map(([k, n]) => n + " " + k).join(", ");
+  const why = x.sidecars.filter((t) => t.reason).map((t) => t.id + ": " + t.reason).join("\n");
+  return el("span", { class: "muted small sidecars", title: why, text: "sidecars: " + text });
+}
+
 function experimentRow(x, now) {
   const active = x.state === "running" || x.state === "pending";
   const targets = [].concat(x.targets.listeners, x.targets.routes, x.targets.hosts).join(", ") || "every route";
@@ -182,6 +213,8 @@ function experimentRow(x, now) {
     el("strong", { text: x.name }), el("br"),
     el("span", { class: "id", text: x.id }), el("br"),
     el("span", { class: "muted small", text: (x.faults.join(", ") || "faults") + (x.phases.length ? "" : " · " + x.percentage + " %") + " · " + targets + (x.dry_run ? " · dry run" : "") }));
+  const fleet = sidecarSummary(x);
+  if (fleet) name.append(el("br"), fleet);
   const phase = el("td", { class: "phase" });
   if (x.phase) phase.append(el("strong", { class: "phase-name", text: x.phase.name }));
   if (x.phases.length) {
@@ -392,7 +425,10 @@ async function startScenario(ev) {
     // Only what was changed: the server fills in the rest, as for `ctl scenario start`.
     if (input.value !== input.dataset.default) params[input.name] = input.value;
   }
-  const r = await api("scenarios/start", { scenario: name, params });
+  const body = { scenario: name, params };
+  const selector = $("sidecars-selector").value.trim();
+  if (!$("selector-param").hidden && selector) body.sidecars = selector;
+  const r = await api("scenarios/start", body);
   if (r.status === 200) {
     const warn = r.body.warnings.length ? " — " + r.body.warnings.join("; ") : "";
     notice("started " + name + ": " + r.body.experiments.join(", ") + warn);

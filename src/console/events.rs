@@ -8,10 +8,9 @@ use std::{
 };
 
 use serde::Serialize;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::{self, error::RecvError};
 
-use super::unix_ms;
-use crate::experiment::{Event, EventKind, Registry};
+use crate::pb::v1;
 
 /// Events kept: the page shows the newest; one that was away longer starts again from the oldest kept.
 pub const KEPT: usize = 500;
@@ -67,23 +66,28 @@ impl Ring {
         (inner.lines.iter().filter(|l| l.seq > after).cloned().collect(), inner.last)
     }
 
-    /// Subscribes to `registry`'s events now, and returns the task that keeps them until `shutdown`.
-    pub fn collect(
+    /// The task that keeps the events of `rx` (a registry's, turned into their wire form by `wire`, or
+    /// the controller's) until `shutdown`.
+    pub fn collect<T: Clone + Send + 'static>(
         self: &Arc<Self>,
-        registry: &Registry,
+        mut rx: broadcast::Receiver<T>,
+        wire: impl Fn(T) -> v1::Event + Send + 'static,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> impl Future<Output = ()> + Send + 'static {
-        let mut rx = registry.subscribe();
         let ring = Arc::clone(self);
         async move {
             tokio::pin!(shutdown);
             loop {
                 tokio::select! {
                     got = rx.recv() => match got {
-                        Ok(event) => ring.push(line(&event)),
+                        Ok(event) => {
+                            if let Some(l) = line(&wire(event)) {
+                                ring.push(l);
+                            }
+                        }
                         Err(RecvError::Lagged(n)) => ring.push(Line {
                             seq: 0,
-                            time: unix_ms(std::time::SystemTime::now()),
+                            time: super::unix_ms(std::time::SystemTime::now()),
                             experiment: String::new(),
                             name: String::new(),
                             kind: "missed",
@@ -98,20 +102,34 @@ impl Ring {
     }
 }
 
-/// An event as a line of the log.
-fn line(e: &Event) -> Line {
-    let (kind, detail) = match &e.kind {
-        EventKind::Started { state, .. } => ("started", format!("started ({})", state.as_str())),
-        EventKind::Running => ("running", "start delay over: running".to_owned()),
-        EventKind::Timeline { phase, .. } => ("phase", phase.clone()),
-        EventKind::GuardTripped { reason } => ("guard", format!("guard tripped: {reason}")),
-        EventKind::LeaseExpired => ("lease", "lease expired".to_owned()),
-        EventKind::Ended { state, reason, counters } => (
-            "ended",
-            format!("{}: {reason} (matched {}, injected {})", state.as_str(), counters.matched, counters.injected),
-        ),
+/// An event as a line of the log; `None` for what is not a line (the periodic stats).
+fn line(e: &v1::Event) -> Option<Line> {
+    use v1::event::Kind;
+    let ended = |state: &str, x: &v1::ExperimentEnded| {
+        let stats = x.stats.unwrap_or_default();
+        let reason = if x.reason.is_empty() { "its duration is over" } else { x.reason.as_str() };
+        format!("{state}: {reason} (matched {}, injected {})", stats.matched, stats.injected)
     };
-    Line { seq: 0, time: unix_ms(e.time), experiment: e.experiment.to_string(), name: e.name.to_string(), kind, detail }
+    let (kind, detail) = match e.kind.as_ref()? {
+        Kind::Started(s) => {
+            let state = if s.state == v1::ExperimentState::Pending as i32 { "pending" } else { "running" };
+            ("started", format!("started ({state})"))
+        }
+        Kind::Running(_) => ("running", "start delay over: running".to_owned()),
+        Kind::Timeline(t) => ("phase", t.phase.clone()),
+        Kind::GuardTripped(g) => ("guard", format!("guard tripped: {}", g.reason)),
+        Kind::LeaseExpired(_) => ("lease", "lease expired".to_owned()),
+        Kind::Stopped(x) => ("ended", ended("stopped", x)),
+        Kind::Expired(x) => ("ended", ended("completed", x)),
+        Kind::Aborted(x) => ("ended", ended("aborted", x)),
+        Kind::Stats(_) => return None,
+        Kind::Lagged(l) => ("missed", format!("{} event(s) came too fast and are not shown", l.skipped)),
+    };
+    let detail = if e.sidecar_id.is_empty() { detail } else { format!("sidecar {}: {detail}", e.sidecar_id) };
+    let time = e.time.as_ref().map_or(0, |t| {
+        u64::try_from(t.seconds).unwrap_or(0).saturating_mul(1000) + u64::try_from(t.nanos / 1_000_000).unwrap_or(0)
+    });
+    Some(Line { seq: 0, time, experiment: e.experiment_id.clone(), name: e.experiment_name.clone(), kind, detail })
 }
 
 #[cfg(test)]

@@ -41,11 +41,14 @@ use crate::{
     control::{
         audit::{AuditEntry, AuditLog},
         auth::{Caller, Role, Tokens},
-        killswitch, scenarios,
+        killswitch,
+        proto::to_proto,
+        scenarios,
     },
-    experiment::{ExperimentInfo, Registry, RegistryError, State},
+    experiment::{Registry, RegistryError},
+    pb::v1,
     scenario::{Catalogue, ParamKind},
-    telemetry::history::{History, Query, Resolution},
+    telemetry::history::{History, Query, Resolution, Snapshot},
 };
 
 /// Where the console lives on the admin port.
@@ -77,19 +80,85 @@ pub fn is_console(path: &str) -> bool {
 /// What the header of the page says about the server.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ServerInfo {
-    /// The host (a pod's name in Kubernetes) the sidecar runs on.
+    /// `sidecar` or `controller`.
+    pub kind: &'static str,
+    /// The host (a pod's name in Kubernetes) the server runs on.
     pub name: String,
-    /// Each listener's name and bound address.
+    /// Each listener's name and bound address (a sidecar's).
     pub listeners: Vec<(String, String)>,
+}
+
+/// What the console reads and acts on: a sidecar's own experiments ([`Local`]), or the controller's fleet.
+pub trait Backend: Send + Sync {
+    /// Every experiment kept: active ones in start order, then ended ones, newest first.
+    fn experiments(&self) -> Vec<v1::Experiment>;
+    /// Starts a scenario; `sidecars` is a selector as `ctl scenario start --selector` takes it (the
+    /// controller's only). Returns the experiments' ids and the expansion's warnings.
+    fn start_scenario(
+        &self,
+        name: &str,
+        params: &BTreeMap<String, String>,
+        sidecars: Option<&str>,
+    ) -> Result<(Vec<String>, Vec<String>), ApiError>;
+    fn stop(&self, id: &str, reason: &str) -> Result<v1::Experiment, ApiError>;
+    /// The kill switch, audited; returns the ids ended.
+    fn abort_all(&self, audit: &AuditLog, who: &str, peer: &str, reason: &str) -> Vec<String>;
+    fn history(&self, q: &Query) -> Snapshot;
+    /// The fleet's sidecars (the controller's only).
+    fn sidecars(&self) -> Option<Vec<v1::Sidecar>> {
+        None
+    }
+}
+
+/// A sidecar's console: its registry and its history.
+pub struct Local {
+    pub registry: Arc<Registry>,
+    pub history: Arc<History>,
+    pub scenarios: Arc<Catalogue>,
+}
+
+impl Backend for Local {
+    fn experiments(&self) -> Vec<v1::Experiment> {
+        self.registry.list().into_iter().map(to_proto).collect()
+    }
+
+    fn start_scenario(
+        &self,
+        name: &str,
+        params: &BTreeMap<String, String>,
+        sidecars: Option<&str>,
+    ) -> Result<(Vec<String>, Vec<String>), ApiError> {
+        if sidecars.is_some() {
+            return Err(ApiError::BadRequest(
+                "sidecars: this is a sidecar's console; selecting sidecars is the controller's (open its console)"
+                    .into(),
+            ));
+        }
+        let (started, warnings) = scenarios::start(&self.scenarios, &self.registry, name, params)?;
+        Ok((started.into_iter().map(|e| e.id).collect(), warnings))
+    }
+
+    fn stop(&self, id: &str, reason: &str) -> Result<v1::Experiment, ApiError> {
+        Ok(to_proto(self.registry.stop(id, reason)?))
+    }
+
+    fn abort_all(&self, audit: &AuditLog, who: &str, peer: &str, reason: &str) -> Vec<String> {
+        killswitch::abort_all(&self.registry, audit, who, peer, reason)
+    }
+
+    fn history(&self, q: &Query) -> Snapshot {
+        self.history.snapshot(q)
+    }
 }
 
 /// The console's state: what it reads and what it acts on, shared with the admin port.
 pub struct Console {
-    pub registry: Arc<Registry>,
+    pub backend: Arc<dyn Backend>,
     /// Starts, stops and the kill switch are written to the audit log with the caller's token name.
     pub audit: Arc<AuditLog>,
     /// The control service's tokens (swapped by a reload).
     pub tokens: Arc<arc_swap::ArcSwap<Tokens>>,
+    /// The catalogue the scenario form shows.
     pub scenarios: Arc<Catalogue>,
     /// The event log, fed by [`events::Ring::collect`].
     pub events: Arc<events::Ring>,
@@ -277,6 +346,9 @@ struct StartBody {
     scenario: String,
     #[serde(default)]
     params: BTreeMap<String, Value>,
+    /// On the controller: which sidecars, as `kubectl -l` writes it; empty or absent: the whole fleet.
+    #[serde(default)]
+    sidecars: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -290,8 +362,8 @@ struct StopBody {
 struct AbortBody {}
 
 impl Console {
-    /// Answers a request under [`PREFIX`] from `peer`; `history` holds the charts' series.
-    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr, history: &History) -> Response<Full<Bytes>> {
+    /// Answers a request under [`PREFIX`] from `peer`.
+    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
         let path = req.uri().path().to_owned();
         let Some(api) = path.strip_prefix("/console/api/") else { return self.asset(&req, &path) };
         let (parts, body) = req.into_parts();
@@ -304,7 +376,7 @@ impl Console {
             (&Method::GET | &Method::HEAD, "state") => Ok(self.state(&tokens, &caller, peer)),
             (&Method::GET | &Method::HEAD, "events") => Ok(self.events(parts.uri.query())),
             (&Method::GET | &Method::HEAD, "scenarios") => Ok(self.catalogue()),
-            (&Method::GET | &Method::HEAD, "history") => Ok(history_json(history, parts.uri.query())),
+            (&Method::GET | &Method::HEAD, "history") => Ok(history_json(&*self.backend, parts.uri.query())),
             (&Method::POST, "scenarios/start" | "experiments/stop" | "abort-all") => {
                 match require_json(&parts.headers) {
                     Err(e) => Err(e),
@@ -374,16 +446,33 @@ impl Console {
     }
 
     fn state(&self, tokens: &Tokens, caller: &Caller, peer: SocketAddr) -> Value {
-        let all = self.registry.list();
-        let active = all.iter().filter(|e| e.state.is_active()).count();
-        let running = all.iter().filter(|e| e.state == State::Running).count();
+        let all = self.backend.experiments();
+        let is_active =
+            |e: &&v1::Experiment| matches!(e.state(), v1::ExperimentState::Pending | v1::ExperimentState::Running);
+        let active = all.iter().filter(is_active).count();
+        let running = all.iter().filter(|e| e.state() == v1::ExperimentState::Running).count();
         let experiments: Vec<Value> = all
             .iter()
-            .filter(|e| e.state.is_active())
-            .chain(all.iter().filter(|e| !e.state.is_active()).take(RECENT))
+            .filter(is_active)
+            .chain(all.iter().filter(|e| !is_active(e)).take(RECENT))
             .map(experiment_json)
             .collect();
+        let sidecars = self.backend.sidecars().map(|list| {
+            list.iter()
+                .map(|s| {
+                    json!({
+                        "id": s.id,
+                        "labels": s.labels,
+                        "connected": s.connected,
+                        "experiments_running": s.experiments_running,
+                        "last_rejection": s.last_rejection,
+                        "routes": s.routes,
+                    })
+                })
+                .collect::<Vec<_>>()
+        });
         json!({
+            "sidecars": sidecars,
             "server": self.server,
             "version": env!("CARGO_PKG_VERSION"),
             "caller": {
@@ -461,25 +550,28 @@ impl Console {
                 (k, text)
             })
             .collect();
-        let result = scenarios::start(&self.scenarios, &self.registry, &b.scenario, &params);
-        let reason = format!("scenario {} from the console", b.scenario);
+        let sidecars = b.sidecars.as_deref().map(str::trim).filter(|s| !s.is_empty());
+        let result = self.backend.start_scenario(&b.scenario, &params, sidecars);
+        let reason = match sidecars {
+            None => format!("scenario {} from the console", b.scenario),
+            Some(sel) => format!("scenario {} from the console, sidecars {sel}", b.scenario),
+        };
         self.audit.record(&AuditEntry {
             caller: who,
             peer,
             action: "StartScenario",
-            experiments: result.as_ref().map(|(v, _)| v.iter().map(|e| e.id.clone()).collect()).unwrap_or_default(),
+            experiments: result.as_ref().map(|(ids, _)| ids.clone()).unwrap_or_default(),
             spec: None,
             reason: &reason,
-            outcome: result.as_ref().map(|_| ()).map_err(|s| s.message().to_owned()),
+            outcome: result.as_ref().map(|_| ()).map_err(ToString::to_string),
         });
-        let (started, warnings) = result?;
-        tracing::info!(%peer, caller = %who, scenario = %b.scenario, experiments = started.len(), "console: scenario started");
-        let ids: Vec<&str> = started.iter().map(|e| e.id.as_str()).collect();
+        let (ids, warnings) = result?;
+        tracing::info!(%peer, caller = %who, scenario = %b.scenario, experiments = ids.len(), "console: scenario started");
         Ok(json!({ "experiments": ids, "warnings": warnings }))
     }
 
     fn stop(&self, b: StopBody, who: &str, peer: &str) -> Result<Value, ApiError> {
-        let result = self.registry.stop(&b.id, "stopped from the console");
+        let result = self.backend.stop(&b.id, "stopped from the console");
         self.audit.record(&AuditEntry {
             caller: who,
             peer,
@@ -495,7 +587,7 @@ impl Console {
     }
 
     fn abort_all(&self, who: &str, peer: &str) -> Value {
-        let ids = killswitch::abort_all(&self.registry, &self.audit, who, peer, "kill switch: the console's Abort all");
+        let ids = self.backend.abort_all(&self.audit, who, peer, "kill switch: the console's Abort all");
         json!({ "aborted": ids })
     }
 }
@@ -507,14 +599,14 @@ fn param<'q>(query: Option<&'q str>, name: &str) -> Option<&'q str> {
 
 /// The charts' series: the last `minutes` (default 5, at most [`MAX_MINUTES`]) second by second, or with
 /// `resolution=minute` the last `minutes` (at most six hours) minute by minute.
-fn history_json(history: &History, query: Option<&str>) -> Value {
+fn history_json(backend: &dyn Backend, query: Option<&str>) -> Value {
     let minutes = param(query, "minutes").and_then(|v| v.parse::<u64>().ok()).unwrap_or(5);
     let (resolution, minutes) = match param(query, "resolution") {
         Some("minute") => (Resolution::Minute, minutes.clamp(1, 6 * 60)),
         _ => (Resolution::Second, minutes.clamp(1, MAX_MINUTES)),
     };
     let since = SystemTime::now().checked_sub(Duration::from_secs(minutes * 60));
-    let snapshot = history.snapshot(&Query { since, resolution });
+    let snapshot = backend.history(&Query { since, resolution });
     serde_json::to_value(snapshot).unwrap_or(Value::Null)
 }
 
@@ -524,30 +616,66 @@ fn seconds(d: Option<&pbjson_types::Duration>) -> f64 {
     d.map_or(0.0, |d| d.seconds as f64 + f64::from(d.nanos) / 1e9)
 }
 
+/// Unix milliseconds of a protobuf timestamp.
+fn ms(t: Option<&pbjson_types::Timestamp>) -> Option<u64> {
+    let t = t?;
+    let s = u64::try_from(t.seconds).ok()?;
+    Some(s.saturating_mul(1000).saturating_add(u64::try_from(t.nanos / 1_000_000).unwrap_or(0)))
+}
+
+/// A state as the page names it: `running`, `pending`, `completed`, `stopped`, `aborted`.
+fn state_name(s: v1::ExperimentState) -> &'static str {
+    match s {
+        v1::ExperimentState::Pending => "pending",
+        v1::ExperimentState::Running => "running",
+        v1::ExperimentState::Completed => "completed",
+        v1::ExperimentState::Stopped => "stopped",
+        v1::ExperimentState::Aborted => "aborted",
+        v1::ExperimentState::Unspecified => "unknown",
+    }
+}
+
+/// A sidecar target's state as the page names it: `sent`, `applied`, `rejected`, `lost`, `ended`.
+fn target_state_name(s: v1::SidecarTargetState) -> &'static str {
+    match s {
+        v1::SidecarTargetState::Sent => "sent",
+        v1::SidecarTargetState::Applied => "applied",
+        v1::SidecarTargetState::Rejected => "rejected",
+        v1::SidecarTargetState::Lost => "lost",
+        v1::SidecarTargetState::Ended => "ended",
+        v1::SidecarTargetState::Unspecified => "unknown",
+    }
+}
+
 /// One experiment as the page shows it.
-pub fn experiment_json(e: &ExperimentInfo) -> Value {
-    let m = e.spec.r#match.clone().unwrap_or_default();
-    let scale = e.spec.time_scale.filter(|s| *s > 0.0).unwrap_or(1.0);
-    let phases: Vec<Value> = e
-        .spec
+pub fn experiment_json(e: &v1::Experiment) -> Value {
+    let spec = e.spec.clone().unwrap_or_default();
+    let m = spec.r#match.clone().unwrap_or_default();
+    let scale = spec.time_scale.filter(|s| *s > 0.0).unwrap_or(1.0);
+    let phases: Vec<Value> = spec
         .phases
         .iter()
         .map(|p| json!({ "name": p.name, "start": seconds(p.start.as_ref()) / scale, "percentage": p.percentage }))
         .collect();
-    let faults: Vec<String> = serde_json::to_value(&e.spec.faults)
+    let faults: Vec<String> = serde_json::to_value(&spec.faults)
         .ok()
         .and_then(|v| v.as_array().cloned())
         .unwrap_or_default()
         .iter()
         .filter_map(|f| f.as_object().and_then(|o| o.keys().next().cloned()))
         .collect();
-    let ms = |t: Option<SystemTime>| t.map(unix_ms);
+    let stats = e.stats.unwrap_or_default();
+    let sidecars: Vec<Value> = e
+        .sidecars
+        .iter()
+        .map(|t| json!({ "id": t.sidecar_id, "state": target_state_name(t.state()), "reason": t.reason }))
+        .collect();
     json!({
         "id": e.id,
-        "name": e.spec.name,
-        "state": e.state.as_str(),
-        "percentage": e.spec.percentage.unwrap_or(100.0),
-        "dry_run": e.spec.dry_run,
+        "name": spec.name,
+        "state": state_name(e.state()),
+        "percentage": spec.percentage.unwrap_or(100.0),
+        "dry_run": spec.dry_run,
         "targets": {
             "listeners": m.listeners,
             "routes": m.routes,
@@ -557,27 +685,28 @@ pub fn experiment_json(e: &ExperimentInfo) -> Value {
             "methods": m.methods,
         },
         "faults": faults,
-        "created": unix_ms(e.created_at),
-        "started": ms(e.started_at),
-        "ends": ms(e.ends_at),
-        "ended": ms(e.ended_at),
+        "created": ms(e.created_at.as_ref()).unwrap_or(0),
+        "started": ms(e.started_at.as_ref()),
+        "ends": ms(e.ends_at.as_ref()),
+        "ended": ms(e.ended_at.as_ref()),
         "end_reason": e.end_reason,
-        "duration": e.effective_duration.as_secs_f64(),
+        "duration": seconds(e.effective_duration.as_ref()),
         "phases": phases,
         "phase": e.phase.as_ref().map(|p| json!({
             "index": p.index,
             "name": p.name,
-            "next_at": p.next.as_ref().map(|(at, _)| unix_ms(*at)),
-            "next_name": p.next.as_ref().map(|(_, n)| n.clone()),
+            "next_at": ms(p.next_change_at.as_ref()),
+            "next_name": (!p.next_name.is_empty()).then(|| p.next_name.clone()),
         })),
-        "timeline_state": e.timeline_state.clone().unwrap_or_default(),
+        "timeline_state": e.timeline_state,
         "counters": {
-            "matched": e.matched,
-            "injected": e.injected,
-            "aborted": e.aborted,
-            "delayed": e.delayed,
-            "would_inject": e.would_inject,
+            "matched": stats.matched,
+            "injected": stats.injected,
+            "aborted": stats.aborted,
+            "delayed": stats.delayed,
+            "would_inject": stats.would_inject,
         },
+        "sidecars": sidecars,
     })
 }
 

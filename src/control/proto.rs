@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 use crate::{
     experiment::{events::Counts, Event, EventKind, ExperimentInfo, State},
     pb::v1,
+    telemetry::history::{Query, Resolution, Snapshot},
 };
 
 pub fn timestamp(t: SystemTime) -> pbjson_types::Timestamp {
@@ -117,4 +118,64 @@ pub fn event_to_proto(e: Event) -> v1::Event {
         sidecar_id: String::new(),
         kind: Some(kind),
     }
+}
+
+/// A history snapshot on the wire.
+pub fn history_to_proto(s: Snapshot) -> v1::GetHistoryResponse {
+    v1::GetHistoryResponse {
+        resolution_seconds: s.resolution_seconds,
+        routes: s
+            .routes
+            .into_iter()
+            .map(|r| v1::RouteHistory {
+                listener: r.listener,
+                route: r.route,
+                points: r
+                    .points
+                    .into_iter()
+                    .map(|p| v1::RoutePoint {
+                        time: p.t,
+                        requests: p.requests,
+                        status: p.status.to_vec(),
+                        injected: p.injected,
+                        upstream_errors: p.upstream_errors,
+                        p50_ms: p.p50_ms,
+                        p99_ms: p.p99_ms,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        experiments: s
+            .experiments
+            .into_iter()
+            .map(|e| v1::ExperimentHistory {
+                id: e.id,
+                name: e.name,
+                points: e
+                    .points
+                    .into_iter()
+                    .map(|p| v1::ExperimentPoint { time: p.t, matched: p.matched, injected: p.injected })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+/// What a GetHistory request asks for.
+pub fn history_query(r: &v1::GetHistoryRequest) -> Result<Query, tonic::Status> {
+    let since = match &r.since {
+        None => None,
+        Some(t) => match u64::try_from(t.seconds) {
+            Ok(s) => Some(std::time::UNIX_EPOCH + Duration::from_secs(s)),
+            Err(_) => return Err(tonic::Status::invalid_argument(format!("since: {}s is before 1970", t.seconds))),
+        },
+    };
+    let resolution = match v1::HistoryResolution::try_from(r.resolution) {
+        Ok(v1::HistoryResolution::Minute) => Resolution::Minute,
+        Ok(_) => Resolution::Second,
+        Err(_) => {
+            return Err(tonic::Status::invalid_argument(format!("resolution: {} is not a resolution", r.resolution)))
+        }
+    };
+    Ok(Query { since, resolution })
 }

@@ -10,7 +10,7 @@ use super::{
     audit::{AuditEntry, AuditLog},
     auth::{AuthLayer, Caller, Tokens},
     events::{self as watch_events, EventStream, StatsSource},
-    proto::to_proto,
+    proto::{history_query, history_to_proto, to_proto},
 };
 use crate::{
     control::tls::ControlTls,
@@ -23,10 +23,7 @@ use crate::{
         v1::{self as v1, fault_control_server::FaultControl},
     },
     scenario::Catalogue,
-    telemetry::{
-        history::{Query, Resolution, Snapshot},
-        metrics::Metrics,
-    },
+    telemetry::metrics::Metrics,
 };
 
 pub struct FaultControlService {
@@ -136,47 +133,6 @@ pub(super) struct Audited<'a> {
     pub(super) experiments: Vec<String>,
     pub(super) spec: Option<&'a v1::ExperimentSpec>,
     pub(super) reason: &'a str,
-}
-
-/// A history snapshot on the wire.
-fn history_to_proto(s: Snapshot) -> v1::GetHistoryResponse {
-    v1::GetHistoryResponse {
-        resolution_seconds: s.resolution_seconds,
-        routes: s
-            .routes
-            .into_iter()
-            .map(|r| v1::RouteHistory {
-                listener: r.listener,
-                route: r.route,
-                points: r
-                    .points
-                    .into_iter()
-                    .map(|p| v1::RoutePoint {
-                        time: p.t,
-                        requests: p.requests,
-                        status: p.status.to_vec(),
-                        injected: p.injected,
-                        upstream_errors: p.upstream_errors,
-                        p50_ms: p.p50_ms,
-                        p99_ms: p.p99_ms,
-                    })
-                    .collect(),
-            })
-            .collect(),
-        experiments: s
-            .experiments
-            .into_iter()
-            .map(|e| v1::ExperimentHistory {
-                id: e.id,
-                name: e.name,
-                points: e
-                    .points
-                    .into_iter()
-                    .map(|p| v1::ExperimentPoint { time: p.t, matched: p.matched, injected: p.injected })
-                    .collect(),
-            })
-            .collect(),
-    }
 }
 
 impl From<RegistryError> for Status {
@@ -355,22 +311,8 @@ impl FaultControl for FaultControlService {
         let Some(metrics) = &self.metrics else {
             return Err(Status::failed_precondition("this control service serves no proxy: it has no history"));
         };
-        let r = req.into_inner();
-        let since = match r.since {
-            None => None,
-            Some(t) => match u64::try_from(t.seconds) {
-                Ok(s) => Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s)),
-                Err(_) => return Err(Status::invalid_argument(format!("since: {}s is before 1970", t.seconds))),
-            },
-        };
-        let resolution = match v1::HistoryResolution::try_from(r.resolution) {
-            Ok(v1::HistoryResolution::Minute) => Resolution::Minute,
-            Ok(_) => Resolution::Second,
-            Err(_) => {
-                return Err(Status::invalid_argument(format!("resolution: {} is not a resolution", r.resolution)))
-            }
-        };
-        Ok(Response::new(history_to_proto(metrics.history.snapshot(&Query { since, resolution }))))
+        let query = history_query(&req.into_inner())?;
+        Ok(Response::new(history_to_proto(metrics.history.snapshot(&query))))
     }
 
     async fn list_sidecars(

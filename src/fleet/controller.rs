@@ -11,6 +11,7 @@ use tokio_stream::{wrappers::ReceiverStream, Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{
+    history::FleetHistory,
     selector::{self, Selector},
     state::{FleetError, FleetState, Plan},
 };
@@ -52,6 +53,8 @@ pub struct ControllerService {
     fleet: Arc<FleetState>,
     audit: Arc<AuditLog>,
     scenarios: Arc<Catalogue>,
+    /// What the sidecars' clients saw, summed from their reports.
+    history: Arc<FleetHistory>,
     /// Turns true when the server stops, to end the long-lived streams.
     closing: watch::Receiver<bool>,
 }
@@ -61,9 +64,33 @@ impl ControllerService {
         fleet: Arc<FleetState>,
         audit: Arc<AuditLog>,
         scenarios: Arc<Catalogue>,
+        history: Arc<FleetHistory>,
         closing: watch::Receiver<bool>,
     ) -> Self {
-        ControllerService { fleet, audit, scenarios, closing }
+        ControllerService { fleet, audit, scenarios, history, closing }
+    }
+
+    pub fn fleet(&self) -> &Arc<FleetState> {
+        &self.fleet
+    }
+
+    pub fn history(&self) -> &Arc<FleetHistory> {
+        &self.history
+    }
+
+    /// StartScenario over the fleet, for the console: `sidecars` selects the sidecars as the request's
+    /// field does.
+    pub fn start_scenario_for(
+        &self,
+        name: &str,
+        params: &BTreeMap<String, String>,
+        sidecars: Option<v1::SidecarSelector>,
+    ) -> Result<v1::StartScenarioResponse, Status> {
+        self.start_scenario_inner(v1::StartScenarioRequest {
+            name: name.to_owned(),
+            params: params.clone().into_iter().collect(),
+            sidecars,
+        })
     }
 
     /// Checks a spec as the controller can: everything but the sidecars' own routes and limits (each
@@ -267,12 +294,10 @@ impl FaultControl for ControllerService {
 
     async fn get_history(
         &self,
-        _req: Request<v1::GetHistoryRequest>,
+        req: Request<v1::GetHistoryRequest>,
     ) -> Result<Response<v1::GetHistoryResponse>, Status> {
-        Err(Status::failed_precondition(
-            "the controller keeps no history: each sidecar keeps its own (GetHistory on its control port, \
-             the console on its admin port; docs/console.md)",
-        ))
+        let query = crate::control::proto::history_query(req.get_ref())?;
+        Ok(Response::new(crate::control::proto::history_to_proto(self.history.snapshot(&query))))
     }
 
     async fn list_sidecars(
@@ -324,9 +349,11 @@ impl Fleet for ControllerService {
         let (tx, rx) = mpsc::channel(OUTGOING);
         tokio::spawn(forward(sub, tx, self.closing.clone()));
         let fleet = Arc::clone(&self.fleet);
+        let history = Arc::clone(&self.history);
         tokio::spawn(async move {
             while let Some(Ok(msg)) = incoming.next().await {
                 match msg.kind {
+                    Some(v1::sidecar_message::Kind::History(h)) => history.report(&h),
                     Some(v1::sidecar_message::Kind::Ack(a)) => fleet.ack(&id, serial, a),
                     Some(v1::sidecar_message::Kind::Status(s)) => fleet.status(&id, serial, s),
                     Some(v1::sidecar_message::Kind::Event(e)) => fleet.event(&id, serial, e),
@@ -367,26 +394,19 @@ async fn forward(
     }
 }
 
-/// Serves the controller on `listener` until `shutdown` resolves.
+/// Serves `service` on `listener` until `shutdown` resolves (the service's `closing` turning true ends
+/// the sidecars' streams).
 pub async fn serve(
     listener: TcpListener,
-    fleet: Arc<FleetState>,
+    service: ControllerService,
     tokens: Arc<arc_swap::ArcSwap<Tokens>>,
-    audit: Arc<AuditLog>,
-    scenarios: Arc<Catalogue>,
     tls: Option<ControlTls>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let (closing_tx, closing) = watch::channel(false);
-    let shutdown = async move {
-        shutdown.await;
-        let _ = closing_tx.send(true);
-    };
     match listener.local_addr() {
-        Ok(addr) => tracing::info!(%addr, instance = fleet.instance(), "controller listening"),
+        Ok(addr) => tracing::info!(%addr, instance = service.fleet.instance(), "controller listening"),
         Err(e) => tracing::info!(error = %e, "controller listening (address unknown)"),
     }
-    let service = ControllerService::new(fleet, audit, scenarios, closing);
     let router = tonic::transport::Server::builder()
         // A sidecar behind a silent partition is noticed (and shown lost) within two periods.
         .http2_keepalive_interval(Some(KEEPALIVE))
@@ -412,5 +432,54 @@ pub async fn serve(
                 .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
                 .await
         }
+    }
+}
+
+/// The controller's console: the fleet's experiments, scenarios started over the fleet (or the sidecars
+/// a selector names), the kill switch reaching every sidecar, and the fleet's summed history.
+impl crate::console::Backend for ControllerService {
+    fn experiments(&self) -> Vec<v1::Experiment> {
+        self.fleet.list()
+    }
+
+    fn start_scenario(
+        &self,
+        name: &str,
+        params: &BTreeMap<String, String>,
+        sidecars: Option<&str>,
+    ) -> Result<(Vec<String>, Vec<String>), crate::console::ApiError> {
+        let sidecars = sidecars
+            .map(selector::parse)
+            .transpose()
+            .map_err(|e| crate::console::ApiError::BadRequest(format!("sidecars: {e}")))?;
+        let r = self.start_scenario_for(name, params, sidecars)?;
+        Ok((r.experiments.into_iter().map(|e| e.id).collect(), r.warnings))
+    }
+
+    fn stop(&self, id: &str, reason: &str) -> Result<v1::Experiment, crate::console::ApiError> {
+        Ok(self.fleet.stop(id, reason).map_err(Status::from)?)
+    }
+
+    fn abort_all(&self, audit: &AuditLog, who: &str, peer: &str, reason: &str) -> Vec<String> {
+        let (ids, told) = self.fleet.abort_all(reason);
+        tracing::warn!(%peer, caller = %who, count = ids.len(), sidecars = told, reason, "kill switch over the fleet");
+        audit.record(&AuditEntry {
+            caller: who,
+            peer,
+            action: "AbortAll",
+            experiments: ids.clone(),
+            spec: None,
+            reason,
+            outcome: Ok(()),
+        });
+        ids
+    }
+
+    fn history(&self, q: &crate::telemetry::history::Query) -> crate::telemetry::history::Snapshot {
+        self.history.snapshot(q)
+    }
+
+    fn sidecars(&self) -> Option<Vec<v1::Sidecar>> {
+        Some(self.fleet.sidecars())
     }
 }

@@ -7,6 +7,7 @@
 //! view from what the sidecars report.
 
 pub mod controller;
+pub mod history;
 pub mod selector;
 pub mod sidecar;
 pub mod state;

@@ -217,6 +217,10 @@ impl Member {
         let mut events = self.registry.subscribe();
         let mut tick = tokio::time::interval(self.opts.report_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let history = self.stats.metrics.as_ref().map(|m| Arc::clone(&m.history));
+        let mut history_tick = tokio::time::interval_at(Instant::now() + to_report_point(), Duration::from_secs(1));
+        history_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut reported: Option<u64> = None;
         let mut established = false;
         loop {
             let out = tokio::select! {
@@ -232,6 +236,15 @@ impl Member {
                     Err(s) => return Ended::Lost { why: format!("{:?}: {}", s.code(), s.message()), established },
                 },
                 _ = tick.tick() => vec![self.status()],
+                _ = history_tick.tick(), if history.is_some() => {
+                    match history.as_ref().and_then(|h| h.last_second()).filter(|r| reported != Some(r.time)) {
+                        Some(r) => {
+                            reported = Some(r.time);
+                            vec![v1::SidecarMessage { kind: Some(v1::sidecar_message::Kind::History(r)) }]
+                        }
+                        None => continue,
+                    }
+                }
                 e = events.recv() => match e {
                     Ok(e) if self.held.contains_key(&*e.experiment) || self.removed.contains(&e.experiment.to_string()) => {
                         vec![v1::SidecarMessage { kind: Some(v1::sidecar_message::Kind::Event(event_to_proto(e))) }]
@@ -354,6 +367,14 @@ impl Member {
 
 /// The wait before reconnect attempt `n` (1 first): exponential from 200ms to 10s, each
 /// drawn between half the step and the step, so a fleet that lost its controller does not come back at once.
+/// How long until the next report of a second's history: a tenth of a second into the next wall-clock
+/// second, after the history has closed the last one (it does 2 ms in), and well before the controller
+/// closes it (half a second in).
+fn to_report_point() -> Duration {
+    let into = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    Duration::from_nanos(u64::from((1_100_000_000 - into) % 1_000_000_000))
+}
+
 fn backoff(n: u32) -> Duration {
     let ceiling = BACKOFF_MIN.saturating_mul(1u32 << n.saturating_sub(1).min(6)).min(BACKOFF_MAX);
     let millis = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX).max(1);

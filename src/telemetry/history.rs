@@ -17,6 +17,8 @@ use std::{
 
 use serde::Serialize;
 
+use crate::pb::v1;
+
 /// Points kept at one-second resolution: ten minutes.
 pub const SECONDS: usize = 600;
 /// Points kept at one-minute resolution: six hours.
@@ -92,6 +94,20 @@ impl RouteLive {
     pub fn record(&self, status: Option<u16>, took: Duration, injected: bool, upstream_error: bool) {
         self.answered(status, took);
         self.count(injected, upstream_error);
+    }
+
+    /// Adds a second's counts reported by a sidecar (the controller's fleet history): `status` by
+    /// [`STATUS_CLASSES`], `latency` by bucket; entries past the known ones are ignored.
+    pub fn add_reported(&self, r: &v1::RouteSecond) {
+        self.requests.fetch_add(r.requests, Ordering::Relaxed);
+        self.injected.fetch_add(r.injected, Ordering::Relaxed);
+        self.upstream_errors.fetch_add(r.upstream_errors, Ordering::Relaxed);
+        for (c, n) in self.status.iter().zip(&r.status) {
+            c.fetch_add(*n, Ordering::Relaxed);
+        }
+        for (c, n) in self.latency.iter().zip(&r.latency) {
+            c.fetch_add(*n, Ordering::Relaxed);
+        }
     }
 
     fn totals(&self) -> Counts {
@@ -337,6 +353,8 @@ struct RouteRings {
     minutes: Ring<Kept>,
     /// The minute being summed, and its start.
     minute: (u64, Counts),
+    /// The last second's counts, as a sidecar reports them to the controller.
+    last_second: Counts,
 }
 
 /// An experiment's series.
@@ -347,6 +365,8 @@ struct ExperimentRings {
     seconds: Ring<KeptExperiment>,
     minutes: Ring<KeptExperiment>,
     minute: (u64, u64, u64),
+    /// The last second's matched and injected.
+    last_second: (u64, u64),
     /// The tick it was last seen at, to choose which to drop past [`MAX_EXPERIMENTS`].
     seen: u64,
 }
@@ -398,8 +418,59 @@ impl History {
             seconds: Ring::new(SECONDS),
             minutes: Ring::new(MINUTES),
             minute: (0, Counts::default()),
+            last_second: Counts::default(),
         });
         live
+    }
+
+    /// Like [`History::route`], but makes no new series once `max` routes are kept (the controller's
+    /// fleet history, whose routes its sidecars name).
+    pub fn route_within(&self, listener: &str, route: &str, max: usize) -> Option<Arc<RouteLive>> {
+        {
+            let rings = self.lock();
+            if let Some(r) = rings.routes.iter().find(|r| r.listener == listener && r.route == route) {
+                return Some(Arc::clone(&r.live));
+            }
+            if rings.routes.len() >= max {
+                return None;
+            }
+        }
+        Some(self.route(listener, route))
+    }
+
+    /// The second the last tick closed, as a sidecar reports it to the controller: every route, and the
+    /// experiments that matched anything in it.
+    pub fn last_second(&self) -> Option<v1::HistoryReport> {
+        let rings = self.lock();
+        let second = rings.last_tick?;
+        let routes = rings
+            .routes
+            .iter()
+            .map(|r| {
+                let c = &r.last_second;
+                v1::RouteSecond {
+                    listener: r.listener.clone(),
+                    route: r.route.clone(),
+                    requests: c.requests,
+                    status: c.status.to_vec(),
+                    injected: c.injected,
+                    upstream_errors: c.upstream_errors,
+                    latency: c.latency.to_vec(),
+                }
+            })
+            .collect();
+        let experiments = rings
+            .experiments
+            .iter()
+            .filter(|x| x.seen == second && x.last_second != (0, 0))
+            .map(|x| v1::ExperimentSecond {
+                id: x.id.clone(),
+                name: x.name.clone(),
+                matched: x.last_second.0,
+                injected: x.last_second.1,
+            })
+            .collect();
+        Some(v1::HistoryReport { time: second, routes, experiments })
     }
 
     /// Closes the second that ended at `now`: one point per route and per experiment in `experiments`
@@ -416,6 +487,7 @@ impl History {
             let totals = r.live.totals();
             let delta = totals.minus(&r.last);
             r.last = totals;
+            r.last_second = delta;
             r.seconds.push(Kept::of(&delta.point(second)));
             let m = minute_of(second);
             if r.minute.0 != m {
@@ -443,6 +515,7 @@ impl History {
                         seconds: Ring::new(SECONDS),
                         minutes: Ring::new(MINUTES),
                         minute: (0, 0, 0),
+                        last_second: (0, 0),
                         seen: second,
                     });
                     rings.experiments.len() - 1
@@ -451,6 +524,7 @@ impl History {
             let Some(x) = rings.experiments.get_mut(i) else { continue };
             let (matched, injected) = (e.matched.saturating_sub(x.last.0), e.injected.saturating_sub(x.last.1));
             x.last = (e.matched, e.injected);
+            x.last_second = (matched, injected);
             x.seen = second;
             x.seconds.push(KeptExperiment { t: second, matched: narrow(matched), injected: narrow(injected) });
             let m = minute_of(second);
@@ -501,11 +575,11 @@ impl History {
     }
 }
 
-/// Ticks `history` at every whole second until `shutdown` resolves, with the counters of the registry's
-/// experiments (active, and the ended ones it still lists).
-pub async fn sample(
-    history: Arc<History>,
-    registry: std::sync::Weak<crate::experiment::Registry>,
+/// Calls `tick` `offset` after every whole second of the wall clock, until `shutdown` resolves or `tick`
+/// returns false.
+pub async fn every_second(
+    offset: Duration,
+    mut tick: impl FnMut() -> bool,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
@@ -513,10 +587,24 @@ pub async fn sample(
         let into_second = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
         let to_next = Duration::from_secs(1).saturating_sub(Duration::from_nanos(u64::from(into_second)));
         tokio::select! {
-            () = tokio::time::sleep(to_next + Duration::from_millis(2)) => {}
+            () = tokio::time::sleep(to_next + offset) => {}
             () = &mut shutdown => return,
         }
-        let Some(registry) = registry.upgrade() else { return };
+        if !tick() {
+            return;
+        }
+    }
+}
+
+/// Ticks `history` at every whole second until `shutdown` resolves, with the counters of the registry's
+/// experiments (active, and the ended ones it still lists).
+pub async fn sample(
+    history: Arc<History>,
+    registry: std::sync::Weak<crate::experiment::Registry>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let tick = move || {
+        let Some(registry) = registry.upgrade() else { return false };
         let counts = registry.counts();
         drop(registry);
         let now: Vec<ExperimentNow<'_>> = counts
@@ -524,7 +612,9 @@ pub async fn sample(
             .map(|(id, name, matched, injected)| ExperimentNow { id, name, matched: *matched, injected: *injected })
             .collect();
         history.tick(SystemTime::now(), &now);
-    }
+        true
+    };
+    every_second(Duration::from_millis(2), tick, shutdown).await;
 }
 
 #[cfg(test)]

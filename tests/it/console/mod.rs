@@ -3,6 +3,7 @@
 
 mod api;
 mod browser;
+mod fleet;
 
 use crate::support::*;
 

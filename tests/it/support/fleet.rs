@@ -90,3 +90,17 @@ pub fn targets(e: &v1::Experiment, state: v1::SidecarTargetState) -> Vec<String>
     ids.sort();
     ids
 }
+
+/// Starts a controller on any port with an admin port (the console), the tokens file `tokens` and the
+/// audit log `audit`.
+pub async fn controller_with_console(tokens: &std::path::Path, audit: &std::path::Path) -> Controller {
+    let o = Overrides {
+        control: Some("127.0.0.1:0".into()),
+        admin: Some("127.0.0.1:0".into()),
+        tokens_file: Some(tokens.to_path_buf()),
+        audit: Some(audit.to_path_buf()),
+        ..Overrides::default()
+    };
+    let config = ControllerConfig::load(None, &o).expect("controller config");
+    Controller::start(config).await.expect("controller starts")
+}
