@@ -189,7 +189,7 @@ function renderSidecars(list) {
   const rows = list.map((s) => el("tr", { "data-sidecar": s.id, class: s.connected ? "" : "ended" },
     el("td", {}, el("strong", { text: s.id })),
     el("td", { class: "muted small", text: Object.entries(s.labels).map(([k, v]) => k + "=" + v).join(", ") }),
-    el("td", {}, el("span", { class: "state " + (s.connected ? "running" : "aborted"), text: s.connected ? "connected" : "lost" })),
+    el("td", {}, el("span", { class: "state " + (s.connected ? "connected" : "lost"), text: s.connected ? "connected" : "lost" })),
     el("td", { class: "num", text: s.experiments_running }),
     el("td", { class: "muted small", text: s.last_rejection })));
   if (!rows.length) rows.push(el("tr", { class: "empty" }, el("td", { colspan: 5, text: "no sidecar has subscribed yet" })));

@@ -15,16 +15,21 @@ pub fn abort_all(registry: &Registry, audit: &AuditLog, caller: &str, peer: &str
     } else {
         tracing::warn!(%caller, %peer, count = ids.len(), reason, "kill switch: every experiment aborted");
     }
+    audit_abort_all(audit, caller, peer, &ids, reason);
+    ids
+}
+
+/// Writes a kill switch that ended `ids` to the audit log (action `AbortAll`).
+pub fn audit_abort_all(audit: &AuditLog, caller: &str, peer: &str, ids: &[String], reason: &str) {
     audit.record(&AuditEntry {
         caller,
         peer,
         action: "AbortAll",
-        experiments: ids.clone(),
+        experiments: ids.to_vec(),
         spec: None,
         reason,
         outcome: Ok(()),
     });
-    ids
 }
 
 /// Listens for SIGUSR1 until `shutdown` resolves. The handler is installed before this returns, so a

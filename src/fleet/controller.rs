@@ -463,15 +463,7 @@ impl crate::console::Backend for ControllerService {
     fn abort_all(&self, audit: &AuditLog, who: &str, peer: &str, reason: &str) -> Vec<String> {
         let (ids, told) = self.fleet.abort_all(reason);
         tracing::warn!(%peer, caller = %who, count = ids.len(), sidecars = told, reason, "kill switch over the fleet");
-        audit.record(&AuditEntry {
-            caller: who,
-            peer,
-            action: "AbortAll",
-            experiments: ids.clone(),
-            spec: None,
-            reason,
-            outcome: Ok(()),
-        });
+        crate::control::killswitch::audit_abort_all(audit, who, peer, &ids, reason);
         ids
     }
 

@@ -15,27 +15,9 @@ import sys
 
 from playwright.sync_api import expect, sync_playwright
 
+from console_page import Page, hear, say, sign_in
+
 URL, ADMIN, VIEWER, CHROMIUM, SHOTS = sys.argv[1:6]
-TIMEOUT_MS = 20_000
-
-
-def say(line):
-    print(line, flush=True)
-
-
-def hear(word):
-    line = sys.stdin.readline().split()
-    if not line or line[0] != word:
-        raise SystemExit(f"expected {word!r} from the test, got {line!r}")
-    return line[1:]
-
-
-def sign_in(page, token, role):
-    expect(page.locator("#login")).to_be_visible()
-    page.fill("#token", token)
-    page.click("#login-form button[type=submit]")
-    expect(page.locator("#who")).to_have_attribute("data-role", role)
-    expect(page.locator("#login")).to_be_hidden()
 
 
 def requests_on(page, route):
@@ -44,16 +26,9 @@ def requests_on(page, route):
 
 
 def main():
-    origin = URL.split("/console")[0]
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT_MS)
-        expect.set_options(timeout=TIMEOUT_MS)
-        elsewhere, errors = [], []
-        page.on("request", lambda r: None if r.url.startswith(origin + "/") else elsewhere.append(r.url))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        chromium = Page(p, CHROMIUM, URL)
+        page = chromium.page
 
         # Without a token the page asks for one; the token never goes into the address.
         page.goto(URL)
@@ -136,10 +111,7 @@ def main():
         say("refused")
 
         hear("done")
-        assert not elsewhere, f"the page loaded something from elsewhere: {elsewhere}"
-        csp = [e for e in errors if "Content Security Policy" in e]
-        assert not csp, f"the page broke its own content-security-policy: {csp}"
-        browser.close()
+        chromium.close()
 
 
 if __name__ == "__main__":

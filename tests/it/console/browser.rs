@@ -16,7 +16,7 @@ use std::{
 use edgefault::pb::v1;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use super::{audit_lines, server, ADMIN, VIEWER};
+use super::{audit_lines, fleet::fleet_with_console, server, ADMIN, VIEWER};
 use crate::support::{peers, *};
 
 /// The script's side of the conversation.
@@ -24,21 +24,61 @@ struct Script {
     child: tokio::process::Child,
     lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
     stdin: tokio::process::ChildStdin,
+    /// The words after the first of the last line [`Script::expect_words`] read.
+    last: Vec<String>,
 }
 
 impl Script {
+    /// Starts `tests/peers/SCRIPT` on the console at `base`; returns it with the screenshots' directory
+    /// (`docs/img` with `EDGEFAULT_UPDATE_SCREENSHOTS=1`) and whether it is that one.
+    fn spawn(
+        script: &str,
+        base: &str,
+        chromium: &std::path::Path,
+        python: &std::path::Path,
+    ) -> (Script, PathBuf, bool) {
+        let update = std::env::var("EDGEFAULT_UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1");
+        let shots = if update {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/img")
+        } else {
+            std::env::temp_dir().join(format!("edgefault-{script}-{}-{}", std::process::id(), rand::random::<u32>()))
+        };
+        std::fs::create_dir_all(&shots).expect("screenshot dir");
+        let mut child = tokio::process::Command::new(python)
+            .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers").join(script))
+            .args([format!("{base}/console"), ADMIN.into(), VIEWER.into(), chromium.display().to_string()])
+            .arg(&shots)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the script starts");
+        let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let stdin = child.stdin.take().expect("stdin");
+        (Script { child, lines, stdin, last: Vec::new() }, shots, update)
+    }
+
     /// Waits for the script's next line, which must be `word`.
     async fn expect(&mut self, word: &str) {
+        self.expect_words(word).await;
+        assert!(self.last.is_empty(), "the browser script said {word} {:?}", self.last);
+    }
+
+    /// Waits for the script's next line, which must start with `word`; keeps the rest in `last`.
+    async fn expect_words(&mut self, word: &str) {
         let line = tokio::time::timeout(Duration::from_secs(90), self.lines.next_line()).await;
         match line {
-            Ok(Ok(Some(l))) if l.trim() == word => {}
+            Ok(Ok(Some(l))) if l.split_whitespace().next() == Some(word) => {
+                self.last = l.split_whitespace().skip(1).map(str::to_owned).collect();
+            }
             other => {
                 let _ = self.child.start_kill();
                 let mut err = String::new();
                 if let Some(mut e) = self.child.stderr.take() {
                     let _ = tokio::io::AsyncReadExt::read_to_string(&mut e, &mut err).await;
                 }
-                panic!("console.py: expected {word:?}, got {other:?}\n{err}");
+                panic!("the browser script: expected {word:?}, got {other:?}\n{err}");
             }
         }
     }
@@ -60,26 +100,7 @@ async fn the_console_in_a_browser_shows_starts_charts_aborts_and_refuses_read_on
     let Some(chromium) = peers::chromium() else { return };
     let Some(python) = peers::python(&["playwright"]) else { return };
     let (proxy, base, audit) = server(true).await;
-    let update = std::env::var("EDGEFAULT_UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1");
-    let shots = if update {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/img")
-    } else {
-        std::env::temp_dir().join(format!("edgefault-console-{}", std::process::id()))
-    };
-    std::fs::create_dir_all(&shots).expect("screenshot dir");
-    let mut child = tokio::process::Command::new(&python)
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/console.py"))
-        .args([format!("{base}/console"), ADMIN.into(), VIEWER.into(), chromium.display().to_string()])
-        .arg(&shots)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("console.py starts");
-    let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let stdin = child.stdin.take().expect("stdin");
-    let mut script = Script { child, lines, stdin };
+    let (mut script, shots, update) = Script::spawn("console.py", &base, &chromium, &python);
     script.expect("ready").await;
 
     // Two experiments over gRPC: one with phases (calm, then a storm of 503s two seconds in), one slowing
@@ -154,4 +175,95 @@ async fn the_console_in_a_browser_shows_starts_charts_aborts_and_refuses_read_on
     if !update {
         let _ = std::fs::remove_dir_all(&shots);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controllers_console_in_a_browser_starts_over_a_selector_charts_the_fleet_and_aborts_every_sidecar() {
+    let Some(chromium) = peers::chromium() else { return };
+    let Some(python) = peers::python(&["playwright"]) else { return };
+    let (controller, base, sidecars, audit) =
+        fleet_with_console(&[("s1", &[("app", "web")]), ("s2", &[("app", "web")]), ("s3", &[("app", "api")])]).await;
+    let mut c = crate::support::fleet::client(&controller).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while c.list_sidecars(authorized(v1::ListSidecarsRequest {})).await.map_or(0, |r| r.into_inner().sidecars.len()) < 3
+    {
+        assert!(std::time::Instant::now() < deadline, "three sidecars never connected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (mut script, shots, update) = Script::spawn("controller_console.py", &base, &chromium, &python);
+
+    // The page's form started the storm over `app=web`: the controller sent it to s1 and s2 only.
+    script.expect_words("started").await;
+    let id = script.last[0].clone();
+    let e = c.get_experiment(authorized(v1::GetExperimentRequest { id: id.clone() })).await.expect("get").into_inner();
+    let applied = crate::support::fleet::targets(&e, v1::SidecarTargetState::Applied);
+    assert_eq!(applied, ["s1", "s2"], "{e:?}");
+    for (sid, p) in &sidecars {
+        assert_eq!(p.server.registry().running(), usize::from(sid != "s3"), "{sid}");
+    }
+    let traffic = Arc::new(AtomicBool::new(true));
+    let sending = Arc::clone(&traffic);
+    let urls: Vec<String> = sidecars.iter().map(|(_, p)| p.url("/")).collect();
+    let sender = tokio::spawn(async move {
+        let http = client();
+        // Bounded: at most 2,000 rounds of one request per sidecar, fewer when the test ends first.
+        for _ in 0..2_000 {
+            if !sending.load(Ordering::Relaxed) {
+                break;
+            }
+            for u in &urls {
+                let _ = get(&http, u).await;
+            }
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+    });
+    script.say("traffic").await;
+
+    // Abort all from the page: nothing runs on the controller nor on any sidecar, audited with the token.
+    script.expect("aborted").await;
+    let e = c.get_experiment(authorized(v1::GetExperimentRequest { id: id.clone() })).await.expect("get").into_inner();
+    assert_eq!(e.state(), v1::ExperimentState::Aborted, "{e:?}");
+    assert_eq!(controller.fleet().running(), 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut running = Vec::new();
+        for (sid, p) in &sidecars {
+            let list = p.control().await.list_experiments(v1::ListExperimentsRequest::default()).await;
+            let list = list.expect("a sidecar's ListExperiments").into_inner().experiments;
+            if list.iter().any(|x| matches!(x.state(), v1::ExperimentState::Running | v1::ExperimentState::Pending)) {
+                running.push(sid.clone());
+            }
+        }
+        if running.is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still running after Abort all on {running:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let last = audit_lines(&audit).pop().expect("audited");
+    assert_eq!((&last["caller"], &last["action"]), (&"console (ops)".into(), &"AbortAll".into()));
+
+    // A read-only token: refused, and the fleet experiment started over gRPC keeps running.
+    let kept =
+        "name: kept\nduration: 10m\nsidecars: { match_labels: { app: api } }\nfaults: [{ delay: { fixed: 1ms } }]\n";
+    let kept = c.start_experiment(authorized(v1::StartExperimentRequest { spec: Some(spec(kept)) })).await;
+    let kept = kept.expect("starts").into_inner().id;
+    let audited = audit_lines(&audit).len();
+    script.say(&format!("readonly {kept}")).await;
+    script.expect("refused").await;
+    assert_eq!(controller.fleet().running(), 1, "the read-only token stopped nothing");
+    assert_eq!(audit_lines(&audit).len(), audited, "refused calls change nothing and are not audited as done");
+
+    script.say("done").await;
+    traffic.store(false, Ordering::Relaxed);
+    let _ = sender.await;
+    let status =
+        tokio::time::timeout(Duration::from_secs(30), script.child.wait()).await.expect("exits").expect("status");
+    assert!(status.success(), "controller_console.py failed");
+    let png = std::fs::read(shots.join("console-controller.png")).expect("the screenshot");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 20_000, "a rendered page");
+    if !update {
+        let _ = std::fs::remove_dir_all(&shots);
+    }
+    controller.shutdown().await;
 }
