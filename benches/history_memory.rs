@@ -4,6 +4,9 @@
 //! points takes about a second to make; the data plane's side is the same `RouteLive::record` calls the
 //! proxy makes per request.
 //!
+//! Then the controller's fleet history the same way: the reports of 20 sidecars with those 100 routes and
+//! 100 experiments each, every second for six hours, summed by [`FleetHistory`].
+//!
 //! `cargo bench --bench history_memory` (figures in BENCHMARKS.md).
 
 #![allow(
@@ -19,12 +22,18 @@ use std::{
     time::{Duration, Instant, UNIX_EPOCH},
 };
 
-use edgefault::telemetry::history::{ExperimentNow, History, Query, Resolution, RouteLive};
+use edgefault::{
+    fleet::history::FleetHistory,
+    pb::v1,
+    telemetry::history::{ExperimentNow, History, Query, Resolution, RouteLive},
+};
 
 const ROUTES: usize = 100;
 const EXPERIMENTS: usize = 100;
 /// Requests each route gets per second.
 const PER_SECOND: u64 = 20;
+/// Sidecars reporting to the controller.
+const SIDECARS: usize = 20;
 
 /// Resident set size, KiB (Linux).
 fn rss_kib() -> u64 {
@@ -36,7 +45,24 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// Each half runs in a process of its own (this binary, run again with `sidecar` or `controller`), so
+/// that one's freed memory is not in the other's figures.
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "sidecar") {
+        return sidecar();
+    }
+    if args.iter().any(|a| a == "controller") {
+        return controller();
+    }
+    let me = std::env::current_exe().expect("the bench's path");
+    for half in ["sidecar", "controller"] {
+        let status = std::process::Command::new(&me).arg(half).status().expect("the bench runs itself");
+        assert!(status.success(), "{half}: {status}");
+    }
+}
+
+fn sidecar() {
     let before = rss_kib();
     let history = History::default();
     let routes: Vec<Arc<RouteLive>> = (0..ROUTES).map(|i| history.route("web", &format!("route-{i}"))).collect();
@@ -90,5 +116,69 @@ fn main() {
         minutes.routes[0].points.len(),
         seconds.experiments.len(),
         took.as_secs_f64()
+    );
+}
+
+/// The controller's history fed by [`SIDECARS`] sidecars' reports, each the second they just closed.
+fn controller() {
+    let route = |i: usize| v1::RouteSecond {
+        listener: "web".into(),
+        route: format!("route-{i}"),
+        requests: PER_SECOND,
+        status: vec![0, 14, 0, 2, 2, 2],
+        injected: 2,
+        upstream_errors: 1,
+        latency: (0..19).map(|b| u64::from(b % 4 == 1)).collect(),
+    };
+    let mut reports: Vec<v1::HistoryReport> = (0..SIDECARS)
+        .map(|_| v1::HistoryReport {
+            time: 0,
+            routes: (0..ROUTES).map(route).collect(),
+            experiments: (0..EXPERIMENTS)
+                .map(|i| v1::ExperimentSecond {
+                    id: format!("exp-{i:012}"),
+                    name: "bench".into(),
+                    matched: PER_SECOND,
+                    injected: 2,
+                })
+                .collect(),
+        })
+        .collect();
+    let before = rss_kib();
+    let fleet = FleetHistory::default();
+    let start = 1_800_000_000u64;
+    let mut marks = Vec::new();
+    let began = Instant::now();
+    for s in 0..6 * 3600u64 {
+        for r in &mut reports {
+            r.time = start + s;
+            fleet.report(r);
+        }
+        fleet.tick(UNIX_EPOCH + Duration::from_secs(start + s + 1));
+        if [1, 60, 3600, 6 * 3600].contains(&(s + 1)) {
+            marks.push((s + 1, rss_kib()));
+        }
+    }
+    let took = began.elapsed();
+    let seconds = fleet.snapshot(&Query::default());
+    let last = seconds.routes[0].points.last().map_or(0, |p| p.requests);
+    println!(
+        "fleet history on the controller: {SIDECARS} sidecars reporting {ROUTES} routes and {EXPERIMENTS} experiments each second"
+    );
+    println!("  RSS before it:                 {before:>7} KiB (the reports to send made)");
+    for (s, rss) in &marks {
+        println!("  RSS after {:>5} s of reports: {rss:>7} KiB", s);
+    }
+    let (minute, hour) = (marks[1].1, marks[2].1);
+    println!(
+        "  an hour against a minute: {:+} KiB ({:+.2} %); six hours against a minute: {:+} KiB",
+        hour as i64 - minute as i64,
+        (hour as f64 - minute as f64) * 100.0 / minute as f64,
+        marks[3].1 as i64 - minute as i64
+    );
+    println!(
+        "  a route's last second: {last} requests (the sum of {SIDECARS}); {:.2} s to sum six hours ({:.1} µs a report)",
+        took.as_secs_f64(),
+        took.as_secs_f64() * 1e6 / (6.0 * 3600.0 * SIDECARS as f64)
     );
 }
