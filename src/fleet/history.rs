@@ -189,4 +189,37 @@ mod tests {
         assert_eq!(h.snapshot(&Query::default()).routes.len(), MAX_ROUTES);
         assert_eq!(h.dropped_routes(), 5);
     }
+
+    #[test]
+    fn reports_of_any_size_or_shape_close_without_overflow() {
+        let h = FleetHistory::default();
+        let t = 1_700_000_000;
+        let huge = v1::RouteSecond {
+            listener: "web".into(),
+            route: "api".into(),
+            requests: u64::MAX,
+            status: vec![u64::MAX; 9],
+            injected: u64::MAX,
+            upstream_errors: u64::MAX,
+            latency: vec![u64::MAX; 40],
+        };
+        let short = v1::RouteSecond { status: vec![1], latency: Vec::new(), ..huge.clone() };
+        let e = v1::ExperimentSecond { id: "exp-1".into(), name: "x".into(), matched: u64::MAX, injected: u64::MAX };
+        // A minute of seconds, each adding the largest counts twice: every sum saturates.
+        for s in 0..61 {
+            let r = v1::HistoryReport {
+                time: t + s,
+                routes: vec![huge.clone(), short.clone()],
+                experiments: vec![e.clone()],
+            };
+            h.report(&r);
+            h.report(&r);
+            h.tick(std::time::UNIX_EPOCH + Duration::from_secs(t + s + 1) + CLOSE_AFTER);
+        }
+        let seconds = h.snapshot(&Query::default());
+        assert_eq!(seconds.routes.len(), 1);
+        assert!(seconds.routes[0].points.iter().all(|p| p.p99_ms >= p.p50_ms));
+        let minutes = h.snapshot(&Query { since: None, resolution: Resolution::Minute });
+        assert_eq!(minutes.routes[0].points.len(), 1, "the first whole minute closed");
+    }
 }

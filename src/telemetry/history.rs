@@ -147,28 +147,29 @@ impl Counts {
         d
     }
 
+    /// Saturating: the controller adds what sidecars report, which it does not trust to be small.
     fn add(&mut self, other: &Counts) {
-        self.requests += other.requests;
-        self.injected += other.injected;
-        self.upstream_errors += other.upstream_errors;
+        self.requests = self.requests.saturating_add(other.requests);
+        self.injected = self.injected.saturating_add(other.injected);
+        self.upstream_errors = self.upstream_errors.saturating_add(other.upstream_errors);
         for (a, b) in self.status.iter_mut().zip(other.status) {
-            *a += b;
+            *a = a.saturating_add(b);
         }
         for (a, b) in self.latency.iter_mut().zip(other.latency) {
-            *a += b;
+            *a = a.saturating_add(b);
         }
     }
 
     /// The latency at quantile `q` (0 to 1), as the upper bound of its bucket; 0 without requests.
     fn quantile_ms(&self, q: f64) -> f64 {
-        let total: u64 = self.latency.iter().sum();
+        let total = self.latency.iter().fold(0u64, |t, n| t.saturating_add(*n));
         if total == 0 {
             return 0.0;
         }
         let rank = (q * total as f64).ceil().max(1.0);
         let mut seen = 0u64;
         for (i, n) in self.latency.iter().enumerate() {
-            seen += n;
+            seen = seen.saturating_add(*n);
             if seen as f64 >= rank {
                 return bucket_bound_ms(i);
             }
@@ -535,8 +536,8 @@ impl History {
                 }
                 x.minute = (m, 0, 0);
             }
-            x.minute.1 += matched;
-            x.minute.2 += injected;
+            x.minute.1 = x.minute.1.saturating_add(matched);
+            x.minute.2 = x.minute.2.saturating_add(injected);
         }
     }
 
