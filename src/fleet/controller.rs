@@ -70,14 +70,6 @@ impl ControllerService {
         ControllerService { fleet, audit, scenarios, history, closing }
     }
 
-    pub fn fleet(&self) -> &Arc<FleetState> {
-        &self.fleet
-    }
-
-    pub fn history(&self) -> &Arc<FleetHistory> {
-        &self.history
-    }
-
     /// StartScenario over the fleet, for the console: `sidecars` selects the sidecars as the request's
     /// field does.
     pub fn start_scenario_for(

@@ -218,8 +218,8 @@ impl Member {
         let mut tick = tokio::time::interval(self.opts.report_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let history = self.stats.metrics.as_ref().map(|m| Arc::clone(&m.history));
-        let mut history_tick = tokio::time::interval_at(Instant::now() + to_report_point(), Duration::from_secs(1));
-        history_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let history_due = tokio::time::sleep(to_report_point());
+        tokio::pin!(history_due);
         let mut reported: Option<u64> = None;
         let mut established = false;
         loop {
@@ -236,7 +236,8 @@ impl Member {
                     Err(s) => return Ended::Lost { why: format!("{:?}: {}", s.code(), s.message()), established },
                 },
                 _ = tick.tick() => vec![self.status()],
-                _ = history_tick.tick(), if history.is_some() => {
+                () = &mut history_due, if history.is_some() => {
+                    history_due.as_mut().reset(Instant::now() + to_report_point());
                     match history.as_ref().and_then(|h| h.last_second()).filter(|r| reported != Some(r.time)) {
                         Some(r) => {
                             reported = Some(r.time);
@@ -365,16 +366,22 @@ impl Member {
     }
 }
 
-/// The wait before reconnect attempt `n` (1 first): exponential from 200ms to 10s, each
-/// drawn between half the step and the step, so a fleet that lost its controller does not come back at once.
 /// How long until the next report of a second's history: a tenth of a second into the next wall-clock
 /// second, after the history has closed the last one (it does 2 ms in), and well before the controller
-/// closes it (half a second in).
+/// closes it (half a second in). Computed afresh for each report, so that the wall clock's adjustments
+/// do not move the reports away from that point.
 fn to_report_point() -> Duration {
     let into = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    Duration::from_nanos(u64::from((1_100_000_000 - into) % 1_000_000_000))
+    let wait = Duration::from_nanos(u64::from((1_100_000_000 - into) % 1_000_000_000));
+    if wait < Duration::from_millis(1) {
+        wait + Duration::from_secs(1)
+    } else {
+        wait
+    }
 }
 
+/// The wait before reconnect attempt `n` (1 first): exponential from 200ms to 10s, each
+/// drawn between half the step and the step, so a fleet that lost its controller does not come back at once.
 fn backoff(n: u32) -> Duration {
     let ceiling = BACKOFF_MIN.saturating_mul(1u32 << n.saturating_sub(1).min(6)).min(BACKOFF_MAX);
     let millis = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX).max(1);

@@ -201,6 +201,11 @@ async fn scenarios_start_with_parameters_and_bad_ones_are_named() {
     let (s, v) =
         call(&base, "/console/api/scenarios/start", Some(ADMIN), Some((JSON, "{\"scenario\": \"nope\"}"))).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    // A selector of sidecars is the controller's: a sidecar's console says so.
+    let selected = json!({ "scenario": "edge-5xx-storm", "params": {}, "sidecars": "app=web" }).to_string();
+    let (s, v) = call(&base, "/console/api/scenarios/start", Some(ADMIN), Some((JSON, &selected))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["error"].as_str().unwrap_or_default().starts_with("sidecars: this is a sidecar's console"), "{v}");
     assert_eq!(proxy.server.registry().running(), 0, "nothing started");
 
     let body = start(json!({ "percentage": 100, "status": "502", "routes": ["api"], "duration": "5m" }));
