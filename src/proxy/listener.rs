@@ -90,22 +90,26 @@ pub async fn serve(
         open.spawn(async move {
             match tls {
                 // The handshake runs on the connection's own task, each half bounded like a request head (a
-                // stall injected by a TLS fault aside).
+                // stall injected by a TLS fault aside). Boxed: a plain connection's task does not carry the
+                // size of a TLS session's state.
                 Some(tls) => {
-                    let handshake = tls.handshake(stream, &reset, |sni| proxy.decide_tls(sni, client.ip())).await;
-                    proxy.count_handshake(&handshake);
-                    match handshake.result {
-                        Ok(tls_stream) => {
-                            let io = TokioIo::new(Watched::new(tls_stream, Arc::clone(&activity)));
-                            let conn = builder.serve_connection_with_upgrades(io, service);
-                            run(conn, &activity, timeouts, draining, &proxy, client).await;
+                    Box::pin(async move {
+                        let handshake = tls.handshake(stream, &reset, |sni| proxy.decide_tls(sni, client.ip())).await;
+                        proxy.count_handshake(&handshake);
+                        match handshake.result {
+                            Ok(tls_stream) => {
+                                let io = TokioIo::new(Watched::new(tls_stream, Arc::clone(&activity)));
+                                let conn = builder.serve_connection_with_upgrades(io, service);
+                                run(conn, &activity, timeouts, draining, &proxy, client).await;
+                            }
+                            // Ours to fix, not the client's doing.
+                            Err(e @ HandshakeError::FaultCertificate(_)) => {
+                                tracing::warn!(listener = %proxy.name(), %client, error = %e, "no TLS session")
+                            }
+                            Err(e) => tracing::debug!(listener = %proxy.name(), %client, error = %e, "no TLS session"),
                         }
-                        // Ours to fix, not the client's doing.
-                        Err(e @ HandshakeError::FaultCertificate(_)) => {
-                            tracing::warn!(listener = %proxy.name(), %client, error = %e, "no TLS session")
-                        }
-                        Err(e) => tracing::debug!(listener = %proxy.name(), %client, error = %e, "no TLS session"),
-                    }
+                    })
+                    .await
                 }
                 None => {
                     let io = TokioIo::new(Watched::new(stream, Arc::clone(&activity)));
