@@ -127,7 +127,8 @@ fn line(e: &v1::Event) -> Option<Line> {
     };
     let detail = if e.sidecar_id.is_empty() { detail } else { format!("sidecar {}: {detail}", e.sidecar_id) };
     let time = e.time.as_ref().map_or(0, |t| {
-        u64::try_from(t.seconds).unwrap_or(0).saturating_mul(1000) + u64::try_from(t.nanos / 1_000_000).unwrap_or(0)
+        let ms = u64::try_from(t.nanos / 1_000_000).unwrap_or(0);
+        u64::try_from(t.seconds).unwrap_or(0).saturating_mul(1000).saturating_add(ms)
     });
     Some(Line { seq: 0, time, experiment: e.experiment_id.clone(), name: e.experiment_name.clone(), kind, detail })
 }
@@ -155,5 +156,26 @@ mod tests {
             newer.iter().map(|l| l.detail.as_str()).collect::<Vec<_>>(),
             [&*(KEPT + 8).to_string(), &*(KEPT + 9).to_string()]
         );
+    }
+
+    #[test]
+    fn a_sidecars_event_is_named_by_it_and_any_time_it_reports_makes_a_line() {
+        let ended = v1::ExperimentEnded { reason: String::new(), stats: None };
+        for (seconds, nanos, want) in
+            [(1_700_000_000, 5_000_000, 1_700_000_000_005), (i64::MAX, 999_999_999, u64::MAX), (-1, -5, 0)]
+        {
+            let e = v1::Event {
+                time: Some(pbjson_types::Timestamp { seconds, nanos }),
+                experiment_id: "flt-1".into(),
+                experiment_name: "storm".into(),
+                sidecar_id: "s1".into(),
+                kind: Some(v1::event::Kind::Expired(ended.clone())),
+            };
+            let got = line(&e).expect("a line");
+            assert_eq!(got.time, want);
+            assert_eq!(got.detail, "sidecar s1: completed: its duration is over (matched 0, injected 0)");
+        }
+        let stats = v1::Event { kind: Some(v1::event::Kind::Stats(Default::default())), ..Default::default() };
+        assert!(line(&stats).is_none(), "the periodic stats are not lines");
     }
 }

@@ -774,7 +774,8 @@ impl FleetState {
                 for sid in e.targets.keys() {
                     if let Some(c) = inner.sidecars.get(sid).and_then(|s| s.counters.get(&e.id)) {
                         for (k, n) in &c.injected_by_kind {
-                            *by_kind.entry(k.clone()).or_default() += n;
+                            let total = by_kind.entry(k.clone()).or_default();
+                            *total = total.saturating_add(*n);
                         }
                         if timeline.is_empty() {
                             timeline.clone_from(&c.timeline_state);
@@ -806,22 +807,22 @@ impl FleetState {
         let mut sidecars = Vec::new();
         for (id, s) in inner.sidecars.iter().filter(|(_, s)| s.conn.is_some()) {
             let Some(p) = &s.proxy else { continue };
-            proxy.passed += p.passed;
-            proxy.injected += p.injected;
-            proxy.upstream_error += p.upstream_error;
-            proxy.client_error += p.client_error;
-            proxy.faults_active += p.faults_active;
-            proxy.faults_overflow += p.faults_overflow;
+            proxy.passed = proxy.passed.saturating_add(p.passed);
+            proxy.injected = proxy.injected.saturating_add(p.injected);
+            proxy.upstream_error = proxy.upstream_error.saturating_add(p.upstream_error);
+            proxy.client_error = proxy.client_error.saturating_add(p.client_error);
+            proxy.faults_active = proxy.faults_active.saturating_add(p.faults_active);
+            proxy.faults_overflow = proxy.faults_overflow.saturating_add(p.faults_overflow);
             for r in &p.routes {
                 let sum = routes.entry((r.listener.clone(), r.route.clone())).or_insert_with(|| v1::RouteTotals {
                     listener: r.listener.clone(),
                     route: r.route.clone(),
                     ..Default::default()
                 });
-                sum.passed += r.passed;
-                sum.injected += r.injected;
-                sum.upstream_error += r.upstream_error;
-                sum.client_error += r.client_error;
+                sum.passed = sum.passed.saturating_add(r.passed);
+                sum.injected = sum.injected.saturating_add(r.injected);
+                sum.upstream_error = sum.upstream_error.saturating_add(r.upstream_error);
+                sum.client_error = sum.client_error.saturating_add(r.client_error);
             }
             sidecars.push(v1::SidecarStats { sidecar_id: id.clone(), proxy: Some(p.clone()) });
         }
@@ -860,12 +861,48 @@ fn sum_stats(inner: &Inner, id: &str) -> v1::ExperimentStats {
     let Some(e) = inner.experiments.get(id) else { return sum };
     for sid in e.targets.keys() {
         if let Some(s) = inner.sidecars.get(sid).and_then(|s| s.reported.get(id)).and_then(|r| r.stats) {
-            sum.matched += s.matched;
-            sum.injected += s.injected;
-            sum.aborted += s.aborted;
-            sum.delayed += s.delayed;
-            sum.would_inject += s.would_inject;
+            sum.matched = sum.matched.saturating_add(s.matched);
+            sum.injected = sum.injected.saturating_add(s.injected);
+            sum.aborted = sum.aborted.saturating_add(s.aborted);
+            sum.delayed = sum.delayed.saturating_add(s.delayed);
+            sum.would_inject = sum.would_inject.saturating_add(s.would_inject);
         }
     }
     sum
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fleets_totals_saturate_whatever_the_sidecars_report() {
+        let fleet = FleetState::new(Limits::default());
+        let huge = v1::ProxyTotals {
+            passed: u64::MAX,
+            injected: u64::MAX,
+            upstream_error: u64::MAX,
+            client_error: u64::MAX,
+            faults_active: i64::MAX,
+            faults_overflow: u64::MAX,
+            routes: vec![v1::RouteTotals {
+                listener: "web".into(),
+                route: "api".into(),
+                passed: u64::MAX,
+                injected: u64::MAX,
+                upstream_error: u64::MAX,
+                client_error: u64::MAX,
+            }],
+            ..Default::default()
+        };
+        for id in ["s1", "s2"] {
+            let sub = fleet.connect(v1::SidecarHello { id: id.into(), ..Default::default() }, "127.0.0.1:1".into());
+            fleet.status(id, sub.serial, v1::SidecarStatus { proxy: Some(huge.clone()), ..Default::default() });
+        }
+        let stats = fleet.stats(None);
+        let proxy = stats.proxy.expect("the fleet's totals");
+        assert_eq!((proxy.passed, proxy.faults_active), (u64::MAX, i64::MAX));
+        assert_eq!(proxy.routes.first().map(|r| r.passed), Some(u64::MAX));
+        assert_eq!(stats.sidecars.len(), 2);
+    }
 }
