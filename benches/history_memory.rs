@@ -45,6 +45,22 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// Prints the RSS at each mark (seconds of `what`, KiB), and the hour's and six hours' growth against
+/// the minute's.
+fn print_marks(marks: &[(u64, u64)], what: &str) {
+    for (s, rss) in marks {
+        println!("  RSS after {s:>5} s of {what}: {rss:>8} KiB");
+    }
+    let at = |s: u64| marks.iter().find(|(t, _)| *t == s).map_or(0, |(_, rss)| *rss);
+    let (minute, hour, six) = (at(60), at(3600), at(6 * 3600));
+    println!(
+        "  an hour against a minute: {:+} KiB ({:+.2} %); six hours against a minute: {:+} KiB",
+        hour as i64 - minute as i64,
+        (hour as f64 - minute as f64) * 100.0 / minute as f64,
+        six as i64 - minute as i64
+    );
+}
+
 /// Each half runs in a process of its own (this binary, run again with `sidecar` or `controller`), so
 /// that one's freed memory is not in the other's figures.
 fn main() {
@@ -100,16 +116,7 @@ fn sidecar() {
     println!(
         "  RSS with its rings allocated:  {created:>7} KiB (routes' rings; experiments' come with their first tick)"
     );
-    for (s, rss) in &marks {
-        println!("  RSS after {:>5} s of points:  {rss:>7} KiB", s);
-    }
-    let (minute, hour) = (marks[0].1, marks[1].1);
-    println!(
-        "  an hour against a minute: {:+} KiB ({:+.2} %); six hours against a minute: {:+} KiB",
-        hour as i64 - minute as i64,
-        (hour as f64 - minute as f64) * 100.0 / minute as f64,
-        marks[2].1 as i64 - minute as i64
-    );
+    print_marks(&marks, "points");
     println!(
         "  kept: {} second points and {} minute points per route; {} experiment series; {:.2} s to make six hours",
         seconds.routes[0].points.len(),
@@ -166,16 +173,7 @@ fn controller() {
         "fleet history on the controller: {SIDECARS} sidecars reporting {ROUTES} routes and {EXPERIMENTS} experiments each second"
     );
     println!("  RSS before it:                 {before:>7} KiB (the reports to send made)");
-    for (s, rss) in &marks {
-        println!("  RSS after {:>5} s of reports: {rss:>7} KiB", s);
-    }
-    let (minute, hour) = (marks[1].1, marks[2].1);
-    println!(
-        "  an hour against a minute: {:+} KiB ({:+.2} %); six hours against a minute: {:+} KiB",
-        hour as i64 - minute as i64,
-        (hour as f64 - minute as f64) * 100.0 / minute as f64,
-        marks[3].1 as i64 - minute as i64
-    );
+    print_marks(&marks, "reports");
     println!(
         "  a route's last second: {last} requests (the sum of {SIDECARS}); {:.2} s to sum six hours ({:.1} µs a report)",
         took.as_secs_f64(),

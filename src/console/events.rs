@@ -111,10 +111,7 @@ fn line(e: &v1::Event) -> Option<Line> {
         format!("{state}: {reason} (matched {}, injected {})", stats.matched, stats.injected)
     };
     let (kind, detail) = match e.kind.as_ref()? {
-        Kind::Started(s) => {
-            let state = if s.state == v1::ExperimentState::Pending as i32 { "pending" } else { "running" };
-            ("started", format!("started ({state})"))
-        }
+        Kind::Started(s) => ("started", format!("started ({})", crate::control::proto::state_name(s.state))),
         Kind::Running(_) => ("running", "start delay over: running".to_owned()),
         Kind::Timeline(t) => ("phase", t.phase.clone()),
         Kind::GuardTripped(g) => ("guard", format!("guard tripped: {}", g.reason)),
@@ -126,10 +123,7 @@ fn line(e: &v1::Event) -> Option<Line> {
         Kind::Lagged(l) => ("missed", format!("{} event(s) came too fast and are not shown", l.skipped)),
     };
     let detail = if e.sidecar_id.is_empty() { detail } else { format!("sidecar {}: {detail}", e.sidecar_id) };
-    let time = e.time.as_ref().map_or(0, |t| {
-        let ms = u64::try_from(t.nanos / 1_000_000).unwrap_or(0);
-        u64::try_from(t.seconds).unwrap_or(0).saturating_mul(1000).saturating_add(ms)
-    });
+    let time = super::ms(e.time.as_ref()).unwrap_or(0);
     Some(Line { seq: 0, time, experiment: e.experiment_id.clone(), name: e.experiment_name.clone(), kind, detail })
 }
 

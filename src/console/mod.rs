@@ -42,7 +42,7 @@ use crate::{
         audit::{AuditEntry, AuditLog},
         auth::{Caller, Role, Tokens},
         killswitch,
-        proto::to_proto,
+        proto::{is_active, state_name, target_state_name, to_proto},
         scenarios,
     },
     experiment::{Registry, RegistryError},
@@ -447,14 +447,12 @@ impl Console {
 
     fn state(&self, tokens: &Tokens, caller: &Caller, peer: SocketAddr) -> Value {
         let all = self.backend.experiments();
-        let is_active =
-            |e: &&v1::Experiment| matches!(e.state(), v1::ExperimentState::Pending | v1::ExperimentState::Running);
-        let active = all.iter().filter(is_active).count();
+        let active = all.iter().filter(|e| is_active(e.state)).count();
         let running = all.iter().filter(|e| e.state() == v1::ExperimentState::Running).count();
         let experiments: Vec<Value> = all
             .iter()
-            .filter(is_active)
-            .chain(all.iter().filter(|e| !is_active(e)).take(RECENT))
+            .filter(|e| is_active(e.state))
+            .chain(all.iter().filter(|e| !is_active(e.state)).take(RECENT))
             .map(experiment_json)
             .collect();
         let sidecars = self.backend.sidecars().map(|list| {
@@ -616,41 +614,19 @@ fn seconds(d: Option<&pbjson_types::Duration>) -> f64 {
     d.map_or(0.0, |d| d.seconds as f64 + f64::from(d.nanos) / 1e9)
 }
 
-/// Unix milliseconds of a protobuf timestamp.
-fn ms(t: Option<&pbjson_types::Timestamp>) -> Option<u64> {
+/// Unix milliseconds of a protobuf timestamp (none before 1970).
+pub(crate) fn ms(t: Option<&pbjson_types::Timestamp>) -> Option<u64> {
     let t = t?;
     let s = u64::try_from(t.seconds).ok()?;
     Some(s.saturating_mul(1000).saturating_add(u64::try_from(t.nanos / 1_000_000).unwrap_or(0)))
 }
 
-/// A state as the page names it: `running`, `pending`, `completed`, `stopped`, `aborted`.
-fn state_name(s: v1::ExperimentState) -> &'static str {
-    match s {
-        v1::ExperimentState::Pending => "pending",
-        v1::ExperimentState::Running => "running",
-        v1::ExperimentState::Completed => "completed",
-        v1::ExperimentState::Stopped => "stopped",
-        v1::ExperimentState::Aborted => "aborted",
-        v1::ExperimentState::Unspecified => "unknown",
-    }
-}
-
-/// A sidecar target's state as the page names it: `sent`, `applied`, `rejected`, `lost`, `ended`.
-fn target_state_name(s: v1::SidecarTargetState) -> &'static str {
-    match s {
-        v1::SidecarTargetState::Sent => "sent",
-        v1::SidecarTargetState::Applied => "applied",
-        v1::SidecarTargetState::Rejected => "rejected",
-        v1::SidecarTargetState::Lost => "lost",
-        v1::SidecarTargetState::Ended => "ended",
-        v1::SidecarTargetState::Unspecified => "unknown",
-    }
-}
-
 /// One experiment as the page shows it.
 pub fn experiment_json(e: &v1::Experiment) -> Value {
-    let spec = e.spec.clone().unwrap_or_default();
-    let m = spec.r#match.clone().unwrap_or_default();
+    let no_spec = v1::ExperimentSpec::default();
+    let spec = e.spec.as_ref().unwrap_or(&no_spec);
+    let no_match = v1::Match::default();
+    let m = spec.r#match.as_ref().unwrap_or(&no_match);
     let scale = spec.time_scale.filter(|s| *s > 0.0).unwrap_or(1.0);
     let phases: Vec<Value> = spec
         .phases
@@ -668,12 +644,12 @@ pub fn experiment_json(e: &v1::Experiment) -> Value {
     let sidecars: Vec<Value> = e
         .sidecars
         .iter()
-        .map(|t| json!({ "id": t.sidecar_id, "state": target_state_name(t.state()), "reason": t.reason }))
+        .map(|t| json!({ "id": t.sidecar_id, "state": target_state_name(t.state), "reason": t.reason }))
         .collect();
     json!({
         "id": e.id,
         "name": spec.name,
-        "state": state_name(e.state()),
+        "state": state_name(e.state),
         "percentage": spec.percentage.unwrap_or(100.0),
         "dry_run": spec.dry_run,
         "targets": {

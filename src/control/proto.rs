@@ -23,6 +23,36 @@ pub fn state_to_proto(s: State) -> v1::ExperimentState {
     }
 }
 
+/// An experiment state on the wire as people read it: `pending`, `running`, `completed`, `stopped`,
+/// `aborted` (`unknown` for a value this build does not know).
+pub fn state_name(state: i32) -> &'static str {
+    match v1::ExperimentState::try_from(state) {
+        Ok(v1::ExperimentState::Pending) => "pending",
+        Ok(v1::ExperimentState::Running) => "running",
+        Ok(v1::ExperimentState::Completed) => "completed",
+        Ok(v1::ExperimentState::Stopped) => "stopped",
+        Ok(v1::ExperimentState::Aborted) => "aborted",
+        _ => "unknown",
+    }
+}
+
+/// A sidecar target's state as people read it: `sent`, `applied`, `rejected`, `lost`, `ended`.
+pub fn target_state_name(state: i32) -> &'static str {
+    match v1::SidecarTargetState::try_from(state) {
+        Ok(v1::SidecarTargetState::Sent) => "sent",
+        Ok(v1::SidecarTargetState::Applied) => "applied",
+        Ok(v1::SidecarTargetState::Rejected) => "rejected",
+        Ok(v1::SidecarTargetState::Lost) => "lost",
+        Ok(v1::SidecarTargetState::Ended) => "ended",
+        _ => "unknown",
+    }
+}
+
+/// Whether a state on the wire is pending or running.
+pub fn is_active(state: i32) -> bool {
+    state == v1::ExperimentState::Pending as i32 || state == v1::ExperimentState::Running as i32
+}
+
 pub fn to_proto(e: ExperimentInfo) -> v1::Experiment {
     let counts = e.counts();
     v1::Experiment {

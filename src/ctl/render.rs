@@ -4,6 +4,7 @@ use std::{fmt::Write as _, time::SystemTime};
 
 use super::signature::span;
 use super::Output;
+pub use crate::control::proto::{state_name, target_state_name};
 use crate::pb::v1;
 
 /// Renders the scenario list as a table or JSON.
@@ -166,17 +167,6 @@ pub fn render(experiments: &[v1::Experiment], output: Output) -> String {
     }
 }
 
-fn target_state_name(state: i32) -> &'static str {
-    match v1::SidecarTargetState::try_from(state) {
-        Ok(v1::SidecarTargetState::Sent) => "sent",
-        Ok(v1::SidecarTargetState::Applied) => "applied",
-        Ok(v1::SidecarTargetState::Rejected) => "rejected",
-        Ok(v1::SidecarTargetState::Lost) => "lost",
-        Ok(v1::SidecarTargetState::Ended) => "ended",
-        _ => "unknown",
-    }
-}
-
 /// `ctl sidecars`: the controller's fleet, with each sidecar's last rejection under it.
 pub fn render_sidecars(sidecars: &[v1::Sidecar], output: Output) -> String {
     if output == Output::Json {
@@ -217,17 +207,6 @@ pub(super) fn truncate(s: &str, n: usize) -> String {
         s.into_owned()
     } else {
         s.chars().take(n - 1).chain(std::iter::once('…')).collect()
-    }
-}
-
-pub fn state_name(state: i32) -> &'static str {
-    match v1::ExperimentState::try_from(state) {
-        Ok(v1::ExperimentState::Pending) => "pending",
-        Ok(v1::ExperimentState::Running) => "running",
-        Ok(v1::ExperimentState::Completed) => "completed",
-        Ok(v1::ExperimentState::Stopped) => "stopped",
-        Ok(v1::ExperimentState::Aborted) => "aborted",
-        _ => "unknown",
     }
 }
 

@@ -20,7 +20,7 @@ use tokio::{
 
 use super::selector::{Labels, Selector};
 use crate::{
-    control::proto::{duration, timestamp},
+    control::proto::{duration, is_active, timestamp},
     experiment::{Limits, State},
     fault::check::Collector,
     pb::v1::{self, SidecarTargetState as TargetState},
@@ -829,10 +829,6 @@ impl FleetState {
         proxy.routes = routes.into_values().collect();
         v1::GetStatsResponse { time: Some(timestamp(SystemTime::now())), experiments, proxy: Some(proxy), sidecars }
     }
-}
-
-fn is_active(state: i32) -> bool {
-    state == v1::ExperimentState::Pending as i32 || state == v1::ExperimentState::Running as i32
 }
 
 /// The sidecar's entry, if `serial` is its current stream.

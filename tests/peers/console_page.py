@@ -27,6 +27,23 @@ def sign_in(page, token, role):
     expect(page.locator("#login")).to_be_hidden()
 
 
+def changes_are_refused(page, row):
+    """With a read-only token: Stop on `row` (a running experiment), Abort all and Start are each refused
+    with 403, and the experiment still runs."""
+    row.locator("button[data-stop]").click()
+    expect(page.locator("#notice")).to_have_attribute("data-status", "refused")
+    expect(page.locator("#notice")).to_contain_text("403")
+    expect(page.locator("#notice")).to_contain_text("read-only")
+    page.evaluate("document.getElementById('notice').hidden = true")
+    page.once("dialog", lambda d: d.accept())
+    page.click("#abort-all")
+    expect(page.locator("#notice")).to_contain_text("Abort all refused (403)")
+    page.evaluate("document.getElementById('notice').hidden = true")
+    page.click("#start")
+    expect(page.locator("#notice")).to_contain_text("refused (403)")
+    expect(row).to_have_attribute("data-state", "running")
+
+
 class Page:
     """A 1280×900 page of headless Chromium (through its executable path: `playwright install` is never
     run) that keeps the URLs it requested outside `url`'s origin and the errors of its console."""

@@ -15,7 +15,7 @@ import sys
 
 from playwright.sync_api import expect, sync_playwright
 
-from console_page import Page, hear, say, sign_in
+from console_page import Page, changes_are_refused, hear, say, sign_in
 
 URL, ADMIN, VIEWER, CHROMIUM, SHOTS = sys.argv[1:6]
 
@@ -95,17 +95,7 @@ def main():
         expect(page.locator("#sidecars tr[data-sidecar]")).to_have_count(3)
         row = page.locator(f'tr[data-id="{kept}"]')
         expect(row).to_have_attribute("data-state", "running")
-        row.locator("button[data-stop]").click()
-        expect(page.locator("#notice")).to_have_attribute("data-status", "refused")
-        expect(page.locator("#notice")).to_contain_text("403")
-        page.evaluate("document.getElementById('notice').hidden = true")
-        page.once("dialog", lambda d: d.accept())
-        page.click("#abort-all")
-        expect(page.locator("#notice")).to_contain_text("Abort all refused (403)")
-        page.evaluate("document.getElementById('notice').hidden = true")
-        page.click("#start")
-        expect(page.locator("#notice")).to_contain_text("refused (403)")
-        expect(row).to_have_attribute("data-state", "running")
+        changes_are_refused(page, row)
         say("refused")
 
         hear("done")

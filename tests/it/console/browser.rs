@@ -83,9 +83,56 @@ impl Script {
         }
     }
 
+    /// Says `done`, waits for the script to exit well, checks that each of `files` in `shots` is a
+    /// rendered page, and removes `shots` unless it is `docs/img` (`update`).
+    async fn finish(mut self, shots: &std::path::Path, update: bool, files: &[&str]) {
+        self.say("done").await;
+        let status =
+            tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await.expect("exits").expect("status");
+        assert!(status.success(), "the browser script failed");
+        for file in files {
+            let png = std::fs::read(shots.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 20_000, "{file} holds a rendered page");
+        }
+        if !update {
+            let _ = std::fs::remove_dir_all(shots);
+        }
+    }
+
     async fn say(&mut self, line: &str) {
         self.stdin.write_all(format!("{line}\n").as_bytes()).await.expect("to console.py");
         self.stdin.flush().await.expect("flush");
+    }
+}
+
+/// Requests to `urls` in turn every 40 ms, until stopped: at most 3,000 rounds (two minutes).
+struct Traffic {
+    sending: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Traffic {
+    fn start(urls: Vec<String>) -> Traffic {
+        let sending = Arc::new(AtomicBool::new(true));
+        let on = Arc::clone(&sending);
+        let task = tokio::spawn(async move {
+            let http = client();
+            for _ in 0..3_000 {
+                if !on.load(Ordering::Relaxed) {
+                    break;
+                }
+                for u in &urls {
+                    let _ = get(&http, u).await;
+                }
+                tokio::time::sleep(Duration::from_millis(40)).await;
+            }
+        });
+        Traffic { sending, task }
+    }
+
+    async fn stop(self) {
+        self.sending.store(false, Ordering::Relaxed);
+        let _ = self.task.await;
     }
 }
 
@@ -112,21 +159,7 @@ async fn the_console_in_a_browser_shows_starts_charts_aborts_and_refuses_read_on
     let slow = "name: api-latency\nduration: 10m\nmatch: { routes: [api] }\nfaults: [{ delay: { fixed: 30ms } }]\n";
     let slow = c.start_experiment(authorized(v1::StartExperimentRequest { spec: Some(spec(slow)) })).await;
     let slow = slow.expect("starts").into_inner().id;
-    let traffic = Arc::new(AtomicBool::new(true));
-    let sending = Arc::clone(&traffic);
-    let (root, api) = (proxy.url("/"), proxy.url("/api/items"));
-    let sender = tokio::spawn(async move {
-        let http = client();
-        // Bounded: at most 3,000 rounds of two requests (two minutes), fewer when the test ends first.
-        for _ in 0..3_000 {
-            if !sending.load(Ordering::Relaxed) {
-                break;
-            }
-            let _ = get(&http, &root).await;
-            let _ = get(&http, &api).await;
-            tokio::time::sleep(Duration::from_millis(40)).await;
-        }
-    });
+    let traffic = Traffic::start(vec![proxy.url("/"), proxy.url("/api/items")]);
     script.say(&format!("started {phased} {slow}")).await;
     script.expect("aborted").await;
 
@@ -162,19 +195,8 @@ async fn the_console_in_a_browser_shows_starts_charts_aborts_and_refuses_read_on
     assert_eq!(proxy.server.registry().running(), 1);
     assert_eq!(audit_lines(&audit).len(), audited, "refused calls change nothing and are not audited as done");
 
-    script.say("done").await;
-    traffic.store(false, Ordering::Relaxed);
-    let _ = sender.await;
-    let status =
-        tokio::time::timeout(Duration::from_secs(30), script.child.wait()).await.expect("exits").expect("status");
-    assert!(status.success(), "console.py failed");
-    for file in ["console.png", "console-phone.png"] {
-        let png = std::fs::read(shots.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
-        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 20_000, "{file} holds a rendered page");
-    }
-    if !update {
-        let _ = std::fs::remove_dir_all(&shots);
-    }
+    traffic.stop().await;
+    script.finish(&shots, update, &["console.png", "console-phone.png"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -201,22 +223,7 @@ async fn the_controllers_console_in_a_browser_starts_over_a_selector_charts_the_
     for (sid, p) in &sidecars {
         assert_eq!(p.server.registry().running(), usize::from(sid != "s3"), "{sid}");
     }
-    let traffic = Arc::new(AtomicBool::new(true));
-    let sending = Arc::clone(&traffic);
-    let urls: Vec<String> = sidecars.iter().map(|(_, p)| p.url("/")).collect();
-    let sender = tokio::spawn(async move {
-        let http = client();
-        // Bounded: at most 2,000 rounds of one request per sidecar, fewer when the test ends first.
-        for _ in 0..2_000 {
-            if !sending.load(Ordering::Relaxed) {
-                break;
-            }
-            for u in &urls {
-                let _ = get(&http, u).await;
-            }
-            tokio::time::sleep(Duration::from_millis(40)).await;
-        }
-    });
+    let traffic = Traffic::start(sidecars.iter().map(|(_, p)| p.url("/")).collect());
     script.say("traffic").await;
 
     // Abort all from the page: nothing runs on the controller nor on any sidecar, audited with the token.
@@ -254,16 +261,7 @@ async fn the_controllers_console_in_a_browser_starts_over_a_selector_charts_the_
     assert_eq!(controller.fleet().running(), 1, "the read-only token stopped nothing");
     assert_eq!(audit_lines(&audit).len(), audited, "refused calls change nothing and are not audited as done");
 
-    script.say("done").await;
-    traffic.store(false, Ordering::Relaxed);
-    let _ = sender.await;
-    let status =
-        tokio::time::timeout(Duration::from_secs(30), script.child.wait()).await.expect("exits").expect("status");
-    assert!(status.success(), "controller_console.py failed");
-    let png = std::fs::read(shots.join("console-controller.png")).expect("the screenshot");
-    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 20_000, "a rendered page");
-    if !update {
-        let _ = std::fs::remove_dir_all(&shots);
-    }
+    traffic.stop().await;
+    script.finish(&shots, update, &["console-controller.png"]).await;
     controller.shutdown().await;
 }

@@ -9,8 +9,8 @@ use tokio_stream::StreamExt;
 use super::{abort_503, sidecars, start};
 use crate::support::{self, fleet};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_controller_sums_the_fleet_passes_on_its_events_and_top_shows_it() {
+/// A controller and three connected sidecars: s1 and s2 labelled app=web, s3 app=api.
+async fn three_sidecars() -> (edgefault::app::Controller, String, Vec<(String, support::Proxy)>, super::Client) {
     let controller = fleet::controller().await;
     let url = fleet::url(&controller);
     let sidecars = sidecars(
@@ -21,6 +21,12 @@ async fn the_controller_sums_the_fleet_passes_on_its_events_and_top_shows_it() {
     .await;
     let mut c = fleet::client(&controller).await;
     fleet::wait_connected(&mut c, 3).await;
+    (controller, url, sidecars, c)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_sums_the_fleet_passes_on_its_events_and_top_shows_it() {
+    let (_controller, url, sidecars, mut c) = three_sidecars().await;
     let http = support::client();
     for (n, (_, p)) in [5, 3, 0].into_iter().zip(&sidecars) {
         for _ in 0..n {
@@ -121,16 +127,7 @@ fn route_sums(h: &v1::GetHistoryResponse, route: &str) -> (u64, u64, u64, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controllers_history_adds_up_what_every_sidecar_saw_and_ctl_report_draws_it() {
-    let controller = fleet::controller().await;
-    let url = fleet::url(&controller);
-    let sidecars = sidecars(
-        &url,
-        &[("s1", &[("app", "web")]), ("s2", &[("app", "web")]), ("s3", &[("app", "api")])],
-        Duration::from_secs(30),
-    )
-    .await;
-    let mut c = fleet::client(&controller).await;
-    fleet::wait_connected(&mut c, 3).await;
+    let (_controller, url, sidecars, mut c) = three_sidecars().await;
     let e = start(&mut c, &abort_503("{ match_labels: { app: web } }")).await;
     let http = support::client();
     for (n, want, (_, p)) in [(4, 503, &sidecars[0]), (2, 503, &sidecars[1]), (3, 200, &sidecars[2])] {
