@@ -138,6 +138,9 @@ async fn the_binaries_ctl_and_the_python_client_drive_the_fleet() {
         assert_eq!(seen["labels"]["pod-b"]["zone"], "eu-2");
         assert_eq!(seen["targets"], serde_json::json!(["pod-c"]), "{seen}");
         assert_eq!(seen["aborted"], 2, "its experiment and the scenario's");
+        assert_eq!(seen["history_resolution"], 1, "{seen}");
+        let routes = seen["history_routes"].as_array().cloned().unwrap_or_default();
+        assert!(!routes.is_empty(), "the fleet's history, read by the official client: {seen}");
         assert_eventually!(support::get(&http, &pod_a.url("/")).await.status == 200, "aborted everywhere");
     }
 
